@@ -64,7 +64,8 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
             for trial in trials:
                 compose(config_name=command, overrides=trial)
     except Exception as err:  # Hydra raises several types; all mean "bad override"
-        return f"bad override for `prunepeft {command}`: {err}".strip()
+        message = str(err).split("\nConfig search path:")[0].strip()
+        return f"bad override for `prunepeft {command}`: {message}"
     finally:
         GlobalHydra.instance().clear()
     return None

@@ -219,6 +219,3 @@ def register_configs() -> None:
     cs.store(name="run_schema", node=RunConfig)
     cs.store(name="report_schema", node=ReportConfig)
     cs.store(name="export_schema", node=ExportConfig)
-    cs.store(group="model", name="schema", node=ModelConfig)
-    cs.store(group="task", name="schema", node=TaskConfig)
-    cs.store(group="train", name="schema", node=TrainConfig)

@@ -1,0 +1,54 @@
+"""Shared fixtures: composed configs (Hydra compose API), real GLUE slices, tiny models."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+
+from prunepeft.config.schema import register_configs
+
+REPO = Path(__file__).resolve().parents[1]
+GLUE_DIR = REPO.parent / "shared" / "data" / "glue"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def glue_dir() -> Path:
+    """Real GLUE parquet files (`../shared/data/glue`, see its README)."""
+    if not (GLUE_DIR / "rte" / "train.parquet").exists():
+        pytest.skip(f"real GLUE data not found at {GLUE_DIR}")
+    return GLUE_DIR
+
+
+def compose_config(command: str, overrides: list[str] | None = None):
+    """Compose `conf/<command>.yaml` with overrides, exactly as the CLI would (minus Hydra's run)."""
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="prunepeft.conf", version_base="1.3"):
+        cfg = compose(config_name=command, overrides=list(overrides or []), return_hydra_config=False)
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+@pytest.fixture
+def compose_cfg():
+    """Fixture form of `compose_config`."""
+    return compose_config
+
+
+@pytest.fixture
+def tiny_overrides(glue_dir, tmp_path) -> list[str]:
+    """Overrides for a fast in-process run: tiny_bert, a real 64-example RTE slice, test profile."""
+    return [
+        "model=tiny_bert",
+        "task=rte",
+        "train=test",
+        f"data.dir={glue_dir}",
+        "data.train_subset=64",
+        "data.eval_subset=32",
+    ]
