@@ -1,0 +1,175 @@
+"""`prunepeft baseline`: train one fixed configuration and write the run outputs.
+
+Methods: `fft` (full fine-tuning), `head` (frozen backbone), uniform `lora`/`dora`/`adapter`/
+`houlsby` over all layers (sizes from the model config, from `lora_r=`/`adapter_bottleneck=`, or
+sized to the budget with `size_to_budget=true`: the fair uniform baselines of Table 2), and
+`found run=<dir>` (retrain an earlier search's found configuration from a fresh initialisation:
+the paper's architecture transfer, Table 6).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from prunepeft.commands.common import run_in_hydra
+from prunepeft.config.schema import register_configs
+from prunepeft.errors import UserError, check_choice
+from prunepeft.io import read_json
+from prunepeft.runs import RunDir
+from prunepeft.seed import seed_everything
+
+log = logging.getLogger(__name__)
+
+UNIFORM_METHODS = ("lora", "dora", "adapter", "houlsby")
+METHODS = ("fft", "head", *UNIFORM_METHODS, "found")
+FOUND_FILE = "found_config.json"
+
+
+def _found_path(cfg: DictConfig) -> Path:
+    """The found_config.json of `run=<dir>` (checked before anything is trained or written)."""
+    if not cfg.run:
+        raise UserError("method=found needs run=<directory of an earlier `prunepeft search`>")
+    path = Path(cfg.run) / FOUND_FILE
+    if not path.is_file():
+        raise UserError(f"run={cfg.run!r} has no {FOUND_FILE}; point run= at a finished search run directory")
+    return path
+
+
+def _uniform_sizes(cfg: DictConfig, model, family, base: int):
+    """Unit sizes for a uniform baseline: config defaults, explicit overrides, or sized to the budget."""
+    from prunepeft.peft.sizing import uniform_size_for_budget
+    from prunepeft.peft.units import UnitSizes
+    from prunepeft.pruning.budget import budget_params
+
+    if not cfg.size_to_budget:
+        return UnitSizes.from_model(cfg.model, lora_r=cfg.lora_r, adapter_bottleneck=cfg.adapter_bottleneck)
+    if cfg.lora_r is not None or cfg.adapter_bottleneck is not None:
+        raise UserError("size_to_budget=true computes the size from the budget; drop lora_r=/adapter_bottleneck=")
+    budget = budget_params(cfg.budget.percent, cfg.budget.params, base)
+    size = uniform_size_for_budget(model, family, cfg.method, budget, model.config.hidden_size)
+    if cfg.method in ("lora", "dora"):
+        return UnitSizes.from_model(cfg.model, lora_r=size)
+    return UnitSizes.from_model(cfg.model, adapter_bottleneck=size)
+
+
+def prepare(cfg: DictConfig, model, family) -> tuple[Any, dict[str, list], dict[str, Any]]:
+    """Make `model` trainable for `cfg.method`.
+
+    Returns:
+        (model to train, {"peft"|"head"|"backbone": parameters}, params report
+        {peft, head, base, percent, trainable[, sizes]}) where percent = 100 * peft / base.
+    """
+    from prunepeft.models.families import base_model_parameter_count, head_parameters
+
+    head = [p for _, p in head_parameters(model, family)]
+    base = base_model_parameter_count(model, family)
+    if cfg.method in ("fft", "head"):
+        head_ids = {id(p) for p in head}
+        backbone = [p for p in model.parameters() if id(p) not in head_ids]
+        for p in backbone:
+            p.requires_grad_(cfg.method == "fft")
+        for p in head:
+            p.requires_grad_(True)
+        peft = sum(p.numel() for p in backbone) if cfg.method == "fft" else 0
+        groups = {"head": head, "backbone": backbone if cfg.method == "fft" else []}
+        report = {"peft": peft, "head": sum(p.numel() for p in head), "base": base}
+    else:
+        from prunepeft.peft.accounting import count_parameters
+        from prunepeft.peft.supernet import Supernet
+
+        if cfg.method == "found":
+            from prunepeft.peft.found_config import FoundConfig, build_from_found
+
+            found = FoundConfig.load(_found_path(cfg))
+            net = build_from_found(model, family, found, model.config.hidden_size)
+            sizes = None
+        else:
+            sizes = _uniform_sizes(cfg, model, family, base)
+            net = Supernet.build(model, family, [cfg.method], sizes, model.config.hidden_size)
+        counted = count_parameters(net)
+        model = net.model
+        groups = {"peft": net.peft_parameters(), "head": net.head_parameters()}
+        report = {"peft": counted.peft, "head": counted.head, "base": counted.base}
+        if sizes is not None:
+            report["sizes"] = {"lora_r": sizes.lora_r, "adapter_bottleneck": sizes.adapter_bottleneck}
+    report["percent"] = round(100.0 * report["peft"] / report["base"], 4)
+    report["trainable"] = sum(p.numel() for g in groups.values() for p in g)
+    return model, groups, report
+
+
+def _print_result(summary: dict[str, Any]) -> None:
+    p = summary["primary"]
+    best = summary["best_metrics"].get(p["split"], {}).get(p["metric"])
+    Console().print(
+        f"[bold]{summary['task']}[/] {summary['method']} ({summary['model']}): {p['split']} {p['metric']} = "
+        f"[bold green]{p['value']:.4f}[/] (last epoch; best {best:.4f} at epoch {summary['best_epoch']}) · "
+        f"trainable {summary['params']['percent']:.3f}% of the base model · {summary['train']['wall_s']:.0f}s"
+    )
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Train `cfg.method` on `cfg.task` and write run.json, events.jsonl, summary.json, DONE.
+
+    A directory that already has DONE is skipped and its summary returned.
+    """
+    from prunepeft.data import build_task_data
+    from prunepeft.models.families import get_family
+    from prunepeft.models.loading import load_backbone
+    from prunepeft.train import build_param_groups, fit, resolve_device
+
+    check_choice("method", cfg.method, METHODS)
+    if cfg.method == "found":
+        _found_path(cfg)
+    run_dir = Path(run_dir)
+    if (run_dir / "DONE").exists():
+        Console().print(f"{run_dir} is finished (DONE exists); skipping. Delete it to re-run.")
+        return read_json(run_dir / "summary.json")
+    device = resolve_device(cfg.train.device)
+    seed_everything(cfg.seed)
+    # Load and validate everything a user can get wrong BEFORE writing run.json (nothing half-written).
+    family = get_family(cfg.model.family)
+    model, tokenizer = load_backbone(cfg.model, cfg.task.num_labels, cfg.seed)
+    data = build_task_data(cfg, tokenizer)
+    model, groups, params = prepare(cfg, model, family)
+
+    rd = RunDir(run_dir)
+    # A baseline has no checkpoint: an unfinished directory restarts, so drop the stale step events.
+    rd.file("events.jsonl").unlink(missing_ok=True)
+    rd.start("baseline", cfg.seed, OmegaConf.to_container(cfg, resolve=True), str(device))
+    try:
+        result = fit(model, build_param_groups(**groups, train_cfg=cfg.train), data.train, data.evals, tokenizer,
+                     train_cfg=cfg.train, task=cfg.task, epochs=cfg.train.epochs, seed=cfg.seed, run=rd,
+                     phase="train")
+    except BaseException as err:
+        rd.fail(f"{type(err).__name__}: {err}")
+        raise
+    split, metric = cfg.task.eval_splits[0], cfg.task.primary_metric
+    summary = {
+        "command": "baseline", "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method,
+        "seed": cfg.seed, "run": cfg.run if cfg.method == "found" else None,
+        "metrics": result.last,
+        "primary": {"split": split, "metric": metric, "value": result.last[split][metric]},
+        "best_epoch": result.best_epoch, "best_metrics": result.best,
+        "params": params,
+        "train": {"epochs": cfg.train.epochs, "wall_s": result.wall_s, "examples_seen": result.examples_seen,
+                  "steps": result.steps, "train_size": len(data.train), "train_size_full": data.train_size_full},
+        "lr": {"peft": cfg.train.lr_peft, "head": cfg.train.lr_head, "backbone": cfg.train.lr_backbone},
+        "history": result.history,
+    }
+    rd.finish(summary)
+    _print_result(summary)
+    return summary
+
+
+register_configs()
+
+
+@hydra.main(config_path="../conf", config_name="baseline", version_base="1.3")
+def hydra_entry(cfg: DictConfig) -> None:
+    """Hydra app of `prunepeft baseline` (dispatched by prunepeft.cli)."""
+    run_in_hydra(run, cfg)

@@ -1,0 +1,101 @@
+"""Label-stratified, seeded subsets (the search's warm-up set d and low-fidelity runs, Sec. 3).
+
+Every class keeps its share of the examples (largest-remainder rounding, so each class is within
+one example of its exact proportion) and no class is dropped, MNLI's three included. Regression
+targets are stratified on 5 quantile bins of the score (DESIGN.md "Warm-up").
+"""
+from __future__ import annotations
+
+import numpy as np
+from datasets import Dataset
+
+from prunepeft.data.glue import column_values
+from prunepeft.errors import UserError
+
+REGRESSION_BINS = 5
+
+
+def subset_count(size: float | int | None, n: int) -> int:
+    """Resolve a subset size to a row count: None = all, > 1 = a count, (0, 1] = a fraction of `n`.
+
+    Raises:
+        UserError: size <= 0, a fraction that rounds to 0 rows, or a count above `n`.
+    """
+    if size is None:
+        return n
+    size = float(size)
+    if size <= 0:
+        raise UserError(f"subset size {size:g} must be > 0 (a count > 1 or a fraction in (0, 1])")
+    count = int(size) if size > 1 else int(round(size * n))
+    if count < 1:
+        raise UserError(f"subset fraction {size:g} of {n} rows selects no rows")
+    if count > n:
+        raise UserError(f"subset size {count} exceeds the {n} rows available (use a fraction in (0, 1] or a smaller count)")
+    return count
+
+
+def strata(labels: np.ndarray, regression: bool) -> np.ndarray:
+    """Stratum id per row: the label itself, or its quantile bin (0..4) for regression."""
+    labels = np.asarray(labels)
+    if not regression:
+        return labels
+    edges = np.quantile(labels.astype(np.float64), np.linspace(0, 1, REGRESSION_BINS + 1)[1:-1])
+    return np.searchsorted(edges, labels, side="right")
+
+
+def allocate(class_sizes: np.ndarray, total: int) -> np.ndarray:
+    """Split `total` over classes proportionally to `class_sizes`, each class getting at least one.
+
+    Largest-remainder rounding keeps every class within one example of `total * share`.
+    """
+    sizes = np.asarray(class_sizes, dtype=np.int64)
+    exact = total * sizes / sizes.sum()
+    quota = np.maximum(np.floor(exact).astype(np.int64), 1)
+    # Hand out the rows left by flooring to the largest remainders (ties: lower stratum first).
+    while quota.sum() < total:
+        rem = np.where(quota < sizes, exact - quota, -np.inf)
+        quota[int(np.argmax(rem))] += 1
+    # Undo the at-least-one bumps from the most over-served classes that can spare a row.
+    while quota.sum() > total:
+        rem = np.where(quota > 1, exact - quota, np.inf)
+        quota[int(np.argmin(rem))] -= 1
+    return quota
+
+
+def stratified_indices(labels: np.ndarray, size: float | int | None, seed: int, regression: bool) -> np.ndarray:
+    """Sorted row indices of a label-stratified subset (see `stratified_subset`)."""
+    n = len(labels)
+    count = subset_count(size, n)
+    if count == n:
+        return np.arange(n)
+    groups = strata(labels, regression)
+    keys, sizes = np.unique(groups, return_counts=True)
+    if count < len(keys):
+        raise UserError(f"a subset of {count} rows cannot keep all {len(keys)} label strata; use at least {len(keys)}")
+    quota = allocate(sizes, count)
+    # One seeded permutation; each stratum takes its first rows in that order.
+    perm = np.random.default_rng(seed).permutation(n)
+    perm_groups = groups[perm]
+    picked = [perm[perm_groups == key][:q] for key, q in zip(keys, quota)]
+    return np.sort(np.concatenate(picked))
+
+
+def stratified_subset(ds: Dataset, size: float | int | None, seed: int, label_column: str, regression: bool) -> Dataset:
+    """A seeded, label-stratified subset of `ds`, rows in their original order.
+
+    Args:
+        ds: the dataset (raw or tokenised).
+        size: None = all rows; > 1 = a count (`int(size)`, so Hydra's 2000.0 works); (0, 1] = a fraction.
+        seed: drives the choice of rows (same seed -> same rows).
+        label_column: the column to stratify on (`label` raw, `labels` tokenised).
+        regression: stratify on 5 quantile bins of the score instead of class ids.
+
+    Raises:
+        UserError: see `subset_count`, or fewer rows than label strata.
+    """
+    if size is None:
+        return ds
+    if label_column not in ds.column_names:
+        raise UserError(f"cannot stratify on column {label_column!r}; columns present: {', '.join(ds.column_names)}")
+    idx = stratified_indices(np.asarray(column_values(ds, label_column)), size, seed, regression)
+    return ds if len(idx) == len(ds) else ds.select(idx.tolist())

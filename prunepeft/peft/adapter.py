@@ -1,0 +1,82 @@
+"""Bottleneck adapter, Pfeiffer placement: serial, after the FFN output projection.
+
+    out = h + up(act(down(h)))
+
+`ffn_out` is the FFN's output Linear (BERT `output.dense`, Llama `mlp.down_proj`), so the adapter
+acts before the residual add / LayerNorm that follows it — the placement of the authors' code.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from prunepeft.errors import check_choice
+from prunepeft.peft.units import UnitSizes, UnitType, register_unit_type
+from prunepeft.peft.wrapper import INIT_SCHEMES, Branch, branch_dtype, init_kaiming, init_normal, init_zeros
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "swish": nn.SiLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "identity": nn.Identity,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    """The activation module for `name` (UserError naming the valid choices on unknown names)."""
+    return ACTIVATIONS[check_choice("adapter activation", name, ACTIVATIONS)]()
+
+
+class AdapterBranch(Branch):
+    """delta = up(act(down(h))) on the site's output h (width `out_features`)."""
+
+    kind = "serial"
+
+    def __init__(self, linear: nn.Linear, bottleneck: int, activation: str) -> None:
+        super().__init__()
+        kw = {"device": linear.weight.device, "dtype": branch_dtype(linear)}
+        width = linear.out_features
+        self.down = nn.Linear(width, int(bottleneck), **kw)
+        self.act = make_activation(activation)
+        self.up = nn.Linear(int(bottleneck), width, **kw)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.up(self.act(self.down(h.to(self.down.weight.dtype)))).to(h.dtype)
+
+    def reset(self, scheme: str, generator: torch.Generator | None, hidden: int) -> None:
+        check_choice("init scheme", scheme, INIT_SCHEMES)
+        if scheme == "standard":
+            # Kaiming down, up weight and bias exactly 0: a fresh adapter is an exact identity.
+            init_kaiming(self.down.weight, generator)
+            init_zeros(self.up.weight)
+        else:
+            # Eq. (4)-(5): both projections N(0, 1/sqrt(hidden)).
+            std = 1.0 / math.sqrt(hidden)
+            init_normal(self.down.weight, std, generator)
+            init_normal(self.up.weight, std, generator)
+        init_zeros(self.down.bias)
+        init_zeros(self.up.bias)
+
+
+class AdapterType(UnitType):
+    name = "adapter"
+    kind = "serial"
+    sites = ("ffn_out",)
+    size_field = "adapter_bottleneck"
+    json_fields = ("adapter_bottleneck", "adapter_activation")
+
+    def make_branch(self, linear: nn.Linear, sizes: UnitSizes) -> Branch:
+        return AdapterBranch(linear, sizes.adapter_bottleneck, sizes.adapter_activation)
+
+    def site_param_count(self, in_features: int, out_features: int, sizes: UnitSizes) -> int:
+        # down (h·b + b) + up (b·h + h)
+        b = sizes.adapter_bottleneck
+        return 2 * out_features * b + b + out_features
+
+
+ADAPTER = register_unit_type(AdapterType())

@@ -1,0 +1,76 @@
+"""DoRA (Liu et al. 2024): weight-decomposed LoRA, matching peft's `DoraLinearLayer` forward.
+
+    W' = m · (W + s·BA) / ||W + s·BA||_row        (the norm is detached, DoRA §4.3)
+    delta = (m/||·|| - 1) · (W x) + (m/||·||) · s · B A x
+
+The magnitude vector `m` (one entry per output feature) IS trained: it is a unit parameter,
+counted in the budget, but left out of the weight-based criteria (DESIGN.md step 3: it is
+≈||W|| and would dominate them).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prunepeft.peft.lora import LoraBranch, LoraType
+from prunepeft.peft.units import UnitSizes, register_unit_type
+from prunepeft.peft.wrapper import Branch
+
+
+class DoraBranch(LoraBranch):
+    """LoRA plus a trainable magnitude vector; reads the (frozen) base Linear's weight."""
+
+    def __init__(self, linear: nn.Linear, r: int, alpha: float, dropout: float) -> None:
+        super().__init__(linear, r, alpha, dropout)
+        # Plain attribute, not a submodule: the base weight must not count as a unit parameter.
+        self.__dict__["_base"] = linear
+        self.lora_magnitude = nn.Parameter(torch.empty(linear.out_features, **_kw(linear, self)))
+
+    def weight_norm(self) -> torch.Tensor:
+        """Row norm of W + s·BA (one per output feature), detached as in DoRA §4.3."""
+        w = self._base.weight.to(self.lora_A.weight.dtype)
+        lora_weight = self.lora_B.weight @ self.lora_A.weight
+        return torch.linalg.norm(w + self.scaling * lora_weight.detach(), dim=1).detach()
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        base = self._base
+        x = x.to(self.lora_A.weight.dtype)
+        scale = (self.lora_magnitude / self.weight_norm()).view(1, -1)
+        if isinstance(self.lora_dropout, nn.Identity) or not self.training:
+            base_out = h.to(x.dtype)
+            if base.bias is not None:
+                base_out = base_out - base.bias.to(x.dtype)
+        else:
+            # With dropout, peft recomputes W·dropout(x) so that both terms see the same input.
+            x = self.lora_dropout(x)
+            base_out = F.linear(x, base.weight.to(x.dtype))
+        lora_out = self.lora_B(self.lora_A(x))
+        return ((scale - 1) * base_out + scale * lora_out * self.scaling).to(h.dtype)
+
+    def reset(self, scheme: str, generator: torch.Generator | None, hidden: int) -> None:
+        super().reset(scheme, generator, hidden)
+        # Both schemes: m = ||W|| (row norm), peft's init when B = 0.
+        with torch.no_grad():
+            w = self._base.weight.to(self.lora_magnitude.dtype)
+            self.lora_magnitude.copy_(torch.linalg.norm(w, dim=1))
+
+    def criterion_parameters(self) -> list[nn.Parameter]:
+        return [self.lora_A.weight, self.lora_B.weight]
+
+
+def _kw(linear: nn.Linear, branch: LoraBranch) -> dict:
+    return {"device": linear.weight.device, "dtype": branch.lora_A.weight.dtype}
+
+
+class DoraType(LoraType):
+    name = "dora"
+
+    def make_branch(self, linear: nn.Linear, sizes: UnitSizes) -> Branch:
+        return DoraBranch(linear, sizes.lora_r, sizes.lora_alpha, sizes.lora_dropout)
+
+    def site_param_count(self, in_features: int, out_features: int, sizes: UnitSizes) -> int:
+        return sizes.lora_r * (in_features + out_features) + out_features
+
+
+DORA = register_unit_type(DoraType())

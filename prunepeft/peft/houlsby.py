@@ -1,0 +1,15 @@
+"""Houlsby adapters (Houlsby et al. 2019), the placement the paper's text names: one bottleneck
+adapter after the attention output projection AND one after the FFN output projection; both
+form ONE unit per layer (site_index 0 = attn_out, 1 = ffn_out)."""
+from __future__ import annotations
+
+from prunepeft.peft.adapter import AdapterType
+from prunepeft.peft.units import register_unit_type
+
+
+class HoulsbyType(AdapterType):
+    name = "houlsby"
+    sites = ("attn_out", "ffn_out")
+
+
+HOULSBY = register_unit_type(HoulsbyType())

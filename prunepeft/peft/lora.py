@@ -1,0 +1,65 @@
+"""LoRA (Hu et al. 2022): a parallel low-rank branch, y = Wx + (alpha/r)·B·A·dropout(x).
+
+One PrunePEFT *unit* covers the attention query AND value projections of one layer (the
+authors' grouping), so a unit has two branches (site_index 0 = query, 1 = value). Parameter
+names mirror peft's (`lora_A`, `lora_B`) so export is a straight copy.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from prunepeft.errors import check_choice
+from prunepeft.peft.units import UnitSizes, UnitType, register_unit_type
+from prunepeft.peft.wrapper import INIT_SCHEMES, Branch, branch_dtype, init_kaiming, init_normal, init_zeros
+
+
+class LoraBranch(Branch):
+    """The low-rank update of one Linear: delta = scaling · B(A(dropout(x)))."""
+
+    kind = "parallel"
+
+    def __init__(self, linear: nn.Linear, r: int, alpha: float, dropout: float) -> None:
+        super().__init__()
+        kw = {"device": linear.weight.device, "dtype": branch_dtype(linear)}
+        self.r = int(r)
+        self.scaling = float(alpha) / self.r
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.lora_A = nn.Linear(linear.in_features, self.r, bias=False, **kw)
+        self.lora_B = nn.Linear(self.r, linear.out_features, bias=False, **kw)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        # Same op order as peft's LoraLayer.forward, so logits match bit for bit on CPU.
+        x = x.to(self.lora_A.weight.dtype)
+        return (self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling).to(h.dtype)
+
+    def reset(self, scheme: str, generator: torch.Generator | None, hidden: int) -> None:
+        check_choice("init scheme", scheme, INIT_SCHEMES)
+        if scheme == "standard":
+            # peft's default: Kaiming-uniform A, zero B -> the branch starts as an exact no-op.
+            init_kaiming(self.lora_A.weight, generator)
+            init_zeros(self.lora_B.weight)
+        else:
+            # Eq. (4)-(5): both projections N(0, 1/sqrt(hidden)).
+            std = 1.0 / math.sqrt(hidden)
+            init_normal(self.lora_A.weight, std, generator)
+            init_normal(self.lora_B.weight, std, generator)
+
+
+class LoraType(UnitType):
+    name = "lora"
+    kind = "parallel"
+    sites = ("query", "value")
+    size_field = "lora_r"
+    json_fields = ("lora_r", "lora_alpha", "lora_dropout")
+
+    def make_branch(self, linear: nn.Linear, sizes: UnitSizes) -> Branch:
+        return LoraBranch(linear, sizes.lora_r, sizes.lora_alpha, sizes.lora_dropout)
+
+    def site_param_count(self, in_features: int, out_features: int, sizes: UnitSizes) -> int:
+        return sizes.lora_r * (in_features + out_features)
+
+
+LORA = register_unit_type(LoraType())

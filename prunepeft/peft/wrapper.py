@@ -1,0 +1,137 @@
+"""The one wrapper per site Linear that holds the branches of every unit attached to it.
+
+Forward (DESIGN.md step 1; parallel = LoRA/DoRA, serial = adapters):
+
+    h   = base(x)
+    h'  = h  + sum of active parallel deltas(x, h)
+    out = h' + sum of active serial deltas(h')
+
+An inactive branch is skipped entirely (no compute, not "multiplied by zero"), so a supernet
+with every unit inactive computes exactly the plain backbone.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+DeltaHook = Callable[[Any, int, torch.Tensor], None]
+INIT_SCHEMES = ("standard", "paper")
+
+
+def branch_dtype(linear: nn.Linear) -> torch.dtype:
+    """PEFT weights stay float32 on a half-precision backbone (as peft's autocast_adapter_dtype)."""
+    dtype = linear.weight.dtype
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _fill(param: torch.Tensor, sample: Callable[[torch.Tensor], Any]) -> None:
+    """Sample on CPU float32 (a CPU generator cannot draw on CUDA), then copy into `param`."""
+    tmp = torch.empty(param.shape, dtype=torch.float32)
+    sample(tmp)
+    with torch.no_grad():
+        param.copy_(tmp.to(param.device, param.dtype))
+
+
+def init_kaiming(param: torch.Tensor, generator: torch.Generator | None) -> None:
+    """nn.Linear's default weight init (peft's LoRA A): kaiming_uniform_ with a = sqrt(5)."""
+    _fill(param, lambda t: nn.init.kaiming_uniform_(t, a=math.sqrt(5), generator=generator))
+
+
+def init_normal(param: torch.Tensor, std: float, generator: torch.Generator | None) -> None:
+    """N(0, std) (the paper's Eq. 4-5 with std = 1/sqrt(hidden))."""
+    _fill(param, lambda t: nn.init.normal_(t, mean=0.0, std=std, generator=generator))
+
+
+def init_zeros(param: torch.Tensor) -> None:
+    with torch.no_grad():
+        param.zero_()
+
+
+class Branch(nn.Module):
+    """One unit's computation at one site. Subclasses implement `forward` and `reset`.
+
+    Parallel branches: `forward(x, h) -> delta` (x the site input, h the base output).
+    Serial branches: `forward(h) -> delta` (h the output after the parallel branches).
+    """
+
+    kind: str = "parallel"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = True
+        self.uid: Any = None
+        self.site_index = 0
+
+    def reset(self, scheme: str, generator: torch.Generator | None, hidden: int) -> None:
+        """Re-initialise in place with `scheme` ("standard" or "paper", Eq. 4-5)."""
+        raise NotImplementedError
+
+    def criterion_parameters(self) -> list[nn.Parameter]:
+        """Parameters the weight-based criteria look at (all but DoRA's magnitude)."""
+        return list(self.parameters())
+
+
+class PeftLinear(nn.Module):
+    """Wraps a site's frozen nn.Linear and the branches attached to it, keyed by unit type."""
+
+    def __init__(self, base: nn.Linear) -> None:
+        super().__init__()
+        self.base = base
+        self.branches = nn.ModuleDict()
+        self.delta_hook: DeltaHook | None = None
+        self._parallel: tuple[Branch, ...] = ()
+        self._serial: tuple[Branch, ...] = ()
+
+    # Code inside HF models sometimes reads these off the projection (e.g. `.weight.dtype`).
+    @property
+    def in_features(self) -> int:
+        return self.base.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base.out_features
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.base.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base.bias
+
+    def add_branch(self, name: str, branch: Branch) -> None:
+        """Attach a unit's branch under its unit-type name (one branch per type per site)."""
+        if name in self.branches:
+            raise ValueError(f"a {name!r} branch is already attached here")
+        self.branches[name] = branch
+        self._parallel = tuple(b for b in self.branches.values() if b.kind == "parallel")
+        self._serial = tuple(b for b in self.branches.values() if b.kind == "serial")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.base(x)
+        hook = self.delta_hook
+        out = h
+        for branch in self._parallel:
+            if branch.active:
+                delta = branch(x, h)
+                if hook is not None:
+                    hook(branch.uid, branch.site_index, delta.detach())
+                out = out + delta
+        if not self._serial:
+            return out
+        h_par = out
+        for branch in self._serial:
+            if branch.active:
+                delta = branch(h_par)
+                if hook is not None:
+                    hook(branch.uid, branch.site_index, delta.detach())
+                out = out + delta
+        return out
+
+    def extra_repr(self) -> str:
+        active = [n for n, b in self.branches.items() if b.active]
+        return f"active={active}"

@@ -1,0 +1,148 @@
+"""Collect every criterion's statistics in ONE training pass (DESIGN.md step 3).
+
+A train Callback:
+- `on_train_batch_start` keeps the batch's attention mask, so pad tokens do not count.
+- The supernet's delta hook (installed only when "activation" is needed) calls
+  fn(uid, site, Δ) from every ACTIVE branch; we add Σ|Δ| over non-pad tokens and features and
+  the element count per (unit, site). Evaluation forwards (model.eval(), no grad) are skipped.
+- `on_before_optimizer_step` (after backward, BEFORE clipping, grads unscaled) adds the
+  per-element |g| and |w·g| of each active unit's criterion parameters (Table 1's gradient and
+  taylor: a mean over steps of |·|, not |Σ g|).
+Accumulators stay on the parameters' device (no host sync per step) and move to CPU in
+`snapshot()`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Optional
+
+import torch
+
+from prunepeft.pruning.statistics import STAT_KINDS, UnitId, UnitStatistics
+from prunepeft.train.callbacks import Callback
+
+
+def _flat(params: Iterable[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([p.detach().float().reshape(-1) for p in params])
+
+
+def _grad_or_zeros(p: torch.Tensor) -> torch.Tensor:
+    # A parameter without a grad this step (an unused branch) contributes |g| = 0.
+    if p.grad is None:
+        return torch.zeros_like(p, dtype=torch.float32)
+    return p.grad.detach().float()
+
+
+class StatisticsCollector(Callback):
+    """Gathers per-unit statistics for the criteria; see the module docstring.
+
+    Args:
+        supernet: a Supernet (needs `active_ids()`, `criterion_parameters(uid)`,
+            `set_delta_hook(fn)`; `.model` is used to skip evaluation forwards).
+        needs: statistics to gather, a subset of {"weights", "grad", "taylor", "activation"}
+            (`criteria.needs_of(names)`); weights are always reported.
+    """
+
+    def __init__(self, supernet: Any, needs: Iterable[str]) -> None:
+        needs = set(needs)
+        unknown = needs - STAT_KINDS
+        if unknown:
+            raise ValueError(f"unknown statistics {sorted(unknown)}; valid: {sorted(STAT_KINDS)}")
+        self.supernet = supernet
+        self.needs = frozenset(needs | {"weights"})
+        self._mask: Optional[torch.Tensor] = None
+        self._hooked = "activation" in self.needs
+        self.reset()
+        if self._hooked:
+            supernet.set_delta_hook(self._on_delta)
+
+    def reset(self) -> None:
+        """Forget everything accumulated (start of a round or of a warm-up snapshot window)."""
+        self._grad: dict[UnitId, torch.Tensor] = {}
+        self._taylor: dict[UnitId, torch.Tensor] = {}
+        self._steps: dict[UnitId, int] = {}
+        self._act_sum: dict[tuple[UnitId, int], torch.Tensor] = {}
+        self._act_count: dict[tuple[UnitId, int], torch.Tensor] = {}
+
+    def close(self) -> None:
+        """Remove the delta hook (call when the round's training is over)."""
+        if self._hooked:
+            self.supernet.set_delta_hook(None)
+            self._hooked = False
+        self._mask = None
+
+    # --- train Callback -------------------------------------------------------------------
+    def on_train_batch_start(self, batch: dict[str, Any]) -> None:
+        mask = batch.get("attention_mask") if isinstance(batch, dict) else None
+        self._mask = mask.detach() if isinstance(mask, torch.Tensor) else None
+
+    @torch.no_grad()
+    def on_before_optimizer_step(self, step: int) -> None:
+        want_grad, want_taylor = "grad" in self.needs, "taylor" in self.needs
+        if not (want_grad or want_taylor):
+            return
+        for uid in self.supernet.active_ids():
+            params = list(self.supernet.criterion_parameters(uid))
+            g = torch.cat([_grad_or_zeros(p).reshape(-1) for p in params]).abs()
+            if want_grad:
+                self._grad[uid] = self._grad[uid] + g if uid in self._grad else g.clone()
+            if want_taylor:
+                wg = _flat(params).abs() * g  # |w·g| = |w|·|g|, w at this step (before the update)
+                self._taylor[uid] = self._taylor[uid] + wg if uid in self._taylor else wg
+            self._steps[uid] = self._steps.get(uid, 0) + 1
+
+    # --- activation hook ------------------------------------------------------------------
+    def _training_forward(self) -> bool:
+        model = getattr(self.supernet, "model", None)
+        return torch.is_grad_enabled() and (model is None or bool(getattr(model, "training", True)))
+
+    def _on_delta(self, uid: UnitId, site: int, delta: torch.Tensor) -> None:
+        # Checked before entering no_grad: evaluation runs under no_grad / model.eval().
+        if not self._training_forward():
+            return
+        with torch.no_grad():
+            self._add_delta(uid, site, delta.detach().float().abs())
+
+    def _add_delta(self, uid: UnitId, site: int, d: torch.Tensor) -> None:
+        mask = self._mask
+        if mask is not None and d.dim() >= 2 and tuple(mask.shape) == tuple(d.shape[:2]):
+            # float64 totals: a round adds up ~1e9 elements, beyond float32's exact integers.
+            m = mask.to(device=d.device, dtype=torch.float64)
+            feat = d[0, 0].numel()
+            total = (d.reshape(*d.shape[:2], -1).sum(-1, dtype=torch.float64) * m).sum()
+            count = m.sum() * feat
+        else:  # no mask for this shape: every element counts
+            total = d.sum(dtype=torch.float64)
+            count = torch.tensor(float(d.numel()), device=d.device, dtype=torch.float64)
+        key = (uid, int(site))
+        if key in self._act_sum:
+            self._act_sum[key] += total
+            self._act_count[key] += count
+        else:
+            self._act_sum[key] = total.clone()
+            self._act_count[key] = count.clone()
+
+    def _activation(self, uid: UnitId) -> Optional[float]:
+        per_site = [
+            float(self._act_sum[k]) / float(self._act_count[k])
+            for k in sorted(self._act_sum)
+            if k[0] == uid and float(self._act_count[k]) > 0
+        ]
+        return sum(per_site) / len(per_site) if per_site else None
+
+    # --- results --------------------------------------------------------------------------
+    def snapshot(self) -> dict[UnitId, UnitStatistics]:
+        """Statistics of every ACTIVE unit since the last reset (weights = current values)."""
+        out: dict[UnitId, UnitStatistics] = {}
+        for uid in self.supernet.active_ids():
+            steps = self._steps.get(uid, 0)
+            grad = self._grad.get(uid)
+            taylor = self._taylor.get(uid)
+            out[uid] = UnitStatistics(
+                weights=_flat(self.supernet.criterion_parameters(uid)).cpu(),
+                grad_abs=None if grad is None else (grad / steps).cpu(),
+                taylor_abs=None if taylor is None else (taylor / steps).cpu(),
+                activation=self._activation(uid) if "activation" in self.needs else None,
+                steps=steps,
+            )
+        return out

@@ -1,0 +1,102 @@
+"""Training phases of the search: the warm-up pass with T snapshots, and one pruning round.
+
+Both train the supernet with the one loop (`prunepeft.train.fit`) while a StatisticsCollector
+gathers, in the same pass, what every criterion needs (DESIGN.md step 3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from prunepeft.pruning.collector import StatisticsCollector
+from prunepeft.pruning.criteria import needs_of
+from prunepeft.pruning.criteria.base import CriterionContext
+from prunepeft.pruning.scoring import Snapshot, score_snapshot
+from prunepeft.seed import generator
+from prunepeft.train import build_param_groups, fit
+from prunepeft.train.callbacks import Callback
+
+
+def criterion_context(cfg: Any, seed: int) -> CriterionContext:
+    """Tolerances of `zeros` / `threshold` (DESIGN.md step 3) and the seed of `random`."""
+    return CriterionContext(
+        zeros_rel_tol=float(cfg.search.zeros.rel_tol),
+        threshold_quantile=float(cfg.search.threshold.quantile),
+        threshold_t=None if cfg.search.threshold.t is None else float(cfg.search.threshold.t),
+        seed=int(seed),
+    )
+
+
+def train_supernet(supernet, tokenizer, train_ds, eval_sets, cfg, *, epochs: int, seed: int,
+                   phase: str, run=None, callbacks=()):
+    """Train the active units and the head of `supernet` (backbone frozen) with `fit`."""
+    groups = build_param_groups(peft=supernet.peft_parameters(), head=supernet.head_parameters(),
+                                train_cfg=cfg.train)
+    return fit(supernet.model, groups, train_ds, eval_sets, tokenizer, train_cfg=cfg.train, task=cfg.task,
+               epochs=epochs, seed=seed, callbacks=callbacks, run=run, phase=phase)
+
+
+@dataclass
+class SnapshotTaker(Callback):
+    """Scores every criterion at T evenly spaced optimizer steps of the warm-up (Algorithm 1).
+
+    Each snapshot scores the statistics gathered since the previous one (the collector is reset
+    after every snapshot), so the T snapshots see the supernet at T stages of training.
+    """
+
+    collector: StatisticsCollector
+    criteria: tuple[str, ...]
+    snapshots: int
+    cfg: Any
+    seed: int
+    taken: list[Snapshot] = field(default_factory=list)
+
+    def on_step_end(self, step: int, total_steps: int) -> None:
+        t = len(self.taken) + 1
+        if t <= self.snapshots and step >= round(t * total_steps / self.snapshots):
+            stats = self.collector.snapshot()
+            ctx = criterion_context(self.cfg, self.seed + t)
+            self.taken.append(score_snapshot(stats, self.criteria, ctx))
+            self.collector.reset()
+
+
+def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], seed: int, run=None):
+    """Train the supernet on the warm-up subset d, taking T snapshots (DESIGN.md step 5).
+
+    Returns:
+        (snapshots, FitResult).
+    """
+    collector = StatisticsCollector(supernet, needs_of(criteria))
+    taker = SnapshotTaker(collector, criteria, int(cfg.search.warmup.snapshots), cfg, seed)
+    try:
+        result = train_supernet(supernet, tokenizer, subset, {}, cfg, epochs=int(cfg.search.warmup.epochs),
+                                seed=seed, phase="warmup", run=run, callbacks=[collector, taker])
+    finally:
+        collector.close()
+    return taker.taken, result
+
+
+def run_round(supernet, tokenizer, train_ds, eval_sets, cfg, *, round_index: int, criteria: tuple[str, ...],
+              run=None):
+    """One pruning round: re-initialise, train one epoch collecting statistics, score.
+
+    Re-initialisation (Eq. 4-5 for `reinit=paper`) of the surviving units and the head uses the
+    round's seed, so a resumed search re-creates exactly the same round.
+
+    Returns:
+        (snapshot of the round's scores, FitResult, the unit statistics).
+    """
+    seed = int(cfg.seed) + round_index
+    if cfg.search.reinit != "keep":
+        gen = generator(seed)
+        supernet.reinit(supernet.active_ids(), str(cfg.search.reinit), gen)
+        supernet.reinit_head(gen)
+    collector = StatisticsCollector(supernet, needs_of(criteria))
+    try:
+        result = train_supernet(supernet, tokenizer, train_ds, eval_sets, cfg, epochs=1, seed=seed,
+                                phase=f"round{round_index}", run=run, callbacks=[collector])
+        stats = collector.snapshot()
+    finally:
+        collector.close()
+    snapshot = score_snapshot(stats, criteria, criterion_context(cfg, seed))
+    return snapshot, result, stats

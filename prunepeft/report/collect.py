@@ -1,0 +1,154 @@
+"""Read the run outputs under a directory into one pandas DataFrame (one row per run).
+
+The report reads files only (DESIGN.md "Outputs"): `summary.json` (final metrics, params, costs),
+`run.json` (status and the resolved config, used as a fallback for fields an older summary lacks),
+`found_config.json` (layers), and the `DONE` marker. Runs without `DONE` are kept with
+`complete=False`: they are listed as incomplete and never used in a table.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+MARKERS = ("summary.json", "run.json")
+TASK_NAMES = {"rte": "RTE", "mrpc": "MRPC", "stsb": "STS-B", "cola": "CoLA", "sst2": "SST-2",
+              "qnli": "QNLI", "qqp": "QQP", "mnli": "MNLI", "wnli": "WNLI"}
+TASK_ORDER = list(TASK_NAMES)  # column order of the paper's GLUE tables
+DECODER_FAMILIES = ("llama", "qwen2", "mistral")  # Table 3 backbones; the rest go to Table 2
+BASELINE_LABELS = {"fft": "FFT", "head": "Head only", "adapter": "Adapter", "houlsby": "Houlsby",
+                   "lora": "LoRA", "dora": "DoRA", "found": "Found config"}
+STRATEGY_LABELS = {"hybrid": "PrunePEFT", "none": "No pruning", "random": "Random pruning",
+                   "hybrid_no_partition": "No partition"}
+
+
+def _read(path: Path) -> Any:
+    """JSON content of `path`, or None when it is missing or unreadable (a run being written)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    """Nested dict lookup that returns None on any missing level."""
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def task_name(task: str | None) -> str:
+    """Display name of a GLUE task (`sst2` -> `SST-2`)."""
+    return TASK_NAMES.get(task or "", task or "?")
+
+
+def lr_label(lr: Any, method: str | None) -> str:
+    """One string per learning-rate setting, so runs differing only in lr can be grouped.
+
+    `summary.json` has `lr` as a float or as `{peft, head, backbone}`; for full fine-tuning the
+    backbone rate matters, for everything else the PEFT rate (the head follows it in the presets).
+    """
+    if isinstance(lr, dict):
+        key = "backbone" if method == "fft" else "peft"
+        lr = lr.get(key, next(iter(lr.values()), None))
+    if lr is None or (isinstance(lr, float) and math.isnan(lr)):
+        return ""
+    return f"{float(lr):g}"
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Every directory under `root` (itself included) holding summary.json or run.json."""
+    found = {p.parent for name in MARKERS for p in Path(root).rglob(name)}
+    return sorted(d for d in found if not any(part.startswith(".") for part in d.relative_to(root).parts))
+
+
+def _transfer(summary: dict, config: dict, method: str | None) -> tuple[str | None, str | None]:
+    """(kind, source task) of a transfer run (Table 6), from summary.json or, failing that, the config."""
+    t = summary.get("transfer")
+    if isinstance(t, dict):
+        return t.get("kind"), t.get("from_task")
+    source = _get(config, "extra", "source")
+    source = None if source in (None, "none") else source
+    from_run = _get(config, "strategy", "from_run")
+    kind = "strategy" if from_run else ("architecture" if method == "found" else None)
+    source_dir = from_run or summary.get("run") or config.get("run")
+    if kind and source is None and source_dir:  # the source run's own summary names its task
+        source = _get(_read(Path(source_dir) / "summary.json"), "task")
+    return kind, source
+
+
+def method_label(row: dict) -> str:
+    """The row label a run contributes to (Tables 2-6 use these names)."""
+    kind, source = row.get("transfer_kind"), row.get("transfer_from")
+    if kind == "strategy":
+        return f"Strategy transfer from {task_name(source)}"
+    if kind == "architecture":
+        return f"Architecture transfer from {task_name(source)}"
+    if row.get("command") == "baseline":
+        return BASELINE_LABELS.get(row.get("method") or "", row.get("method") or "?")
+    strategy = row.get("strategy") or "hybrid"
+    label = f"Single: {row.get('criterion')}" if strategy == "single" else STRATEGY_LABELS.get(strategy, strategy)
+    if row.get("combine") == "reference":
+        label += " (reference combine)"  # the authors' later variant, not the paper's Eq. (1)
+    return label + (" (low fidelity)" if row.get("fidelity") == "low" else "")
+
+
+def read_run(path: Path, root: Path) -> dict[str, Any]:
+    """One run directory as a flat record (missing values are None, never guessed)."""
+    summary = _read(path / "summary.json") or {}
+    info = _read(path / "run.json") or {}
+    found = _read(path / "found_config.json") or {}
+    config = info.get("config") or {}
+    command = summary.get("command") or info.get("command") or config.get("command")
+    method = summary.get("method") or ("prunepeft" if command == "search" else config.get("method"))
+    primary = summary.get("primary") or {}
+    split, metric = primary.get("split"), primary.get("metric")
+    search = command == "search"
+    row: dict[str, Any] = {
+        "run": path.relative_to(root).as_posix() or ".", "path": str(path),
+        "complete": (path / "DONE").exists() and bool(summary),
+        "status": info.get("status") or ("done" if (path / "DONE").exists() else "incomplete"),
+        "command": command, "task": summary.get("task") or _get(config, "task", "name"),
+        "model": summary.get("model") or _get(config, "model", "name"),
+        "family": found.get("family") or _get(config, "model", "family"),
+        "model_kind": _get(config, "model", "kind"), "method": method,
+        "strategy": (summary.get("strategy") or _get(config, "strategy", "name")) if search else None,
+        "criterion": summary.get("criterion") if "criterion" in summary else _get(config, "strategy", "criterion"),
+        "combine": _get(config, "strategy", "combine") if search else None,
+        "fidelity": (summary.get("fidelity") or _get(config, "search", "fidelity")) if search else None,
+        "seed": summary.get("seed", config.get("seed")),
+        "lr": lr_label(summary.get("lr", _get(config, "train", "lr_peft")), method),
+        "scale": summary.get("scale") or config.get("scale"),
+        "split": split, "metric": metric, "value": primary.get("value"),
+        "best_value": _get(summary, "best_metrics", split or "", metric or ""),
+        "params_percent": _get(summary, "params", "percent"), "params_peft": _get(summary, "params", "peft"),
+        "search_wall_s": _get(summary, "search", "wall_s"),
+        "search_epoch_eq": _get(summary, "search", "epoch_equivalents"),
+        "search_rounds": _get(summary, "search", "rounds"),
+        "train_wall_s": _get(summary, "train", "wall_s"), "train_epochs": _get(summary, "train", "epochs"),
+        "num_layers": found.get("num_layers"),
+        "search_space": ",".join(config.get("search_space") or []) if search else None,
+    }
+    if row["strategy"] != "single":
+        row["criterion"] = None
+    row["transfer_kind"], row["transfer_from"] = _transfer(summary, config, method)
+    row["label"] = method_label(row)
+    return row
+
+
+def collect_runs(root: str | Path) -> pd.DataFrame:
+    """All runs under `root`, one row each, sorted by their relative path.
+
+    Raises nothing for an empty tree: the caller decides (the report command raises UserError).
+    """
+    root = Path(root)
+    rows = [read_run(d, root) for d in find_run_dirs(root)] if root.is_dir() else []
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df = df.astype({"value": float, "seed": "Int64"}, errors="ignore")
+    return df

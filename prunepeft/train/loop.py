@@ -1,0 +1,170 @@
+"""The one training/evaluation loop used by every phase (warm-up, search rounds, retrain, baselines).
+
+Read it top to bottom: seed -> loader -> AdamW + linear schedule -> for each epoch: optimizer steps
+of `grad_accum` micro-batches (callbacks around backward, clip, step) -> evaluate every eval split.
+`train.batch_size` is the batch per optimizer step; `grad_accum` splits it into micro-batches, so
+changing grad_accum saves memory without changing the optimisation.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from prunepeft.data import make_loader
+from prunepeft.errors import UserError
+from prunepeft.metrics import compute_metrics
+from prunepeft.seed import seed_everything
+from prunepeft.train.callbacks import Callback, CallbackList
+from prunepeft.train.device import autocast, model_device, resolve_device
+from prunepeft.train.optim import build_optimizer, linear_schedule, trainable
+
+
+@dataclass
+class FitResult:
+    """What `fit` returns. Epochs count from 1; `best_epoch` is 0 when nothing was evaluated."""
+
+    history: list[dict[str, Any]]  # per epoch: epoch, train_loss, lr, metrics {split: {metric: v}}
+    last: dict[str, dict[str, float]]  # the LAST evaluated epoch's metrics: the headline (DESIGN 8)
+    best: dict[str, dict[str, float]] = field(default_factory=dict)  # by primary metric, 1st split
+    best_epoch: int = 0
+    examples_seen: int = 0
+    steps: int = 0
+    wall_s: float = 0.0
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _chunks(loader: Iterable, size: int) -> Iterator[list]:
+    """Group micro-batches into optimizer steps (the last step of an epoch may be shorter)."""
+    chunk: list = []
+    for item in loader:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _progress(enabled: bool) -> Progress:
+    """A rich progress bar; off when disabled or stdout is not a terminal (logs stay clean)."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+    return Progress(*columns, transient=True, disable=not (enabled and sys.stdout.isatty()))
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, ds, tokenizer, task, batch_size: int, precision: str = "auto") -> dict[str, float]:
+    """The task's metrics of `model` on `ds` (argmax for classification, the raw output for regression)."""
+    was_training, device = model.training, model_device(model)
+    model.eval()
+    preds, labels = [], []
+    for batch in make_loader(ds, tokenizer, batch_size=batch_size, shuffle=False, seed=0):
+        batch = _to_device(batch, device)
+        with autocast(device, precision):
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
+        preds.append(logits.squeeze(-1) if task.num_labels == 1 else logits.argmax(-1))
+        labels.append(batch["labels"])
+    model.train(was_training)
+    return compute_metrics(list(task.metrics), torch.cat(preds).cpu().numpy(), torch.cat(labels).cpu().numpy())
+
+
+def _primary(metrics: dict[str, dict[str, float]], task) -> float:
+    """The primary metric on the first eval split (NaN, e.g. Pearson of constant output, ranks last)."""
+    split = task.eval_splits[0] if task.eval_splits[0] in metrics else next(iter(metrics))
+    value = metrics[split][task.primary_metric]
+    return -math.inf if value is None or np.isnan(value) else float(value)
+
+
+def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: dict, tokenizer, *,
+        train_cfg, task, epochs: int, seed: int, callbacks: Iterable[Callback] = (), run=None,
+        phase: str = "train", evaluate_every_epoch: bool = True) -> FitResult:
+    """Train `model` on `train_ds` with AdamW over `param_groups`; evaluate on every eval set.
+
+    Args:
+        model: a sequence-classification model computing its own loss from `labels`
+            (cross-entropy, or MSE when num_labels == 1).
+        param_groups: from `build_param_groups` (each group keeps its own lr).
+        train_ds, eval_sets: tokenised datasets; eval_sets maps split name -> dataset ({} = none).
+        train_cfg: TrainConfig (batch_size, grad_accum, max_grad_norm, warmup_ratio, precision, ...).
+        task: TaskConfig (metrics, primary_metric, eval_splits, num_labels).
+        epochs, seed: number of epochs; seed for the RNGs and the loader's shuffling.
+        callbacks: `Callback`s, called in order (see callbacks.py for when).
+        run: a RunDir; step events every `log_every` steps and one eval event per epoch go to it.
+        phase: label of the events (warmup, round3, retrain, train, ...).
+        evaluate_every_epoch: False = evaluate after the last epoch only.
+    """
+    accum = int(train_cfg.grad_accum)
+    if accum < 1 or train_cfg.batch_size % accum:
+        raise UserError(f"train.batch_size={train_cfg.batch_size} must be a multiple of train.grad_accum={accum}")
+    seed_everything(seed)
+    device = resolve_device(train_cfg.device)
+    model.to(device)
+    cbs = CallbackList(callbacks)
+    loader = make_loader(train_ds, tokenizer, batch_size=train_cfg.batch_size // accum, shuffle=True, seed=seed)
+    steps_per_epoch = math.ceil(len(loader) / accum)
+    total_steps = max(1, epochs * steps_per_epoch)
+    optimizer = build_optimizer(param_groups)
+    scheduler = linear_schedule(optimizer, total_steps, train_cfg.warmup_ratio)
+    params = trainable(param_groups)
+    history, best, best_epoch, step, seen, start = [], {}, 0, 0, 0, time.time()
+    log_loss, log_n, lr = 0.0, 0, optimizer.param_groups[0]["lr"]
+
+    with _progress(train_cfg.progress) as bar:
+        task_bar = bar.add_task(phase, total=total_steps, info="")
+        for epoch in range(1, epochs + 1):
+            model.train()
+            epoch_loss, epoch_n = 0.0, 0
+            for micro_batches in _chunks(loader, accum):
+                n_step = sum(len(b["labels"]) for b in micro_batches)
+                for batch in micro_batches:
+                    batch = _to_device(batch, device)
+                    cbs.on_train_batch_start(batch)
+                    with autocast(device, train_cfg.precision):
+                        loss = model(**batch).loss.float()
+                    # Weight by micro-batch size so accumulated grads equal the full batch's mean.
+                    n = len(batch["labels"])
+                    (loss * n / n_step).backward()
+                    epoch_loss, log_loss = epoch_loss + loss.item() * n, log_loss + loss.item() * n
+                    epoch_n, log_n = epoch_n + n, log_n + n
+                step += 1
+                cbs.on_before_optimizer_step(step)  # unclipped grads (Table 1: gradient, taylor)
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, train_cfg.max_grad_norm)
+                lr = optimizer.param_groups[0]["lr"]
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                seen += n_step
+                cbs.on_step_end(step, total_steps)
+                if run is not None and (step % train_cfg.log_every == 0 or step == total_steps):
+                    run.event(phase=phase, kind="step", step=step, epoch=epoch, loss=round(log_loss / log_n, 6),
+                              lr=lr, grad_norm=round(float(grad_norm), 6))
+                    log_loss, log_n = 0.0, 0
+                bar.update(task_bar, advance=1, info=f"epoch {epoch}/{epochs} loss {loss.item():.4f}")
+
+
+            metrics: dict[str, dict[str, float]] = {}
+            if eval_sets and (evaluate_every_epoch or epoch == epochs):
+                metrics = {split: evaluate(model, ds, tokenizer, task, train_cfg.eval_batch_size, train_cfg.precision)
+                           for split, ds in eval_sets.items()}
+                if not best or _primary(metrics, task) > _primary(best, task):
+                    best, best_epoch = metrics, epoch
+            history.append({"epoch": epoch, "train_loss": epoch_loss / max(1, epoch_n), "lr": lr, "metrics": metrics})
+            if run is not None:
+                run.event(phase=phase, kind="eval", step=step, epoch=epoch,
+                          train_loss=round(epoch_loss / max(1, epoch_n), 6), metrics=metrics)
+            cbs.on_epoch_end(epoch, metrics)
+
+    last = next((h["metrics"] for h in reversed(history) if h["metrics"]), {})
+    return FitResult(history=history, last=last, best=best, best_epoch=best_epoch,
+                     examples_seen=seen, steps=step, wall_s=round(time.time() - start, 3))

@@ -1,0 +1,116 @@
+"""The search end to end on tiny_bert with a real RTE slice (in-process: compose + run)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prunepeft.commands import search as search_cmd
+from prunepeft.errors import UserError
+from prunepeft.io import read_json, read_jsonl
+from prunepeft.pruning.search import SimulatedCrash
+
+# tiny_bert: LoRA r=4 on q,v = 512 params/unit, adapter b=8 = 552; supernet 8 units = 4,256.
+SEARCH = ["search.warmup.subset=32", "search.warmup.epochs=1", "search.warmup.snapshots=2",
+          "search.retrain_epochs=1", "budget.params=2000", "search.k=2"]
+
+
+@pytest.fixture
+def search_overrides(tiny_overrides):
+    return tiny_overrides + SEARCH
+
+
+def _run(compose_cfg, overrides, run_dir):
+    return search_cmd.run(compose_cfg("search", overrides), run_dir)
+
+
+def test_hybrid_search_writes_outputs_and_meets_budget(compose_cfg, search_overrides, tmp_path):
+    summary = _run(compose_cfg, search_overrides, tmp_path)
+    for name in ("run.json", "events.jsonl", "warmup.json", "rounds.jsonl", "found_config.json",
+                 "summary.json", "DONE", "units.safetensors", "head.safetensors"):
+        assert (tmp_path / name).exists(), name
+    rounds = read_jsonl(tmp_path / "rounds.jsonl")
+    # 4,256 -> top-2 -> top-2 -> last round down to <= 2,000: every round but the last removes k = 2.
+    assert all(len(r["removed"]) == 2 for r in rounds[:-1])
+    assert rounds[-1]["last"] and rounds[-1]["params_left"] <= 2000
+    assert all(r["params_left"] > 2000 for r in rounds[:-1])
+    found = read_json(tmp_path / "found_config.json")
+    assert found["params"]["peft"] == summary["params"]["peft"] <= 2000
+    assert len(found["units"]) == 8 - sum(len(r["removed"]) for r in rounds)
+    # the removed units are exactly the highest-p ones of each round (never skipping one)
+    for r in rounds:
+        p = r["combined"]["p"]
+        ranked = sorted(p, key=p.get, reverse=True)
+        assert set(r["removed"]) == set(ranked[: len(r["removed"])])
+    warm = read_json(tmp_path / "warmup.json")
+    assert set(warm["assignment"]) == {f"b{b}:{t}" for b in range(4) for t in ("lora", "adapter")}
+    assert set(warm["assignment"].values()) <= {"weight", "zeros", "threshold", "activation", "taylor", "gradient"}
+    assert summary["search"]["epoch_equivalents"] > 0 and summary["primary"]["metric"] == "accuracy"
+    assert 0.0 <= summary["primary"]["value"] <= 1.0
+
+
+def test_same_seed_same_found_config(compose_cfg, search_overrides, tmp_path):
+    _run(compose_cfg, search_overrides, tmp_path / "a")
+    _run(compose_cfg, search_overrides, tmp_path / "b")
+    a = read_json(tmp_path / "a" / "found_config.json")
+    b = read_json(tmp_path / "b" / "found_config.json")
+    assert a == b
+
+
+def test_crash_and_resume_gives_the_same_configuration(compose_cfg, search_overrides, tmp_path):
+    _run(compose_cfg, search_overrides, tmp_path / "straight")
+    crashed = tmp_path / "crashed"
+    with pytest.raises(SimulatedCrash):
+        _run(compose_cfg, search_overrides + ["debug.crash_after_round=1"], crashed)
+    assert not (crashed / "DONE").exists()
+    assert read_json(crashed / "run.json")["status"] == "failed"
+    assert len(read_jsonl(crashed / "rounds.jsonl")) == 1
+    _run(compose_cfg, search_overrides, crashed)  # resumes from round 1
+    assert read_json(crashed / "run.json")["attempts"] == 2
+    straight = read_json(tmp_path / "straight" / "found_config.json")
+    assert read_json(crashed / "found_config.json") == straight
+    removed = [r["removed"] for r in read_jsonl(crashed / "rounds.jsonl")]
+    assert removed == [r["removed"] for r in read_jsonl(tmp_path / "straight" / "rounds.jsonl")]
+
+
+def test_finished_run_is_skipped(compose_cfg, search_overrides, tmp_path, capsys):
+    first = _run(compose_cfg, search_overrides, tmp_path)
+    stamp = (tmp_path / "summary.json").stat().st_mtime_ns
+    again = _run(compose_cfg, search_overrides, tmp_path)
+    assert again == json.loads(json.dumps(first))
+    assert (tmp_path / "summary.json").stat().st_mtime_ns == stamp
+    assert "already finished" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("strategy", ["single", "random", "hybrid_no_partition", "reference"])
+def test_every_strategy_runs_end_to_end(compose_cfg, search_overrides, tmp_path, strategy):
+    summary = _run(compose_cfg, search_overrides + [f"strategy={strategy}"], tmp_path)
+    assert summary["params"]["peft"] <= 2000
+    assert not (tmp_path / "warmup.json").exists() or strategy == "reference"
+    rounds = read_jsonl(tmp_path / "rounds.jsonl")
+    assert rounds and rounds[-1]["params_left"] <= 2000
+
+
+def test_strategy_none_retrains_the_whole_supernet(compose_cfg, search_overrides, tmp_path):
+    summary = _run(compose_cfg, search_overrides + ["strategy=none"], tmp_path)
+    assert summary["params"]["peft"] == 4 * 512 + 4 * 552
+    assert not (tmp_path / "rounds.jsonl").exists()
+
+
+def test_budget_above_supernet_prunes_nothing(compose_cfg, search_overrides, tmp_path):
+    summary = _run(compose_cfg, search_overrides + ["budget.params=100000"], tmp_path)
+    assert summary["params"]["peft"] == 4256 and summary["search"]["rounds"] == 0
+
+
+def test_budget_below_smallest_unit_is_a_clear_error(compose_cfg, search_overrides, tmp_path):
+    with pytest.raises(UserError, match="below the smallest unit"):
+        _run(compose_cfg, search_overrides + ["budget.params=100"], tmp_path)
+
+
+def test_strategy_transfer_reuses_the_assignment(compose_cfg, search_overrides, tmp_path):
+    _run(compose_cfg, search_overrides, tmp_path / "source")
+    summary = _run(compose_cfg, search_overrides + [f"strategy.from_run={tmp_path / 'source'}"], tmp_path / "t")
+    assert not (tmp_path / "t" / "warmup.json").exists()
+    assert summary["transfer"]["kind"] == "strategy"
+    with pytest.raises(UserError, match="warmup.json"):
+        _run(compose_cfg, search_overrides + [f"strategy.from_run={tmp_path / 'nowhere'}"], tmp_path / "u")
