@@ -14,7 +14,7 @@ export TOKENIZERS_PARALLELISM ?= false
 .PHONY: help venv install install-demo test demo bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,17 @@ install: $(VENV)/.dev  ## venv with the package and dev extras
 test: $(VENV)/.dev  ## run the test suite (creates .venv if missing)
 	$(PY) -m pytest
 
-demo: $(VENV)/.demo  ## the main job on the bundled MiniLM-L6 backbone and SST-2 (< 10 min on 2 cores)
-	$(VENV)/bin/prunepeft baseline task=sst2 model=minilm_l6 method=fft train=cpu data.train_subset=2000
+# The demo: a low-fidelity PrunePEFT search on a stratified 2k SST-2 subset with the bundled
+# MiniLM-L6 (warm-up d=512, rounds on d, k=4 -> <= 3 rounds, 2 retrain epochs, max length 64).
+DEMO_DIR ?= outputs/demo/sst2-minilm_l6-hybrid-low
+DEMO_ARGS ?= task=sst2 model=minilm_l6 train=cpu train.max_length=64 data.train_subset=2000 \
+	search.fidelity=low search.warmup.subset=512 search.k=4 search.retrain_epochs=2 hydra.run.dir=$(DEMO_DIR)
+
+demo: $(VENV)/.demo  ## the main job: a PrunePEFT search on SST-2 with the bundled MiniLM-L6 (< 10 min on 2 cores)
+	$(VENV)/bin/prunepeft search $(DEMO_ARGS)
+	@grep -h "^demo-reference:" BENCHMARKS.md 2>/dev/null | sed 's/^demo-reference: /for comparison (BENCHMARKS.md): /' || true
 
 clean:  ## remove the venv and run outputs
 	rm -rf $(VENV) outputs multirun
+
+include make/tables.mk

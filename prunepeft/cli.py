@@ -6,6 +6,7 @@ Hydra's exit code 1.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
 
@@ -64,11 +65,26 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
             for trial in trials:
                 compose(config_name=command, overrides=trial)
     except Exception as err:  # Hydra raises several types; all mean "bad override"
-        message = str(err).split("\nConfig search path:")[0].strip()
-        return f"bad override for `prunepeft {command}`: {message}"
+        return f"bad override for `prunepeft {command}`: {_explain(err)}"
     finally:
         GlobalHydra.instance().clear()
     return None
+
+
+def _explain(err: Exception) -> str:
+    """Hydra's message, plus the valid keys when a key is unknown (Hydra only suggests `+key=`)."""
+    message = str(err).split("\nConfig search path:")[0].strip()
+    cause = err.__cause__
+    full_key = getattr(cause, "full_key", None)
+    if cause is None or not full_key:
+        return message
+    detail = str(cause).split("\n")[0]  # e.g. "Key 'lrr' not in 'TrainConfig'", "Value 'abc' ... Float"
+    schema = getattr(cause, "object_type", None)
+    if "not in" in detail and dataclasses.is_dataclass(schema):
+        parent = full_key.rpartition(".")[0]
+        keys = ", ".join(sorted(f.name for f in dataclasses.fields(schema)))
+        return f"unknown key {full_key!r}; valid keys{f' of {parent!r}' if parent else ''}: {keys}"
+    return f"{message.splitlines()[0]} ({detail})"
 
 
 def main(argv: list[str] | None = None) -> None:

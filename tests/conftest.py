@@ -41,8 +41,7 @@ def compose_cfg():
     return compose_config
 
 
-@pytest.fixture
-def tiny_overrides(glue_dir, tmp_path) -> list[str]:
+def tiny_overrides_for(glue_dir: Path) -> list[str]:
     """Overrides for a fast in-process run: tiny_bert, a real 64-example RTE slice, test profile."""
     return [
         "model=tiny_bert",
@@ -52,3 +51,9 @@ def tiny_overrides(glue_dir, tmp_path) -> list[str]:
         "data.train_subset=64",
         "data.eval_subset=32",
     ]
+
+
+@pytest.fixture
+def tiny_overrides(glue_dir) -> list[str]:
+    """Fixture form of `tiny_overrides_for`."""
+    return tiny_overrides_for(glue_dir)

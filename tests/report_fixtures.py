@@ -27,7 +27,8 @@ def make_run(root: Path, rel: str, *, command: str, task: str, seed: int, value:
               "model": {"name": model, "family": family, "kind": "pretrained"}, "task": {"name": task},
               "strategy": {"name": strategy, "criterion": criterion, "combine": "paper", "from_run": None},
               "search": {"fidelity": fidelity}, "search_space": SPACE, "train": {"lr_peft": lr}, "extra": {}}
-    _write(run / "run.json", {"command": command, "seed": seed, "status": "done" if done else "running", "config": config})
+    status = "done" if done else "running"
+    _write(run / "run.json", {"command": command, "seed": seed, "status": status, "config": config})
     summary = {"command": command, "task": task, "model": model, "method": "prunepeft" if search else method,
                "seed": seed, "metrics": {"validation": {metric: value}},
                "primary": {"split": "validation", "metric": metric, "value": value}, "best_epoch": 2,
@@ -45,9 +46,13 @@ def make_run(root: Path, rel: str, *, command: str, task: str, seed: int, value:
 
 def add_search_files(run: Path, kept: dict[int, list[str]], num_layers: int = 6, seed: int = 1) -> None:
     """found_config.json, warmup.json and rounds.jsonl of a search run (`kept`: layer -> unit types)."""
-    layers = {str(i): [{"type": t} for t in kept.get(i, [])] for i in range(num_layers)}
+    if seed == 1:  # the layout of the brief: {"layer": [units]}
+        found = {"layers": {str(i): [{"type": t} for t in kept.get(i, [])] for i in range(num_layers)}}
+    else:  # the layout `prunepeft search` writes: a layer list plus the flat unit keys
+        found = {"layers": [{"layer": i, "units": [{"type": t} for t in kept.get(i, [])]} for i in range(num_layers)],
+                 "units": [f"{i}:{t}" for i in sorted(kept) for t in kept[i]], "search_space": SPACE}
     _write(run / "found_config.json", {"family": "bert", "model_id": "x", "num_layers": num_layers,
-                                       "layers": layers, "params": 170000, "percent": 0.75})
+                                       "params": 170000, "percent": 0.75, **found})
     _write(run / "warmup.json", {
         "tendency": {"taylor": {"b0:lora": 0.6}, "weight": {"b0:lora": 0.4}},
         "assignment": {"b0:lora": "taylor"}, "snapshots": 4, "k": 2,
@@ -56,6 +61,7 @@ def add_search_files(run: Path, kept: dict[int, list[str]], num_layers: int = 6,
     rounds = []
     for r in (1, 2, 3):
         rounds.append({"round": r, "active_before": [], "removed": [f"{r}:lora"], "params_left": 400000 - r * 80000,
-                       "percent_left": 1.96 - r * 0.4, "dev": {"accuracy": 0.6 + 0.02 * r + 0.001 * seed},
+                       "percent_left": 1.96 - r * 0.4,
+                       "dev": {"validation": {"accuracy": 0.6 + 0.02 * r + 0.001 * seed}},
                        "scores": {}, "picks": {"taylor": [f"{r}:lora"], "gradient": ["0:adapter"]}})
     (run / "rounds.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rounds), encoding="utf-8")

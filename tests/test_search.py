@@ -24,8 +24,18 @@ def _run(compose_cfg, overrides, run_dir):
     return search_cmd.run(compose_cfg("search", overrides), run_dir)
 
 
-def test_hybrid_search_writes_outputs_and_meets_budget(compose_cfg, search_overrides, tmp_path):
-    summary = _run(compose_cfg, search_overrides, tmp_path)
+@pytest.fixture(scope="module")
+def hybrid_run(glue_dir, tmp_path_factory):
+    """One finished hybrid search, shared by the tests that only read it (CI time)."""
+    from conftest import compose_config, tiny_overrides_for
+
+    run_dir = tmp_path_factory.mktemp("hybrid")
+    summary = search_cmd.run(compose_config("search", tiny_overrides_for(glue_dir) + SEARCH), run_dir)
+    return run_dir, summary
+
+
+def test_hybrid_search_writes_outputs_and_meets_budget(hybrid_run):
+    tmp_path, summary = hybrid_run
     for name in ("run.json", "events.jsonl", "warmup.json", "rounds.jsonl", "found_config.json",
                  "summary.json", "DONE", "units.safetensors", "head.safetensors"):
         assert (tmp_path / name).exists(), name
@@ -49,16 +59,16 @@ def test_hybrid_search_writes_outputs_and_meets_budget(compose_cfg, search_overr
     assert 0.0 <= summary["primary"]["value"] <= 1.0
 
 
-def test_same_seed_same_found_config(compose_cfg, search_overrides, tmp_path):
-    _run(compose_cfg, search_overrides, tmp_path / "a")
+def test_same_seed_same_found_config(compose_cfg, search_overrides, tmp_path, hybrid_run):
     _run(compose_cfg, search_overrides, tmp_path / "b")
-    a = read_json(tmp_path / "a" / "found_config.json")
+    a = read_json(hybrid_run[0] / "found_config.json")
     b = read_json(tmp_path / "b" / "found_config.json")
     assert a == b
+    assert read_jsonl(hybrid_run[0] / "rounds.jsonl")[0]["combined"] == read_jsonl(tmp_path / "b" / "rounds.jsonl")[0]["combined"]
 
 
-def test_crash_and_resume_gives_the_same_configuration(compose_cfg, search_overrides, tmp_path):
-    _run(compose_cfg, search_overrides, tmp_path / "straight")
+def test_crash_and_resume_gives_the_same_configuration(compose_cfg, search_overrides, tmp_path, hybrid_run):
+    straight_dir = hybrid_run[0]
     crashed = tmp_path / "crashed"
     with pytest.raises(SimulatedCrash):
         _run(compose_cfg, search_overrides + ["debug.crash_after_round=1"], crashed)
@@ -67,18 +77,18 @@ def test_crash_and_resume_gives_the_same_configuration(compose_cfg, search_overr
     assert len(read_jsonl(crashed / "rounds.jsonl")) == 1
     _run(compose_cfg, search_overrides, crashed)  # resumes from round 1
     assert read_json(crashed / "run.json")["attempts"] == 2
-    straight = read_json(tmp_path / "straight" / "found_config.json")
+    straight = read_json(straight_dir / "found_config.json")
     assert read_json(crashed / "found_config.json") == straight
     removed = [r["removed"] for r in read_jsonl(crashed / "rounds.jsonl")]
-    assert removed == [r["removed"] for r in read_jsonl(tmp_path / "straight" / "rounds.jsonl")]
+    assert removed == [r["removed"] for r in read_jsonl(straight_dir / "rounds.jsonl")]
 
 
-def test_finished_run_is_skipped(compose_cfg, search_overrides, tmp_path, capsys):
-    first = _run(compose_cfg, search_overrides, tmp_path)
-    stamp = (tmp_path / "summary.json").stat().st_mtime_ns
-    again = _run(compose_cfg, search_overrides, tmp_path)
+def test_finished_run_is_skipped(compose_cfg, search_overrides, hybrid_run, capsys):
+    run_dir, first = hybrid_run
+    stamp = (run_dir / "summary.json").stat().st_mtime_ns
+    again = _run(compose_cfg, search_overrides, run_dir)
     assert again == json.loads(json.dumps(first))
-    assert (tmp_path / "summary.json").stat().st_mtime_ns == stamp
+    assert (run_dir / "summary.json").stat().st_mtime_ns == stamp
     assert "already finished" in capsys.readouterr().out
 
 
@@ -107,9 +117,8 @@ def test_budget_below_smallest_unit_is_a_clear_error(compose_cfg, search_overrid
         _run(compose_cfg, search_overrides + ["budget.params=100"], tmp_path)
 
 
-def test_strategy_transfer_reuses_the_assignment(compose_cfg, search_overrides, tmp_path):
-    _run(compose_cfg, search_overrides, tmp_path / "source")
-    summary = _run(compose_cfg, search_overrides + [f"strategy.from_run={tmp_path / 'source'}"], tmp_path / "t")
+def test_strategy_transfer_reuses_the_assignment(compose_cfg, search_overrides, tmp_path, hybrid_run):
+    summary = _run(compose_cfg, search_overrides + [f"strategy.from_run={hybrid_run[0]}"], tmp_path / "t")
     assert not (tmp_path / "t" / "warmup.json").exists()
     assert summary["transfer"]["kind"] == "strategy"
     with pytest.raises(UserError, match="warmup.json"):

@@ -86,28 +86,27 @@ class Recorder(Callback):
 
 def test_fit_learns_toy_task_and_writes_events(tmp_path):
     model, tok = tiny_model()
-    train, dev = toy_dataset(tok, 96, seed=0), toy_dataset(tok, 64, seed=1)
-    tc = train_cfg(epochs=6, log_every=2, lr_head=1e-2, lr_backbone=1e-2)
+    train, dev = toy_dataset(tok, 128, seed=0), toy_dataset(tok, 64, seed=1)
+    tc = train_cfg(epochs=8, log_every=2, lr_head=1e-2, lr_backbone=1e-2)
     run = RunDir(tmp_path)
     res = fit(model, all_groups(model, tc), train, {"validation": dev}, tok, train_cfg=tc, task=TASK,
-              epochs=6, seed=0, run=run, phase="unit")
+              epochs=8, seed=0, run=run, phase="unit")
     losses = [h["train_loss"] for h in res.history]
-    print("LOSSES", losses)
-    assert losses[-1] < 0.6 * losses[0], losses
+    assert losses[-1] < 0.3 * losses[0], losses
     assert res.last["validation"]["accuracy"] >= 0.9
     assert res.last == res.history[-1]["metrics"]
     best_acc = max(h["metrics"]["validation"]["accuracy"] for h in res.history)
     assert res.best["validation"]["accuracy"] == best_acc
     assert res.history[res.best_epoch - 1]["metrics"] == res.best
-    assert res.steps == 6 * 6 and res.examples_seen == 6 * 96
+    assert res.steps == 8 * 8 and res.examples_seen == 8 * 128
     events = read_jsonl(tmp_path / "events.jsonl")
     steps = [e for e in events if e["kind"] == "step"]
     evals = [e for e in events if e["kind"] == "eval"]
-    assert [e["step"] for e in steps] == list(range(2, 37, 2))
+    assert [e["step"] for e in steps] == list(range(2, 65, 2))
     assert all(e["phase"] == "unit" and e["loss"] > 0 for e in steps)
     lrs = [e["lr"] for e in steps]  # no warm-up: linear decay from 1e-2 (the step's lr is logged)
-    assert lrs[0] == pytest.approx(1e-2 * 35 / 36) and all(a > b for a, b in zip(lrs, lrs[1:]))
-    assert [e["epoch"] for e in evals] == [1, 2, 3, 4, 5, 6]
+    assert lrs[0] == pytest.approx(1e-2 * 63 / 64) and all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert [e["epoch"] for e in evals] == list(range(1, 9))
     assert evals[-1]["metrics"] == res.last
 
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from prunepeft.commands.common import run_in_hydra
+from prunepeft.commands.display import print_result
 from prunepeft.config.schema import register_configs
 from prunepeft.errors import UserError, check_choice
 from prunepeft.io import read_json
@@ -52,9 +53,7 @@ def _uniform_sizes(cfg: DictConfig, model, family, base: int):
         raise UserError("size_to_budget=true computes the size from the budget; drop lora_r=/adapter_bottleneck=")
     budget = budget_params(cfg.budget.percent, cfg.budget.params, base)
     size = uniform_size_for_budget(model, family, cfg.method, budget, model.config.hidden_size)
-    if cfg.method in ("lora", "dora"):
-        return UnitSizes.from_model(cfg.model, lora_r=size)
-    return UnitSizes.from_model(cfg.model, adapter_bottleneck=size)
+    return UnitSizes.from_model(cfg.model).with_size(cfg.method, size)
 
 
 def prepare(cfg: DictConfig, model, family) -> tuple[Any, dict[str, list], dict[str, Any]]:
@@ -102,33 +101,24 @@ def prepare(cfg: DictConfig, model, family) -> tuple[Any, dict[str, list], dict[
     return model, groups, report
 
 
-def _print_result(summary: dict[str, Any]) -> None:
-    p = summary["primary"]
-    best = summary["best_metrics"].get(p["split"], {}).get(p["metric"])
-    Console().print(
-        f"[bold]{summary['task']}[/] {summary['method']} ({summary['model']}): {p['split']} {p['metric']} = "
-        f"[bold green]{p['value']:.4f}[/] (last epoch; best {best:.4f} at epoch {summary['best_epoch']}) · "
-        f"trainable {summary['params']['percent']:.3f}% of the base model · {summary['train']['wall_s']:.0f}s"
-    )
-
-
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train `cfg.method` on `cfg.task` and write run.json, events.jsonl, summary.json, DONE.
 
     A directory that already has DONE is skipped and its summary returned.
     """
+    run_dir = Path(run_dir)
+    if (run_dir / "DONE").exists():
+        Console().print(f"already finished: {run_dir} (DONE exists; delete the directory to run again)")
+        return read_json(run_dir / "summary.json")
+    check_choice("method", cfg.method, METHODS)
+    if cfg.method == "found":
+        _found_path(cfg)
+    # Heavy imports after the cheap checks (a typo in `method` fails instantly).
     from prunepeft.data import build_task_data
     from prunepeft.models.families import get_family
     from prunepeft.models.loading import load_backbone
     from prunepeft.train import build_param_groups, fit, resolve_device
 
-    check_choice("method", cfg.method, METHODS)
-    if cfg.method == "found":
-        _found_path(cfg)
-    run_dir = Path(run_dir)
-    if (run_dir / "DONE").exists():
-        Console().print(f"{run_dir} is finished (DONE exists); skipping. Delete it to re-run.")
-        return read_json(run_dir / "summary.json")
     device = resolve_device(cfg.train.device)
     seed_everything(cfg.seed)
     # Load and validate everything a user can get wrong BEFORE writing run.json (nothing half-written).
@@ -136,6 +126,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     model, tokenizer = load_backbone(cfg.model, cfg.task.num_labels, cfg.seed)
     data = build_task_data(cfg, tokenizer)
     model, groups, params = prepare(cfg, model, family)
+    log.info("baseline %s on %s (%s): %d train examples, eval %s; trainable %s", cfg.method, cfg.task.name,
+             cfg.model.name, len(data.train), {k: len(v) for k, v in data.evals.items()}, params)
 
     rd = RunDir(run_dir)
     # A baseline has no checkpoint: an unfinished directory restarts, so drop the stale step events.
@@ -156,13 +148,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "primary": {"split": split, "metric": metric, "value": result.last[split][metric]},
         "best_epoch": result.best_epoch, "best_metrics": result.best,
         "params": params,
+        "size_to_budget": bool(cfg.size_to_budget),
+        "budget": OmegaConf.to_container(cfg.budget) if cfg.size_to_budget else None,
         "train": {"epochs": cfg.train.epochs, "wall_s": result.wall_s, "examples_seen": result.examples_seen,
                   "steps": result.steps, "train_size": len(data.train), "train_size_full": data.train_size_full},
         "lr": {"peft": cfg.train.lr_peft, "head": cfg.train.lr_head, "backbone": cfg.train.lr_backbone},
         "history": result.history,
     }
     rd.finish(summary)
-    _print_result(summary)
+    print_result(summary)
     return summary
 
 

@@ -25,7 +25,8 @@ class DoraBranch(LoraBranch):
         super().__init__(linear, r, alpha, dropout)
         # Plain attribute, not a submodule: the base weight must not count as a unit parameter.
         self.__dict__["_base"] = linear
-        self.lora_magnitude = nn.Parameter(torch.empty(linear.out_features, **_kw(linear, self)))
+        dtype = self.lora_A.weight.dtype
+        self.lora_magnitude = nn.Parameter(torch.empty(linear.out_features, device=linear.weight.device, dtype=dtype))
 
     def weight_norm(self) -> torch.Tensor:
         """Row norm of W + s·BA (one per output feature), detached as in DoRA §4.3."""
@@ -57,10 +58,6 @@ class DoraBranch(LoraBranch):
 
     def criterion_parameters(self) -> list[nn.Parameter]:
         return [self.lora_A.weight, self.lora_B.weight]
-
-
-def _kw(linear: nn.Linear, branch: LoraBranch) -> dict:
-    return {"device": linear.weight.device, "dtype": branch.lora_A.weight.dtype}
 
 
 class DoraType(LoraType):

@@ -91,7 +91,9 @@ def lora_config_kwargs(supernet: Supernet) -> dict[str, Any]:
         "use_dora": kind == "dora",
         "rank_pattern": rank_pattern,
         "alpha_pattern": alpha_pattern,
-        "modules_to_save": list(family.head_prefixes),
+        # task_type SEQ_CLS already makes peft save `classifier` and `score`; add the rest of the
+        # head (DeBERTa's pooler) so the exported adapter carries the whole trained head.
+        "modules_to_save": [p for p in family.head_prefixes if p not in ("classifier", "score")] or None,
         "bias": "none",
     }
 

@@ -5,6 +5,15 @@ their sizes, the parameter counts (from `accounting`, the one source of truth) a
 backbone, the model family and id. `build_from_found` puts fresh units of that shape on a
 backbone (retrain, architecture transfer: Table 6). The search also writes the retrained unit
 and head weights next to it as `UNITS_FILE` and `HEAD_FILE` (safetensors).
+
+Layout (every layer listed, empty ones too; `params` per unit from `accounting`):
+
+    {"format": "prunepeft.found_config/1", "family": "bert", "model_name": "minilm_l6",
+     "model_id": "sentence-transformers/all-MiniLM-L6-v2", "num_layers": 6, "hidden_size": 384,
+     "search_space": ["lora", "adapter"], "units": ["0:lora", "3:adapter", ...],
+     "layers": [{"layer": 0, "units": [{"type": "lora", "params": 24576,
+                 "sizes": {"lora_r": 16, "lora_alpha": 32.0, "lora_dropout": 0.0}}]}, ...],
+     "params": {"peft": ..., "head": ..., "base": ..., "percent_of_base": ...}}
 """
 from __future__ import annotations
 
@@ -58,7 +67,7 @@ class FoundConfig:
             num_layers=supernet.num_layers,
             hidden_size=supernet.hidden_size,
             search_space=list(supernet.search_space),
-            units={uid: supernet.unit_sizes(uid) for uid in supernet.active_ids()},
+            units={uid: get_unit_type(uid[1]).own_sizes(supernet.unit_sizes(uid)) for uid in supernet.active_ids()},
             model_name=getattr(model_cfg, "name", None) if model_cfg is not None else None,
             model_id=model_id,
             per_unit=dict(report.per_unit),
@@ -95,8 +104,11 @@ class FoundConfig:
         ]
         return {
             "format": FORMAT,
-            "model": {"family": self.family, "name": self.model_name, "id": self.model_id,
-                      "num_layers": self.num_layers, "hidden_size": self.hidden_size},
+            "family": self.family,
+            "model_name": self.model_name,
+            "model_id": self.model_id,
+            "num_layers": self.num_layers,
+            "hidden_size": self.hidden_size,
             "search_space": self.search_space,
             "units": [unit_key(uid) for uid in self.units],
             "layers": layers,
@@ -108,7 +120,7 @@ class FoundConfig:
     def from_json(cls, data: dict[str, Any], source: str = "found_config") -> FoundConfig:
         """Parse `to_json`'s layout; UserError naming `source` on anything malformed."""
         try:
-            model, params = data["model"], data["params"]
+            params = data["params"]
             units: dict[UnitId, UnitSizes] = {}
             per_unit: dict[UnitId, int] = {}
             known = {f.name for f in fields(UnitSizes)}
@@ -121,9 +133,9 @@ class FoundConfig:
                     if unit.get("params") is not None:
                         per_unit[uid] = int(unit["params"])
             return cls(
-                family=str(model["family"]), num_layers=int(model["num_layers"]),
-                hidden_size=int(model["hidden_size"]), search_space=list(data["search_space"]),
-                units=units, model_name=model.get("name"), model_id=model.get("id"), per_unit=per_unit,
+                family=str(data["family"]), num_layers=int(data["num_layers"]),
+                hidden_size=int(data["hidden_size"]), search_space=list(data["search_space"]),
+                units=units, model_name=data.get("model_name"), model_id=data.get("model_id"), per_unit=per_unit,
                 peft_params=int(params["peft"]), head_params=int(params["head"]),
                 base_params=int(params["base"]), percent=float(params["percent_of_base"]),
             )

@@ -26,7 +26,7 @@ from prunepeft.models.families import (
     site_linear,
     transformer_layers,
 )
-from prunepeft.peft.units import UnitId, UnitSizes, UnitType, get_unit_type, parse_unit_key, unit_key
+from prunepeft.peft.units import UnitId, UnitSizes, UnitType, get_unit_type, unit_key
 from prunepeft.peft.wrapper import INIT_SCHEMES, Branch, PeftLinear, init_normal
 
 REINIT_SCHEMES = (*INIT_SCHEMES, "keep")
@@ -70,8 +70,8 @@ class Supernet:
         cls, model: nn.Module, family: Family, search_space: list[str], sizes: UnitSizes, hidden_size: int
     ) -> Supernet:
         """Inject every type of `search_space` into every layer, `standard` init (torch's global RNG)."""
-        net = cls(model, family, hidden_size, search_space)
         sizes.validate()
+        net = cls(model, family, hidden_size, search_space)
         for layer in range(net.num_layers):
             for name in net.search_space:
                 net._add_unit((layer, name), sizes)
@@ -90,6 +90,7 @@ class Supernet:
         generator: torch.Generator | None = None,
     ) -> Supernet:
         """Inject only `units` (each with its own sizes), freshly initialised with `scheme`."""
+        check_choice("init scheme", scheme, INIT_SCHEMES)  # fresh units have no weights to `keep`
         space = search_space or sorted({name for _, name in units}, key=_registry_order)
         net = cls(model, family, hidden_size, space)
         for uid in sorted(units, key=net._order):
@@ -235,7 +236,6 @@ class Supernet:
                 f"unit weights do not match the active units: missing {missing[:6]}, unexpected {unexpected[:6]}"
             )
         for key, tensor in sd.items():
-            parse_unit_key(key.split(".", 1)[0])
             _copy(expected[key], tensor, key)
 
     def save_units(self, path: str | os.PathLike) -> None:

@@ -116,6 +116,10 @@ class UnitType:
         """The sizes this type uses, for found_config.json."""
         return {f: getattr(sizes, f) for f in self.json_fields}
 
+    def own_sizes(self, sizes: UnitSizes) -> UnitSizes:
+        """`sizes` with the fields this type does not use reset to defaults (a canonical form)."""
+        return UnitSizes(**self.sizes_json(sizes))
+
 
 UNIT_TYPES: dict[str, UnitType] = {}
 

@@ -65,7 +65,8 @@ def paired_delta(rows: pd.DataFrame, reference: pd.DataFrame, column: str = "poi
     return stats([a[s] - b[s] for s in shared], [int(s) for s in shared], digits=1)
 
 
-def select_lr(df: pd.DataFrame, keys: tuple[str, ...] = ("model", "label", "task")) -> tuple[pd.DataFrame, pd.DataFrame]:
+def select_lr(df: pd.DataFrame,
+              keys: tuple[str, ...] = ("model", "label", "task")) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep, per `keys` group, the runs of the learning rate with the best mean dev metric.
 
     The paper tuned the learning rate per task; runs that differ only in `lr` are such a sweep.

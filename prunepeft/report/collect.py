@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 
 MARKERS = ("summary.json", "run.json")
+NUMERIC = ("seed", "value", "best_value", "params_percent", "params_peft", "search_wall_s", "search_epoch_eq",
+           "search_rounds", "train_wall_s", "train_epochs", "num_layers")
 TASK_NAMES = {"rte": "RTE", "mrpc": "MRPC", "stsb": "STS-B", "cola": "CoLA", "sst2": "SST-2",
               "qnli": "QNLI", "qqp": "QQP", "mnli": "MNLI", "wnli": "WNLI"}
 TASK_ORDER = list(TASK_NAMES)  # column order of the paper's GLUE tables
@@ -68,16 +70,19 @@ def find_run_dirs(root: Path) -> list[Path]:
 
 
 def _transfer(summary: dict, config: dict, method: str | None) -> tuple[str | None, str | None]:
-    """(kind, source task) of a transfer run (Table 6), from summary.json or, failing that, the config."""
-    t = summary.get("transfer")
-    if isinstance(t, dict):
-        return t.get("kind"), t.get("from_task")
-    source = _get(config, "extra", "source")
+    """(kind, source task) of a transfer run (Table 6).
+
+    From summary.json's `transfer` ({kind, from_task} or {kind, from_run}), else from the config
+    (`strategy.from_run`, `method=found run=...`, the presets' `extra.source`); a source run's own
+    summary.json names its task when nothing else does.
+    """
+    t = summary.get("transfer") if isinstance(summary.get("transfer"), dict) else {}
+    from_run = t.get("from_run") or _get(config, "strategy", "from_run")
+    source_dir = from_run or (summary.get("run") or config.get("run") if method == "found" else None)
+    kind = t.get("kind") or ("strategy" if from_run else ("architecture" if method == "found" else None))
+    source = t.get("from_task") or _get(config, "extra", "source")
     source = None if source in (None, "none") else source
-    from_run = _get(config, "strategy", "from_run")
-    kind = "strategy" if from_run else ("architecture" if method == "found" else None)
-    source_dir = from_run or summary.get("run") or config.get("run")
-    if kind and source is None and source_dir:  # the source run's own summary names its task
+    if kind and source is None and source_dir:
         source = _get(_read(Path(source_dir) / "summary.json"), "task")
     return kind, source
 
@@ -119,7 +124,7 @@ def read_run(path: Path, root: Path) -> dict[str, Any]:
         "model_kind": _get(config, "model", "kind"), "method": method,
         "strategy": (summary.get("strategy") or _get(config, "strategy", "name")) if search else None,
         "criterion": summary.get("criterion") if "criterion" in summary else _get(config, "strategy", "criterion"),
-        "combine": _get(config, "strategy", "combine") if search else None,
+        "combine": (summary.get("combine") or _get(config, "strategy", "combine")) if search else None,
         "fidelity": (summary.get("fidelity") or _get(config, "search", "fidelity")) if search else None,
         "seed": summary.get("seed", config.get("seed")),
         "lr": lr_label(summary.get("lr", _get(config, "train", "lr_peft")), method),
@@ -132,7 +137,7 @@ def read_run(path: Path, root: Path) -> dict[str, Any]:
         "search_rounds": _get(summary, "search", "rounds"),
         "train_wall_s": _get(summary, "train", "wall_s"), "train_epochs": _get(summary, "train", "epochs"),
         "num_layers": found.get("num_layers"),
-        "search_space": ",".join(config.get("search_space") or []) if search else None,
+        "search_space": ",".join(found.get("search_space") or config.get("search_space") or []) if search else None,
     }
     if row["strategy"] != "single":
         row["criterion"] = None
@@ -149,6 +154,6 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
     root = Path(root)
     rows = [read_run(d, root) for d in find_run_dirs(root)] if root.is_dir() else []
     df = pd.DataFrame(rows)
-    if not df.empty:
-        df = df.astype({"value": float, "seed": "Int64"}, errors="ignore")
+    for col in NUMERIC if not df.empty else ():
+        df[col] = pd.to_numeric(df[col], errors="coerce")  # None -> NaN, so arithmetic never hits None
     return df

@@ -44,7 +44,7 @@ def _save(fig: plt.Figure, out_dir: Path, name: str) -> FigureFile:
     out_dir.mkdir(parents=True, exist_ok=True)
     panels = sum(1 for ax in fig.axes if ax.get_label() != "<colorbar>")
     png, pdf = out_dir / f"{name}.png", out_dir / f"{name}.pdf"
-    fig.savefig(png, dpi=120, bbox_inches="tight")
+    fig.savefig(png, dpi=100, bbox_inches="tight")
     fig.savefig(pdf, bbox_inches="tight")
     plt.close(fig)
     return FigureFile(name, png, pdf, panels)
@@ -85,7 +85,7 @@ def _grid(runs: pd.DataFrame, seen: set[tuple[int, str]]) -> tuple[int, list[str
 def _grid_axes(n: int, ncols: int = 3, w: float = 4.2, h: float = 2.2) -> tuple[plt.Figure, list[plt.Axes]]:
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows + 0.6), squeeze=False, layout="constrained")
     flat = list(axes.flat)
     for ax in flat[n:]:
         fig.delaxes(ax)
@@ -131,10 +131,20 @@ def figure1(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
 
 
 def _kept(path: Path) -> set[tuple[int, str]] | None:
-    layers = _read_json(path / "found_config.json").get("layers")
-    if layers is None:
-        return None
-    return {(int(l), u["type"]) for l, units in layers.items() for u in units}
+    """Units of a run's found configuration, or None without found_config.json.
+
+    Accepts the flat `units` list ("3:lora", ...) and `layers` as {"3": [{"type": ...}]} or as
+    [{"layer": 3, "units": [{"type": ...}]}].
+    """
+    found = _read_json(path / "found_config.json")
+    if isinstance(found.get("units"), list):
+        return {_unit(k) for k in found["units"]}
+    layers = found.get("layers")
+    if isinstance(layers, dict):
+        return {(int(l), u["type"]) for l, units in layers.items() for u in units}
+    if isinstance(layers, list):
+        return {(int(e["layer"]), u["type"]) for e in layers for u in e.get("units", [])}
+    return None
 
 
 def figure3(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
@@ -162,7 +172,7 @@ def figure3(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
             ax.set_ylim(0, 1.05)
             ax.set_xlabel("layer", fontsize=8)
             ax.set_ylabel("pruned fraction", fontsize=8)
-        axes[0].legend(fontsize=7)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper right", fontsize=7, ncols=len(types))
         fig.suptitle(f"Figure 3 — pruning frequency of the found configurations ({model})", fontsize=10)
         files.append(_save(fig, out_dir, f"figure3_{model}"))
     return files
@@ -187,7 +197,7 @@ def round_plots(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
             continue
         x = [r.get("round", i + 1) for i, r in enumerate(rounds)]
         metric = row.metric if isinstance(row.metric, str) else None
-        fig, (a, b) = plt.subplots(1, 2, figsize=(8.4, 2.8))
+        fig, (a, b) = plt.subplots(1, 2, figsize=(8.4, 2.8), layout="constrained")
         a.plot(x, [r.get("percent_left", math.nan) for r in rounds], marker="o")
         if row.params_percent == row.params_percent and row.params_percent is not None:
             a.axhline(row.params_percent, ls="--", c="grey", lw=1, label="found config")
@@ -195,8 +205,9 @@ def round_plots(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
         a.set(xlabel="round", ylabel="active PEFT params (% of base)")
         b.plot(x, [_dev_value(r.get("dev") or {}, metric) for r in rounds], marker="o", c="tab:orange")
         b.set(xlabel="round", ylabel=f"dev {metric or 'metric'}")
+        for ax in (a, b):
+            ax.set_xticks(x)
         fig.suptitle(f"{row.run}", fontsize=9)
-        fig.tight_layout()
         files.append(_save(fig, out_dir, "rounds_" + (row.run.strip(".").replace("/", "__") or "run")))
     return files
 

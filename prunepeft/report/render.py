@@ -46,18 +46,24 @@ class Table:
         return self.cells.get((row, col), Cell())
 
     def marks(self) -> dict[tuple[Row, str], str]:
-        """{(row, column): "best" | "second"} ranked on the displayed (rounded) means."""
+        """{(row, column): "best" | "second"}, ranked on the displayed (rounded) means.
+
+        Rows are ranked within their model (the first index column): comparing a 6-layer MiniLM
+        with Llama-3-8B in one column says nothing. Ties share a mark; one value is never marked.
+        """
         out: dict[tuple[Row, str], str] = {}
-        for col in self.columns:
-            vals = {r: round(c.mean, c.digits) for r in self.rows if not (c := self.cell(r, col.name)).missing}
-            if col.better is None or len(vals) < 2:
-                continue
-            ranked = sorted(set(vals.values()), reverse=col.better == "higher")
-            for r, v in vals.items():
-                if v == ranked[0]:
-                    out[(r, col.name)] = "best"
-                elif len(ranked) > 1 and v == ranked[1]:
-                    out[(r, col.name)] = "second"
+        for model in dict.fromkeys(r[0] for r in self.rows):
+            rows = [r for r in self.rows if r[0] == model]
+            for col in self.columns:
+                vals = {r: round(c.mean, c.digits) for r in rows if not (c := self.cell(r, col.name)).missing}
+                if col.better is None or len(vals) < 2:
+                    continue
+                ranked = sorted(set(vals.values()), reverse=col.better == "higher")
+                for r, v in vals.items():
+                    if v == ranked[0]:
+                        out[(r, col.name)] = "best"
+                    elif len(ranked) > 1 and v == ranked[1]:
+                        out[(r, col.name)] = "second"
         return out
 
 

@@ -27,14 +27,16 @@ REFERENCE_HEADER = ["table", "model", "method", "column", "value", "source", "no
 MAIN_ROWS = ["FFT", "Head only", "Adapter", "Houlsby", "LoRA", "DoRA", "PrunePEFT", "PrunePEFT (low fidelity)"]
 ABLATION_ROWS = ["No pruning", "Random pruning", "Single criterion", "No partition", "PrunePEFT"]
 LEGEND = ("Cells: dev-set metric ×100 (last epoch), mean ± sample std over seeds (n = seeds); Avg = mean of the "
-          "task means (rows with every task){params}; **best**, <u>second</u> per column; — = no finished run.")
+          "task means (rows with every task){params}; **best**, <u>second</u> per column and model; "
+          "— = no finished run.")
 
 
 def load_reference(path: str | Path | None = None) -> pd.DataFrame:
     """The paper's reported numbers (versioned CSV; header `table,model,method,column,value,source,note`)."""
     path = Path(path) if path else REFERENCE_CSV
     if not path.is_file():
-        raise UserError(f"reference_csv={str(path)!r} does not exist; give a CSV with header {','.join(REFERENCE_HEADER)}")
+        raise UserError(f"reference_csv={str(path)!r} does not exist; "
+                        f"give a CSV with header {','.join(REFERENCE_HEADER)}")
     with open(path, encoding="utf-8", newline="") as fh:
         header = next(csv.reader(fh), [])
     if header != REFERENCE_HEADER:
@@ -42,7 +44,8 @@ def load_reference(path: str | Path | None = None) -> pd.DataFrame:
     ref = pd.read_csv(path, dtype=str, keep_default_na=False)
     bad = [v for v in ref["value"] if not _is_number(v)]
     if bad:
-        raise UserError(f"reference_csv={str(path)!r}: non-numeric value(s) {bad[:3]}; leave a number out instead of guessing")
+        raise UserError(f"reference_csv={str(path)!r}: non-numeric value(s) {bad[:3]}; "
+                        "leave a number out instead of guessing")
     return ref
 
 
@@ -63,12 +66,17 @@ def _paper_block(ref: pd.DataFrame, key: str) -> pd.DataFrame | None:
     sub = ref[ref["table"] == key]
     if sub.empty:
         return None
-    order = sorted(sub["column"].unique(), key=lambda c: (c not in TASK_ORDER, TASK_ORDER.index(c) if c in TASK_ORDER else 0, c == "params", c))
+    order = sorted(sub["column"].unique(), key=lambda c: (_task_rank(c), c == "params", c))
     rows = []
     for (model, method), g in sub.groupby(["model", "method"], sort=False):
         values = dict(zip(g["column"], g["value"]))
         rows.append([model, f"{method} (paper)", *(values.get(c, "—") for c in order)])
     return pd.DataFrame(rows, columns=["Model", "Method", *map(_column_name, order)])
+
+
+def _task_rank(task: str) -> int:
+    """Position of a task in the paper's column order (unknown tasks and other columns last)."""
+    return TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER)
 
 
 def _order(labels: list[str], preferred: list[str]) -> list[str]:
@@ -123,11 +131,11 @@ def _table4(d: pd.DataFrame) -> Table:
                      "device; epoch-equivalents = training examples processed by the search / training-set size; "
                      "— = not applicable or not recorded.")
     d = d.assign(ratio=d["search_wall_s"] / d["train_wall_s"])
-    for (model, task), g in sorted(d.groupby(["model", "task"]), key=lambda kv: (kv[0][0], TASK_ORDER.index(kv[0][1]) if kv[0][1] in TASK_ORDER else 99)):
+    for (model, task), g in sorted(d.groupby(["model", "task"]), key=lambda kv: (kv[0][0], _task_rank(kv[0][1]))):
         for label in _order(list(g["label"].unique()), MAIN_ROWS):
             row, gl = (model, task_name(task), label), g[g["label"] == label]
-            for col, field, digits in (("Search (epoch-eq.)", "search_epoch_eq", 2), ("Search (s)", "search_wall_s", 0),
-                                       ("Retrain epochs", "train_epochs", 0), ("Retrain (s)", "train_wall_s", 0),
+            for col, field, digits in (("Search (epoch-eq.)", "search_epoch_eq", 2), ("Search (s)", "search_wall_s", 1),
+                                       ("Retrain epochs", "train_epochs", 0), ("Retrain (s)", "train_wall_s", 1),
                                        ("Search / retrain", "ratio", 2)):
                 t.cells[(row, col)] = seed_cell(gl, field, digits, show_std=col != "Retrain epochs")
             t.rows.append(row)
@@ -148,11 +156,12 @@ def _table5(d: pd.DataFrame, lr_choices: pd.DataFrame) -> Table:
         d = d[~((d["model"] == model) & d["label"].str.startswith("Single: ") & (d["label"] != best))]
         crit = best.removeprefix("Single: ")
         d.loc[(d["model"] == model) & (d["label"] == best), "label"] = f"Single criterion (best: {crit})"
-        listed = ", ".join(f"{l.removeprefix('Single: ')} {v:.1f}" for l, v in per_task.sort_values(ascending=False).items())
+        ranked = per_task.sort_values(ascending=False).items()
+        listed = ", ".join(f"{label.removeprefix('Single: ')} {v:.1f}" for label, v in ranked)
         notes.append(f"{model}: best single criterion = {crit}, chosen by its mean dev metric over tasks ({listed}).")
     d = d[d["label"].isin(ABLATION_ROWS) | d["label"].str.startswith("Single criterion")]
-    t = _metric_table("table5", "Table 5 — ablations of the pruning strategy", d,
-                      [*ABLATION_ROWS[:2], *sorted(set(d["label"]) - set(ABLATION_ROWS)), *ABLATION_ROWS[3:]], lr_choices)
+    order = [*ABLATION_ROWS[:2], *sorted(set(d["label"]) - set(ABLATION_ROWS)), *ABLATION_ROWS[3:]]
+    t = _metric_table("table5", "Table 5 — ablations of the pruning strategy", d, order, lr_choices)
     t.notes = notes + t.notes
     return t
 
@@ -163,7 +172,7 @@ def _table6(d: pd.DataFrame, lr_choices: pd.DataFrame) -> Table:
     targets = set(transfer["task"])
     own = d[(d["label"] == "PrunePEFT") & d["task"].isin(targets)]
     d = pd.concat([own, transfer])
-    sources = sorted(set(transfer["transfer_from"].dropna()), key=lambda s: (TASK_ORDER.index(s) if s in TASK_ORDER else 99, s))
+    sources = sorted(set(transfer["transfer_from"].dropna()), key=lambda s: (_task_rank(s), s))
     order = ["PrunePEFT", *(f"{k} transfer from {task_name(s)}" for k in ("Strategy", "Architecture") for s in sources)]
     t = _metric_table("table6", "Table 6 — strategy and architecture transfer", d, order, lr_choices)
     t.notes.insert(0, "PrunePEFT = searched on the target task itself; strategy transfer = the source run's "
@@ -186,9 +195,12 @@ def build_tables(runs: pd.DataFrame, names: list[str] | tuple[str, ...] = TABLES
     d = d.assign(points=d["value"].astype(float) * 100)
     decoder = d["family"].isin(DECODER_FAMILIES)
     plain = d["transfer_kind"].isna()
+    main = plain & d["label"].isin(MAIN_ROWS)
     builders = {
-        "table2": lambda: _metric_table("table2", "Table 2 — PrunePEFT vs baselines on GLUE", d[~decoder & plain & d["label"].isin(MAIN_ROWS)], MAIN_ROWS, lr_choices, params=True),
-        "table3": lambda: _metric_table("table3", "Table 3 — decoder backbone", d[decoder & plain & d["label"].isin(MAIN_ROWS)], MAIN_ROWS, lr_choices, params=True),
+        "table2": lambda: _metric_table("table2", "Table 2 — PrunePEFT vs baselines on GLUE", d[main & ~decoder],
+                                        MAIN_ROWS, lr_choices, params=True),
+        "table3": lambda: _metric_table("table3", "Table 3 — decoder backbone", d[main & decoder], MAIN_ROWS,
+                                        lr_choices, params=True),
         "table4": lambda: _table4(d),
         "table5": lambda: _table5(d, lr_choices),
         "table6": lambda: _table6(d, lr_choices),

@@ -96,7 +96,8 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
             (cross-entropy, or MSE when num_labels == 1).
         param_groups: from `build_param_groups` (each group keeps its own lr).
         train_ds, eval_sets: tokenised datasets; eval_sets maps split name -> dataset ({} = none).
-        train_cfg: TrainConfig (batch_size, grad_accum, max_grad_norm, warmup_ratio, precision, ...).
+        train_cfg: TrainConfig (batch_size per optimizer step, grad_accum, max_grad_norm (0 = no
+            clipping), warmup_ratio, precision, device, log_every, progress, eval_batch_size).
         task: TaskConfig (metrics, primary_metric, eval_splits, num_labels).
         epochs, seed: number of epochs; seed for the RNGs and the loader's shuffling.
         callbacks: `Callback`s, called in order (see callbacks.py for when).
@@ -135,11 +136,12 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
                     # Weight by micro-batch size so accumulated grads equal the full batch's mean.
                     n = len(batch["labels"])
                     (loss * n / n_step).backward()
-                    epoch_loss, log_loss = epoch_loss + loss.item() * n, log_loss + loss.item() * n
+                    value = loss.item()
+                    epoch_loss, log_loss = epoch_loss + value * n, log_loss + value * n
                     epoch_n, log_n = epoch_n + n, log_n + n
                 step += 1
                 cbs.on_before_optimizer_step(step)  # unclipped grads (Table 1: gradient, taylor)
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, train_cfg.max_grad_norm)
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, train_cfg.max_grad_norm or math.inf)
                 lr = optimizer.param_groups[0]["lr"]
                 optimizer.step()
                 scheduler.step()
@@ -150,8 +152,7 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
                     run.event(phase=phase, kind="step", step=step, epoch=epoch, loss=round(log_loss / log_n, 6),
                               lr=lr, grad_norm=round(float(grad_norm), 6))
                     log_loss, log_n = 0.0, 0
-                bar.update(task_bar, advance=1, info=f"epoch {epoch}/{epochs} loss {loss.item():.4f}")
-
+                bar.update(task_bar, advance=1, info=f"epoch {epoch}/{epochs} loss {value:.4f}")
 
             metrics: dict[str, dict[str, float]] = {}
             if eval_sets and (evaluate_every_epoch or epoch == epochs):
@@ -159,10 +160,11 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
                            for split, ds in eval_sets.items()}
                 if not best or _primary(metrics, task) > _primary(best, task):
                     best, best_epoch = metrics, epoch
-            history.append({"epoch": epoch, "train_loss": epoch_loss / max(1, epoch_n), "lr": lr, "metrics": metrics})
+            train_loss = epoch_loss / max(1, epoch_n)
+            history.append({"epoch": epoch, "train_loss": train_loss, "lr": lr, "metrics": metrics})
             if run is not None:
-                run.event(phase=phase, kind="eval", step=step, epoch=epoch,
-                          train_loss=round(epoch_loss / max(1, epoch_n), 6), metrics=metrics)
+                run.event(phase=phase, kind="eval", step=step, epoch=epoch, train_loss=round(train_loss, 6),
+                          metrics=metrics)
             cbs.on_epoch_end(epoch, metrics)
 
     last = next((h["metrics"] for h in reversed(history) if h["metrics"]), {})

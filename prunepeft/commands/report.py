@@ -1,0 +1,88 @@
+"""`prunepeft report`: Tables 2-6 (markdown, LaTeX, CSV) and Figures 1/3 (PNG, PDF) from run outputs.
+
+    prunepeft report runs=outputs/cpu out=reports/cpu
+    prunepeft report runs=outputs/cpu out=reports/cpu 'tables=[table2,table5]' figures=false
+    prunepeft report reference_csv=my_paper_numbers.csv
+
+Reads only files under `runs` (summary.json, run.json, found_config.json, warmup.json,
+rounds.jsonl, DONE); never trains. Unfinished runs (no DONE) are listed in report.md, not used.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+from rich.console import Console
+
+from prunepeft.commands.common import run_in_hydra
+from prunepeft.config.schema import register_configs
+from prunepeft.errors import UserError, check_choice
+from prunepeft.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def _index(runs_dir: Path, out: Path, df, tables: list, figures: list) -> str:
+    """report.md: what was read, every table, the figures, and the runs left out."""
+    done, todo = df[df["complete"]], df[~df["complete"]]
+    lines = ["# prunepeft report", "", f"Runs read from `{runs_dir}`: {len(done)} finished, {len(todo)} unfinished "
+             "(unfinished runs are not used). Paper: arXiv 2506.07587.", ""]
+    for _, markdown in tables:
+        lines += [markdown, ""]
+    if figures:
+        lines += ["## Figures", ""] + [f"- [{f.name}]({f.png.relative_to(out).as_posix()}) "
+                                       f"({f.panels} panels)" for f in figures] + [""]
+    if len(todo):
+        lines += ["## Unfinished runs (not in any table)", ""]
+        lines += [f"- `{r.run}` ({r.status})" for r in todo.itertuples()] + [""]
+    return "\n".join(lines)
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Build the tables `cfg.tables` (and the figures when `cfg.figures`) into `run_dir`.
+
+    Raises:
+        UserError: `runs` is not a directory or holds no run, an unknown table name, or an
+            unreadable `reference_csv` — all checked before anything is written.
+    """
+    from prunepeft.report import TABLES, build_figures, build_tables, collect_runs, load_reference
+    from prunepeft.report.render import to_csv, to_latex, to_markdown
+
+    runs_dir, out = Path(cfg.runs), Path(run_dir)
+    if not runs_dir.is_dir():
+        raise UserError(f"runs={cfg.runs!r} is not a directory; point runs= at the outputs of "
+                        "`prunepeft search`/`prunepeft baseline` (e.g. runs=outputs/cpu)")
+    names = [check_choice("table", str(n), TABLES) for n in cfg.tables]
+    reference = load_reference(cfg.reference_csv)
+    df = collect_runs(runs_dir)
+    if df.empty:
+        raise UserError(f"no runs found under {str(runs_dir)!r}: no summary.json or run.json below it; "
+                        "run `prunepeft search`/`prunepeft baseline` first or point runs= elsewhere")
+    tables = build_tables(df, names, reference)
+    written: list[tuple[str, str]] = []
+    for table in tables:
+        md = to_markdown(table)
+        atomic_write_text(out / f"{table.key}.md", md + "\n")
+        atomic_write_text(out / f"{table.key}.tex", to_latex(table))
+        atomic_write_text(out / f"{table.key}.csv", to_csv(table))
+        written.append((table.key, md))
+    atomic_write_text(out / "runs.csv", df.drop(columns=["path"]).to_csv(index=False, lineterminator="\n"))
+    figures = build_figures(df, out / "figures") if cfg.figures else []
+    atomic_write_text(out / "report.md", _index(runs_dir, out, df, written, figures))
+    n_done = int(df["complete"].sum())
+    Console().print(f"[bold]report[/]: {n_done} finished runs ({len(df) - n_done} unfinished) from {runs_dir} -> "
+                    f"{out}: {', '.join(names) or 'no tables'}, {len(figures)} figures (report.md)")
+    return {"out": str(out), "tables": [k for k, _ in written], "figures": [f.name for f in figures],
+            "runs": len(df), "finished": n_done}
+
+
+register_configs()
+
+
+@hydra.main(config_path="../conf", config_name="report", version_base="1.3")
+def hydra_entry(cfg: DictConfig) -> None:
+    """Hydra app of `prunepeft report` (dispatched by prunepeft.cli)."""
+    run_in_hydra(run, cfg)

@@ -1,0 +1,120 @@
+"""`prunepeft baseline` in-process on tiny_bert with a real RTE slice: outputs, skip, every method, errors."""
+from __future__ import annotations
+
+import pytest
+
+from prunepeft.commands import baseline
+from prunepeft.errors import UserError
+from prunepeft.io import read_json, read_jsonl
+from prunepeft.models import build_tiny, get_family
+from prunepeft.peft import FoundConfig, Supernet, UnitSizes
+
+
+def run_baseline(compose_cfg, overrides, run_dir):
+    return baseline.run(compose_cfg("baseline", overrides), run_dir)
+
+
+def test_fft_writes_run_outputs_and_rerun_skips(compose_cfg, tiny_overrides, tmp_path, capsys):
+    out = tmp_path / "fft"
+    summary = run_baseline(compose_cfg, [*tiny_overrides, "method=fft", "train.epochs=2", "train.log_every=2"], out)
+    for name in ("run.json", "events.jsonl", "summary.json", "DONE"):
+        assert (out / name).exists(), name
+    info = read_json(out / "run.json")
+    assert info["status"] == "done" and info["command"] == "baseline" and info["seed"] == 42
+    assert info["device"] == "cpu" and "torch" in info["versions"] and info["wall_s"] > 0
+    assert info["config"]["model"]["name"] == "tiny_bert"
+    assert read_json(out / "summary.json") == summary
+    assert (summary["command"], summary["task"], summary["model"], summary["method"]) == ("baseline", "rte", "tiny_bert", "fft")
+    acc = summary["metrics"]["validation"]["accuracy"]
+    assert 0.0 <= acc <= 1.0
+    assert summary["primary"] == {"split": "validation", "metric": "accuracy", "value": acc}
+    assert summary["metrics"] == summary["history"][-1]["metrics"]  # the headline is the LAST epoch
+    assert summary["best_epoch"] in (1, 2)
+    assert summary["best_metrics"]["validation"]["accuracy"] >= acc
+    params = summary["params"]
+    assert params["head"] > 0 and params["peft"] == params["base"] and params["percent"] == 100.0
+    assert params["trainable"] == params["base"] + params["head"]
+    # 64 train examples, batch 16 -> 4 steps per epoch; the eval slice is 32 examples.
+    assert summary["train"] == {"epochs": 2, "wall_s": pytest.approx(summary["train"]["wall_s"]), "examples_seen": 128,
+                                "steps": 8, "train_size": 64, "train_size_full": 2490}
+    assert summary["lr"]["backbone"] == 1e-3
+    events = read_jsonl(out / "events.jsonl")
+    assert [e["step"] for e in events if e["kind"] == "step"] == [2, 4, 6, 8]
+    assert [e["epoch"] for e in events if e["kind"] == "eval"] == [1, 2]
+    assert "accuracy = " in capsys.readouterr().out
+
+    (out / "summary.json").write_text('{"marker": 1}\n')  # a finished dir is not re-run
+    again = run_baseline(compose_cfg, [*tiny_overrides, "method=fft"], out)
+    assert again == {"marker": 1}
+    assert "already finished" in capsys.readouterr().out
+
+
+def test_head_only_trains_only_the_head(compose_cfg, tiny_overrides, tmp_path):
+    summary = run_baseline(compose_cfg, [*tiny_overrides, "method=head"], tmp_path / "head")
+    params = summary["params"]
+    assert params["peft"] == 0 and params["percent"] == 0.0 and params["trainable"] == params["head"] > 0
+    # tiny bert classifier: hidden 32 x 2 labels + 2 biases
+    assert params["head"] == 32 * 2 + 2
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "adapter", "houlsby"])
+def test_uniform_peft_methods(compose_cfg, tiny_overrides, tmp_path, method):
+    summary = run_baseline(compose_cfg, [*tiny_overrides, f"method={method}"], tmp_path / method)
+    params = summary["params"]
+    # tiny_bert: 4 layers, hidden 32, lora r=4 on q and v, adapter bottleneck 8.
+    expected = {"lora": 4 * 2 * 4 * (32 + 32), "dora": 4 * 2 * (4 * 64 + 32),
+                "adapter": 4 * (2 * 32 * 8 + 8 + 32), "houlsby": 4 * 2 * (2 * 32 * 8 + 8 + 32)}[method]
+    assert params["peft"] == expected
+    assert params["trainable"] == params["peft"] + params["head"]
+    assert params["sizes"] == {"lora_r": 4, "adapter_bottleneck": 8}
+    assert params["percent"] == pytest.approx(100 * expected / params["base"], abs=1e-4)
+    assert (tmp_path / method / "DONE").exists()
+
+
+def test_sizes_from_overrides_and_budget(compose_cfg, tiny_overrides, tmp_path):
+    cfg = compose_cfg("baseline", [*tiny_overrides, "method=lora", "lora_r=2"])
+    model, _ = build_tiny(cfg.model, 2, 0)
+    _, groups, params = baseline.prepare(cfg, model, get_family("bert"))
+    assert params["peft"] == 4 * 2 * 2 * 64 and params["sizes"]["lora_r"] == 2
+    assert sum(p.numel() for p in groups["peft"]) == params["peft"]
+
+    cfg = compose_cfg("baseline", [*tiny_overrides, "method=adapter", "size_to_budget=true", "budget.params=2000"])
+    model, _ = build_tiny(cfg.model, 2, 0)
+    _, _, params = baseline.prepare(cfg, model, get_family("bert"))
+    b = params["sizes"]["adapter_bottleneck"]
+    assert params["peft"] <= 2000 < 4 * (2 * 32 * (b + 1) + (b + 1) + 32)  # the largest width that fits
+    with pytest.raises(UserError, match="size_to_budget"):
+        cfg = compose_cfg("baseline", [*tiny_overrides, "method=lora", "size_to_budget=true", "lora_r=2"])
+        baseline.prepare(cfg, build_tiny(cfg.model, 2, 0)[0], get_family("bert"))
+
+
+def test_found_retrains_a_saved_configuration(compose_cfg, tiny_overrides, tmp_path):
+    cfg = compose_cfg("baseline", [*tiny_overrides])
+    model, _ = build_tiny(cfg.model, 2, 0)
+    units = {(0, "lora"): UnitSizes(lora_r=4), (3, "adapter"): UnitSizes(adapter_bottleneck=8)}
+    net = Supernet.from_units(model, get_family("bert"), units, 32)
+    search_dir = tmp_path / "search"
+    FoundConfig.from_supernet(net, cfg.model).save(search_dir / "found_config.json")
+    summary = run_baseline(compose_cfg, [*tiny_overrides, "method=found", f"run={search_dir}"], tmp_path / "found")
+    assert summary["params"]["peft"] == 2 * 4 * 64 + (2 * 32 * 8 + 8 + 32)
+    assert summary["run"] == str(search_dir)
+    assert (tmp_path / "found" / "DONE").exists()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["method=nope"], r"unknown method 'nope'; valid choices: adapter, dora, fft, found, head, houlsby, lora"),
+    (["method=found"], r"method=found needs run="),
+    (["method=found", "run=/nonexistent/dir"], r"has no found_config.json"),
+])
+def test_user_errors_write_nothing(compose_cfg, tiny_overrides, tmp_path, overrides, message):
+    out = tmp_path / "bad"
+    with pytest.raises(UserError, match=message):
+        run_baseline(compose_cfg, [*tiny_overrides, *overrides], out)
+    assert not (out / "run.json").exists()
+
+
+def test_missing_data_dir_is_a_user_error(compose_cfg, tiny_overrides, tmp_path):
+    overrides = [o for o in tiny_overrides if not o.startswith("data.dir")] + [f"data.dir={tmp_path / 'none'}"]
+    with pytest.raises(UserError, match="none"):
+        run_baseline(compose_cfg, overrides, tmp_path / "run")
+    assert not (tmp_path / "run" / "run.json").exists()

@@ -1,0 +1,131 @@
+"""The `prunepeft` dispatcher: usage, bad commands and overrides, --help, the installed script, the wheel."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from prunepeft import cli
+from prunepeft.io import read_json
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "prunepeft" / "conf"
+SCRIPT = Path(sys.executable).parent / "prunepeft"
+
+
+def run_cli(argv, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["prunepeft", *argv])  # cli.main rewrites sys.argv; restore it
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+@pytest.mark.parametrize("argv", [[], ["nope"], ["train"]])
+def test_missing_or_unknown_command_lists_commands(argv, capsys, monkeypatch):
+    code, out, err = run_cli(argv, capsys, monkeypatch)
+    assert code == 2
+    for command in ("search", "baseline", "report", "export"):
+        assert f"  {command}" in out + err
+    if argv:
+        assert f"unknown command {argv[0]!r}" in err
+
+
+def test_help_exits_zero(capsys, monkeypatch):
+    code, out, _ = run_cli(["--help"], capsys, monkeypatch)
+    assert code == 0 and "baseline" in out
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("task=nope", ["task/nope", "cola", "mnli", "rte", "sst2", "stsb"]),
+    ("model=nope", ["model/nope", "minilm_l6", "tiny_bert", "roberta_large"]),
+    ("train=nope", ["train/nope", "cpu", "default", "test"]),
+    ("train.lrr=1", ["train.lrr", "valid keys", "lr_peft", "lr_head", "lr_backbone", "grad_accum"]),
+    ("seed=abc", ["seed", "abc"]),
+])
+def test_bad_override_exit_2_with_choices(override, expected, capsys, monkeypatch):
+    code, out, err = run_cli(["baseline", override], capsys, monkeypatch)
+    assert code == 2
+    assert err.startswith("error: bad override for `prunepeft baseline`")
+    for text in expected:
+        assert text in err, (text, err)
+    assert "Traceback" not in out + err
+
+
+def test_unknown_method_is_a_clean_user_error(glue_dir, tmp_path, capsys, monkeypatch):
+    argv = ["baseline", "model=tiny_bert", "method=nope", f"data.dir={glue_dir}", f"hydra.run.dir={tmp_path}"]
+    code, out, err = run_cli(argv, capsys, monkeypatch)
+    assert code == 2
+    assert "unknown method 'nope'; valid choices: adapter, dora, fft, found, head, houlsby, lora" in err
+    assert "Traceback" not in out + err and not (tmp_path / "run.json").exists()
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("command", ["search", "baseline"])
+def test_command_help_lists_config_groups(command, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["prunepeft"])
+    try:
+        cli.main([command, "--help"])
+    except SystemExit as stop:
+        assert stop.code in (0, None)
+    finally:
+        GlobalHydra.instance().clear()
+    out = capsys.readouterr().out
+    assert "Configuration groups" in out
+    for group in ("model:", "task:", "train:"):
+        assert group in out
+    assert "tiny_bert" in out and "rte" in out
+
+
+@pytest.mark.subprocess
+def test_installed_script_runs_a_baseline(glue_dir, tmp_path):
+    """The one subprocess smoke test: the installed console script, from a foreign working directory."""
+    assert SCRIPT.exists(), SCRIPT
+    out = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [str(SCRIPT), "baseline", "model=tiny_bert", "task=rte", "train=test", "method=lora",
+         f"data.dir={glue_dir}", "data.train_subset=32", "data.eval_subset=16", f"hydra.run.dir={out}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "DONE").exists() and (out / ".hydra" / "config.yaml").exists()
+    summary = read_json(out / "summary.json")
+    assert summary["method"] == "lora" and summary["params"]["peft"] > 0
+    assert "validation accuracy =" in proc.stdout
+
+
+@pytest.mark.subprocess
+def test_wheel_ships_every_config(tmp_path):
+    """A plain `pip install .` gets conf/ as package data: build the wheel and look inside."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "prunepeft", src / "prunepeft", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        if (REPO / name).exists():
+            shutil.copy(REPO / name, src / name)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("prunepeft-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    yamls = sorted(str(p.relative_to(REPO)) for p in CONF.rglob("*.yaml"))
+    assert "prunepeft/conf/search.yaml" in yamls and "prunepeft/conf/baseline.yaml" in yamls
+    assert len([y for y in yamls if "/task/" in y]) == 9
+    missing = [y for y in yamls if y not in names]
+    assert not missing, missing
+    # ... and the shipped files compose on their own.
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    from prunepeft.config.schema import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(tmp_path / "site" / "prunepeft" / "conf"), version_base="1.3"):
+        cfg = compose(config_name="baseline", overrides=["model=tiny_bert", "task=stsb"])
+    GlobalHydra.instance().clear()
+    assert cfg.task.num_labels == 1 and cfg.model.family == "bert"

@@ -1,0 +1,111 @@
+"""Every option of every config group composes (and validates) for search and baseline; typos fail early."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from prunepeft.config.schema import ModelConfig, RunConfig, TaskConfig, register_configs
+from prunepeft.metrics import METRICS
+from prunepeft.models.families import FAMILIES
+
+CONF = Path(__file__).resolve().parents[1] / "prunepeft" / "conf"
+GROUPS = {"search": ("model", "task", "train", "strategy"), "baseline": ("model", "task", "train")}
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def validated(cfg) -> RunConfig:
+    """Resolve every interpolation and build the typed RunConfig (fails on a missing/wrong-typed value)."""
+    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    return OmegaConf.to_object(cfg)
+
+
+CASES = [(command, group, option) for command, groups in GROUPS.items() for group in groups for option in options(group)]
+
+
+@pytest.mark.parametrize("command, group, option", CASES, ids=[f"{c}-{g}={o}" for c, g, o in CASES])
+def test_every_group_option_composes(compose_cfg, command, group, option):
+    cfg = compose_cfg(command, [f"{group}={option}"])
+    run = validated(cfg)
+    assert run.command == command
+    if group in ("model", "task"):
+        assert getattr(run, group).name == option  # the file's `name` matches its file name
+
+
+@pytest.mark.parametrize("command", GROUPS)
+@pytest.mark.parametrize("experiment", [o for o in options("experiment") if o != "common"])
+def test_every_experiment_preset_composes(compose_cfg, command, experiment):
+    for scale in ("cpu", "paper"):
+        run = validated(compose_cfg(command, [f"+experiment={experiment}", f"scale={scale}"]))
+        assert run.command == command
+
+
+@pytest.mark.parametrize("launcher", options("hydra/launcher"))
+def test_launcher_presets_compose(launcher):
+    text = (CONF / "hydra" / "launcher" / f"{launcher}.yaml").read_text()
+    plugin = "hydra_plugins.hydra_submitit_launcher" if "submitit" in text else "hydra_plugins.hydra_joblib_launcher"
+    if importlib.util.find_spec(plugin) is None:
+        pytest.skip(f"{plugin} not installed (optional `sweeps` extra)")
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="prunepeft.conf", version_base="1.3"):
+        cfg = compose(config_name="search", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert "_target_" in cfg.hydra.launcher
+
+
+@pytest.mark.parametrize("override", ["train.lrr=1", "lr=1", "model.lora_rank=8", "search.warmup.epoch=2",
+                                      "task.primary=accuracy", "train.epochs=two"])
+def test_typo_or_bad_type_fails_at_compose_time(compose_cfg, override):
+    with pytest.raises(Exception, match=override.split("=")[0].split(".")[-1]):
+        compose_cfg("baseline", [override])
+
+
+def test_typo_inside_a_yaml_file_fails_at_compose_time(compose_cfg, tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "typo.yaml").write_text("epochs: 1\nlr_pef: 1e-3\n")
+    with pytest.raises(Exception, match="lr_pef"):
+        compose_cfg("baseline", [f"hydra.searchpath=[file://{tmp_path}]", "train=typo"])
+
+
+@pytest.mark.parametrize("task", options("task"))
+def test_task_metadata(task):
+    t = OmegaConf.merge(OmegaConf.structured(TaskConfig), OmegaConf.load(CONF / "task" / f"{task}.yaml"))
+    assert t.primary_metric in t.metrics
+    assert set(t.metrics) <= set(METRICS)
+    assert 1 <= len(t.text_fields) <= 2
+    assert t.eval_splits and t.train_split == "train"
+    if task == "stsb":
+        assert t.num_labels == 1 and set(t.metrics) == {"pearson", "spearman"}
+    elif task == "mnli":
+        assert t.num_labels == 3 and list(t.eval_splits) == ["validation_matched", "validation_mismatched"]
+    else:
+        assert t.num_labels == 2 and list(t.eval_splits) == ["validation"]
+    # Paper: MCC for CoLA, Pearson for STS-B, accuracy for the others.
+    assert t.primary_metric == {"cola": "mcc", "stsb": "pearson"}.get(task, "accuracy")
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_model_metadata(model):
+    m = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(CONF / "model" / f"{model}.yaml"))
+    assert m.family in FAMILIES
+    if model.startswith("tiny_"):
+        assert m.kind == "tiny" and m.tiny.num_hidden_layers == 4  # one layer per partition block
+    else:
+        assert m.kind == "pretrained" and m.hub_id
+    sizes = {"minilm_l6": (16, 64), "roberta_large": (32, 128)}  # DESIGN.md "Sizes"; the paper
+    if model in sizes:
+        assert (m.lora_r, m.adapter_bottleneck) == sizes[model]
+
+
+def test_train_profiles():
+    defaults = OmegaConf.load(CONF / "train" / "default.yaml")
+    assert (defaults.epochs, defaults.batch_size, defaults.max_length) == (20, 32, 256)  # the paper's
+    assert OmegaConf.load(CONF / "train" / "cpu.yaml").epochs <= 2

@@ -1,0 +1,196 @@
+"""found_config.json save/load/build, and export to peft (round trip through peft's own loader)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from peft import PeftModel
+
+from prunepeft.commands import export as export_cmd
+from prunepeft.errors import UserError
+from prunepeft.io import atomic_write_json
+from prunepeft.models import build_tiny, get_family
+from prunepeft.peft.accounting import count_parameters
+from prunepeft.peft.export import export_peft, lora_config_kwargs
+from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
+from prunepeft.peft.supernet import Supernet
+from prunepeft.peft.units import UnitSizes
+
+SIZES = UnitSizes(lora_r=4, lora_alpha=8.0, adapter_bottleneck=8)
+MODEL = {"name": "tiny_x", "kind": "tiny", "hub_id": None,
+         "tiny": {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2,
+                  "intermediate_size": 64, "vocab_size": 512}}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny(family: str, seed: int = 0):
+    return build_tiny(OmegaConf.create({**MODEL, "family": family}), 2, seed)[0], get_family(family)
+
+
+def batch() -> dict[str, torch.Tensor]:
+    ids = torch.randint(10, 500, (3, 8), generator=torch.Generator().manual_seed(0))
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def logits(model) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**batch()).logits
+
+
+def trained(net: Supernet, seed: int = 1) -> Supernet:
+    """Non-trivial unit and head weights (logits O(1))."""
+    g = torch.Generator().manual_seed(seed)
+    net.reinit(net.unit_ids(), "paper", g)
+    with torch.no_grad():
+        for p in net.peft_parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+        for p in net.head_parameters():
+            p.add_(torch.randn(p.shape, generator=g))
+    return net
+
+
+def load_exported(family: str, out) -> torch.nn.Module:
+    loaded = PeftModel.from_pretrained(tiny(family)[0], str(out))
+    return loaded.eval()
+
+
+@pytest.mark.parametrize(("family", "kind"), [
+    ("bert", "lora"), ("bert", "dora"), ("llama", "lora"), ("llama", "dora"), ("deberta", "lora"), ("qwen2", "dora")])
+def test_export_round_trip_same_logits(tmp_path, family, kind):
+    model, fam = tiny(family)
+    net = trained(Supernet.build(model, fam, [kind], SIZES, 32))
+    for layer in (1, 2):
+        net.deactivate((layer, kind))
+    out = export_peft(net, tmp_path / "peft")
+    cfg = json.loads((out / "adapter_config.json").read_text())
+    assert cfg["layers_to_transform"] == [0, 3] and cfg["use_dora"] is (kind == "dora")
+    assert sorted(cfg["target_modules"]) == sorted([fam.sites["query"], fam.sites["value"]])
+    assert (out / "adapter_model.safetensors").is_file()
+    assert (logits(load_exported(family, out)) - logits(net.model)).abs().max() <= 1e-5
+
+
+def test_export_rank_and_alpha_patterns_when_sizes_differ(tmp_path):
+    model, fam = tiny("roberta")
+    units = {(0, "lora"): SIZES, (1, "lora"): UnitSizes(lora_r=2, lora_alpha=4.0),
+             (3, "lora"): UnitSizes(lora_r=4, lora_alpha=16.0)}
+    net = trained(Supernet.from_units(model, fam, units, 32))
+    kw = lora_config_kwargs(net)
+    assert (kw["r"], kw["lora_alpha"], kw["layers_to_transform"]) == (4, 8.0, [0, 1, 3])
+    assert set(kw["rank_pattern"].values()) == {2} and len(kw["rank_pattern"]) == 2
+    assert set(kw["alpha_pattern"].values()) == {4.0, 16.0}
+    out = export_peft(net, tmp_path / "peft")
+    assert (logits(load_exported("roberta", out)) - logits(net.model)).abs().max() <= 1e-5
+
+
+def test_serial_or_mixed_units_are_not_expressible(tmp_path):
+    model, fam = tiny("bert")
+    net = Supernet.build(model, fam, ["lora", "adapter"], SIZES, 32)
+    with pytest.raises(UserError, match=r"serial units \(0:adapter.*cannot express"):
+        export_peft(net, tmp_path / "peft")
+    both = Supernet.build(tiny("bert")[0], fam, ["lora", "dora"], SIZES, 32)
+    with pytest.raises(UserError, match="lora and dora"):
+        export_peft(both, tmp_path / "peft")
+    assert not (tmp_path / "peft").exists()
+
+
+def test_found_config_save_load_and_rebuild(tmp_path):
+    model, fam = tiny("bert")
+    net = Supernet.build(model, fam, ["lora", "adapter"], SIZES, 32)
+    for uid in [(0, "adapter"), (1, "lora"), (1, "adapter"), (3, "lora")]:
+        net.deactivate(uid)
+    model_cfg = OmegaConf.create({**MODEL, "family": "bert", "hub_id": "org/tiny"})
+    found = FoundConfig.from_supernet(net, model_cfg)
+    path = found.save(tmp_path)
+    data = json.loads(path.read_text())
+    assert path.name == "found_config.json"
+    assert {k: data[k] for k in ("family", "model_name", "model_id", "num_layers", "hidden_size")} == {
+        "family": "bert", "model_name": "tiny_x", "model_id": "org/tiny", "num_layers": 4, "hidden_size": 32}
+    assert [entry["layer"] for entry in data["layers"]] == [0, 1, 2, 3] and data["layers"][1]["units"] == []
+    assert data["layers"][0]["units"] == [
+        {"type": "lora", "sizes": {"lora_r": 4, "lora_alpha": 8.0, "lora_dropout": 0.0}, "params": 2 * 4 * 64}]
+    report = count_parameters(net)
+    assert data["params"] == {"peft": report.peft, "head": report.head, "base": report.base,
+                              "percent_of_base": report.percent}
+    loaded = FoundConfig.load(tmp_path)
+    assert loaded == found
+    rebuilt = build_from_found(tiny("bert")[0], fam, loaded, 32)
+    assert rebuilt.active_ids() == net.active_ids() == rebuilt.unit_ids()
+    assert count_parameters(rebuilt).per_unit == report.per_unit
+    assert torch.equal(logits(rebuilt.model), logits(tiny("bert")[0]))  # fresh standard init
+    deeper = FoundConfig.from_json({**data, "num_layers": 6})
+    with pytest.raises(UserError, match="6-layer"):
+        build_from_found(tiny("bert")[0], fam, deeper, 32)
+    with pytest.raises(UserError, match="no found configuration"):
+        FoundConfig.load(tmp_path / "missing")
+    (tmp_path / "bad.json").write_text('{"family": "bert"}')
+    with pytest.raises(UserError, match="not a valid found configuration"):
+        FoundConfig.load(tmp_path / "bad.json")
+
+
+def _fake_run(tmp_path, compose_cfg, search_space, use_run_json=False):
+    """A finished run directory as the search leaves it: config, found config, unit + head weights."""
+    cfg = compose_cfg("search", ["model=tiny_bert", "task=rte", "train=test", "seed=3"])
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    if use_run_json:
+        atomic_write_json(run / "run.json", {"config": OmegaConf.to_container(cfg, resolve=True)})
+    else:
+        OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    model, fam = build_tiny(cfg.model, 2, 3)[0], get_family("bert")
+    net = trained(Supernet.build(model, fam, search_space, UnitSizes.from_model(cfg.model), 32))
+    net.deactivate((2, search_space[0]))
+    FoundConfig.from_supernet(net, cfg.model).save(run)
+    net.save_units(run / UNITS_FILE)
+    net.save_head(run / HEAD_FILE)
+    return run, net
+
+
+@pytest.mark.parametrize("use_run_json", [False, True])
+def test_export_command_round_trip(tmp_path, compose_cfg, use_run_json):
+    run, net = _fake_run(tmp_path, compose_cfg, ["lora"], use_run_json)
+    cfg = compose_cfg("export", [f"run={run}"])
+    result = export_cmd.run(cfg, run)
+    out = run / "peft"
+    assert result["out"] == str(out) and result["units"] == 3
+    assert (out / "adapter_config.json").is_file() and (out / "found_config.json").is_file()
+    base = build_tiny(OmegaConf.create({**MODEL, "family": "bert"}), 2, 3)[0]
+    loaded = PeftModel.from_pretrained(base, str(out)).eval()
+    assert (logits(loaded) - logits(net.model)).abs().max() <= 1e-5
+
+
+def test_export_command_errors(tmp_path, compose_cfg):
+    run, _ = _fake_run(tmp_path, compose_cfg, ["adapter", "lora"])
+    with pytest.raises(UserError, match="serial units.*found_config.json"):
+        export_cmd.run(compose_cfg("export", [f"run={run}"]), run)
+    assert not (run / "peft").exists() and (run / "found_config.json").is_file()
+    with pytest.raises(UserError, match="'onnx'.*peft"):
+        export_cmd.run(compose_cfg("export", [f"run={run}", "to=onnx"]), run)
+    with pytest.raises(UserError, match="not a directory"):
+        export_cmd.run(compose_cfg("export", [f"run={tmp_path / 'nope'}"]), tmp_path)
+    lora_run, _ = _fake_run(tmp_path / "b", compose_cfg, ["lora"])
+    (lora_run / UNITS_FILE).unlink()
+    with pytest.raises(UserError, match="units.safetensors"):
+        export_cmd.run(compose_cfg("export", [f"run={lora_run}"]), lora_run)
+
+
+@pytest.mark.subprocess
+def test_export_cli_smoke(tmp_path, compose_cfg):
+    run, _ = _fake_run(tmp_path, compose_cfg, ["dora"])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "prunepeft.cli", "export", f"run={run}", f"out={tmp_path / 'x'}"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "x" / "adapter_config.json").read_text())["use_dora"] is True
+    assert (tmp_path / "x" / "adapter_model.safetensors").is_file() and (tmp_path / "x" / "found_config.json").is_file()

@@ -1,0 +1,311 @@
+"""Golden tests of `prunepeft report`: a synthetic tree of run outputs -> exact tables.
+
+The tree (see `golden_tree`) has two seeds per cell, a learning-rate sweep, a missing cell, an
+unfinished run with an absurd score, ablations, transfers and a decoder model; every expected
+number below was computed by hand from it (metric ×100, sample std, per-seed differences).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+from report_fixtures import make_run
+
+from prunepeft.commands.report import run as report_run
+from prunepeft.config.schema import register_configs
+from prunepeft.errors import UserError
+from prunepeft.report import build_tables, collect_runs, load_reference, to_csv, to_latex, to_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def golden_tree(root: Path) -> Path:
+    """Runs in the formats the search/baseline commands write (values are fractions)."""
+    B, S = "baseline", "search"
+    for seed, (rte, sst) in {1: (0.70, 0.90), 2: (0.72, 0.92)}.items():
+        make_run(root, f"b/rte/fft/s{seed}", command=B, method="fft", task="rte", seed=seed, value=rte, percent=100.0)
+        make_run(root, f"b/sst2/fft/s{seed}", command=B, method="fft", task="sst2", seed=seed, value=sst, percent=100.0)
+    for seed, v in {1: 0.66, 2: 0.68}.items():  # lr sweep: 1e-3 wins on RTE (67.0 vs 61.0)
+        make_run(root, f"b/rte/lora/lr1e-3/s{seed}", command=B, method="lora", task="rte", seed=seed, value=v,
+                 percent=0.76)
+    for seed, v in {1: 0.60, 2: 0.62}.items():
+        make_run(root, f"b/rte/lora/lr5e-4/s{seed}", command=B, method="lora", task="rte", seed=seed, value=v, lr=5e-4,
+                 percent=0.76)
+    make_run(root, "b/sst2/lora/s1", command=B, method="lora", task="sst2", seed=1, value=0.91, percent=0.76)
+    make_run(root, "b/rte/adapter/s1", command=B, method="adapter", task="rte", seed=1, value=0.65, percent=0.74)
+    for seed, (rte, sst) in {1: (0.71, 0.93), 2: (0.69, 0.91)}.items():
+        make_run(root, f"s/rte/hybrid/s{seed}", command=S, task="rte", seed=seed, value=rte, search_wall=100.0 * seed)
+        make_run(root, f"s/sst2/hybrid/s{seed}", command=S, task="sst2", seed=seed, value=sst)
+    make_run(root, "s/rte/hybrid-low/s1", command=S, task="rte", seed=1, value=0.68, fidelity="low", percent=0.70,
+             search_wall=20.0)
+    make_run(root, "s/rte/hybrid/s3", command=S, task="rte", seed=3, value=0.99, done=False)  # unfinished: ignored
+    for strategy, crit, vals in (("none", None, (0.64, 0.66)), ("random", None, (0.62, 0.60)),
+                                 ("single", "taylor", (0.67, 0.69)), ("single", "weight", (0.63,)),
+                                 ("hybrid_no_partition", None, (0.70, 0.68))):
+        for seed, v in enumerate(vals, start=1):
+            make_run(root, f"s/rte/{strategy}-{crit}/s{seed}", command=S, task="rte", seed=seed, value=v,
+                     strategy=strategy, criterion=crit)
+    for seed, v in {1: 0.92, 2: 0.90}.items():
+        make_run(root, f"s/sst2/from-rte/s{seed}", command=S, task="sst2", seed=seed, value=v,
+                 transfer={"kind": "strategy", "from_task": "rte"})
+    make_run(root, "b/sst2/found-rte/s1", command=B, method="found", task="sst2", seed=1, value=0.89,
+             transfer={"kind": "architecture", "from_task": "rte"})
+    make_run(root, "b/rte/llama-lora/s1", command=B, method="lora", task="rte", seed=1, value=0.55,
+             model="tiny_llama", family="llama", percent=0.8)
+    make_run(root, "s/rte/llama/s1", command=S, task="rte", seed=1, value=0.57, model="tiny_llama", family="llama")
+    return root
+
+
+TABLE2_MD = """\
+## Table 2 — PrunePEFT vs baselines on GLUE
+
+| Model | Method | RTE | SST-2 | Avg | Params (%) |
+|:--|:--|--:|--:|--:|--:|
+| minilm_l6 | FFT | **71.0 ± 1.4 (n=2)** | <u>91.0 ± 1.4 (n=2)</u> | **81.0** | 100.00 |
+| minilm_l6 | Adapter | 65.0 (n=1) | — | — | 0.74 |
+| minilm_l6 | LoRA | 67.0 ± 1.4 (n=2) | <u>91.0 (n=1)</u> | <u>79.0</u> | 0.76 |
+| minilm_l6 | PrunePEFT | <u>70.0 ± 1.4 (n=2)</u> | **92.0 ± 1.4 (n=2)** | **81.0** | 0.75 |
+| minilm_l6 | PrunePEFT (low fidelity) | 68.0 (n=1) | — | — | 0.70 |
+
+Cells: dev-set metric ×100 (last epoch), mean ± sample std over seeds (n = seeds); Avg = mean of the task means \
+(rows with every task); Params = mean % of the base model over the row's runs; **best**, <u>second</u> per column \
+and model; — = no finished run.
+
+Paired per-seed difference to PrunePEFT (row − PrunePEFT, same model, task and seed; mean ± std over shared seeds, \
+n = pairs):
+
+| Model | Method | RTE | SST-2 |
+|:--|:--|--:|--:|
+| minilm_l6 | FFT | +1.0 ± 2.8 (n=2) | -1.0 ± 2.8 (n=2) |
+| minilm_l6 | Adapter | -6.0 (n=1) | — |
+| minilm_l6 | LoRA | -3.0 ± 2.8 (n=2) | -2.0 (n=1) |
+| minilm_l6 | PrunePEFT (low fidelity) | -3.0 (n=1) | — |
+
+- Learning rate chosen per (method, task) by the best mean dev metric over seeds, as the paper tuned it per task \
+(the dev split is also the one reported): minilm_l6 LoRA on RTE: lr 0.001 (of 0.0005, 0.001).
+"""
+
+TABLE2_CSV = """\
+table,model,method,column,mean,std,n,seeds,mark,delta_mean,delta_std,delta_n
+table2,minilm_l6,FFT,RTE,71.0,1.4142,2,1;2,best,1.0,2.8284,2
+table2,minilm_l6,FFT,SST-2,91.0,1.4142,2,1;2,second,-1.0,2.8284,2
+table2,minilm_l6,FFT,Avg,81.0,,2,,best,,,0
+table2,minilm_l6,FFT,Params (%),100.0,0.0,4,,,,,0
+table2,minilm_l6,Adapter,RTE,65.0,,1,1,,-6.0,,1
+table2,minilm_l6,Adapter,SST-2,,,0,,,,,0
+table2,minilm_l6,Adapter,Avg,,,0,,,,,0
+table2,minilm_l6,Adapter,Params (%),0.74,,1,,,,,0
+table2,minilm_l6,LoRA,RTE,67.0,1.4142,2,1;2,,-3.0,2.8284,2
+table2,minilm_l6,LoRA,SST-2,91.0,,1,1,second,-2.0,,1
+table2,minilm_l6,LoRA,Avg,79.0,,2,,second,,,0
+table2,minilm_l6,LoRA,Params (%),0.76,0.0,3,,,,,0
+table2,minilm_l6,PrunePEFT,RTE,70.0,1.4142,2,1;2,second,,,0
+table2,minilm_l6,PrunePEFT,SST-2,92.0,1.4142,2,1;2,best,,,0
+table2,minilm_l6,PrunePEFT,Avg,81.0,,2,,best,,,0
+table2,minilm_l6,PrunePEFT,Params (%),0.75,0.0,4,,,,,0
+table2,minilm_l6,PrunePEFT (low fidelity),RTE,68.0,,1,1,,-3.0,,1
+table2,minilm_l6,PrunePEFT (low fidelity),SST-2,,,0,,,,,0
+table2,minilm_l6,PrunePEFT (low fidelity),Avg,,,0,,,,,0
+table2,minilm_l6,PrunePEFT (low fidelity),Params (%),0.7,,1,,,,,0
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return collect_runs(golden_tree(tmp_path_factory.mktemp("runs")))
+
+
+def test_collect_one_row_per_run(runs):
+    assert len(runs) == 30 and runs["complete"].sum() == 29
+    unfinished = runs[~runs["complete"]]
+    assert unfinished["run"].tolist() == ["s/rte/hybrid/s3"]
+    labels = set(runs["label"])
+    assert {"FFT", "PrunePEFT", "PrunePEFT (low fidelity)", "Single: taylor", "No pruning",
+            "Strategy transfer from RTE", "Architecture transfer from RTE"} <= labels
+
+
+def test_collect_transfer_source_from_the_source_run(tmp_path):
+    """The commands' own summaries: search `transfer: {kind, from_run}`; baseline found `run: <dir>`."""
+    import json
+
+    src = make_run(tmp_path, "cola/hybrid/s1", command="search", task="cola", seed=1, value=0.5)
+    make_run(tmp_path, "sst2/from-cola/s1", command="search", task="sst2", seed=1, value=0.9,
+             transfer={"kind": "strategy", "from_run": str(src)})
+    found = make_run(tmp_path, "sst2/found/s1", command="baseline", method="found", task="sst2", seed=1, value=0.8)
+    summary = json.loads((found / "summary.json").read_text())
+    summary.update(run=str(src))
+    del summary["transfer"]
+    (found / "summary.json").write_text(json.dumps(summary))
+    labels = dict(zip(collect_runs(tmp_path)["run"], collect_runs(tmp_path)["label"]))
+    assert labels == {"cola/hybrid/s1": "PrunePEFT", "sst2/from-cola/s1": "Strategy transfer from CoLA",
+                      "sst2/found/s1": "Architecture transfer from CoLA"}
+
+
+def test_table2_golden_markdown_and_csv(runs):
+    (t2,) = build_tables(runs, ["table2"])
+    assert to_markdown(t2) == TABLE2_MD
+    assert to_csv(t2) == TABLE2_CSV
+    assert "99.0" not in to_markdown(t2)  # the unfinished run is never used
+
+
+def test_table2_latex_booktabs_marks(runs):
+    tex = to_latex(build_tables(runs, ["table2"])[0])
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert "minilm\\_l6 & FFT & \\textbf{71.0 $\\pm$ 1.4 {\\scriptsize (2)}} & \\underline{91.0" in tex
+    assert "minilm\\_l6 & Adapter & 65.0 {\\scriptsize (1)} & -- & -- & 0.74 \\\\" in tex
+
+
+def test_table3_only_decoders_and_table4_costs(runs):
+    t3, t4 = build_tables(runs, ["table3", "table4"])
+    assert t3.rows == [("tiny_llama", "LoRA"), ("tiny_llama", "PrunePEFT")]
+    md4 = to_markdown(t4)
+    assert ("| minilm_l6 | RTE | PrunePEFT | 0.90 ± 0.00 (n=2) | 150.0 ± 70.7 (n=2) | 2 | 200.0 ± 0.0 (n=2) "
+            "| 0.75 ± 0.35 (n=2) |") in md4
+    assert "| minilm_l6 | RTE | FFT | — | — | 2 | 200.0 ± 0.0 (n=2) | — |" in md4  # no search: marked, not zero
+
+
+def test_table5_best_single_criterion_and_deltas(runs):
+    (t5,) = build_tables(runs, ["table5"])
+    minilm = [r[1] for r in t5.rows if r[0] == "minilm_l6"]
+    assert minilm == ["No pruning", "Random pruning", "Single criterion (best: taylor)", "No partition", "PrunePEFT"]
+    md = to_markdown(t5)
+    assert "| minilm_l6 | No partition | <u>69.0 ± 1.4 (n=2)</u> | — | — |" in md
+    assert "| minilm_l6 | PrunePEFT | **70.0 ± 1.4 (n=2)** | 92.0 ± 1.4 (n=2) | 81.0 |" in md
+    assert "| tiny_llama | PrunePEFT | 57.0 (n=1) | — | — |" in md  # alone in its model: not marked
+    assert "| minilm_l6 | Random pruning | -9.0 ± 0.0 (n=2) |" in md
+    assert "best single criterion = taylor, chosen by its mean dev metric over tasks (taylor 68.0, weight 63.0)" in md
+
+
+def test_table6_transfer_rows(runs):
+    (t6,) = build_tables(runs, ["table6"])
+    md = to_markdown(t6)
+    assert "| minilm_l6 | PrunePEFT | **92.0 ± 1.4 (n=2)** |" in md
+    assert "| minilm_l6 | Strategy transfer from RTE | <u>91.0 ± 1.4 (n=2)</u> |" in md
+    assert "| minilm_l6 | Architecture transfer from RTE | 89.0 (n=1) |" in md
+    assert "| minilm_l6 | Architecture transfer from RTE | -4.0 (n=1) |" in md
+
+
+def test_paper_numbers_are_a_separate_unranked_block(runs, tmp_path):
+    ref = tmp_path / "ref.csv"
+    ref.write_text("table,model,method,column,value,source,note\n"
+                   "table2,roberta_large,LoRA,rte,99.9,test fixture,not the paper\n", encoding="utf-8")
+    (t2,) = build_tables(runs, ["table2"], load_reference(ref))
+    md = to_markdown(t2)
+    block = md.split("Reported in the paper")[1]
+    assert "| roberta_large | LoRA (paper) | 99.9 |" in block and "**" not in block
+    assert "99.9" not in md.split("Reported in the paper")[0] and "99.9" not in to_csv(t2)
+
+
+def test_packaged_reference_csv_is_valid():
+    ref = load_reference()
+    assert list(ref.columns) == ["table", "model", "method", "column", "value", "source", "note"]
+    assert all(s.startswith("arXiv 2506.07587 Table ") for s in ref["source"])
+
+
+def test_bad_reference_csv_and_unknown_table(runs, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("model,value\nx,1\n", encoding="utf-8")
+    with pytest.raises(UserError, match="bad.csv.*expected table,model,method"):
+        load_reference(bad)
+    with pytest.raises(UserError, match="unknown table 'table9'; valid choices: table2"):
+        build_tables(runs, ["table9"])
+
+
+def _cfg(runs_dir, out, **kw):
+    return OmegaConf.create({"runs": str(runs_dir), "out": str(out), "figures": False, "reference_csv": None,
+                             "tables": ["table2", "table3", "table4", "table5", "table6"], **kw})
+
+
+def test_report_command_writes_every_format(tmp_path):
+    root = golden_tree(tmp_path / "runs")
+    out = tmp_path / "out"
+    result = report_run(_cfg(root, out), out)
+    assert result["tables"] == ["table2", "table3", "table4", "table5", "table6"] and result["finished"] == 29
+    for key in result["tables"]:
+        for ext in ("md", "tex", "csv"):
+            assert (out / f"{key}.{ext}").stat().st_size > 0
+    assert (out / "table2.md").read_text(encoding="utf-8") == TABLE2_MD + "\n"
+    index = (out / "report.md").read_text(encoding="utf-8")
+    assert "29 finished, 1 unfinished" in index and "- `s/rte/hybrid/s3` (running)" in index
+    assert len((out / "runs.csv").read_text(encoding="utf-8").splitlines()) == 31
+
+
+def test_report_command_user_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no runs found under .*empty"):
+        report_run(_cfg(tmp_path / "empty", tmp_path / "o"), tmp_path / "o")
+    with pytest.raises(UserError, match="runs='.*nowhere' is not a directory"):
+        report_run(_cfg(tmp_path / "nowhere", tmp_path / "o"), tmp_path / "o")
+    with pytest.raises(UserError, match="unknown table 'tab2'"):
+        report_run(_cfg(tmp_path / "empty", tmp_path / "o", tables=["tab2"]), tmp_path / "o")
+    assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+# --- experiment presets: each table's sweep, as Hydra's sweeper will expand it ---------------------
+
+def _sweep(command: str, overrides: list[str]) -> tuple[dict, object]:
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="prunepeft.conf", version_base="1.3"):
+        cfg = compose(config_name=command, overrides=overrides, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    return OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True), cfg
+
+
+CPU = {"model": "minilm_l6", "train": "cpu", "task": "rte,sst2,cola,stsb", "seed": "1,2,3"}
+
+
+@pytest.mark.parametrize("command,table,expected", [
+    ("baseline", "table2", {**CPU, "method": "fft,adapter,lora,dora", "search.fidelity": "high"}),
+    ("search", "table2", {**CPU, "method": "fft", "search.fidelity": "high,low"}),
+    ("baseline", "table3", {**CPU, "model": "tiny_llama", "task": "rte", "method": "lora,dora"}),
+    ("search", "table4", {**CPU, "method": "fft", "search.fidelity": "high,low"}),
+    ("search", "table5", {**CPU, "task": "sst2,cola", "strategy.name": "none,random,hybrid_no_partition,hybrid"}),
+    ("search", "table6", {**CPU, "task": "sst2,stsb", "extra.source": "rte,cola", "method": "fft"}),
+    ("baseline", "table6", {**CPU, "task": "sst2,stsb", "extra.source": "rte,cola", "method": "found"}),
+])
+def test_experiment_presets_cpu_sweeps(command, table, expected):
+    params, _ = _sweep(command, [f"+experiment={table}", "scale=cpu"])
+    assert params == expected
+
+
+def test_experiment_presets_paper_scale_and_transfer_paths():
+    params, _ = _sweep("baseline", ["+experiment=table2", "scale=paper"])
+    assert params["model"] == "roberta_large" and params["task"] == "rte,mrpc,stsb,cola,sst2,qnli,qqp,mnli"
+    _, cfg = _sweep("search", ["+experiment=table6", "task=sst2", "extra.source=rte", "seed=2", "train=cpu"])
+    source = "outputs/cpu/rte/minilm_l6/search/hybrid-None-high-from_none/lr0.001-s2"
+    assert cfg.strategy.from_run == source and cfg.run == source
+    assert cfg.hydra.sweep.dir + "/" + cfg.hydra.sweep.subdir == source.replace("/rte/", "/sst2/").replace(
+        "from_none", "from_rte")
+    params, cfg = _sweep("search", ["+experiment=table6", "extra.stage=sources"])
+    assert params["task"] == "rte,cola,sst2,stsb" and params["extra.source"] == "none"
+    assert cfg.strategy.from_run is None
+
+
+def test_slurm_preset_does_not_break_other_configs():
+    _sweep("search", ["+experiment=table5", "hydra/launcher=joblib"])  # installed launcher composes
+    try:
+        import hydra_plugins.hydra_submitit_launcher  # noqa: F401
+    except ImportError:
+        with pytest.raises(Exception, match="submitit_slurm"):
+            _sweep("search", ["hydra/launcher=slurm"])
+    else:
+        _sweep("search", ["hydra/launcher=slurm"])
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_make_targets_dry_run():
+    out = subprocess.run(["make", "-n", "-f", "Makefile", "-f", "make/tables.mk", "table5", "SEEDS=1",
+                          "CRITERIA=taylor", "TABLES_DEPS="], cwd=REPO, capture_output=True, text=True, check=True)
+    lines = [" ".join(l.split()) for l in out.stdout.splitlines() if "prunepeft" in l]
+    assert lines == [
+        ".venv/bin/prunepeft search -m +experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1",
+        ".venv/bin/prunepeft search -m +experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1 "
+        "strategy.name=single strategy.criterion=taylor",
+        ".venv/bin/prunepeft report runs=outputs/cpu out=reports/cpu 'tables=[table5]'",
+    ]
