@@ -89,7 +89,7 @@ def test_installed_script_runs_a_baseline(glue_dir, tmp_path):
     """The one subprocess smoke test: the installed console script, from a foreign working directory."""
     assert SCRIPT.exists(), SCRIPT
     out = tmp_path / "run"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [str(SCRIPT), "baseline", "model=tiny_bert", "task=rte", "train=test", "method=lora",
          f"data.dir={glue_dir}", "data.train_subset=32", "data.eval_subset=16", f"hydra.run.dir={out}"],
