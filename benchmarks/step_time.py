@@ -69,16 +69,46 @@ ARMS = {
 }
 
 
+def _batch(args) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return {"input_ids": torch.randint(1000, 20000, (args.batch, args.length)),
+            "attention_mask": torch.ones(args.batch, args.length, dtype=torch.long),
+            "labels": torch.randint(0, 2, (args.batch,))}
+
+
+def peak_memory_of(arm: str, args) -> float:
+    """Peak RSS (MiB) of a fresh process that builds one arm and trains it for 3 steps."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, __file__, "--single", arm, "--batch", str(args.batch),
+                          "--length", str(args.length)], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--memory", action="store_true", help="peak RSS per arm, one process each")
+    parser.add_argument("--single", choices=list(ARMS), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.manual_seed(0)
-    batch = {"input_ids": torch.randint(1000, 20000, (args.batch, args.length)),
-             "attention_mask": torch.ones(args.batch, args.length, dtype=torch.long),
-             "labels": torch.randint(0, 2, (args.batch,))}
+    batch = _batch(args)
+    if args.single:  # child of --memory: 3 training steps, then print the peak RSS in MiB
+        model, params = ARMS[args.single]()
+        opt = torch.optim.AdamW(params, lr=1e-4)
+        for _ in range(3):
+            model(**batch).loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        return
+    if args.memory:
+        print("| arm | peak RSS (MiB), own process, 3 steps |\n|---|---|")
+        for arm in ARMS:
+            print(f"| {arm} | {peak_memory_of(arm, args):.0f} |")
+        return
     peak = {}
     arms = {}
     for name, make in ARMS.items():

@@ -17,14 +17,6 @@ SIZES = UnitSizes(lora_r=4, lora_alpha=8.0, adapter_bottleneck=8)
 H = 32  # tiny hidden size
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(family: str):
     cfg = OmegaConf.create({"name": "t", "family": family, "kind": "tiny",
                             "tiny": {"hidden_size": H, "num_hidden_layers": 4, "num_attention_heads": 2,

@@ -27,14 +27,6 @@ MODEL = {"name": "tiny_x", "kind": "tiny", "hub_id": None,
                   "intermediate_size": 64, "vocab_size": 512}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(family: str, seed: int = 0):
     return build_tiny(OmegaConf.create({**MODEL, "family": family}), 2, seed)[0], get_family(family)
 

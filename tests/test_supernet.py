@@ -14,13 +14,6 @@ from prunepeft.peft.units import UnitSizes
 ALL = ["lora", "dora", "adapter", "houlsby"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny matmuls: OpenMP threads only add contention on a shared 2-core machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 SIZES = UnitSizes(lora_r=4, lora_alpha=8.0, adapter_bottleneck=8)
 
 

@@ -17,16 +17,6 @@ from prunepeft.train import build_param_groups, fit
 from prunepeft.train.callbacks import Callback
 
 
-def criterion_context(cfg: Any, seed: int) -> CriterionContext:
-    """Tolerances of `zeros` / `threshold` (DESIGN.md step 3) and the seed of `random`."""
-    return CriterionContext(
-        zeros_rel_tol=float(cfg.search.zeros.rel_tol),
-        threshold_quantile=float(cfg.search.threshold.quantile),
-        threshold_t=None if cfg.search.threshold.t is None else float(cfg.search.threshold.t),
-        seed=int(seed),
-    )
-
-
 def train_supernet(supernet, tokenizer, train_ds, eval_sets, cfg, *, epochs: int, seed: int,
                    phase: str, run=None, callbacks=()):
     """Train the active units and the head of `supernet` (backbone frozen) with `fit`."""
@@ -55,7 +45,7 @@ class SnapshotTaker(Callback):
         t = len(self.taken) + 1
         if t <= self.snapshots and step >= round(t * total_steps / self.snapshots):
             stats = self.collector.snapshot()
-            ctx = criterion_context(self.cfg, self.seed + t)
+            ctx = CriterionContext.from_search_config(self.cfg.search, self.seed + t)
             self.taken.append(score_snapshot(stats, self.criteria, ctx))
             self.collector.reset()
 
@@ -98,5 +88,5 @@ def run_round(supernet, tokenizer, train_ds, eval_sets, cfg, *, round_index: int
         stats = collector.snapshot()
     finally:
         collector.close()
-    snapshot = score_snapshot(stats, criteria, criterion_context(cfg, seed))
+    snapshot = score_snapshot(stats, criteria, CriterionContext.from_search_config(cfg.search, seed))
     return snapshot, result, stats
