@@ -33,13 +33,16 @@ def test_joblib_multirun_then_report_tables_2_and_5(glue_dir, tmp_path):
     search = _sweep("search", [*SEARCH, "strategy=hybrid,random",
                                "hydra.sweep.dir=sweeps/search"], glue_dir, tmp_path)
     assert search.returncode == 0, search.stderr[-3000:]
-    baseline = _sweep("baseline", ["method=lora", "hydra.sweep.dir=sweeps/baseline"], glue_dir, tmp_path)
+    # the paper tuned the lr per task: a sweep over train.lr_peft, the report picks per (method, task)
+    lora = ["method=lora", "train.lr_peft=0.001,0.01", "hydra.sweep.dir=sweeps/baseline",
+            "hydra.sweep.subdir=${task.name}/${method}/lr${train.lr_peft}-s${seed}"]
+    baseline = _sweep("baseline", lora, glue_dir, tmp_path)
     assert baseline.returncode == 0, baseline.stderr[-3000:]
 
     summary = read_json(tmp_path / "sweeps/search/sweep_summary.json")
     assert len(summary) == 8 and all(row["status"] == "done" for row in summary)
     runs = sorted((tmp_path / "sweeps").rglob("DONE"))
-    assert len(runs) == 8 + 4
+    assert len(runs) == 8 + 8
 
     report = subprocess.run([str(BIN), "report", "runs=sweeps", "out=reports", "tables=[table2,table5]",
                              "figures=false"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -51,7 +54,8 @@ def test_joblib_multirun_then_report_tables_2_and_5(glue_dir, tmp_path):
     assert {"Random pruning", "PrunePEFT"} <= set(rows5) and {"LoRA", "PrunePEFT"} <= set(rows2)
     # each cell aggregates the two seeds of its task
     assert rows5["PrunePEFT"].count("(n=2)") >= 2 and rows2["LoRA"].count("(n=2)") >= 2
+    assert "Learning rate chosen per (method, task)" in table2
 
     # a re-launched sweep skips the finished jobs
-    again = _sweep("baseline", ["method=lora", "hydra.sweep.dir=sweeps/baseline"], glue_dir, tmp_path)
-    assert again.returncode == 0 and again.stdout.count("already finished") == 4
+    again = _sweep("baseline", lora, glue_dir, tmp_path)
+    assert again.returncode == 0 and again.stdout.count("already finished") == 8
