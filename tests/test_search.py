@@ -115,6 +115,20 @@ def test_budget_above_supernet_prunes_nothing(compose_cfg, search_overrides, tmp
 def test_budget_below_smallest_unit_is_a_clear_error(compose_cfg, search_overrides, tmp_path):
     with pytest.raises(UserError, match="below the smallest unit"):
         _run(compose_cfg, search_overrides + ["budget.params=100"], tmp_path)
+    assert not (tmp_path / "run.json").exists()  # nothing written for a bad input
+
+
+@pytest.mark.parametrize("override, message", [
+    ("search.reinit=fresh", "search.reinit 'fresh'; valid choices: keep, paper, standard"),
+    ("search.fidelity=medium", "search.fidelity 'medium'; valid choices: high, low"),
+    ("strategy.criterion=magnitude", "criterion 'magnitude'; valid choices: activation"),
+    ("search.k=0", "search.k must be >= 1"),
+])
+def test_bad_search_keys_name_the_value_and_the_choices(compose_cfg, search_overrides, tmp_path, override, message):
+    overrides = search_overrides + (["strategy=single"] if "criterion" in override else []) + [override]
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        _run(compose_cfg, overrides, tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_strategy_transfer_reuses_the_assignment(compose_cfg, search_overrides, tmp_path, hybrid_run):

@@ -15,9 +15,8 @@ from prunepeft.commands.common import run_in_hydra
 from prunepeft.commands.display import print_found, print_result
 from prunepeft.config.schema import register_configs
 from prunepeft.io import read_json
-from prunepeft.pruning.search import SimulatedCrash, config_dict, search
+from prunepeft.pruning.search import search
 from prunepeft.runs import RunDir
-from prunepeft.train.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +27,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     if rd.done:
         print(f"already finished: {rd.path} (delete it to run again)")
         return read_json(rd.file("summary.json"))
-    rd.start("search", int(cfg.seed), config_dict(cfg), str(resolve_device(cfg.train.device)))
     try:
         summary = search(cfg, rd)
-    except SimulatedCrash as err:
-        rd.fail(str(err))
-        raise
-    except BaseException as err:
+    except BaseException as err:  # the directory stays resumable; run.json says what happened
         rd.fail(f"{type(err).__name__}: {err}")
         raise
     rd.finish(summary)

@@ -36,6 +36,7 @@ from prunepeft.pruning.strategies import combine_round, make_strategy
 from prunepeft.pruning.warmup import load_assignment, summarise_warmup
 from prunepeft.runs import RunDir
 from prunepeft.seed import seed_everything
+from prunepeft.train.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,11 @@ def _warmup_size(cfg: DictConfig, train_size: int) -> float:
 
 
 def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
-    """Run (or resume) a PrunePEFT search in `run` and return its summary."""
+    """Run (or resume) a PrunePEFT search in `run` and return its summary.
+
+    `run.json` is written (status running) only after the config, model, data and budget checks
+    pass, so a bad input leaves nothing behind but Hydra's own log.
+    """
     strategy = make_strategy(str(cfg.strategy.name), cfg.strategy.criterion, list(cfg.search.criteria),
                              str(cfg.strategy.combine))
     check_choice("search.reinit", str(cfg.search.reinit), REINIT_SCHEMES)
@@ -94,13 +99,15 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
 
     # -- 3. Warm-up: tendencies and the hybrid assignment S_H ----------------------------------
     assignment = None
-    if prunable and strategy.needs_warmup:
-        if cfg.strategy.from_run:
-            source = Path(str(cfg.strategy.from_run)) / "warmup.json"
-            if not source.exists():
-                raise UserError(f"strategy.from_run: {source} not found (a finished hybrid search writes it)")
-            assignment = load_assignment(read_json(source), str(source))
-        elif state.warmup_done:
+    if prunable and strategy.needs_warmup and cfg.strategy.from_run:  # strategy transfer (Table 6)
+        source = Path(str(cfg.strategy.from_run)) / "warmup.json"
+        if not source.exists():
+            raise UserError(f"strategy.from_run: {source} not found (a finished hybrid search writes it)")
+        assignment = load_assignment(read_json(source), str(source))
+    # Every input a user can get wrong has been checked: only now does the run directory get written.
+    run.start("search", seed, config_dict(cfg), str(resolve_device(cfg.train.device)))
+    if prunable and strategy.needs_warmup and assignment is None:
+        if state.warmup_done:
             assignment = load_assignment(read_json(run.file("warmup.json")))
         else:
             started = time.time()
