@@ -83,6 +83,19 @@ def test_crash_and_resume_gives_the_same_configuration(compose_cfg, search_overr
     assert removed == [r["removed"] for r in read_jsonl(straight_dir / "rounds.jsonl")]
 
 
+def test_resume_with_reinit_keep_restores_units_and_head(compose_cfg, search_overrides, tmp_path):
+    keep = search_overrides + ["search.reinit=keep"]
+    _run(compose_cfg, keep, tmp_path / "straight")
+    with pytest.raises(SimulatedCrash):
+        _run(compose_cfg, keep + ["debug.crash_after_round=1"], tmp_path / "crashed")
+    _run(compose_cfg, keep, tmp_path / "crashed")
+    straight = read_jsonl(tmp_path / "straight" / "rounds.jsonl")
+    resumed = read_jsonl(tmp_path / "crashed" / "rounds.jsonl")
+    # round 2 starts from round 1's trained weights: identical statistics only if they were restored
+    assert resumed[1]["statistics"] == straight[1]["statistics"]
+    assert read_json(tmp_path / "crashed" / "found_config.json") == read_json(tmp_path / "straight" / "found_config.json")
+
+
 def test_finished_run_is_skipped(compose_cfg, search_overrides, hybrid_run, capsys):
     run_dir, first = hybrid_run
     stamp = (run_dir / "summary.json").stat().st_mtime_ns

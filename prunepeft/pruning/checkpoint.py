@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from prunepeft.io import atomic_write_json, read_json
+from prunepeft.models.families import head_parameters
 
 STATE_FILE = "state.json"
 WEIGHTS_FILE = "supernet.safetensors"
@@ -51,7 +52,27 @@ class SearchState:
         atomic_write_json(directory / STATE_FILE, asdict(self))
 
 
-def load_weights(directory: Path) -> dict[str, torch.Tensor] | None:
-    """The supernet tensors saved with the state, or None."""
+HEAD_PREFIX = "head::"
+
+
+def supernet_tensors(supernet) -> dict[str, torch.Tensor]:
+    """The active units' tensors and the head's (both are trained in a round; `reinit=keep` carries them)."""
+    head = {f"{HEAD_PREFIX}{name}": p.detach().cpu().clone()
+            for name, p in head_parameters(supernet.model, supernet.family)}
+    return {**supernet.state_dict_units(), **head}
+
+
+def restore_weights(directory: Path, supernet) -> bool:
+    """Load the tensors saved with the state into `supernet` (pruned units already deactivated)."""
     path = Path(directory) / WEIGHTS_FILE
-    return load_file(str(path)) if path.exists() else None
+    if not path.exists():
+        return False
+    tensors = load_file(str(path))
+    units = {k: v for k, v in tensors.items() if not k.startswith(HEAD_PREFIX)}
+    supernet.load_state_dict_units(units)
+    head = dict(head_parameters(supernet.model, supernet.family))
+    with torch.no_grad():
+        for key, value in tensors.items():
+            if key.startswith(HEAD_PREFIX):
+                head[key[len(HEAD_PREFIX):]].copy_(value)
+    return True

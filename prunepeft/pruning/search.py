@@ -27,7 +27,7 @@ from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import Supernet, UnitSizes, count_parameters, parse_unit_key, unit_key
 from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
 from prunepeft.pruning.budget import budget_params, check_budget
-from prunepeft.pruning.checkpoint import SearchState, load_weights
+from prunepeft.pruning.checkpoint import SearchState, restore_weights, supernet_tensors
 from prunepeft.pruning.partitions import Partition
 from prunepeft.pruning.phases import run_round, run_warmup, train_supernet
 from prunepeft.pruning.scoring import snapshot_to_json
@@ -124,8 +124,8 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
     _drop_unfinished_rounds(run, state.rounds_done)
     for key in state.removed:
         supernet.deactivate(parse_unit_key(key))
-    if state.rounds_done and (weights := load_weights(ckpt)) is not None:
-        supernet.load_state_dict_units(weights)
+    if state.rounds_done:
+        restore_weights(ckpt, supernet)  # matters for reinit=keep; other schemes re-initialise anyway
     while prunable and count_parameters(supernet).peft > budget and state.rounds_done < int(cfg.search.max_rounds):
         started, r = time.time(), state.rounds_done + 1
         active = supernet.active_ids()
@@ -149,7 +149,7 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
         state.rounds_done, state.removed = r, state.removed + [unit_key(u) for u in removed]
         state.examples += fitted.examples_seen
         state.wall_s += time.time() - started
-        state.save(ckpt, supernet.state_dict_units())
+        state.save(ckpt, supernet_tensors(supernet))
         log.info("round %d: removed %s; %d params left (budget %d)", r, [unit_key(u) for u in removed], left.peft, budget)
         if cfg.debug.crash_after_round is not None and r == int(cfg.debug.crash_after_round):
             raise SimulatedCrash(f"debug.crash_after_round={r}")
