@@ -10,7 +10,7 @@ import dataclasses
 import importlib
 import sys
 
-from prunepeft.errors import EXIT_USER_ERROR
+from prunepeft.errors import EXIT_USER_ERROR, UserError
 
 COMMANDS: dict[str, str] = {
     "search": "warm-up, iterative pruning of the supernet to a budget, retrain (the main job)",
@@ -62,12 +62,19 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module="prunepeft.conf", version_base="1.3"):
-            for trial in trials:
-                compose(config_name=command, overrides=trial)
+            configs = [compose(config_name=command, overrides=trial) for trial in trials]
     except Exception as err:  # Hydra raises several types; all mean "bad override"
         return f"bad override for `prunepeft {command}`: {_explain(err)}"
     finally:
         GlobalHydra.instance().clear()
+    # The command's own cheap checks (unknown method, strategy, ...) before any directory exists.
+    check = getattr(importlib.import_module(f"prunepeft.commands.{command}"), "validate", None)
+    if check is not None:
+        try:
+            for cfg in configs:
+                check(cfg)
+        except UserError as err:
+            return str(err)
     return None
 
 

@@ -60,11 +60,20 @@ def test_bad_override_exit_2_with_choices(override, expected, capsys, monkeypatc
 
 
 def test_unknown_method_is_a_clean_user_error(glue_dir, tmp_path, capsys, monkeypatch):
-    argv = ["baseline", "model=tiny_bert", "method=nope", f"data.dir={glue_dir}", f"hydra.run.dir={tmp_path}"]
+    run_dir = tmp_path / "run"
+    argv = ["baseline", "model=tiny_bert", "method=nope", f"data.dir={glue_dir}", f"hydra.run.dir={run_dir}"]
     code, out, err = run_cli(argv, capsys, monkeypatch)
     assert code == 2
     assert "unknown method 'nope'; valid choices: adapter, dora, fft, found, head, houlsby, lora" in err
-    assert "Traceback" not in out + err and not (tmp_path / "run.json").exists()
+    # checked before Hydra runs: not even the run directory (.hydra/, the job log) is created
+    assert "Traceback" not in out + err and not run_dir.exists()
+
+
+def test_bad_search_key_is_caught_before_any_directory(tmp_path, capsys, monkeypatch):
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(["search", "model=tiny_bert", "strategy=single", "strategy.criterion=magnitude",
+                            f"hydra.run.dir={run_dir}"], capsys, monkeypatch)
+    assert code == 2 and "unknown criterion 'magnitude'; valid choices:" in err and not run_dir.exists()
     GlobalHydra.instance().clear()
 
 

@@ -101,6 +101,13 @@ def prepare(cfg: DictConfig, model, family) -> tuple[Any, dict[str, list], dict[
     return model, groups, report
 
 
+def validate(cfg: DictConfig) -> None:
+    """The cheap checks (the CLI runs them before Hydra creates the run directory)."""
+    check_choice("method", cfg.method, METHODS)
+    if cfg.method == "found":
+        _found_path(cfg)
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train `cfg.method` on `cfg.task` and write run.json, events.jsonl, summary.json, DONE.
 
@@ -110,9 +117,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if (run_dir / "DONE").exists():
         Console().print(f"already finished: {run_dir} (DONE exists; delete the directory to run again)")
         return read_json(run_dir / "summary.json")
-    check_choice("method", cfg.method, METHODS)
-    if cfg.method == "found":
-        _found_path(cfg)
+    validate(cfg)
     # Heavy imports after the cheap checks (a typo in `method` fails instantly).
     from prunepeft.data import build_task_data
     from prunepeft.models.families import get_family

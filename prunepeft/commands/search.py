@@ -15,7 +15,7 @@ from prunepeft.commands.common import run_in_hydra
 from prunepeft.commands.display import print_found, print_result
 from prunepeft.config.schema import register_configs
 from prunepeft.io import read_json
-from prunepeft.pruning.search import search
+from prunepeft.pruning.search import search, validate  # noqa: F401  (validate: used by the CLI)
 from prunepeft.runs import RunDir
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from prunepeft.pruning.partitions import Partition
 from prunepeft.pruning.phases import run_round, run_warmup, train_supernet
 from prunepeft.pruning.scoring import snapshot_to_json
 from prunepeft.pruning.selection import select_round, select_top_k
-from prunepeft.pruning.strategies import combine_round, make_strategy
+from prunepeft.pruning.strategies import Strategy, combine_round, make_strategy
 from prunepeft.pruning.warmup import load_assignment, summarise_warmup
 from prunepeft.runs import RunDir
 from prunepeft.seed import seed_everything
@@ -67,18 +67,24 @@ def _warmup_size(cfg: DictConfig, train_size: int) -> float:
     return size
 
 
-def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
-    """Run (or resume) a PrunePEFT search in `run` and return its summary.
-
-    `run.json` is written (status running) only after the config, model, data and budget checks
-    pass, so a bad input leaves nothing behind but Hydra's own log.
-    """
+def validate(cfg: DictConfig) -> Strategy:
+    """The cheap checks of the search keys (the CLI runs them before Hydra creates the run directory)."""
     strategy = make_strategy(str(cfg.strategy.name), cfg.strategy.criterion, list(cfg.search.criteria),
                              str(cfg.strategy.combine))
     check_choice("search.reinit", str(cfg.search.reinit), REINIT_SCHEMES)
     check_choice("search.fidelity", str(cfg.search.fidelity), FIDELITIES)
     if int(cfg.search.k) < 1:
         raise UserError(f"search.k must be >= 1, got {cfg.search.k}")
+    return strategy
+
+
+def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
+    """Run (or resume) a PrunePEFT search in `run` and return its summary.
+
+    `run.json` is written (status running) only after the config, model, data and budget checks
+    pass, so a bad input leaves nothing behind but Hydra's own log.
+    """
+    strategy = validate(cfg)
     seed, k = int(cfg.seed), int(cfg.search.k)
     ckpt = run.file("checkpoint")
     state = SearchState.load(ckpt)
