@@ -94,13 +94,29 @@ def _explain(err: Exception) -> str:
     return f"{message.splitlines()[0]} ({detail})"
 
 
+def _flag_options(command: str, args: list[str]) -> list[str]:
+    """`prunepeft export --to peft` (the documented spelling) -> the Hydra override `to=peft`."""
+    if command != "export":
+        return args
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--to" and i + 1 < len(args):
+            out.append(f"to={args[i + 1]}")
+            i += 2
+            continue
+        out.append(f"to={arg[len('--to='):]}" if arg.startswith("--to=") else arg)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `prunepeft` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         sys.exit(0 if argv else EXIT_USER_ERROR)
-    command, rest = argv[0], argv[1:]
+    command, rest = argv[0], _flag_options(argv[0], argv[1:])
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}; valid choices: {', '.join(COMMANDS)}\n", file=sys.stderr)
         print(usage(), file=sys.stderr)

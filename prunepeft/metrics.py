@@ -13,7 +13,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from prunepeft.errors import choice_error
+from prunepeft.errors import UserError, check_choice, choice_error
 
 
 def _classes(predictions: np.ndarray) -> np.ndarray:
@@ -92,3 +92,22 @@ def compute_metrics(names: list[str], predictions: np.ndarray, labels: np.ndarra
     if n_gold == 0 or n_pred != n_gold:
         raise ValueError(f"need equally many predictions and labels (> 0); got {n_pred} and {n_gold}")
     return {name: METRICS[name](predictions, labels) for name in names}
+
+
+def check_task_metrics(task) -> None:
+    """Check a TaskConfig's `metrics` and `primary_metric` before anything trains.
+
+    Without this a typo (`task.primary_metric=f2`) surfaces only at the first evaluation, after an
+    epoch of training and with run.json already written.
+
+    Raises:
+        UserError: no metrics, an unknown metric name, or a primary metric not among `task.metrics`.
+    """
+    names = [str(n) for n in task.metrics]
+    if not names:
+        raise UserError(f"task {task.name!r} lists no metrics; valid choices: {', '.join(sorted(METRICS))}")
+    for name in names:
+        check_choice("metric", name, METRICS)
+    if task.primary_metric not in names:
+        raise UserError(f"task.primary_metric={task.primary_metric!r} is not one of task.metrics; "
+                        f"valid choices: {', '.join(names)}")

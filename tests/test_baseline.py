@@ -105,6 +105,12 @@ def test_found_retrains_a_saved_configuration(compose_cfg, tiny_overrides, tmp_p
     (["method=nope"], r"unknown method 'nope'; valid choices: adapter, dora, fft, found, head, houlsby, lora"),
     (["method=found"], r"method=found needs run="),
     (["method=found", "run=/nonexistent/dir"], r"has no found_config.json"),
+    # Checked before training: these used to fail after an epoch (KeyError) or with run.json written.
+    (["task.primary_metric=f2"], r"task.primary_metric='f2' is not one of task.metrics; valid choices: accuracy"),
+    (["task.metrics=[accuracy,bleu]"], r"unknown metric 'bleu'; valid choices: accuracy, f1, mcc, pearson, spearman"),
+    (["train.precision=fp8"], r"unknown train.precision 'fp8'; valid choices: auto, bf16, fp32"),
+    (["train.grad_accum=3"], r"train.batch_size=16 must be a multiple of train.grad_accum=3"),
+    (["train.epochs=0"], r"train.epochs must be >= 1, got 0"),
 ])
 def test_user_errors_write_nothing(compose_cfg, tiny_overrides, tmp_path, overrides, message):
     out = tmp_path / "bad"

@@ -10,8 +10,9 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from prunepeft.config.schema import ModelConfig, RunConfig, TaskConfig, register_configs
-from prunepeft.metrics import METRICS
+from prunepeft.metrics import METRICS, check_task_metrics
 from prunepeft.models.families import FAMILIES
+from prunepeft.train.device import check_train_config
 
 CONF = Path(__file__).resolve().parents[1] / "prunepeft" / "conf"
 GROUPS = {"search": ("model", "task", "train", "strategy"), "baseline": ("model", "task", "train")}
@@ -35,6 +36,8 @@ def test_every_group_option_composes(compose_cfg, command, group, option):
     cfg = compose_cfg(command, [f"{group}={option}"])
     run = validated(cfg)
     assert run.command == command
+    check_task_metrics(run.task)  # primary metric among the task's metrics, every name known
+    check_train_config(run.train)
     if group in ("model", "task"):
         assert getattr(run, group).name == option  # the file's `name` matches its file name
 

@@ -186,3 +186,69 @@ def test_export_cli_smoke(tmp_path, compose_cfg):
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "x" / "adapter_config.json").read_text())["use_dora"] is True
     assert (tmp_path / "x" / "adapter_model.safetensors").is_file() and (tmp_path / "x" / "found_config.json").is_file()
+
+
+def _cli(argv, capsys, monkeypatch):
+    from prunepeft import cli
+
+    monkeypatch.setattr(sys, "argv", ["prunepeft", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return exit_info.value.code, err
+
+
+def test_export_cli_bad_inputs_exit_2_and_create_nothing(tmp_path, compose_cfg, capsys, monkeypatch):
+    # No run=: used to be an omegaconf MissingMandatoryValue traceback with exit code 1.
+    assert _cli(["export"], capsys, monkeypatch) == (2, "error: export needs run=<directory of a finished "
+                                                       "`prunepeft search` run>\n")
+    # A bad run=: Hydra's run dir is ${run}, so it used to create that directory (and export.log).
+    nope = tmp_path / "nope"
+    code, err = _cli(["export", f"run={nope}"], capsys, monkeypatch)
+    assert code == 2 and "is not a directory" in err and not nope.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, err = _cli(["export", f"run={empty}"], capsys, monkeypatch)
+    assert code == 2 and "has no found_config.json" in err and list(empty.iterdir()) == []
+    # The documented `--to <target>` spelling reaches the target check (it used to be a parse error).
+    run, _ = _fake_run(tmp_path, compose_cfg, ["lora"])
+    for argv in (["--to", "onnx"], ["--to=onnx"]):
+        code, err = _cli(["export", f"run={run}", *argv], capsys, monkeypatch)
+        assert code == 2 and "unknown export target (to=) 'onnx'; valid choices: peft" in err
+
+
+def test_export_to_flag_becomes_the_to_override():
+    from prunepeft.cli import _flag_options
+
+    assert _flag_options("export", ["run=x", "--to", "peft"]) == ["run=x", "to=peft"]
+    assert _flag_options("export", ["--to=peft", "run=x"]) == ["to=peft", "run=x"]
+    assert _flag_options("baseline", ["--to", "peft"]) == ["--to", "peft"]
+
+
+def test_export_never_replaces_a_directory_that_is_not_an_export(tmp_path, compose_cfg):
+    run, _ = _fake_run(tmp_path, compose_cfg, ["lora"])
+    before = sorted(p.name for p in run.iterdir())
+    # out= the run directory itself (or `.`) used to be rmtree'd and replaced by the adapter.
+    with pytest.raises(UserError, match="not a previous peft export; refusing to replace it"):
+        export_cmd.run(compose_cfg("export", [f"run={run}", f"out={run}"]), run)
+    assert sorted(p.name for p in run.iterdir()) == before
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        export_cmd.run(compose_cfg("export", [f"run={run}", f"out={tmp_path / 'file'}"]), run)
+    # A previous export (or an empty directory) is replaced.
+    export_cmd.run(compose_cfg("export", [f"run={run}"]), run)
+    export_cmd.run(compose_cfg("export", [f"run={run}"]), run)
+    assert (run / "peft" / "adapter_config.json").is_file()
+
+
+def test_export_uses_the_trained_config_not_a_later_skipped_invocation(tmp_path, compose_cfg):
+    run, net = _fake_run(tmp_path, compose_cfg, ["lora"], use_run_json=True)
+    # A later `prunepeft search model=tiny_roberta hydra.run.dir=<run>` finds DONE and skips, but
+    # Hydra has already rewritten .hydra/config.yaml with that invocation's config.
+    later = compose_cfg("search", ["model=tiny_roberta", "task=rte", "train=test", "seed=3"])
+    OmegaConf.save(later, run / ".hydra" / "config.yaml")
+    export_cmd.run(compose_cfg("export", [f"run={run}"]), run)
+    base = build_tiny(OmegaConf.create({**MODEL, "family": "bert"}), 2, 3)[0]
+    loaded = PeftModel.from_pretrained(base, str(run / "peft")).eval()
+    assert (logits(loaded) - logits(net.model)).abs().max() <= 1e-5

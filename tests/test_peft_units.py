@@ -126,6 +126,25 @@ def test_paper_init_eq4_5_gaussian_with_zero_biases_and_seeded():
         l2.reset("xavier", None, hidden)
 
 
+def test_dora_init_magnitude_is_peft_weight_norm_under_both_schemes():
+    """peft sets m = ||W + s·BA|| of the fresh A, B: a fresh DoRA unit then adds exactly s·BAx."""
+    from peft.tuners.lora.dora import DoraLinearLayer
+
+    lin = nn.Linear(16, 12)
+    sizes = UnitSizes(lora_r=4, lora_alpha=8.0)
+    dora = get_unit_type("dora").make_branch(lin, sizes)
+    lora = get_unit_type("lora").make_branch(lin, sizes)
+    dora.reset("paper", torch.Generator().manual_seed(0), 16)
+    lora.reset("paper", torch.Generator().manual_seed(0), 16)
+    assert dora.lora_B.weight.abs().sum() > 0  # paper init: B != 0, so ||W + s·BA|| != ||W||
+    ref = DoraLinearLayer(fan_in_fan_out=False)
+    ref.update_layer(base_layer=lin, lora_A=dora.lora_A.weight, lora_B=dora.lora_B.weight, scaling=2.0)
+    torch.testing.assert_close(dora.lora_magnitude.detach(), ref.weight.detach())
+    x = torch.randn(5, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(dora(x, lin(x)), lora(x, lin(x)), atol=1e-6, rtol=1e-5)
+
+
 def test_inactive_branch_does_no_compute():
     w = _wrapped(["lora", "adapter"])
     x = torch.randn(2, 16)

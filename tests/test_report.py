@@ -181,6 +181,23 @@ def test_table5_best_single_criterion_and_deltas(runs):
     assert "best single criterion = taylor, chosen by its mean dev metric over tasks (taylor 68.0, weight 63.0)" in md
 
 
+def test_table5_from_low_fidelity_searches_only(tmp_path):
+    """A tree with only low-fidelity searches (the CPU benchmark) still gives Table 5, and says so."""
+    for seed, (hyb, rnd) in enumerate([(0.80, 0.78), (0.82, 0.77)], start=1):
+        make_run(tmp_path, f"h{seed}", command="search", task="sst2", seed=seed, value=hyb, fidelity="low")
+        make_run(tmp_path, f"r{seed}", command="search", task="sst2", seed=seed, value=rnd, fidelity="low",
+                 strategy="random")
+    (t5,) = build_tables(collect_runs(tmp_path), ["table5"])
+    assert [r[1] for r in t5.rows] == ["Random pruning", "PrunePEFT"]
+    md = to_markdown(t5)
+    assert "| minilm_l6 | Random pruning | -3.5 ± 2.1 (n=2) |" in md  # paired: -2 and -5 points
+    assert "low fidelity" in md
+    # with a high-fidelity search present, the low-fidelity ones stay out of the table
+    make_run(tmp_path, "h-high", command="search", task="sst2", seed=1, value=0.5)
+    (t5,) = build_tables(collect_runs(tmp_path), ["table5"])
+    assert [r[1] for r in t5.rows] == ["PrunePEFT"] and "50.0 (n=1)" in to_markdown(t5)
+
+
 def test_table6_transfer_rows(runs):
     (t6,) = build_tables(runs, ["table6"])
     md = to_markdown(t6)
@@ -244,6 +261,22 @@ def test_report_command_user_errors(tmp_path):
     with pytest.raises(UserError, match="unknown table 'tab2'"):
         report_run(_cfg(tmp_path / "empty", tmp_path / "o", tables=["tab2"]), tmp_path / "o")
     assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("override, message", [
+    ("runs={tmp}/nowhere", "is not a directory"),
+    ("tables=[table2,tab5]", "unknown table 'tab5'; valid choices: table2"),
+    ("reference_csv={tmp}/none.csv", "none.csv' does not exist"),
+])
+def test_report_bad_inputs_are_caught_before_hydra_creates_out(tmp_path, override, message):
+    """The CLI's pre-check (no `out` directory, no report.log) -> `error: ...`, exit code 2."""
+    from prunepeft.cli import validate_overrides
+
+    (tmp_path / "runs").mkdir()
+    base = [f"runs={tmp_path / 'runs'}", f"out={tmp_path / 'o'}"]
+    assert validate_overrides("report", base) is None
+    error = validate_overrides("report", [*base, override.format(tmp=tmp_path)])
+    assert error is not None and message in error
 
 
 # --- experiment presets: each table's sweep, as Hydra's sweeper will expand it ---------------------

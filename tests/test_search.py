@@ -94,6 +94,14 @@ def test_resume_with_reinit_keep_restores_units_and_head(compose_cfg, search_ove
     # round 2 starts from round 1's trained weights: identical statistics only if they were restored
     assert resumed[1]["statistics"] == straight[1]["statistics"]
     assert read_json(tmp_path / "crashed" / "found_config.json") == read_json(tmp_path / "straight" / "found_config.json")
+    # a crash between the warm-up and round 1: round 1 must still start from the warm-up-trained weights
+    with pytest.raises(SimulatedCrash):
+        _run(compose_cfg, keep + ["debug.crash_after_round=0"], tmp_path / "crashed0")
+    assert not (tmp_path / "crashed0" / "rounds.jsonl").exists()
+    _run(compose_cfg, keep, tmp_path / "crashed0")
+    resumed0 = read_jsonl(tmp_path / "crashed0" / "rounds.jsonl")
+    assert resumed0[0]["statistics"] == straight[0]["statistics"]
+    assert read_json(tmp_path / "crashed0" / "found_config.json") == read_json(tmp_path / "straight" / "found_config.json")
 
 
 def test_finished_run_is_skipped(compose_cfg, search_overrides, hybrid_run, capsys):
@@ -136,6 +144,15 @@ def test_budget_below_smallest_unit_is_a_clear_error(compose_cfg, search_overrid
     ("search.fidelity=medium", "search.fidelity 'medium'; valid choices: high, low"),
     ("strategy.criterion=magnitude", "criterion 'magnitude'; valid choices: activation"),
     ("search.k=0", "search.k must be >= 1"),
+    # checked up front, not first when the warm-up scores its first snapshot (after run.json exists)
+    ("search.threshold.quantile=1.5", "search.threshold.quantile must be in"),
+    ("search.zeros.rel_tol=-1", "search.zeros.rel_tol must be >= 0"),
+    ("search.warmup.snapshots=0", "search.warmup.snapshots must be >= 1"),
+    ("search.max_rounds=0", "search.max_rounds must be >= 1"),
+    ("search.partition_cuts=[0.5,0.2]", "search.partition_cuts must be non-decreasing"),
+    # task and train keys shared with `baseline`: checked before anything trains
+    ("task.primary_metric=f2", "task.primary_metric='f2' is not one of task.metrics; valid choices: accuracy"),
+    ("train.precision=fp8", "unknown train.precision 'fp8'; valid choices: auto, bf16, fp32"),
 ])
 def test_bad_search_keys_name_the_value_and_the_choices(compose_cfg, search_overrides, tmp_path, override, message):
     overrides = search_overrides + (["strategy=single"] if "criterion" in override else []) + [override]
@@ -150,3 +167,27 @@ def test_strategy_transfer_reuses_the_assignment(compose_cfg, search_overrides, 
     assert summary["transfer"]["kind"] == "strategy"
     with pytest.raises(UserError, match="warmup.json"):
         _run(compose_cfg, search_overrides + [f"strategy.from_run={tmp_path / 'nowhere'}"], tmp_path / "u")
+
+
+def test_max_rounds_last_round_still_meets_the_budget(compose_cfg, search_overrides, tmp_path):
+    # 4,256 params, k=2, B=2,000 needs >= 2 rounds; with max_rounds=1 the one round must go down to B
+    summary = _run(compose_cfg, search_overrides + ["strategy=random", "search.max_rounds=1"], tmp_path)
+    rounds = read_jsonl(tmp_path / "rounds.jsonl")
+    assert len(rounds) == 1 and rounds[0]["last"] and len(rounds[0]["removed"]) > 2
+    assert rounds[0]["params_left"] <= 2000 and summary["params"]["peft"] <= 2000
+    p = rounds[0]["combined"]["p"]
+    ranked = sorted(p, key=p.get, reverse=True)
+    assert rounds[0]["removed"] == ranked[: len(rounds[0]["removed"])]  # still a prefix by p
+
+
+def test_transferred_assignment_missing_a_partition_is_a_clear_error(compose_cfg, search_overrides, tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "warmup.json").write_text(json.dumps({"assignment": {"b0:lora": "weight", "b0:adapter": "taylor"}}))
+    with pytest.raises(UserError, match="no criterion for partition 'b1:"):
+        _run(compose_cfg, search_overrides + [f"strategy.from_run={source}"], tmp_path / "t")
+    assert not (tmp_path / "t" / "run.json").exists()  # checked before anything is written
+    # a non-hybrid strategy cannot use S_H: refused, rather than a run labelled "strategy transfer"
+    with pytest.raises(UserError, match="strategy.from_run .* needs strategy=hybrid, got strategy=random"):
+        _run(compose_cfg, search_overrides + ["strategy=random", f"strategy.from_run={source}"], tmp_path / "r")
+    assert not (tmp_path / "r" / "run.json").exists()

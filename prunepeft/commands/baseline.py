@@ -103,9 +103,14 @@ def prepare(cfg: DictConfig, model, family) -> tuple[Any, dict[str, list], dict[
 
 def validate(cfg: DictConfig) -> None:
     """The cheap checks (the CLI runs them before Hydra creates the run directory)."""
+    from prunepeft.metrics import check_task_metrics
+    from prunepeft.train.device import check_train_config
+
     check_choice("method", cfg.method, METHODS)
     if cfg.method == "found":
         _found_path(cfg)
+    check_task_metrics(cfg.task)
+    check_train_config(cfg.train)
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from prunepeft.commands.common import run_in_hydra
 from prunepeft.config.schema import register_configs
 from prunepeft.errors import UserError, check_choice
-from prunepeft.io import atomic_write_json, read_json
+from prunepeft.io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,37 @@ TARGETS = ("peft",)
 
 
 def load_run_config(run: Path) -> DictConfig:
-    """The composed config of a run: `.hydra/config.yaml`, else run.json's `config`."""
-    hydra_cfg = run / ".hydra" / "config.yaml"
-    if hydra_cfg.is_file():
-        return OmegaConf.load(hydra_cfg)  # type: ignore[return-value]
+    """The config a run trained with: run.json's `config`, else `.hydra/config.yaml`.
+
+    run.json first: Hydra rewrites `.hydra/` on every invocation, including one that finds DONE
+    and skips, so `.hydra/config.yaml` can describe a later (skipped) command, not the trained run.
+    """
     run_json = run / "run.json"
     if run_json.is_file() and isinstance(read_json(run_json).get("config"), dict):
         return OmegaConf.create(read_json(run_json)["config"])
-    raise UserError(f"run={str(run)!r} has neither .hydra/config.yaml nor a config in run.json")
+    hydra_cfg = run / ".hydra" / "config.yaml"
+    if hydra_cfg.is_file():
+        return OmegaConf.load(hydra_cfg)  # type: ignore[return-value]
+    raise UserError(f"run={str(run)!r} has neither a config in run.json nor .hydra/config.yaml")
+
+
+def validate(cfg: DictConfig) -> Path:
+    """The cheap checks (the CLI runs them before Hydra, whose run dir is `run=`, creates anything).
+
+    Returns:
+        The run directory.
+    """
+    from prunepeft.peft.found_config import FOUND_CONFIG_FILE
+
+    check_choice("export target (to=)", str(cfg.to), TARGETS)
+    if OmegaConf.is_missing(cfg, "run") or not cfg.run:
+        raise UserError("export needs run=<directory of a finished `prunepeft search` run>")
+    run_path = Path(str(cfg.run))
+    if not run_path.is_dir():
+        raise UserError(f"run={str(run_path)!r} is not a directory; point run= at a finished search run")
+    if not (run_path / FOUND_CONFIG_FILE).is_file():
+        raise UserError(f"run={str(run_path)!r} has no {FOUND_CONFIG_FILE} (a finished `prunepeft search` run writes one)")
+    return run_path
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -42,10 +65,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from prunepeft.peft.export import check_expressible, export_peft
     from prunepeft.peft.found_config import FOUND_CONFIG_FILE, HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
 
-    check_choice("export target (to=)", str(cfg.to), TARGETS)
-    run_path = Path(str(cfg.run))
-    if not run_path.is_dir():
-        raise UserError(f"run={str(run_path)!r} is not a directory; point run= at a finished search run")
+    run_path = validate(cfg)
     found_file = run_path / FOUND_CONFIG_FILE
     found = FoundConfig.load(found_file)
     check_expressible(list(found.units), where=str(found_file))
@@ -59,8 +79,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     net.load_units(run_path / UNITS_FILE)
     net.load_head(run_path / HEAD_FILE)
     out = Path(str(cfg.out)) if cfg.out else run_path / "peft"
-    export_peft(net, out, model_id=found.model_id)
-    atomic_write_json(out / FOUND_CONFIG_FILE, found.to_json())
+    export_peft(net, out, model_id=found.model_id, extra_json={FOUND_CONFIG_FILE: found.to_json()})
     log.info("exported %d units to %s", len(found.units), out)
     print(f"peft adapter written to {out} (load with PeftModel.from_pretrained(<base model>, {str(out)!r}))")
     return {"out": str(out), "found_config": str(out / FOUND_CONFIG_FILE), "units": len(found.units)}

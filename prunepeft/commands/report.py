@@ -41,6 +41,22 @@ def _index(runs_dir: Path, out: Path, df, tables: list, figures: list) -> str:
     return "\n".join(lines)
 
 
+def validate(cfg: DictConfig) -> None:
+    """The cheap input checks, run by the CLI before Hydra creates `out` (and its log file).
+
+    Raises:
+        UserError: `runs` is not a directory, an unknown table name, or an unreadable `reference_csv`.
+    """
+    from prunepeft.report import TABLES, load_reference
+
+    if not Path(cfg.runs).is_dir():
+        raise UserError(f"runs={cfg.runs!r} is not a directory; point runs= at the outputs of "
+                        "`prunepeft search`/`prunepeft baseline` (e.g. runs=outputs/cpu)")
+    for name in cfg.tables:
+        check_choice("table", str(name), TABLES)
+    load_reference(cfg.reference_csv)
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Build the tables `cfg.tables` (and the figures when `cfg.figures`) into `run_dir`.
 
@@ -48,14 +64,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         UserError: `runs` is not a directory or holds no run, an unknown table name, or an
             unreadable `reference_csv` — all checked before anything is written.
     """
-    from prunepeft.report import TABLES, build_figures, build_tables, collect_runs, load_reference
+    from prunepeft.report import build_figures, build_tables, collect_runs, load_reference
     from prunepeft.report.render import to_csv, to_latex, to_markdown
 
     runs_dir, out = Path(cfg.runs), Path(run_dir)
-    if not runs_dir.is_dir():
-        raise UserError(f"runs={cfg.runs!r} is not a directory; point runs= at the outputs of "
-                        "`prunepeft search`/`prunepeft baseline` (e.g. runs=outputs/cpu)")
-    names = [check_choice("table", str(n), TABLES) for n in cfg.tables]
+    validate(cfg)
+    names = [str(n) for n in cfg.tables]
     reference = load_reference(cfg.reference_csv)
     df = collect_runs(runs_dir)
     if df.empty:

@@ -51,10 +51,11 @@ class DoraBranch(LoraBranch):
 
     def reset(self, scheme: str, generator: torch.Generator | None, hidden: int) -> None:
         super().reset(scheme, generator, hidden)
-        # Both schemes: m = ||W|| (row norm), peft's init when B = 0.
+        # peft's DoRA init: m = ||W + s·BA|| (row norm) of the fresh A, B, so a fresh unit computes
+        # exactly the LoRA update s·BAx. That is ||W|| under `standard` (B = 0); under `paper`
+        # (Eq. 4-5, B != 0) ||W|| would instead rescale every row of W + s·BA from the first step.
         with torch.no_grad():
-            w = self._base.weight.to(self.lora_magnitude.dtype)
-            self.lora_magnitude.copy_(torch.linalg.norm(w, dim=1))
+            self.lora_magnitude.copy_(self.weight_norm().to(self.lora_magnitude.dtype))
 
     def criterion_parameters(self) -> list[nn.Parameter]:
         return [self.lora_A.weight, self.lora_B.weight]

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from prunepeft.errors import UserError
+from prunepeft.io import atomic_write_json
 from prunepeft.models.families import set_site_linear, site_linear, transformer_layers
 from prunepeft.peft.supernet import Supernet
 from prunepeft.peft.units import UnitId, get_unit_type, unit_key
@@ -134,18 +135,37 @@ def to_peft_model(supernet: Supernet, model_id: str | None = None) -> nn.Module:
     return peft_model
 
 
-def export_peft(supernet: Supernet, out_dir: str | os.PathLike, model_id: str | None = None) -> Path:
+def _check_out(out: Path) -> None:
+    """Refuse an `out` that exists and is not a previous export: it is replaced wholesale, so
+    `out=.` or `out=<the run dir>` would otherwise delete the user's files."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"out={str(out)!r} is a file; choose a directory for the peft adapter")
+    if any(out.iterdir()) and not (out / "adapter_config.json").is_file():
+        raise UserError(f"out={str(out)!r} is a non-empty directory that is not a previous peft export; "
+                        "refusing to replace it: choose a new or empty directory")
+
+
+def export_peft(
+    supernet: Supernet, out_dir: str | os.PathLike, model_id: str | None = None,
+    extra_json: dict[str, Any] | None = None,
+) -> Path:
     """Write `adapter_config.json` + `adapter_model.safetensors` (peft's save_pretrained layout).
 
-    The directory appears complete or not at all (written to a temp dir, then renamed).
+    The directory appears complete or not at all (written to a temp dir, then renamed), together
+    with `extra_json` ({file name: object}, e.g. the found_config.json).
     Load it with `PeftModel.from_pretrained(AutoModelForSequenceClassification..., out_dir)`.
     """
     out = Path(out_dir)
+    _check_out(out)
     peft_model = to_peft_model(supernet, model_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         peft_model.save_pretrained(str(tmp))
+        for name, obj in (extra_json or {}).items():
+            atomic_write_json(tmp / name, obj)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

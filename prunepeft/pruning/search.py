@@ -22,21 +22,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from prunepeft.data import build_task_data, stratified_subset
 from prunepeft.errors import UserError, check_choice
+from prunepeft.metrics import check_task_metrics
 from prunepeft.io import append_jsonl, atomic_write_text, read_json, read_jsonl
 from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import Supernet, UnitSizes, count_parameters, parse_unit_key, unit_key
 from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
 from prunepeft.pruning.budget import budget_params, check_budget
 from prunepeft.pruning.checkpoint import SearchState, restore_weights, supernet_tensors
-from prunepeft.pruning.partitions import Partition
+from prunepeft.pruning.criteria.base import CriterionContext
+from prunepeft.pruning.partitions import Partition, boundaries
 from prunepeft.pruning.phases import run_round, run_warmup, train_supernet
 from prunepeft.pruning.scoring import snapshot_to_json
 from prunepeft.pruning.selection import select_round, select_top_k
 from prunepeft.pruning.strategies import Strategy, combine_round, make_strategy
-from prunepeft.pruning.warmup import load_assignment, summarise_warmup
+from prunepeft.pruning.warmup import load_assignment, summarise_warmup, unit_assignment
 from prunepeft.runs import RunDir
 from prunepeft.seed import seed_everything
-from prunepeft.train.device import resolve_device
+from prunepeft.train.device import check_train_config, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +73,22 @@ def validate(cfg: DictConfig) -> Strategy:
     """The cheap checks of the search keys (the CLI runs them before Hydra creates the run directory)."""
     strategy = make_strategy(str(cfg.strategy.name), cfg.strategy.criterion, list(cfg.search.criteria),
                              str(cfg.strategy.combine))
+    check_task_metrics(cfg.task)
+    check_train_config(cfg.train)
     check_choice("search.reinit", str(cfg.search.reinit), REINIT_SCHEMES)
     check_choice("search.fidelity", str(cfg.search.fidelity), FIDELITIES)
     if int(cfg.search.k) < 1:
         raise UserError(f"search.k must be >= 1, got {cfg.search.k}")
+    for key in ("max_rounds", "warmup.epochs", "warmup.snapshots"):
+        value = OmegaConf.select(cfg.search, key)
+        if int(value) < 1:
+            raise UserError(f"search.{key} must be >= 1, got {value}")
+    if cfg.strategy.from_run and not strategy.needs_warmup:
+        raise UserError(f"strategy.from_run reuses a hybrid assignment S_H (strategy transfer); it needs "
+                        f"strategy=hybrid, got strategy={strategy.name}")
+    # Checked here, not first when the warm-up's first snapshot is scored (after run.json exists).
+    CriterionContext.from_search_config(cfg.search, int(cfg.seed))
+    boundaries(1, tuple(cfg.search.partition_cuts))
     return strategy
 
 
@@ -110,6 +124,7 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
         if not source.exists():
             raise UserError(f"strategy.from_run: {source} not found (a finished hybrid search writes it)")
         assignment = load_assignment(read_json(source), str(source))
+        unit_assignment(supernet.active_ids(), partition, assignment)  # every key covered, before run.json
     # Every input a user can get wrong has been checked: only now does the run directory get written.
     run.start("search", seed, config_dict(cfg), str(resolve_device(cfg.train.device)))
     if prunable and strategy.needs_warmup and assignment is None:
@@ -124,13 +139,16 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
             run.write_json("warmup.json", {**result.to_json(), "k": k, "examples": fitted.examples_seen})
             state.warmup_done, state.examples = True, state.examples + fitted.examples_seen
             state.wall_s += time.time() - started
-            state.save(ckpt)
+            # The warm-up-trained weights: round 1 starts from them under reinit=keep, also after a resume.
+            state.save(ckpt, supernet_tensors(supernet))
+            if cfg.debug.crash_after_round is not None and int(cfg.debug.crash_after_round) == 0:
+                raise SimulatedCrash("debug.crash_after_round=0 (after the warm-up)")
 
     # -- 4. Iterative pruning rounds (resume: replay the removals, restore the weights) ---------
     _drop_unfinished_rounds(run, state.rounds_done)
     for key in state.removed:
         supernet.deactivate(parse_unit_key(key))
-    if state.rounds_done:
+    if state.rounds_done or state.warmup_done:
         restore_weights(ckpt, supernet)  # matters for reinit=keep; other schemes re-initialise anyway
     while prunable and count_parameters(supernet).peft > budget and state.rounds_done < int(cfg.search.max_rounds):
         started, r = time.time(), state.rounds_done + 1
@@ -139,7 +157,9 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
                                             criteria=strategy.criteria, run=run)
         combined = combine_round(strategy, snapshot, partition, assignment, k)
         counts = count_parameters(supernet)
-        removed, last = select_round(combined.p, k, counts.per_unit, counts.peft, budget, seed + r)
+        # The last allowed round (search.max_rounds) removes down to B: a run never ends above the budget.
+        k_round = k if r < int(cfg.search.max_rounds) else len(combined.p)
+        removed, last = select_round(combined.p, k_round, counts.per_unit, counts.peft, budget, seed + r)
         for uid in removed:
             supernet.deactivate(uid)
         left = count_parameters(supernet)

@@ -65,3 +65,20 @@ def model_device(model: torch.nn.Module) -> torch.device:
         return next(model.parameters()).device
     except StopIteration:
         return torch.device("cpu")
+
+
+def check_train_config(train_cfg) -> None:
+    """The cheap checks of a TrainConfig, run before a command writes anything (not mid-training).
+
+    Raises:
+        UserError: unknown precision or device, non-positive epochs/batch sizes, or a batch size
+            that `grad_accum` does not divide.
+    """
+    check_choice("train.precision", str(train_cfg.precision), PRECISIONS)
+    resolve_device(train_cfg.device)
+    for key in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "max_length"):
+        if int(getattr(train_cfg, key)) < 1:
+            raise UserError(f"train.{key} must be >= 1, got {getattr(train_cfg, key)}")
+    if train_cfg.batch_size % train_cfg.grad_accum:
+        raise UserError(f"train.batch_size={train_cfg.batch_size} must be a multiple of "
+                        f"train.grad_accum={train_cfg.grad_accum}")
