@@ -13,9 +13,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prunepeft.errors import UserError
 from prunepeft.io import append_jsonl, atomic_write_json, atomic_write_text, read_json
 
 DONE_FILE = "DONE"
+# Keys that may differ between invocations of the same run: they change how it is watched, where the
+# data is read from or how a sweep is laid out, not what it computes (`debug.*` crashes a run on
+# purpose to test resuming; `extra.*` is the experiment presets' bookkeeping, so a run shared by
+# two paper tables is trained once and skipped by the second sweep).
+VOLATILE_KEYS = ("debug", "train.progress", "train.log_every", "data.dir", "extra")
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a.b": leaf} for nested dicts (lists are leaves)."""
+    if not isinstance(obj, dict):
+        return {prefix: obj}
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """"key: old -> new" for every leaf that differs, volatile keys ignored, sorted by key."""
+    a, b = _flatten(old), _flatten(new)
+    volatile = lambda key: any(key == v or key.startswith(v + ".") for v in VOLATILE_KEYS)  # noqa: E731
+    return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}"
+            for k in sorted(set(a) | set(b)) if not volatile(k) and a.get(k) != b.get(k)]
 
 
 def library_versions() -> dict[str, str]:
@@ -49,6 +73,26 @@ class RunDir:
     def done(self) -> bool:
         """True when a previous invocation finished this run."""
         return self.file(DONE_FILE).exists()
+
+    def check_config(self, config: dict[str, Any]) -> None:
+        """Refuse to skip or resume a run that was started with a different configuration.
+
+        Without this, `prunepeft search task=rte train.lr_peft=5e-4` in the default directory of an
+        earlier lr=1e-3 run would print the old result as if it were the new one (or resume the old
+        search with new settings).
+
+        Raises:
+            UserError: naming the differing keys and how to get a fresh directory.
+        """
+        previous = read_json(self.file("run.json")) if self.file("run.json").exists() else {}
+        if "config" not in previous:
+            return
+        diff = config_differences(previous["config"], config)
+        if diff:
+            shown = "; ".join(diff[:5]) + (f"; ... ({len(diff)} keys)" if len(diff) > 5 else "")
+            state = "a finished" if self.done else "an unfinished"
+            raise UserError(f"{str(self.path)!r} holds {state} run with a different configuration ({shown}); "
+                            "pick another directory (hydra.run.dir=...) or delete this one")
 
     def start(self, command: str, seed: int, config: dict[str, Any], device: str) -> None:
         """Write run.json with status `running` (kept from a previous attempt: attempts counted)."""

@@ -44,9 +44,12 @@ def test_fft_writes_run_outputs_and_rerun_skips(compose_cfg, tiny_overrides, tmp
     assert "accuracy = " in capsys.readouterr().out
 
     (out / "summary.json").write_text('{"marker": 1}\n')  # a finished dir is not re-run
-    again = run_baseline(compose_cfg, [*tiny_overrides, "method=fft"], out)
+    again = run_baseline(compose_cfg, [*tiny_overrides, "method=fft", "train.epochs=2"], out)
     assert again == {"marker": 1}
     assert "already finished" in capsys.readouterr().out
+    with pytest.raises(UserError, match=r"finished run with a different configuration \(train.epochs: 2 -> 1\)"):
+        run_baseline(compose_cfg, [*tiny_overrides, "method=fft"], out)
+    assert read_json(out / "summary.json") == {"marker": 1}
 
 
 def test_head_only_trains_only_the_head(compose_cfg, tiny_overrides, tmp_path):

@@ -113,6 +113,17 @@ def test_finished_run_is_skipped(compose_cfg, search_overrides, hybrid_run, caps
     assert "already finished" in capsys.readouterr().out
 
 
+def test_run_dir_with_another_config_is_refused_not_skipped(compose_cfg, search_overrides, hybrid_run):
+    """A finished directory re-invoked with a different lr must not print the old result as the new one."""
+    run_dir, _ = hybrid_run
+    stamp = (run_dir / "summary.json").stat().st_mtime_ns
+    with pytest.raises(UserError, match=r"finished run with a different configuration \(train.lr_peft: 0.001 -> 0.0005\)"):
+        _run(compose_cfg, search_overrides + ["train.lr_peft=5e-4"], run_dir)
+    assert (run_dir / "summary.json").stat().st_mtime_ns == stamp and (run_dir / "DONE").exists()
+    # watching or data-location keys are not a different run
+    _run(compose_cfg, search_overrides + ["train.progress=true", "debug.crash_after_round=1"], run_dir)
+
+
 @pytest.mark.parametrize("strategy", ["single", "random", "hybrid_no_partition", "reference"])
 def test_every_strategy_runs_end_to_end(compose_cfg, search_overrides, tmp_path, strategy):
     summary = _run(compose_cfg, search_overrides + [f"strategy={strategy}"], tmp_path)

@@ -119,6 +119,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     A directory that already has DONE is skipped and its summary returned.
     """
     run_dir = Path(run_dir)
+    RunDir(run_dir).check_config(OmegaConf.to_container(cfg, resolve=True))
     if (run_dir / "DONE").exists():
         Console().print(f"already finished: {run_dir} (DONE exists; delete the directory to run again)")
         return read_json(run_dir / "summary.json")

@@ -15,7 +15,7 @@ from prunepeft.commands.common import run_in_hydra
 from prunepeft.commands.display import print_found, print_result
 from prunepeft.config.schema import register_configs
 from prunepeft.io import read_json
-from prunepeft.pruning.search import search, validate  # noqa: F401  (validate: used by the CLI)
+from prunepeft.pruning.search import config_dict, search, validate  # noqa: F401  (validate: used by the CLI)
 from prunepeft.runs import RunDir
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Run or resume the search configured by `cfg` in `run_dir`; return summary.json's content."""
     rd = RunDir(run_dir)
+    rd.check_config(config_dict(cfg))
     if rd.done:
         print(f"already finished: {rd.path} (delete it to run again)")
         return read_json(rd.file("summary.json"))
