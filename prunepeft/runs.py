@@ -109,6 +109,24 @@ class RunDir:
             "config": config,
         }
         atomic_write_json(self.file("run.json"), self.info)
+        self._write_hydra_record(config)
+
+    def _write_hydra_record(self, config: dict[str, Any]) -> None:
+        """`.hydra/config.yaml` and `overrides.yaml` of the invocation that (re)started this run.
+
+        The configs set `hydra.output_subdir: null`: Hydra would write `.hydra/` before any check,
+        also for an invocation that is then refused or skipped.
+        """
+        from omegaconf import OmegaConf
+
+        atomic_write_text(self.file(".hydra/config.yaml"), OmegaConf.to_yaml(OmegaConf.create(config)))
+        try:
+            from hydra.core.hydra_config import HydraConfig
+
+            overrides = list(HydraConfig.get().overrides.task)
+        except ValueError:  # called outside a Hydra app (tests, the API)
+            overrides = []
+        atomic_write_text(self.file(".hydra/overrides.yaml"), OmegaConf.to_yaml(OmegaConf.create(overrides)))
 
     def event(self, **record: Any) -> None:
         """Append one step-level event to events.jsonl."""

@@ -108,6 +108,14 @@ def test_installed_script_runs_a_baseline(glue_dir, tmp_path):
     summary = read_json(out / "summary.json")
     assert summary["method"] == "lora" and summary["params"]["peft"] > 0
     assert "validation accuracy =" in proc.stdout
+    record = (out / ".hydra" / "config.yaml").read_text()
+    assert "method=lora" in (out / ".hydra" / "overrides.yaml").read_text()
+    # the same directory with another lr: refused before anything is (re)written, .hydra/ included
+    again = subprocess.run([*proc.args, "train.lr_peft=5e-4"], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert "different configuration (train.lr_peft: 0.001 -> 0.0005)" in again.stderr + again.stdout
+    assert (out / ".hydra" / "config.yaml").read_text() == record
 
 
 @pytest.mark.subprocess
