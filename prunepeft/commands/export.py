@@ -27,8 +27,9 @@ TARGETS = ("peft",)
 def load_run_config(run: Path) -> DictConfig:
     """The config a run trained with: run.json's `config`, else `.hydra/config.yaml`.
 
-    run.json first: Hydra rewrites `.hydra/` on every invocation, including one that finds DONE
-    and skips, so `.hydra/config.yaml` can describe a later (skipped) command, not the trained run.
+    run.json first: it is written by the run itself when it (re)starts training; `.hydra/` is the
+    fallback for runs made by older versions, where Hydra rewrote it on every invocation, including
+    one that found DONE and skipped.
     """
     run_json = run / "run.json"
     if run_json.is_file() and isinstance(read_json(run_json).get("config"), dict):
