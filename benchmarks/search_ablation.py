@@ -27,6 +27,8 @@ ARMS: dict[str, list[str]] = {
     "random": ["search", *SEARCH, "strategy=random"],
     "none": ["search", *SEARCH, "strategy=none"],
     "hybrid_no_partition": ["search", *SEARCH, "strategy=hybrid_no_partition"],
+    # the paper's default fidelity (rounds on the whole 2k training set, k=2): search cost (Table 4)
+    "hybrid_high": ["search", "search.warmup.subset=512", "search.retrain_epochs=2", "strategy=hybrid"],
     "uniform_lora": ["baseline", "method=lora", "size_to_budget=true", "train.epochs=2"],
     "uniform_adapter": ["baseline", "method=adapter", "size_to_budget=true", "train.epochs=2"],
 }
