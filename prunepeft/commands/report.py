@@ -41,8 +41,11 @@ def _index(runs_dir: Path, out: Path, df, tables: list, figures: list) -> str:
     return "\n".join(lines)
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig):
     """The cheap input checks, run by the CLI before Hydra creates `out` (and its log file).
+
+    Returns:
+        The paper's reference numbers (`load_reference`), read once here.
 
     Raises:
         UserError: `runs` is not a directory, an unknown table name, or an unreadable `reference_csv`.
@@ -54,7 +57,7 @@ def validate(cfg: DictConfig) -> None:
                         "`prunepeft search`/`prunepeft baseline` (e.g. runs=outputs/cpu)")
     for name in cfg.tables:
         check_choice("table", str(name), TABLES)
-    load_reference(cfg.reference_csv)
+    return load_reference(cfg.reference_csv)
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -64,13 +67,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         UserError: `runs` is not a directory or holds no run, an unknown table name, or an
             unreadable `reference_csv` — all checked before anything is written.
     """
-    from prunepeft.report import build_figures, build_tables, collect_runs, load_reference
+    from prunepeft.report import build_figures, build_tables, collect_runs
     from prunepeft.report.render import to_csv, to_latex, to_markdown
 
     runs_dir, out = Path(cfg.runs), Path(run_dir)
-    validate(cfg)
+    reference = validate(cfg)
     names = [str(n) for n in cfg.tables]
-    reference = load_reference(cfg.reference_csv)
     df = collect_runs(runs_dir)
     if df.empty:
         raise UserError(f"no runs found under {str(runs_dir)!r}: no summary.json or run.json below it; "

@@ -22,8 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from prunepeft.data import build_task_data, stratified_subset
 from prunepeft.errors import UserError, check_choice
-from prunepeft.metrics import check_task_metrics
 from prunepeft.io import append_jsonl, atomic_write_text, read_json, read_jsonl
+from prunepeft.metrics import check_task_metrics
 from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import Supernet, UnitSizes, count_parameters, parse_unit_key, unit_key
 from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
