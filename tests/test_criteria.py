@@ -207,7 +207,9 @@ def test_context_validation():
 
 
 def test_context_from_the_composed_search_config(compose_cfg):
-    cfg = compose_cfg("search", ["model=tiny_bert", "search.threshold.t=0.01", "search.zeros.rel_tol=0.2"])
+    cfg = compose_cfg("search", ["model=tiny_bert", "search.threshold.t=0.01", "search.zeros.rel_tol=0.2",
+                                 "search.type_norm=zscore", "search.type_norm_criteria=[taylor]"])
     ctx = CriterionContext.from_search_config(cfg.search, seed=cfg.seed + 3)
-    expected = CriterionContext(zeros_rel_tol=0.2, threshold_quantile=0.5, threshold_t=0.01, seed=cfg.seed + 3)
+    expected = CriterionContext(zeros_rel_tol=0.2, threshold_quantile=0.5, threshold_t=0.01, seed=cfg.seed + 3,
+                                type_norm="zscore", type_norm_criteria=("taylor",))
     assert ctx == expected

@@ -179,7 +179,9 @@ def test_active_ids_order_and_unit_parameters():
     assert names == {f"{s}.{n}" for s in ("query", "value") for n in ("lora_A.weight", "lora_B.weight", "lora_magnitude")}
     crit = net.criterion_parameters((0, "dora"))
     assert len(crit) == 4 and all(p.dim() == 2 for p in crit)  # magnitude left out
-    assert len(net.criterion_parameters((0, "adapter"))) == 4  # weights and biases
+    adapter = net.criterion_parameters((0, "adapter"))
+    assert len(adapter) == 2 and all(p.dim() == 2 for p in adapter)  # weight matrices, no biases
+    assert len(net.unit_parameters((0, "adapter"))) == 4  # the biases are still unit parameters
 
 
 def test_reinit_seeded_order_independent_and_keep():

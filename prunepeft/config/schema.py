@@ -79,6 +79,10 @@ class DataConfig:
     # Label-stratified, seeded subsets: an int count or a float fraction in (0, 1]; null = all.
     train_subset: Optional[float] = None
     eval_subset: Optional[float] = None
+    # Rows of the training split set aside before any subset is drawn: a FIXED, seed-independent,
+    # label-stratified slice, never trained on, evaluated as the extra split `train_heldout`
+    # (SST-2's 872-row dev set alone carries 1.35 points of sampling error; 5k rows carry 0.57).
+    heldout: Optional[int] = None
     cache_dir: Optional[str] = None
 
 
@@ -103,6 +107,9 @@ class TrainConfig:
     device: str = "auto"
     log_every: int = 10
     progress: bool = True
+    # Optimizer steps with a non-finite loss or gradient norm that may be skipped before the run
+    # stops as diverged (0: the first one stops it).
+    max_nonfinite_steps: int = 0
 
 
 @dataclass
@@ -127,6 +134,9 @@ class StrategyConfig:
 @dataclass
 class WarmupConfig:
     subset: Optional[float] = None  # null = task.warmup_subset
+    # The warm-up's initialisation: null = the one the rounds start from (search.reinit), and
+    # `paper` under reinit=keep (whose rounds continue from the warm-up's weights).
+    init: Optional[str] = None
     epochs: int = 2
     snapshots: int = 4
 
@@ -143,6 +153,16 @@ class ThresholdConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    """What each pruning decision knows (`search.diagnostics.enabled`; off by default, it costs)."""
+
+    enabled: bool = False
+    probe: int = 512  # held-out training rows on which each unit is masked (never trained on)
+    random_sets: int = 50  # random removal sets the round's removed set is compared with
+    learned_margin: float = 0.02  # a round "learned nothing" when train loss >= ln(classes) - this
+
+
+@dataclass
 class SearchConfig:
     """The search loop (Algorithm 1)."""
 
@@ -156,13 +176,25 @@ class SearchConfig:
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
     zeros: ZerosConfig = field(default_factory=ZerosConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    # Remove the per-unit-type offset of these criteria (none | zscore within each unit type).
+    # activation, taylor and gradient prefer one type on untrained and shuffled-label supernets
+    # (BENCHMARKS.md, type preference); weight, zeros and threshold do not (weights only).
+    type_norm: str = "none"
+    type_norm_criteria: list[str] = field(default_factory=lambda: ["activation", "taylor", "gradient"])
     max_rounds: int = 100
-    retrain_epochs: Optional[int] = None  # null = train.epochs
+    # null = train.epochs; 0 = search only (found_config.json, no retrain).
+    retrain_epochs: Optional[int] = None
+    # After the last removal, restore removed units (last removed first) while they fit under B.
+    fill_budget: bool = False
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
 
 
 @dataclass
 class DebugConfig:
     crash_after_round: Optional[int] = None
+    # "<point>:<n>": SIGKILL the process the n-th time it reaches <point> (event,
+    # between_checkpoint_writes, after_checkpoint); for fault tests and benchmarks/faults.py.
+    kill_at: Optional[str] = None
 
 
 @dataclass
@@ -187,6 +219,8 @@ class RunConfig:
     adapter_bottleneck: Optional[int] = None
     run: Optional[str] = None  # `method=found`: the run directory whose found_config.json to retrain
     scale: str = "cpu"
+    # Move the outputs of earlier attempts to <run>/.aside/<time>/ and start over.
+    restart: bool = False
     debug: DebugConfig = field(default_factory=DebugConfig)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -205,12 +239,36 @@ class ReportConfig:
 
 @dataclass
 class ExportConfig:
-    """`prunepeft export run=<dir> to=peft`."""
+    """`prunepeft export run=<dir> [to=auto|peft|prunepeft] [out=<dir>]`."""
 
     command: str = "export"
     run: str = MISSING
-    to: str = "peft"
-    out: Optional[str] = None
+    # auto = peft when every unit is LoRA/DoRA, else prunepeft's self-contained format.
+    to: str = "auto"
+    out: Optional[str] = None  # null = exports/<run-name>-<format>/
+
+
+@dataclass
+class PredictConfig:
+    """`prunepeft predict run=<run or export dir> input=<tsv|csv|parquet|jsonl> out=<file>`."""
+
+    command: str = "predict"
+    run: str = MISSING
+    input: str = MISSING
+    out: str = MISSING
+    batch_size: int = 64
+
+
+@dataclass
+class EvaluateConfig:
+    """`prunepeft evaluate run=<dir> [task=<t>] [split=<s>]`: recompute a run's metrics."""
+
+    command: str = "evaluate"
+    run: str = MISSING
+    task: Optional[str] = None  # null = the run's task
+    split: Optional[str] = None  # null = the task's first eval split
+    data_dir: Optional[str] = None  # null = the run's data.dir / $PRUNEPEFT_DATA_DIR / the hub
+    out: Optional[str] = None  # also write the metrics as JSON here
 
 
 def register_configs() -> None:
@@ -219,3 +277,5 @@ def register_configs() -> None:
     cs.store(name="run_schema", node=RunConfig)
     cs.store(name="report_schema", node=ReportConfig)
     cs.store(name="export_schema", node=ExportConfig)
+    cs.store(name="predict_schema", node=PredictConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)

@@ -57,8 +57,6 @@ class DoraBranch(LoraBranch):
         with torch.no_grad():
             self.lora_magnitude.copy_(self.weight_norm().to(self.lora_magnitude.dtype))
 
-    def criterion_parameters(self) -> list[nn.Parameter]:
-        return [self.lora_A.weight, self.lora_B.weight]
 
 
 class DoraType(LoraType):

@@ -7,8 +7,9 @@ costs no compute and never reaches an optimizer (`peft_parameters()` lists activ
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +161,31 @@ class Supernet:
                 p.requires_grad_(False)
                 p.grad = None
 
+    def activate(self, uid: UnitId) -> None:
+        """Undo `deactivate` (used to fill the budget back after the last removal)."""
+        unit = self._unit(uid)
+        unit.active = True
+        for _, branch in unit.branches:
+            branch.active = True
+            for p in branch.parameters():
+                p.requires_grad_(True)
+
+    @contextlib.contextmanager
+    def masked(self, uids: Iterable[UnitId]) -> Iterator[None]:
+        """Skip the branches of `uids` in the forward pass inside the block, then restore them.
+
+        Non-destructive (unlike `deactivate`): parameters, requires_grad and the active set are
+        untouched, so diagnostics can mask units without changing what the search does next.
+        """
+        branches = [b for uid in uids for _, b in self._unit(uid).branches if b.active]
+        for b in branches:
+            b.active = False
+        try:
+            yield
+        finally:
+            for b in branches:
+                b.active = True
+
     def unit_type(self, uid: UnitId) -> UnitType:
         return self._unit(uid).type
 
@@ -176,7 +202,7 @@ class Supernet:
         return {f"{site}.{n}": p for site, b in self._unit(uid).branches for n, p in b.named_parameters()}
 
     def criterion_parameters(self, uid: UnitId) -> list[nn.Parameter]:
-        """The unit's parameters minus DoRA's magnitude (DESIGN.md step 3)."""
+        """The unit's weight matrices: no biases, no DoRA magnitude (see `Branch.criterion_parameters`)."""
         return [p for _, b in self._unit(uid).branches for p in b.criterion_parameters()]
 
     def peft_parameters(self) -> list[nn.Parameter]:

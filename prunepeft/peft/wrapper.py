@@ -71,8 +71,13 @@ class Branch(nn.Module):
         raise NotImplementedError
 
     def criterion_parameters(self) -> list[nn.Parameter]:
-        """Parameters the weight-based criteria look at (all but DoRA's magnitude)."""
-        return list(self.parameters())
+        """The weight MATRICES every criterion reads (docs/method.md, "Weights only").
+
+        Biases (adapters have them, LoRA has none) and DoRA's magnitude vector are trained and
+        counted in the budget, but left out of every criterion: zero-initialised biases made an
+        adapter look prunable by construction under weight, zeros and threshold.
+        """
+        return [p for p in self.parameters() if p.dim() >= 2]
 
 
 class PeftLinear(nn.Module):

@@ -39,7 +39,9 @@ class SnapshotTaker(Callback):
     snapshots: int
     cfg: Any
     seed: int
+    probe: Any = None
     taken: list[Snapshot] = field(default_factory=list)
+    diagnostics: list[dict] = field(default_factory=list)
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         t = len(self.taken) + 1
@@ -47,23 +49,44 @@ class SnapshotTaker(Callback):
             stats = self.collector.snapshot()
             ctx = CriterionContext.from_search_config(self.cfg.search, self.seed + t)
             self.taken.append(score_snapshot(stats, self.criteria, ctx))
+            if self.probe is not None:
+                self.diagnostics.append({"snapshot": t, "step": step,
+                                         **self.probe.diagnose(self.collector.supernet, self.taken[-1])})
             self.collector.reset()
 
 
-def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], seed: int, run=None):
-    """Train the supernet on the warm-up subset d, taking T snapshots (DESIGN.md step 5).
+def warmup_init(search_cfg: Any) -> str:
+    """The warm-up's initialisation: `search.warmup.init`, else the one its rounds start from.
+
+    Under `reinit=keep` the rounds continue from the warm-up's weights, so the warm-up starts from
+    `paper` (Eq. 4-5): the `standard` init leaves exact zeros behind ReLU features that never fire
+    (adapter `up` columns), which the zeros criterion then reads as prunability.
+    """
+    if search_cfg.warmup.init is not None:
+        return str(search_cfg.warmup.init)
+    return "paper" if search_cfg.reinit == "keep" else str(search_cfg.reinit)
+
+
+def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], seed: int, run=None,
+               probe=None):
+    """Train the supernet on the warm-up subset d, taking T snapshots (Algorithm 1, warm-up).
+
+    The supernet starts from `warmup_init` (seeded with `seed`), the same initialisation the
+    rounds start from, so the assignment S_H is learned on the supernet it is applied to.
+    `probe` (a `diagnostics.Probe`) measures each snapshot against ground truth.
 
     Returns:
-        (snapshots, FitResult).
+        (snapshots, FitResult, per-snapshot diagnostics or []).
     """
+    supernet.reinit(supernet.active_ids(), warmup_init(cfg.search), generator(seed))
     collector = StatisticsCollector(supernet, needs_of(criteria))
-    taker = SnapshotTaker(collector, criteria, int(cfg.search.warmup.snapshots), cfg, seed)
+    taker = SnapshotTaker(collector, criteria, int(cfg.search.warmup.snapshots), cfg, seed, probe=probe)
     try:
         result = train_supernet(supernet, tokenizer, subset, {}, cfg, epochs=int(cfg.search.warmup.epochs),
                                 seed=seed, phase="warmup", run=run, callbacks=[collector, taker])
     finally:
         collector.close()
-    return taker.taken, result
+    return taker.taken, result, taker.diagnostics
 
 
 def run_round(supernet, tokenizer, train_ds, eval_sets, cfg, *, round_index: int, criteria: tuple[str, ...],

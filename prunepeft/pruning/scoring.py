@@ -110,6 +110,26 @@ def scores_from_oriented(
     )
 
 
+def remove_type_offset(oriented: Mapping[UnitId, float]) -> dict[UnitId, float]:
+    """Standardise oriented scores within each unit type: (s − mean_type) / std_type.
+
+    Per-element statistics such as activation, taylor and gradient differ in scale between a LoRA
+    unit and an adapter before any data is seen, so a raw comparison mostly compares types. After
+    this, a unit is judged by how it stands among the units of its own type (a type with one unit,
+    or with no spread, scores 0). With one unit type in the search space the order is unchanged.
+    """
+    by_type: dict[str, list[UnitId]] = {}
+    for uid in oriented:
+        by_type.setdefault(uid[1], []).append(uid)
+    out: dict[UnitId, float] = {}
+    for uids in by_type.values():
+        values = np.array([oriented[u] for u in uids], dtype=np.float64)
+        std = float(values.std())
+        for u, v in zip(uids, values):
+            out[u] = 0.0 if std <= DEGENERATE_RANGE else float((v - values.mean()) / std)
+    return out
+
+
 def score_snapshot(
     stats: Mapping[UnitId, UnitStatistics], criteria: Sequence[str], ctx: CriterionContext
 ) -> Snapshot:
@@ -127,7 +147,10 @@ def score_snapshot(
     for name in criteria:
         crit = get_criterion(name)
         raw = crit.raw(stats, ctx)
-        out[crit.name] = scores_from_oriented(crit.name, crit.orient(raw), raw)
+        oriented = crit.orient(raw)
+        if ctx.type_norm == "zscore" and crit.name in ctx.type_norm_criteria:
+            oriented = remove_type_offset(oriented)
+        out[crit.name] = scores_from_oriented(crit.name, oriented, raw)
     return out
 
 

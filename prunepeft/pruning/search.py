@@ -22,32 +22,31 @@ from omegaconf import DictConfig, OmegaConf
 
 from prunepeft.data import build_task_data, stratified_subset
 from prunepeft.errors import UserError, check_choice
-from prunepeft.io import append_jsonl, atomic_write_text, read_json, read_jsonl
+from prunepeft.io import atomic_write_text, read_json, read_jsonl
 from prunepeft.metrics import check_task_metrics
 from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import Supernet, UnitSizes, count_parameters, parse_unit_key, unit_key
 from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
 from prunepeft.pruning.budget import budget_params, check_budget
 from prunepeft.pruning.checkpoint import SearchState, restore_weights, supernet_tensors
+from prunepeft.pruning.criteria import get_criterion
 from prunepeft.pruning.criteria.base import CriterionContext
 from prunepeft.pruning.partitions import Partition, boundaries
+from prunepeft.pruning.diagnostics import Probe
 from prunepeft.pruning.phases import run_round, run_warmup, train_supernet
-from prunepeft.pruning.scoring import snapshot_to_json
-from prunepeft.pruning.selection import select_round, select_top_k
+from prunepeft.pruning.rounds import RoundOutcome, SimulatedCrash, choose_removals, fill_budget, record_round
 from prunepeft.pruning.strategies import Strategy, combine_round, make_strategy
 from prunepeft.pruning.warmup import load_assignment, summarise_warmup, unit_assignment
 from prunepeft.runs import RunDir
 from prunepeft.seed import seed_everything
 from prunepeft.train.device import check_train_config, resolve_device
+from prunepeft.train.loop import FitResult
 
 log = logging.getLogger(__name__)
 
 REINIT_SCHEMES = ("paper", "standard", "keep")
 FIDELITIES = ("high", "low")
-
-
-class SimulatedCrash(RuntimeError):
-    """Raised by `debug.crash_after_round` to test resuming (never in normal runs)."""
+WARMUP_INITS = ("paper", "standard")
 
 
 def _build_supernet(cfg: DictConfig) -> tuple[Supernet, Any]:
@@ -77,6 +76,12 @@ def validate(cfg: DictConfig) -> Strategy:
     check_train_config(cfg.train)
     check_choice("search.reinit", str(cfg.search.reinit), REINIT_SCHEMES)
     check_choice("search.fidelity", str(cfg.search.fidelity), FIDELITIES)
+    if cfg.search.warmup.init is not None:
+        check_choice("search.warmup.init", str(cfg.search.warmup.init), WARMUP_INITS)
+    if cfg.search.retrain_epochs is not None and int(cfg.search.retrain_epochs) < 0:
+        raise UserError(f"search.retrain_epochs must be >= 0 (0 = search only), got {cfg.search.retrain_epochs}")
+    for name in cfg.search.type_norm_criteria:
+        get_criterion(str(name))  # names the valid criteria on a typo
     if int(cfg.search.k) < 1:
         raise UserError(f"search.k must be >= 1, got {cfg.search.k}")
     for key in ("max_rounds", "warmup.epochs", "warmup.snapshots"):
@@ -116,6 +121,7 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
     warmup_set = stratified_subset(data.train, _warmup_size(cfg, len(data.train)), seed, "labels", cfg.task.num_labels == 1)
     round_set = warmup_set if cfg.search.fidelity == "low" else data.train
     dev = {split: data.evals[split] for split in data.evals}
+    probe = Probe.build(cfg, data, tokenizer)  # ground truth for each decision (search.diagnostics)
 
     # -- 3. Warm-up: tendencies and the hybrid assignment S_H ----------------------------------
     assignment = None
@@ -132,11 +138,12 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
             assignment = load_assignment(read_json(run.file("warmup.json")))
         else:
             started = time.time()
-            snapshots, fitted = run_warmup(supernet, tokenizer, warmup_set, cfg, criteria=strategy.criteria,
-                                           seed=seed, run=run)
+            snapshots, fitted, diagnostics = run_warmup(supernet, tokenizer, warmup_set, cfg, seed=seed, run=run,
+                                                        criteria=strategy.criteria, probe=probe)
             result = summarise_warmup(snapshots, partition, k, seed, strategy.criteria)
             assignment = result.assignment
-            run.write_json("warmup.json", {**result.to_json(), "k": k, "examples": fitted.examples_seen})
+            run.write_json("warmup.json", {**result.to_json(), "k": k, "examples": fitted.examples_seen,
+                                           **({"diagnostics": diagnostics} if probe else {})})
             state.warmup_done, state.examples = True, state.examples + fitted.examples_seen
             state.wall_s += time.time() - started
             # The warm-up-trained weights: round 1 starts from them under reinit=keep, also after a resume.
@@ -151,43 +158,31 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
     if state.rounds_done or state.warmup_done:
         restore_weights(ckpt, supernet)  # matters for reinit=keep; other schemes re-initialise anyway
     while prunable and count_parameters(supernet).peft > budget and state.rounds_done < int(cfg.search.max_rounds):
-        started, r = time.time(), state.rounds_done + 1
-        active = supernet.active_ids()
+        started, r, active = time.time(), state.rounds_done + 1, supernet.active_ids()
         snapshot, fitted, stats = run_round(supernet, tokenizer, round_set, dev, cfg, round_index=r,
                                             criteria=strategy.criteria, run=run)
         combined = combine_round(strategy, snapshot, partition, assignment, k)
-        counts = count_parameters(supernet)
-        # The last allowed round (search.max_rounds) removes down to B: a run never ends above the budget.
-        k_round = k if r < int(cfg.search.max_rounds) else len(combined.p)
-        removed, last = select_round(combined.p, k_round, counts.per_unit, counts.peft, budget, seed + r)
+        removed, last = choose_removals(supernet, combined.p, cfg, r, budget)
+        diagnostics = probe and probe.diagnose(supernet, snapshot, p=combined.p, removed=removed, seed=seed + r,
+                                               train_loss=fitted.history[-1]["train_loss"])
         for uid in removed:
             supernet.deactivate(uid)
-        left = count_parameters(supernet)
-        append_jsonl(run.file("rounds.jsonl"), {
-            "round": r, "active_before": [unit_key(u) for u in active],
-            "removed": [unit_key(u) for u in removed], "last": last,
-            "params_left": left.peft, "percent_left": left.percent, "budget": budget,
-            "dev": fitted.last, "train_loss": fitted.history[-1]["train_loss"] if fitted.history else None,
-            "statistics": {unit_key(u): s.summary() for u, s in stats.items()},
-            "criteria": snapshot_to_json(snapshot), "combined": combined.to_json(),
-            "picks": {c: [unit_key(u) for u in select_top_k(s.oriented, k, seed + r)] for c, s in snapshot.items()},
-        })
-        state.rounds_done, state.removed = r, state.removed + [unit_key(u) for u in removed]
-        state.examples += fitted.examples_seen
-        state.wall_s += time.time() - started
-        state.save(ckpt, supernet_tensors(supernet))
-        log.info("round %d: removed %s; %d params left (budget %d)", r, [unit_key(u) for u in removed], left.peft, budget)
-        if cfg.debug.crash_after_round is not None and r == int(cfg.debug.crash_after_round):
-            raise SimulatedCrash(f"debug.crash_after_round={r}")
+        record_round(run, state, ckpt, supernet, cfg, budget,
+                     RoundOutcome(r, active, removed, last, snapshot, combined, fitted, stats, started, diagnostics))
+    if prunable and cfg.search.fill_budget:
+        fill_budget(supernet, state.removed, budget)
 
     found = FoundConfig.from_supernet(supernet, cfg.model)
     found.save(run.file("found_config.json"))
 
     # -- 5. Retrain the found configuration from fresh units on the full training set ----------
+    epochs = int(cfg.search.retrain_epochs if cfg.search.retrain_epochs is not None else cfg.train.epochs)
+    if epochs == 0:  # search only (settings studies): the found configuration is the result
+        return _summary(cfg, strategy.name, found, count_parameters(supernet), FitResult([], {}), state,
+                        len(data.train), epochs)
     seed_everything(seed)
     model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), seed)
     final = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
-    epochs = int(cfg.search.retrain_epochs if cfg.search.retrain_epochs is not None else cfg.train.epochs)
     retrained = train_supernet(final, tokenizer, data.train, dev, cfg, epochs=epochs, seed=seed,
                                phase="retrain", run=run)
     final.save_units(run.file(UNITS_FILE))  # for `prunepeft export` and reuse

@@ -18,6 +18,8 @@ from prunepeft.errors import UserError
 from prunepeft.pruning.statistics import UnitId, UnitStatistics
 
 Stats = Mapping[UnitId, UnitStatistics]
+# How the per-type offset of a criterion is removed (docs/method.md, "Types are compared fairly").
+TYPE_NORMS = ("none", "zscore")
 Scores = dict[UnitId, float]
 
 
@@ -31,12 +33,17 @@ class CriterionContext:
         threshold_quantile: `threshold` uses t = this quantile of all active |w| pooled.
         threshold_t: an absolute t for `threshold` (overrides the quantile when set).
         seed: drives the `random` criterion (the search passes seed + round).
+        type_norm: `none`, or `zscore`: standardise the oriented scores within each unit type
+            (see `scoring.remove_type_offset`) for the criteria in `type_norm_criteria`.
+        type_norm_criteria: the criteria `type_norm` applies to.
     """
 
     zeros_rel_tol: float = 0.1
     threshold_quantile: float = 0.5
     threshold_t: Optional[float] = None
     seed: int = 0
+    type_norm: str = "none"
+    type_norm_criteria: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.zeros_rel_tol >= 0:
@@ -47,6 +54,8 @@ class CriterionContext:
             )
         if self.threshold_t is not None and not self.threshold_t >= 0:
             raise UserError(f"search.threshold.t must be >= 0 or null, got {self.threshold_t!r}")
+        if self.type_norm not in TYPE_NORMS:
+            raise UserError(f"search.type_norm={self.type_norm!r} is not valid; choose from: {', '.join(TYPE_NORMS)}")
 
     @classmethod
     def from_search_config(cls, search: Any, seed: int) -> "CriterionContext":
@@ -57,6 +66,8 @@ class CriterionContext:
             threshold_quantile=float(search.threshold.quantile),
             threshold_t=None if t is None else float(t),
             seed=int(seed),
+            type_norm=str(search.type_norm),
+            type_norm_criteria=tuple(str(c) for c in search.type_norm_criteria),
         )
 
 

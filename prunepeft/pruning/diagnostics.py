@@ -1,0 +1,195 @@
+"""What does a pruning decision know? Ground truth for every round (`search.diagnostics.enabled`).
+
+At the end of each round (and each warm-up snapshot) every active unit is masked ALONE on a probe
+slice of held-out training rows, and its importance is the rise in the probe loss (real masked
+forward passes: a gradient approximation would be the taylor criterion itself). Then:
+
+- each criterion's Spearman correlation between its prunability and −importance (1 = it ranks
+  the units exactly as masking them hurts, least harmful first); the same for the combined p;
+- the null: the same correlation for the seeded `random` criterion, whatever the strategy;
+- a reliability ceiling: the Spearman between the importance rankings measured on the two halves
+  of the probe (a criterion cannot agree with the truth better than the truth agrees with itself);
+- "learned nothing": the round's train loss is not below ln(classes) − margin;
+- decision level: the round's removed set is masked JOINTLY, and its loss rise is placed among
+  `random_sets` random removal sets with the same number of units of each type (so the same
+  parameter count). Percentile 0 = the decision hurt less than every random set. Leave-one-out
+  misses redundancy between units; this does not.
+
+Masking uses `Supernet.masked` (non-destructive), in eval mode under no_grad, and draws its random
+sets from its own generator, so diagnostics on or off give the same search.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from prunepeft.data.subsets import stratified_subset
+from prunepeft.data.tokenize import make_loader, tokenize_split
+from prunepeft.errors import UserError
+from prunepeft.peft.units import unit_key
+from prunepeft.pruning.criteria import get_criterion
+from prunepeft.pruning.criteria.base import CriterionContext
+from prunepeft.pruning.statistics import UnitId
+from prunepeft.train.device import autocast, model_device
+
+# The probe rows and the random sets do not depend on the run's seed stream (offset, not reused).
+PROBE_SEED_OFFSET = 7919
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> Optional[float]:
+    """Spearman's ρ, or None when it is undefined (fewer than 3 units, or a constant input)."""
+    if len(x) < 3 or np.ptp(np.asarray(x, dtype=float)) == 0 or np.ptp(np.asarray(y, dtype=float)) == 0:
+        return None
+    value = float(spearmanr(x, y).statistic)
+    return None if math.isnan(value) else value
+
+
+def prunability_correlation(prunability: Mapping[UnitId, float], importance: Mapping[UnitId, float]) -> Optional[float]:
+    """Spearman between a prunability score (higher = prune first) and −importance."""
+    uids = sorted(importance)
+    return spearman([prunability[u] for u in uids], [-importance[u] for u in uids])
+
+
+def decision_percentile(removed_rise: float, random_rises: Sequence[float]) -> float:
+    """Share of random removal sets that hurt LESS than the decision (ties count half), in [0, 1]."""
+    r = np.asarray(random_rises, dtype=float)
+    return float(((r < removed_rise).sum() + 0.5 * (r == removed_rise).sum()) / max(1, len(r)))
+
+
+def random_sets_like(removed: Sequence[UnitId], active: Sequence[UnitId], count: int,
+                     rng: np.random.Generator) -> list[list[UnitId]]:
+    """`count` random subsets of `active` with as many units of each type as `removed`."""
+    want: dict[str, int] = {}
+    for _, t in removed:
+        want[t] = want.get(t, 0) + 1
+    by_type = {t: [u for u in active if u[1] == t] for t in want}
+    out = []
+    for _ in range(count):
+        pick: list[UnitId] = []
+        for t, n in sorted(want.items()):
+            idx = rng.choice(len(by_type[t]), size=n, replace=False)
+            pick += [by_type[t][i] for i in sorted(idx)]
+        out.append(pick)
+    return out
+
+
+@dataclass
+class Probe:
+    """Held-out training rows, pre-batched, and the settings of the measurements."""
+
+    batches: list[dict[str, torch.Tensor]]
+    num_labels: int
+    random_sets: int
+    learned_margin: float
+    precision: str
+    seed: int
+
+    @classmethod
+    def build(cls, cfg: Any, data: Any, tokenizer: Any) -> Optional["Probe"]:
+        """The probe of a search, or None when `search.diagnostics.enabled` is false.
+
+        Rows come from the training split but outside everything the search trains on (the run's
+        train subset and the `data.heldout` slice), label-stratified and seeded.
+
+        Raises:
+            UserError: no such rows (the run trains on the whole split) or fewer than asked for.
+        """
+        diag = cfg.search.diagnostics
+        if not diag.enabled:
+            return None
+        size = int(diag.probe)
+        pool = data.unused_train
+        if size < 2:
+            raise UserError(f"search.diagnostics.probe must be >= 2, got {size}")
+        if pool is None or len(pool) < size:
+            have = 0 if pool is None else len(pool)
+            raise UserError(
+                f"search.diagnostics needs {size} training rows the search never trains on, but only {have} "
+                f"are left: set data.train_subset (e.g. 2000) or lower search.diagnostics.probe")
+        regression = int(cfg.task.num_labels) == 1
+        rows = stratified_subset(pool, size, int(cfg.seed) + PROBE_SEED_OFFSET, cfg.task.label_field, regression)
+        ds = tokenize_split(rows, tokenizer, cfg.task, int(cfg.train.max_length))
+        batches = list(make_loader(ds, tokenizer, batch_size=int(cfg.train.eval_batch_size), shuffle=False, seed=0))
+        return cls(batches, int(cfg.task.num_labels), int(diag.random_sets), float(diag.learned_margin),
+                   str(cfg.train.precision), int(cfg.seed))
+
+    # ------------------------------------------------------------------ measurements
+    @torch.no_grad()
+    def losses(self, model: torch.nn.Module) -> tuple[float, float, float]:
+        """Mean probe loss of `model` (eval mode): (whole probe, first half, second half)."""
+        was_training, device = model.training, model_device(model)
+        model.eval()
+        totals, counts = [0.0, 0.0], [0, 0]
+        try:
+            for i, batch in enumerate(self.batches):
+                batch = {k: v.to(device) for k, v in batch.items()}
+                with autocast(device, self.precision):
+                    loss = float(model(**batch).loss.float())
+                half = 0 if i < (len(self.batches) + 1) // 2 else 1
+                n = len(batch["labels"])
+                totals[half] += loss * n
+                counts[half] += n
+        finally:
+            model.train(was_training)
+        whole = sum(totals) / sum(counts)
+        return whole, totals[0] / max(1, counts[0]), totals[1] / max(1, counts[1]) if counts[1] else whole
+
+    def masked_rise(self, supernet: Any, uids: Sequence[UnitId], base: tuple[float, float, float]) -> tuple[float, ...]:
+        """Rise of the probe losses (whole, half 1, half 2) when `uids` are masked together."""
+        with supernet.masked(uids):
+            masked = self.losses(supernet.model)
+        return tuple(m - b for m, b in zip(masked, base))
+
+    def importance(self, supernet: Any) -> tuple[dict[UnitId, float], Optional[float], tuple[float, float, float]]:
+        """(loss rise per active unit masked alone, split-half reliability, base losses)."""
+        base = self.losses(supernet.model)
+        rises = {uid: self.masked_rise(supernet, [uid], base) for uid in supernet.active_ids()}
+        uids = sorted(rises)
+        reliability = spearman([rises[u][1] for u in uids], [rises[u][2] for u in uids])
+        return {u: r[0] for u, r in rises.items()}, reliability, base
+
+    def diagnose(self, supernet: Any, snapshot: Mapping[str, Any], *, p: Optional[Mapping[UnitId, float]] = None,
+                 removed: Sequence[UnitId] = (), train_loss: Optional[float] = None, seed: int = 0) -> dict[str, Any]:
+        """Every measurement of one round or warm-up snapshot, as JSON-ready data (see the module doc)."""
+        started = time.time()
+        importance, reliability, base = self.importance(supernet)
+        params = {u: sum(int(t.numel()) for t in supernet.unit_parameters(u).values()) for u in importance}
+        correlation = {name: prunability_correlation(s.oriented, importance) for name, s in snapshot.items()}
+        null_scores = get_criterion("random").oriented(importance, CriterionContext(seed=seed))
+        out: dict[str, Any] = {
+            "probe_loss": base[0],
+            "importance": {unit_key(u): v for u, v in sorted(importance.items())},
+            "importance_per_param": {unit_key(u): v / max(1, params[u]) for u, v in sorted(importance.items())},
+            "spearman": correlation,
+            "spearman_combined": None if p is None else prunability_correlation(p, importance),
+            "spearman_null": prunability_correlation(null_scores, importance),
+            "reliability": reliability,
+            "learned": self.learned(train_loss),
+        }
+        if removed:
+            out["decision"] = self.decision(supernet, removed, base, seed)
+        out["wall_s"] = round(time.time() - started, 3)
+        return out
+
+    def learned(self, train_loss: Optional[float]) -> Optional[bool]:
+        """False when a classification round's train loss is not below ln(classes) − margin."""
+        if train_loss is None or self.num_labels < 2:
+            return None
+        return bool(train_loss < math.log(self.num_labels) - self.learned_margin)
+
+    def decision(self, supernet: Any, removed: Sequence[UnitId], base: tuple[float, float, float],
+                 seed: int) -> dict[str, Any]:
+        """The removed set's joint loss rise against random sets of the same type composition."""
+        rng = np.random.default_rng(seed + PROBE_SEED_OFFSET)
+        sets = random_sets_like(removed, supernet.active_ids(), self.random_sets, rng)
+        rise = self.masked_rise(supernet, removed, base)[0]
+        random_rises = [self.masked_rise(supernet, s, base)[0] for s in sets]
+        return {"removed_rise": rise, "random_rises": random_rises,
+                "percentile": decision_percentile(rise, random_rises)}

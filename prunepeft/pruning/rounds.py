@@ -1,0 +1,117 @@
+"""The bookkeeping around one pruning round, kept out of `search()` so it reads like Algorithm 1.
+
+- `choose_removals`: the round's k (the last allowed round removes down to B) and the removal;
+- `record_round`: the `rounds.jsonl` row, the resumable state, the checkpoint, the log line and the
+  debug crash hook;
+- `fill_budget`: after the last removal, give back removed units that still fit under B.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from prunepeft.io import append_jsonl
+from prunepeft.peft import count_parameters, parse_unit_key, unit_key
+from prunepeft.pruning.checkpoint import supernet_tensors
+from prunepeft.pruning.scoring import snapshot_to_json
+from prunepeft.pruning.selection import select_round, select_top_k
+from prunepeft.pruning.statistics import UnitId
+
+log = logging.getLogger(__name__)
+
+
+class SimulatedCrash(RuntimeError):
+    """Raised by `debug.crash_after_round` to test resuming (never in normal runs)."""
+
+
+def choose_removals(supernet: Any, p: Mapping[UnitId, float], cfg: Any, round_index: int,
+                    budget: int) -> tuple[list[UnitId], bool]:
+    """The round's removed units (descending p) and whether the search is now within B.
+
+    The last allowed round (`search.max_rounds`) removes down to B: a run never ends above the budget.
+    """
+    counts = count_parameters(supernet)
+    k = int(cfg.search.k) if round_index < int(cfg.search.max_rounds) else len(p)
+    return select_round(p, k, counts.per_unit, counts.peft, budget, int(cfg.seed) + round_index)
+
+
+@dataclass
+class RoundOutcome:
+    """Everything one round produced (the inputs of its `rounds.jsonl` row)."""
+
+    index: int
+    active_before: list[UnitId]
+    removed: list[UnitId]
+    last: bool
+    snapshot: Mapping[str, Any]
+    combined: Any
+    fitted: Any
+    stats: Mapping[UnitId, Any]
+    started: float
+    diagnostics: Optional[dict] = None
+
+
+def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, cfg: Any, budget: int, outcome: RoundOutcome) -> None:
+    """Log the finished round, advance and save the resumable state (checkpoint after the row)."""
+    r, seed, k = outcome.index, int(cfg.seed), int(cfg.search.k)
+    left = count_parameters(supernet)
+    fitted = outcome.fitted
+    removed = [unit_key(u) for u in outcome.removed]
+    row = {
+        "round": r, "active_before": [unit_key(u) for u in outcome.active_before],
+        "removed": removed, "last": outcome.last,
+        "params_left": left.peft, "percent_left": left.percent, "budget": budget,
+        "dev": fitted.last, "train_loss": fitted.history[-1]["train_loss"] if fitted.history else None,
+        "statistics": {unit_key(u): s.summary() for u, s in outcome.stats.items()},
+        "criteria": snapshot_to_json(outcome.snapshot), "combined": outcome.combined.to_json(),
+        "picks": {c: [unit_key(u) for u in select_top_k(s.oriented, k, seed + r)] for c, s in outcome.snapshot.items()},
+    }
+    if outcome.diagnostics is not None:
+        row["diagnostics"] = outcome.diagnostics
+    append_jsonl(run.file("rounds.jsonl"), row)
+    state.rounds_done, state.removed = r, state.removed + removed
+    state.examples += fitted.examples_seen
+    state.wall_s += time.time() - outcome.started
+    state.save(ckpt, supernet_tensors(supernet))
+    log.info("round %d: removed %s; %d params left (budget %d)%s", r, removed, left.peft, budget,
+             _signal_note(outcome.diagnostics))
+    if cfg.debug.crash_after_round is not None and r == int(cfg.debug.crash_after_round):
+        raise SimulatedCrash(f"debug.crash_after_round={r}")
+
+
+def _signal_note(diagnostics: Optional[dict]) -> str:
+    if not diagnostics:
+        return ""
+    corr, null = diagnostics.get("spearman_combined"), diagnostics.get("spearman_null")
+    pct = (diagnostics.get("decision") or {}).get("percentile")
+    parts = [f"signal: spearman(p, -importance) {_fmt(corr)} (random {_fmt(null)})"]
+    if pct is not None:
+        parts.append(f"removed set at the {100 * pct:.0f}th percentile of random sets")
+    if diagnostics.get("learned") is False:
+        parts.append("LEARNED NOTHING (train loss ~ ln(classes))")
+    return "; " + ", ".join(parts)
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:+.2f}"
+
+
+def fill_budget(supernet: Any, removed_keys: Sequence[str], budget: int) -> list[UnitId]:
+    """Re-activate removed units, last removed first, while the active total stays ≤ B.
+
+    A unit that does not fit is skipped and the next (earlier removed) one is tried, so the found
+    configuration uses as much of B as whole units allow. Returns the restored units.
+    """
+    restored: list[UnitId] = []
+    total = count_parameters(supernet).peft
+    for key in reversed(list(removed_keys)):
+        uid = parse_unit_key(key)
+        size = sum(int(p.numel()) for p in supernet.unit_parameters(uid).values())
+        if total + size <= budget:
+            supernet.activate(uid)
+            total += size
+            restored.append(uid)
+    return restored

@@ -1,0 +1,235 @@
+"""Search signal: weights-only criteria, type fairness over the registry, the warm-up's init, and the
+diagnostics instrument (ground-truth importance, correlations, decision percentile, no side effects)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import binomtest
+
+from prunepeft.peft.supernet import Supernet
+from prunepeft.pruning.collector import StatisticsCollector
+from prunepeft.pruning.criteria import CRITERIA, CriterionContext, needs_of
+from prunepeft.pruning.diagnostics import (
+    Probe,
+    decision_percentile,
+    prunability_correlation,
+    random_sets_like,
+    spearman,
+)
+from prunepeft.pruning.rounds import fill_budget
+from prunepeft.pruning.scoring import remove_type_offset, score_snapshot
+from prunepeft.seed import generator
+from test_supernet import SIZES, batch, tiny
+
+ALL_CRITERIA = tuple(CRITERIA)
+
+
+def supernet(seed: int = 0, scheme: str = "paper") -> Supernet:
+    model, fam = tiny("bert", seed=seed)
+    net = Supernet.build(model, fam, ["lora", "adapter"], SIZES, 32)
+    net.reinit(net.unit_ids(), scheme, generator(seed))
+    return net
+
+
+def collect(net: Supernet, criteria=ALL_CRITERIA, seed: int = 0, lr: float = 0.0):
+    """Statistics of one forward/backward pass over a random batch (one optimizer step of `lr`)."""
+    col = StatisticsCollector(net, needs_of(criteria))
+    inputs = {**batch(seed), "labels": torch.tensor([0, 1, 1])}
+    net.model.train()
+    col.on_train_batch_start(inputs)
+    net.model(**inputs).loss.backward()
+    col.on_before_optimizer_step(1)
+    with torch.no_grad():
+        for p in net.peft_parameters():
+            if p.grad is not None:
+                p.sub_(lr * p.grad)
+    stats = col.snapshot()
+    col.close()
+    return stats
+
+
+# ---------------------------------------------------------------- weights only, types fair
+def test_biases_do_not_change_any_criterion():
+    """A unit with and without its (zero-initialised) biases scores identically under every criterion."""
+    net = supernet(1)
+    ctx = CriterionContext(seed=1)
+    before = score_snapshot(collect(net, seed=1), ALL_CRITERIA, ctx)
+    with torch.no_grad():
+        for uid in net.unit_ids():
+            for name, p in net.unit_parameters(uid).items():
+                if name.endswith("bias"):
+                    p.fill_(0.0)  # already zero after init: now move them far from zero
+                    p.add_(3.0 if "down" in name else 0.0)
+    # the down-bias changes the forward pass, so compare weight-only criteria on identical weights
+    after = score_snapshot(collect(net, seed=1), ("weight", "zeros", "threshold"), ctx)
+    for name in ("weight", "zeros", "threshold"):
+        assert after[name].raw == pytest.approx(before[name].raw, abs=0), name
+    assert all(p.dim() == 2 for uid in net.unit_ids() for p in net.criterion_parameters(uid))
+
+
+@pytest.mark.parametrize("name", ALL_CRITERIA)
+def test_registry_criteria_prefer_no_unit_type_on_untrained_supernets(name, compose_cfg):
+    """P(adapter more prunable than the LoRA unit of its layer) lies in the binomial 95 % band.
+
+    On untrained tiny supernets (paper init) a criterion either prefers neither type as it is, or
+    it is listed in the shipped `search.type_norm_criteria` and prefers neither type once
+    `search.type_norm=zscore` removes the offset. Every criterion added to the registry gets this.
+    """
+    cfg = compose_cfg("search", ["model=tiny_bert"])
+    listed = tuple(cfg.search.type_norm_criteria)
+    pvalue = {}
+    for norm in ("none", "zscore"):
+        wins, n = 0.0, 0
+        for seed in range(12):
+            net = supernet(seed)
+            ctx = CriterionContext(seed=seed, type_norm=norm, type_norm_criteria=listed)
+            oriented = score_snapshot(collect(net, (name,), seed), (name,), ctx)[name].oriented
+            for layer in range(net.num_layers):
+                a, lo = oriented[(layer, "adapter")], oriented[(layer, "lora")]
+                wins += 1.0 if a > lo else 0.5 if a == lo else 0.0
+                n += 1
+        pvalue[norm] = binomtest(round(wins), n, 0.5).pvalue
+    if name in listed:
+        assert pvalue["zscore"] > 0.05, (name, pvalue)
+    else:
+        assert pvalue["none"] > 0.05, (f"{name} prefers a unit type: add it to search.type_norm_criteria", pvalue)
+
+
+def test_remove_type_offset_standardises_within_each_type():
+    oriented = {(0, "lora"): 1.0, (1, "lora"): 3.0, (0, "adapter"): 100.0, (1, "adapter"): 300.0, (2, "adapter"): 200.0}
+    z = remove_type_offset(oriented)
+    assert z[(0, "lora")] == pytest.approx(-1.0) and z[(1, "lora")] == pytest.approx(1.0)
+    assert z[(2, "adapter")] == pytest.approx(0.0) and z[(1, "adapter")] == pytest.approx(math.sqrt(1.5))
+    assert remove_type_offset({(0, "lora"): 2.0}) == {(0, "lora"): 0.0}
+
+
+# ---------------------------------------------------------------- warm-up init
+@pytest.mark.parametrize("reinit,expected", [("paper", "paper"), ("standard", "standard"), ("keep", "paper")])
+def test_warmup_starts_from_the_rounds_initialisation(reinit, expected, compose_cfg, glue_dir):
+    """The warm-up's step-0 supernet equals the chosen initialisation drawn with the run's seed."""
+    from conftest import tiny_overrides_for
+
+    from prunepeft.data import build_task_data
+    from prunepeft.pruning.phases import run_warmup, warmup_init
+    from prunepeft.pruning.search import _build_supernet
+    from prunepeft.train.callbacks import Callback
+
+    cfg = compose_cfg("search", tiny_overrides_for(glue_dir) + [f"search.reinit={reinit}", "search.warmup.epochs=1",
+                                                                 "search.warmup.snapshots=1"])
+    assert warmup_init(cfg.search) == expected
+    net, tokenizer = _build_supernet(cfg)
+    reference, _ = _build_supernet(cfg)
+    reference.reinit(reference.unit_ids(), expected, generator(int(cfg.seed)))
+    seen: dict = {}
+
+    class FirstStep(Callback):
+        def on_train_batch_start(self, batch):
+            seen.setdefault("units", net.state_dict_units())
+
+    data = build_task_data(cfg, tokenizer)
+    import prunepeft.pruning.phases as phases
+
+    original = phases.train_supernet
+    phases.train_supernet = lambda *a, callbacks=(), **kw: original(*a, callbacks=[*callbacks, FirstStep()], **kw)
+    try:
+        run_warmup(net, tokenizer, data.train, cfg, criteria=("weight",), seed=int(cfg.seed))
+    finally:
+        phases.train_supernet = original
+    expected_units = reference.state_dict_units()
+    assert set(seen["units"]) == set(expected_units)
+    for key, value in expected_units.items():
+        assert torch.equal(seen["units"][key], value), key
+
+
+# ---------------------------------------------------------------- the instrument, by hand
+def test_spearman_correlation_and_percentile_by_hand():
+    importance = {(0, "lora"): 0.3, (1, "lora"): 0.1, (2, "lora"): 0.2, (3, "lora"): 0.0}
+    # prunability exactly opposite to importance: +1; exactly aligned: -1
+    assert prunability_correlation({u: -v for u, v in importance.items()}, importance) == pytest.approx(1.0)
+    assert prunability_correlation(dict(importance), importance) == pytest.approx(-1.0)
+    assert spearman([1, 2], [2, 1]) is None and spearman([1, 1, 1], [1, 2, 3]) is None
+    assert decision_percentile(0.5, [0.1, 0.5, 0.9, 1.0]) == pytest.approx((1 + 0.5) / 4)
+    assert decision_percentile(0.0, [0.1, 0.2]) == 0.0
+    active = [(0, "lora"), (0, "adapter"), (1, "lora"), (1, "adapter"), (2, "lora")]
+    sets = random_sets_like([(1, "adapter"), (2, "lora")], active, 30, np.random.default_rng(0))
+    assert all(sorted(t for _, t in s) == ["adapter", "lora"] for s in sets)
+    assert len({tuple(s) for s in sets}) > 1
+
+
+def test_a_decisive_unit_ranks_first_by_importance():
+    """Standard init makes every unit an exact no-op; one LoRA unit is then made to carry the
+    probe's labels. Masking it is the only thing that raises the loss."""
+    net = supernet(0, scheme="standard")
+    decisive = (2, "lora")
+    with torch.no_grad():
+        for _, branch in net.branches(decisive):
+            branch.lora_B.weight.normal_(0.0, 2.0, generator=torch.Generator().manual_seed(5))
+    inputs = batch(1)
+    with torch.no_grad():
+        net.model.eval()
+        labels = net.model(**inputs).logits.argmax(-1)  # what the model predicts WITH the unit
+    probe = Probe([{**inputs, "labels": labels}] * 2, num_labels=2, random_sets=8, learned_margin=0.02,
+                  precision="fp32", seed=0)
+    importance, reliability, base = probe.importance(net)
+    assert max(importance, key=importance.get) == decisive and importance[decisive] > 0
+    assert all(abs(v) < 1e-6 for u, v in importance.items() if u != decisive)
+    # masking is non-destructive: everything is active again, the losses are unchanged
+    assert net.active_ids() == net.unit_ids() and probe.losses(net.model) == base
+    # a removal set without the decisive unit is never worse than random sets of the same types
+    decision = probe.decision(net, [(0, "lora")], base, seed=0)
+    assert decision["removed_rise"] == pytest.approx(0.0, abs=1e-6)
+    assert decision["percentile"] <= 0.5 and len(decision["random_rises"]) == 8
+
+
+def test_learned_nothing_flag():
+    probe = Probe([], num_labels=2, random_sets=1, learned_margin=0.02, precision="fp32", seed=0)
+    assert probe.learned(math.log(2)) is False and probe.learned(0.5) is True and probe.learned(None) is None
+    assert Probe([], num_labels=1, random_sets=1, learned_margin=0.02, precision="fp32", seed=0).learned(0.1) is None
+
+
+def test_fill_budget_restores_removed_units_last_first_while_they_fit():
+    net = supernet(0)
+    sizes = {u: sum(p.numel() for p in net.unit_parameters(u).values()) for u in net.unit_ids()}
+    removed = [(0, "adapter"), (1, "lora"), (2, "adapter"), (3, "lora")]
+    for uid in removed:
+        net.deactivate(uid)
+    from prunepeft.peft import count_parameters
+
+    left = count_parameters(net).peft
+    budget = left + sizes[(3, "lora")] + sizes[(0, "adapter")]  # room for the last-removed LoRA and one adapter
+    restored = fill_budget(net, [f"{l}:{t}" for l, t in removed], budget)
+    assert restored == [(3, "lora"), (2, "adapter")]  # (1, lora) no longer fits, (0, adapter) neither
+    assert count_parameters(net).peft <= budget and net.is_active((2, "adapter"))
+    assert all(p.requires_grad for p in net.unit_parameters((3, "lora")).values())
+
+
+def test_diagnostics_change_nothing_the_search_decides(tmp_path, glue_dir):
+    """Diagnostics on and off: byte-identical found_config.json and identical p in every round."""
+    import json
+
+    from conftest import compose_config, tiny_overrides_for
+
+    from prunepeft.commands import search as search_cmd
+
+    common = tiny_overrides_for(glue_dir) + [
+        "task=sst2", "data.train_subset=96", "search.warmup.subset=32", "search.warmup.epochs=1",
+        "search.warmup.snapshots=2", "search.retrain_epochs=0", "budget.params=2000", "search.k=2",
+        "search.reinit=keep", "search.diagnostics.probe=64", "search.diagnostics.random_sets=5"]
+    runs = {}
+    for flag in ("false", "true"):
+        run_dir = tmp_path / flag
+        search_cmd.run(compose_config("search", common + [f"search.diagnostics.enabled={flag}"]), run_dir)
+        runs[flag] = run_dir
+    assert (runs["true"] / "found_config.json").read_bytes() == (runs["false"] / "found_config.json").read_bytes()
+    rows = {f: [json.loads(line) for line in (d / "rounds.jsonl").read_text().splitlines()] for f, d in runs.items()}
+    assert [r["combined"]["p"] for r in rows["true"]] == [r["combined"]["p"] for r in rows["false"]]
+    diag = rows["true"][0]["diagnostics"]
+    assert set(diag["importance"]) == set(rows["true"][0]["active_before"])
+    assert set(diag["spearman"]) == set(rows["true"][0]["criteria"]) and "decision" in diag
+    assert 0.0 <= diag["decision"]["percentile"] <= 1.0 and len(diag["decision"]["random_rises"]) == 5
+    assert "diagnostics" not in rows["false"][0]
+    warm = json.loads((runs["true"] / "warmup.json").read_text())
+    assert [d["snapshot"] for d in warm["diagnostics"]] == [1, 2]
