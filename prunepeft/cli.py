@@ -16,7 +16,9 @@ COMMANDS: dict[str, str] = {
     "search": "warm-up, iterative pruning of the supernet to a budget, retrain (the main job)",
     "baseline": "train a fixed configuration: fft, head, uniform lora/dora/adapter/houlsby, or a found one",
     "report": "build Tables 2-6 and Figures 1/3 from run outputs",
-    "export": "export a found configuration (found_config.json; a peft LoraConfig when expressible)",
+    "export": "export a found configuration: peft adapters (LoRA/DoRA) or self-contained (with adapters)",
+    "predict": "predictions of a finished run (or an export) for a .tsv/.csv/.parquet/.jsonl file",
+    "evaluate": "recompute a finished run's metrics on a task split (equal to summary.json's)",
 }
 
 # Flags Hydra handles itself; their presence means "don't compose, just run Hydra".

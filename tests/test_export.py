@@ -86,15 +86,38 @@ def test_export_rank_and_alpha_patterns_when_sizes_differ(tmp_path):
     assert (logits(load_exported("roberta", out)) - logits(net.model)).abs().max() <= 1e-5
 
 
-def test_serial_or_mixed_units_are_not_expressible(tmp_path):
+def test_serial_units_are_not_expressible_in_peft(tmp_path):
     model, fam = tiny("bert")
     net = Supernet.build(model, fam, ["lora", "adapter"], SIZES, 32)
-    with pytest.raises(UserError, match=r"serial units \(0:adapter.*cannot express"):
+    with pytest.raises(UserError, match=r"serial units \(0:adapter.*peft has no bottleneck adapters"):
         export_peft(net, tmp_path / "peft")
-    both = Supernet.build(tiny("bert")[0], fam, ["lora", "dora"], SIZES, 32)
-    with pytest.raises(UserError, match="lora and dora"):
-        export_peft(both, tmp_path / "peft")
     assert not (tmp_path / "peft").exists()
+
+
+def load_mixed(family: str, out) -> torch.nn.Module:
+    """What the model card tells a user: the default adapter, the `lora_units` one, both active."""
+    from peft.tuners.lora import LoraLayer
+
+    loaded = PeftModel.from_pretrained(tiny(family)[0], str(out))
+    loaded.load_adapter(str(out / "lora_units"), adapter_name="lora_units")
+    for m in loaded.modules():
+        if isinstance(m, LoraLayer):
+            m.set_adapter(["default", "lora_units"])
+    return loaded.eval()
+
+
+def test_lora_and_dora_export_as_two_peft_adapters(tmp_path):
+    """LoRA on layers 0, 1, DoRA on 1, 3 (layer 1 has both): two LoraConfigs, one model, same logits."""
+    model, fam = tiny("bert")
+    units = {(0, "lora"): SIZES, (1, "lora"): SIZES, (1, "dora"): SIZES, (3, "dora"): SIZES}
+    net = trained(Supernet.from_units(model, fam, units, 32, ["lora", "dora"]))
+    out = export_peft(net, tmp_path / "peft", model_id="org/tiny")
+    dora = json.loads((out / "adapter_config.json").read_text())
+    lora = json.loads((out / "lora_units" / "adapter_config.json").read_text())
+    assert (dora["use_dora"], dora["layers_to_transform"]) == (True, [1, 3])
+    assert (lora["use_dora"], lora["layers_to_transform"]) == (False, [0, 1])
+    assert dora["base_model_name_or_path"] == lora["base_model_name_or_path"] == "org/tiny"
+    assert (logits(load_mixed("bert", out)) - logits(net.model)).abs().max() <= 1e-5
 
 
 def test_found_config_save_load_and_rebuild(tmp_path):
@@ -131,61 +154,91 @@ def test_found_config_save_load_and_rebuild(tmp_path):
         FoundConfig.load(tmp_path / "bad.json")
 
 
-def _fake_run(tmp_path, compose_cfg, search_space, use_run_json=False):
+def _fake_run(tmp_path, compose_cfg, search_space, use_run_json=False, deactivate=(2,)):
     """A finished run directory as the search leaves it: config, found config, unit + head weights."""
-    cfg = compose_cfg("search", ["model=tiny_bert", "task=rte", "train=test", "seed=3"])
-    run = tmp_path / "run"
+    cfg = compose_cfg("search", ["model=tiny_bert", "task=rte", "train=test", "seed=3", "model.hub_id=org/tiny-bert"])
+    run = tmp_path / "hybrid-s3"
     (run / ".hydra").mkdir(parents=True)
     if use_run_json:
-        atomic_write_json(run / "run.json", {"config": OmegaConf.to_container(cfg, resolve=True)})
+        atomic_write_json(run / "run.json", {"config": OmegaConf.to_container(cfg, resolve=True),
+                                             "argv": ["/x/bin/prunepeft", "search", "task=rte"]})
     else:
         OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
     model, fam = build_tiny(cfg.model, 2, 3)[0], get_family("bert")
     net = trained(Supernet.build(model, fam, search_space, UnitSizes.from_model(cfg.model), 32))
-    net.deactivate((2, search_space[0]))
+    for layer in deactivate:
+        net.deactivate((layer, search_space[0]))
     FoundConfig.from_supernet(net, cfg.model).save(run)
     net.save_units(run / UNITS_FILE)
     net.save_head(run / HEAD_FILE)
+    atomic_write_json(run / "summary.json", {"primary": {"split": "validation", "metric": "accuracy", "value": 0.625}})
     return run, net
 
 
-@pytest.mark.parametrize("use_run_json", [False, True])
-def test_export_command_round_trip(tmp_path, compose_cfg, use_run_json):
-    run, net = _fake_run(tmp_path, compose_cfg, ["lora"], use_run_json)
-    cfg = compose_cfg("export", [f"run={run}"])
-    result = export_cmd.run(cfg, run)
-    out = run / "peft"
-    assert result["out"] == str(out) and result["units"] == 3
-    assert (out / "adapter_config.json").is_file() and (out / "found_config.json").is_file()
-    base = build_tiny(OmegaConf.create({**MODEL, "family": "bert"}), 2, 3)[0]
-    loaded = PeftModel.from_pretrained(base, str(out)).eval()
-    assert (logits(loaded) - logits(net.model)).abs().max() <= 1e-5
+def _base():
+    return build_tiny(OmegaConf.create({**MODEL, "family": "bert"}), 2, 3)[0]
+
+
+@pytest.mark.parametrize(("space", "fmt"), [(["lora"], "peft"), (["dora"], "peft"), (["lora", "dora"], "peft"),
+                                            (["lora", "adapter"], "prunepeft")])
+def test_export_command_picks_the_format_and_round_trips(tmp_path, compose_cfg, monkeypatch, space, fmt):
+    """Default out = exports/<run-name>-<format>/ in the working directory; the run is left untouched."""
+    run, net = _fake_run(tmp_path, compose_cfg, space, use_run_json=True)
+    before = sorted(p.name for p in run.rglob("*"))
+    monkeypatch.chdir(tmp_path)
+    result = export_cmd.run(compose_cfg("export", [f"run={run}"]))
+    out = tmp_path / "exports" / f"rte-tiny_bert-hybrid-s3-{fmt}"
+    assert result["format"] == fmt and result["out"] == str(out.relative_to(tmp_path))
+    assert sorted(p.name for p in run.rglob("*")) == before
+    assert "as " + fmt in (out / "export.log").read_text() and (out / "found_config.json").is_file()
+    card = (out / "README.md").read_text()
+    for text in ("rte", "accuracy", "0.6250", "budget.percent=", "prunepeft search task=rte", "| 3 | "):
+        assert text in card, text
+    import prunepeft
+
+    model, tokenizer = prunepeft.load_export(out)  # without the run directory
+    assert (logits(model) - logits(net.model)).abs().max() <= 1e-5
+    if fmt == "peft":
+        config = json.loads((out / "adapter_config.json").read_text())
+        assert config["base_model_name_or_path"] == "org/tiny-bert" and "base_model: org/tiny-bert" in card
+        if len(space) == 1:  # peft's own loader on a local base model object
+            loaded = PeftModel.from_pretrained(_base(), str(out)).eval()
+            assert (logits(loaded) - logits(net.model)).abs().max() <= 1e-5
+    else:
+        assert "peft has no bottleneck adapters" in card and not (out / "adapter_config.json").exists()
+        assert {"prunepeft_export.json", "units.safetensors", "head.safetensors"} <= {p.name for p in out.iterdir()}
 
 
 def test_export_command_errors(tmp_path, compose_cfg):
     run, _ = _fake_run(tmp_path, compose_cfg, ["adapter", "lora"])
-    with pytest.raises(UserError, match="serial units.*found_config.json"):
-        export_cmd.run(compose_cfg("export", [f"run={run}"]), run)
-    assert not (run / "peft").exists() and (run / "found_config.json").is_file()
-    with pytest.raises(UserError, match="'onnx'.*peft"):
-        export_cmd.run(compose_cfg("export", [f"run={run}", "to=onnx"]), run)
+    with pytest.raises(UserError, match="serial units.*peft has no bottleneck adapters.*to=prunepeft"):
+        export_cmd.run(compose_cfg("export", [f"run={run}", "to=peft", f"out={tmp_path / 'x'}"]))
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(UserError, match="'onnx'.*auto, peft, prunepeft"):
+        export_cmd.run(compose_cfg("export", [f"run={run}", "to=onnx"]))
     with pytest.raises(UserError, match="not a directory"):
-        export_cmd.run(compose_cfg("export", [f"run={tmp_path / 'nope'}"]), tmp_path)
+        export_cmd.run(compose_cfg("export", [f"run={tmp_path / 'nope'}"]))
+    with pytest.raises(UserError, match="is the run directory"):
+        export_cmd.run(compose_cfg("export", [f"run={run}", f"out={run}"]))
     lora_run, _ = _fake_run(tmp_path / "b", compose_cfg, ["lora"])
     (lora_run / UNITS_FILE).unlink()
     with pytest.raises(UserError, match="units.safetensors"):
-        export_cmd.run(compose_cfg("export", [f"run={lora_run}"]), lora_run)
+        export_cmd.run(compose_cfg("export", [f"run={lora_run}"]))
 
 
 @pytest.mark.subprocess
 def test_export_cli_smoke(tmp_path, compose_cfg):
     run, _ = _fake_run(tmp_path, compose_cfg, ["dora"])
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    before = sorted(p.name for p in run.rglob("*"))
     proc = subprocess.run([sys.executable, "-m", "prunepeft.cli", "export", f"run={run}", f"out={tmp_path / 'x'}"],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    assert "exported as peft (dora adapters)" in proc.stdout
     assert json.loads((tmp_path / "x" / "adapter_config.json").read_text())["use_dora"] is True
-    assert (tmp_path / "x" / "adapter_model.safetensors").is_file() and (tmp_path / "x" / "found_config.json").is_file()
+    assert (tmp_path / "x" / "adapter_model.safetensors").is_file() and (tmp_path / "x" / "export.log").is_file()
+    # Nothing written into the run (it used to get export.log) or the working directory.
+    assert sorted(p.name for p in run.rglob("*")) == before and not (tmp_path / "export.log").exists()
 
 
 def _cli(argv, capsys, monkeypatch):
@@ -215,7 +268,7 @@ def test_export_cli_bad_inputs_exit_2_and_create_nothing(tmp_path, compose_cfg, 
     run, _ = _fake_run(tmp_path, compose_cfg, ["lora"])
     for argv in (["--to", "onnx"], ["--to=onnx"]):
         code, err = _cli(["export", f"run={run}", *argv], capsys, monkeypatch)
-        assert code == 2 and "unknown export target (to=) 'onnx'; valid choices: peft" in err
+        assert code == 2 and "unknown export target (to=) 'onnx'; valid choices: auto, peft, prunepeft" in err
 
 
 def test_export_to_flag_becomes_the_to_override():
@@ -228,18 +281,21 @@ def test_export_to_flag_becomes_the_to_override():
 
 def test_export_never_replaces_a_directory_that_is_not_an_export(tmp_path, compose_cfg):
     run, _ = _fake_run(tmp_path, compose_cfg, ["lora"])
-    before = sorted(p.name for p in run.iterdir())
-    # out= the run directory itself (or `.`) used to be rmtree'd and replaced by the adapter.
-    with pytest.raises(UserError, match="not a previous peft export; refusing to replace it"):
-        export_cmd.run(compose_cfg("export", [f"run={run}", f"out={run}"]), run)
-    assert sorted(p.name for p in run.iterdir()) == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    # out= a directory of the user's (or `.`) used to be rmtree'd and replaced by the adapter.
+    with pytest.raises(UserError, match="not a previous export; refusing to replace it"):
+        export_cmd.run(compose_cfg("export", [f"run={run}", f"out={mine}"]))
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     (tmp_path / "file").write_text("x")
     with pytest.raises(UserError, match="is a file"):
-        export_cmd.run(compose_cfg("export", [f"run={run}", f"out={tmp_path / 'file'}"]), run)
+        export_cmd.run(compose_cfg("export", [f"run={run}", f"out={tmp_path / 'file'}"]))
     # A previous export (or an empty directory) is replaced.
-    export_cmd.run(compose_cfg("export", [f"run={run}"]), run)
-    export_cmd.run(compose_cfg("export", [f"run={run}"]), run)
-    assert (run / "peft" / "adapter_config.json").is_file()
+    out = tmp_path / "again"
+    export_cmd.run(compose_cfg("export", [f"run={run}", f"out={out}"]))
+    export_cmd.run(compose_cfg("export", [f"run={run}", f"out={out}"]))
+    assert (out / "adapter_config.json").is_file()
 
 
 def test_export_uses_the_trained_config_not_a_later_skipped_invocation(tmp_path, compose_cfg):
@@ -248,7 +304,6 @@ def test_export_uses_the_trained_config_not_a_later_skipped_invocation(tmp_path,
     # Hydra has already rewritten .hydra/config.yaml with that invocation's config.
     later = compose_cfg("search", ["model=tiny_roberta", "task=rte", "train=test", "seed=3"])
     OmegaConf.save(later, run / ".hydra" / "config.yaml")
-    export_cmd.run(compose_cfg("export", [f"run={run}"]), run)
-    base = build_tiny(OmegaConf.create({**MODEL, "family": "bert"}), 2, 3)[0]
-    loaded = PeftModel.from_pretrained(base, str(run / "peft")).eval()
+    export_cmd.run(compose_cfg("export", [f"run={run}", f"out={tmp_path / 'e'}"]))
+    loaded = PeftModel.from_pretrained(_base(), str(tmp_path / "e")).eval()
     assert (logits(loaded) - logits(net.model)).abs().max() <= 1e-5

@@ -1,89 +1,149 @@
-"""`prunepeft export run=<dir> to=peft`: a finished run's found configuration as a peft adapter.
+"""`prunepeft export run=<dir> [to=peft|prunepeft] [out=<dir>]`: a finished run's found configuration.
 
-The library-neutral `found_config.json` is always in the run directory (and copied next to the
-export). When every found unit is LoRA (or every one DoRA), this writes a peft `LoraConfig` plus
-the retrained weights (`adapter_config.json` + `adapter_model.safetensors`, peft's layout) to
-`out` (default `<run>/peft`); serial units (adapters) end with a clear error instead.
+Without `to=`, the format is peft where peft can express the configuration (LoRA and/or DoRA
+units: `save_pretrained` adapters, loadable with `PeftModel.from_pretrained`) and prunepeft's
+self-contained format otherwise (serial adapter units: peft has no bottleneck adapters); the
+message says which. The default output is `exports/<run-name>-<format>/`, with the export's log
+(`export.log`), `found_config.json` and a model card (README.md) inside. The run directory is
+only read, never written.
 """
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from prunepeft.api import check_run_dir, load_run_config  # noqa: F401  (load_run_config: public here too)
 from prunepeft.commands.common import run_in_hydra
 from prunepeft.config.schema import register_configs
 from prunepeft.errors import UserError, check_choice
-from prunepeft.io import read_json
+from prunepeft.io import read_json, read_jsonl
 
 log = logging.getLogger(__name__)
 
-TARGETS = ("peft",)
-
-
-def load_run_config(run: Path) -> DictConfig:
-    """The config a run trained with: run.json's `config`, else `.hydra/config.yaml`.
-
-    run.json first: it is written by the run itself when it (re)starts training; `.hydra/` is the
-    fallback for runs made by older versions, where Hydra rewrote it on every invocation, including
-    one that found DONE and skipped.
-    """
-    run_json = run / "run.json"
-    if run_json.is_file() and isinstance(read_json(run_json).get("config"), dict):
-        return OmegaConf.create(read_json(run_json)["config"])
-    hydra_cfg = run / ".hydra" / "config.yaml"
-    if hydra_cfg.is_file():
-        return OmegaConf.load(hydra_cfg)  # type: ignore[return-value]
-    raise UserError(f"run={str(run)!r} has neither a config in run.json nor .hydra/config.yaml")
+TARGETS = ("auto", "peft", "prunepeft")
+EXPORTS_DIR = "exports"
 
 
 def validate(cfg: DictConfig) -> Path:
-    """The cheap checks (the CLI runs them before Hydra, whose run dir is `run=`, creates anything).
+    """The cheap checks (the CLI runs them before Hydra starts anything).
 
     Returns:
         The run directory.
     """
-    from prunepeft.peft.found_config import FOUND_CONFIG_FILE
-
     check_choice("export target (to=)", str(cfg.to), TARGETS)
     if OmegaConf.is_missing(cfg, "run") or not cfg.run:
         raise UserError("export needs run=<directory of a finished `prunepeft search` run>")
-    run_path = Path(str(cfg.run))
-    if not run_path.is_dir():
-        raise UserError(f"run={str(run_path)!r} is not a directory; point run= at a finished search run")
-    if not (run_path / FOUND_CONFIG_FILE).is_file():
-        raise UserError(f"run={str(run_path)!r} has no {FOUND_CONFIG_FILE} (a finished `prunepeft search` run writes one)")
+    run_path = check_run_dir(cfg.run)
+    if cfg.out and Path(str(cfg.out)).resolve() == run_path.resolve():
+        raise UserError(f"out={str(cfg.out)!r} is the run directory; an export never writes into its run "
+                        "(leave out= unset for exports/<run-name>-<format>/)")
     return run_path
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Export `cfg.run` to `cfg.to`; return {"out": <dir>, "found_config": <file>, ...}."""
-    from prunepeft.models.families import get_family
-    from prunepeft.models.loading import load_backbone
-    from prunepeft.peft.export import check_expressible, export_peft
-    from prunepeft.peft.found_config import FOUND_CONFIG_FILE, HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
+def run_name(run_path: Path, run_cfg: DictConfig) -> str:
+    """`<task>-<model>-<run dir name>`, leaving out what the directory's name already says."""
+    name = run_path.resolve().name
+    parts = [str(p) for p in (run_cfg.task.name, run_cfg.model.name) if str(p) not in name]
+    return "-".join([*parts, name])
+
+
+def _budget_text(run_path: Path, run_cfg: DictConfig) -> str:
+    rounds = read_jsonl(run_path / "rounds.jsonl") if (run_path / "rounds.jsonl").is_file() else []
+    budget = run_cfg.get("budget", {}) or {}
+    spec = (f"budget.params={budget.get('params')}" if budget.get("params") is not None
+            else f"{budget.get('percent')}% of the base model, budget.percent={budget.get('percent')}")
+    if rounds and rounds[0].get("budget") is not None:
+        return f"B = {int(rounds[0]['budget']):,} parameters ({spec})"
+    return spec
+
+
+def _command_text(run_path: Path) -> str:
+    info = read_json(run_path / "run.json") if (run_path / "run.json").is_file() else {}
+    argv = info.get("argv") or []
+    if argv:
+        return "prunepeft " + " ".join(shlex.quote(str(a)) for a in argv[1:]) if "prunepeft" in str(argv[0]) \
+            else " ".join(shlex.quote(str(a)) for a in argv)
+    return f"prunepeft search (see {run_path.name}/run.json)"
+
+
+def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
+    """Export `cfg.run`; return {"out", "format", "found_config", "units", "adapters"}."""
+    from prunepeft.api import open_run
+    from prunepeft.peft.export import (
+        NO_SERIAL,
+        adapter_names,
+        atomic_dir,
+        choose_format,
+        model_card,
+        peft_kinds,
+        save_peft,
+        save_self_contained,
+    )
+    from prunepeft.peft.found_config import FOUND_CONFIG_FILE
+    from prunepeft.peft.units import get_unit_type, unit_key
 
     run_path = validate(cfg)
-    found_file = run_path / FOUND_CONFIG_FILE
-    found = FoundConfig.load(found_file)
-    check_expressible(list(found.units), where=str(found_file))
-    for name in (UNITS_FILE, HEAD_FILE):
-        if not (run_path / name).is_file():
-            raise UserError(f"run={str(run_path)!r} has no {name}: the search writes it after retraining")
-    run_cfg = load_run_config(run_path)
-    model, _ = load_backbone(run_cfg.model, int(run_cfg.task.num_labels), int(run_cfg.seed))
-    family = get_family(run_cfg.model.family)
-    net = build_from_found(model, family, found, int(model.config.hidden_size))
-    net.load_units(run_path / UNITS_FILE)
-    net.load_head(run_path / HEAD_FILE)
-    out = Path(str(cfg.out)) if cfg.out else run_path / "peft"
-    export_peft(net, out, model_id=found.model_id, extra_json={FOUND_CONFIG_FILE: found.to_json()})
-    log.info("exported %d units to %s", len(found.units), out)
-    print(f"peft adapter written to {out} (load with PeftModel.from_pretrained(<base model>, {str(out)!r}))")
-    return {"out": str(out), "found_config": str(out / FOUND_CONFIG_FILE), "units": len(found.units)}
+    loaded = open_run(run_path)
+    found, run_cfg = loaded.found, loaded.config
+    units = list(found.units)
+    fmt = choose_format(units) if str(cfg.to) == "auto" else str(cfg.to)
+    if fmt == "peft":
+        peft_kinds(units, where=str(run_path / FOUND_CONFIG_FILE))  # a clear error for to=peft + adapters
+    out = Path(str(cfg.out)) if cfg.out else Path(EXPORTS_DIR) / f"{run_name(run_path, run_cfg)}-{fmt}"
+    model_id = found.model_id or (str(run_cfg.model.hub_id) if run_cfg.model.get("hub_id") else None)
+    kinds = peft_kinds(units) if fmt == "peft" else []
+    adapters = list(adapter_names(kinds).values()) if fmt == "peft" else []
+    meta = {"model": OmegaConf.to_container(run_cfg.model, resolve=True), "num_labels": int(run_cfg.task.num_labels),
+            "seed": int(run_cfg.seed), "task": OmegaConf.to_container(run_cfg.task, resolve=True),
+            "max_length": int(run_cfg.train.max_length), "found_config": found.to_json(),
+            "summary": {k: loaded.summary.get(k) for k in ("metrics", "primary", "params")},
+            "source_run": str(run_path.resolve()), "adapters": adapters}
+    card = model_card(fmt=fmt, model_id=model_id, model_name=str(run_cfg.model.name), task=str(run_cfg.task.name),
+                      metric=loaded.summary.get("primary") or {}, found=found.to_json(),
+                      budget=_budget_text(run_path, run_cfg), command=_command_text(run_path), adapters=adapters,
+                      out=str(out), num_labels=int(run_cfg.task.num_labels))
+    extra = {FOUND_CONFIG_FILE: found.to_json()}
+    serial = [unit_key(u) for u in units if get_unit_type(u[1]).kind == "serial"]
+    with atomic_dir(out) as tmp:
+        handler = logging.FileHandler(tmp / "export.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+        root = logging.getLogger("prunepeft")
+        level = root.level
+        root.addHandler(handler)
+        if root.getEffectiveLevel() > logging.INFO:  # the log file always gets the INFO lines
+            root.setLevel(logging.INFO)
+        try:
+            log.info("export %s (%d units: %s) as %s to %s", run_path, len(units), ", ".join(map(unit_key, units)),
+                     fmt, out)
+            if fmt == "peft":
+                save_peft(loaded.supernet, tmp, model_id, {**extra, "prunepeft_export.json": {
+                    "format": "prunepeft.export/1", **meta}}, card)
+                log.info("peft adapters %s, base_model_name_or_path=%s", adapters, model_id)
+            else:
+                save_self_contained(loaded.supernet, tmp, meta, extra, card)
+                if serial:
+                    log.info("serial units %s: %s, so this is prunepeft's self-contained format", serial, NO_SERIAL)
+        finally:
+            root.setLevel(level)
+            root.removeHandler(handler)
+            handler.close()
+    if fmt == "peft":
+        how = f"PeftModel.from_pretrained(<base model>, {str(out)!r})"
+        if len(adapters) > 1:
+            how += f" + load_adapter({str(out / adapters[1])!r}, adapter_name={adapters[1]!r}); see README.md"
+        print(f"exported as peft ({' + '.join(kinds)} adapters) to {out} (load with {how})")
+    else:
+        why = (f"the configuration keeps serial adapter units ({', '.join(serial)}) and {NO_SERIAL}, so "
+               if serial and str(cfg.to) == "auto" else "")
+        print(f"exported in prunepeft's self-contained format to {out}: {why}load it with "
+              f"prunepeft.load_export({str(out)!r})")
+    return {"out": str(out), "format": fmt, "found_config": str(out / FOUND_CONFIG_FILE), "units": len(units),
+            "adapters": adapters}
 
 
 register_configs()

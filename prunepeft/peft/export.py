@@ -1,10 +1,18 @@
-"""Export a found configuration as a `peft` LoRA/DoRA adapter (DESIGN.md "Commands": export).
+"""Export a found configuration: as peft adapters where peft can express it, else self-contained.
 
-Only parallel units map onto peft: a `LoraConfig` with `target_modules` = the family's query and
-value paths, `layers_to_transform` = the layers that kept a unit, `use_dora` for DoRA, and
-`rank_pattern`/`alpha_pattern` where units differ in size. The weights are copied into a peft
-model built by peft itself and written with `save_pretrained`, so key names are peft's own.
-Serial units (adapter, houlsby) have no peft equivalent: they are reported, not approximated.
+- **peft** (only lora/dora units): one `LoraConfig` per unit type, `target_modules` = the family's
+  query and value paths, `layers_to_transform` = the layers that kept a unit of that type,
+  `use_dora` for DoRA, `rank_pattern`/`alpha_pattern` where units differ in size. peft's
+  `use_dora` is one flag per config, so a configuration with both LoRA and DoRA units becomes
+  two LoRA adapters on one model: `default` (the DoRA units) and `lora_units` (in the `lora_units/`
+  subfolder, where peft's `save_pretrained` puts a second adapter), active together. The weights
+  are copied into a model built by peft itself and written with `save_pretrained`, so key names
+  are peft's own.
+- **prunepeft** (any configuration, required once serial units are kept): peft has no bottleneck
+  adapters (no serial adapter tuner at all), so the directory holds `prunepeft_export.json` (how to
+  rebuild the backbone, the task, the found configuration), the unit and head weights as
+  safetensors, and a model card; `load_export` rebuilds the model from it alone.
+Both directories appear complete or not at all (written to a temporary directory, then renamed).
 """
 from __future__ import annotations
 
@@ -14,6 +22,8 @@ import re
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +31,40 @@ import torch
 from torch import nn
 
 from prunepeft.errors import UserError
-from prunepeft.io import atomic_write_json
+from prunepeft.io import atomic_write_json, atomic_write_text
 from prunepeft.models.families import set_site_linear, site_linear, transformer_layers
 from prunepeft.peft.supernet import Supernet
 from prunepeft.peft.units import UnitId, get_unit_type, unit_key
 from prunepeft.peft.wrapper import PeftLinear
 
-PEFT_TYPES = ("lora", "dora")
+# DoRA first: peft's DoRA reads the site output accumulated so far as "W x", so on a layer with
+# both units the DoRA adapter must run before the LoRA one to compute what prunepeft computes.
+PEFT_TYPES = ("dora", "lora")
+FORMATS = ("peft", "prunepeft")
+EXPORT_FILE = "prunepeft_export.json"
+EXPORT_FORMAT = "prunepeft.export/1"
+# peft adapter name (and subfolder) of the LoRA units next to DoRA ones; peft warns about names
+# contained in its "lora_" prefix (so not "lora").
+SECOND_ADAPTER = "lora_units"
+NO_SERIAL = "peft has no bottleneck adapters"
 
 
-def check_expressible(unit_ids: list[UnitId], where: str = "") -> str:
-    """Return "lora" or "dora" when peft can express `unit_ids`, else raise UserError.
+def peft_kinds(unit_ids: list[UnitId], where: str = "") -> list[str]:
+    """The unit types of `unit_ids` in peft adapter order (dora, lora), when peft can express them.
 
     Args:
         unit_ids: the found (active) units.
         where: a path to the library-neutral found_config.json, named in the error message.
+
+    Raises:
+        UserError: serial units (peft has no bottleneck adapters), no units, or unknown types.
     """
     hint = f"; the library-neutral description is in {where}" if where else ""
     serial = [unit_key(u) for u in unit_ids if get_unit_type(u[1]).kind == "serial"]
     if serial:
         raise UserError(
-            f"the found configuration has serial units ({', '.join(serial)}) that a peft LoraConfig "
-            f"cannot express (peft has no bottleneck adapters); only {'/'.join(PEFT_TYPES)} units export{hint}"
+            f"the found configuration has serial units ({', '.join(serial)}) that peft cannot express "
+            f"({NO_SERIAL}); export them with to=prunepeft (or leave to= out){hint}"
         )
     types = {u[1] for u in unit_ids}
     if not types:
@@ -50,11 +72,21 @@ def check_expressible(unit_ids: list[UnitId], where: str = "") -> str:
     unknown = types - set(PEFT_TYPES)
     if unknown:
         raise UserError(f"unit types {sorted(unknown)} have no peft equivalent (exportable: {list(PEFT_TYPES)}){hint}")
-    if len(types) > 1:
-        raise UserError(
-            f"lora and dora units together are not expressible as ONE peft LoraConfig (use_dora is global){hint}"
-        )
-    return types.pop()
+    return [t for t in PEFT_TYPES if t in types]
+
+
+def check_expressible(unit_ids: list[UnitId], where: str = "") -> str:
+    """"lora", "dora" or "lora+dora" when peft can express `unit_ids`, else UserError (see peft_kinds)."""
+    return "+".join(sorted(peft_kinds(unit_ids, where), key=lambda t: t != "lora"))
+
+
+def choose_format(unit_ids: list[UnitId]) -> str:
+    """`peft` when every unit is LoRA or DoRA, else `prunepeft` (the self-contained format)."""
+    try:
+        peft_kinds(unit_ids)
+    except UserError:
+        return "prunepeft"
+    return "peft"
 
 
 def module_name(supernet: Supernet, layer: int, site: str) -> str:
@@ -62,10 +94,19 @@ def module_name(supernet: Supernet, layer: int, site: str) -> str:
     return f"{supernet.family.layers_path}.{layer}.{supernet.family.sites[site]}"
 
 
-def lora_config_kwargs(supernet: Supernet) -> dict[str, Any]:
-    """Keyword arguments of the peft `LoraConfig` equivalent to the supernet's active units."""
-    uids = supernet.active_ids()
-    kind = check_expressible(uids)
+def lora_config_kwargs(supernet: Supernet, kind: str | None = None) -> dict[str, Any]:
+    """Keyword arguments of the peft `LoraConfig` for the supernet's active units of type `kind`.
+
+    Args:
+        supernet: the model with its found units.
+        kind: "lora" or "dora"; None = the only type present (UserError when there are two).
+    """
+    kinds = peft_kinds(supernet.active_ids())
+    if kind is None:
+        if len(kinds) > 1:
+            raise UserError("lora and dora units together need two peft adapters: pass kind='lora' or 'dora'")
+        kind = kinds[0]
+    uids = [u for u in supernet.active_ids() if u[1] == kind]
     sizes = {uid: supernet.unit_sizes(uid) for uid in uids}
     dropouts = {s.lora_dropout for s in sizes.values()}
     if len(dropouts) > 1:
@@ -112,25 +153,56 @@ def unwrapped_copy(supernet: Supernet) -> nn.Module:
     return model
 
 
+def activate_adapters(peft_model: nn.Module, names: list[str]) -> None:
+    """Make the LoRA layers of `peft_model` run `names` together, in that order.
+
+    peft's own `set_adapter([...])` refuses a list here: every SEQ_CLS adapter carries a copy of
+    the head (`modules_to_save`), and only one such copy may be active. The copies are identical
+    in our exports, so the head stays on the first adapter and only the LoRA layers get the list.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    for module in peft_model.modules():
+        if isinstance(module, LoraLayer):
+            module.set_adapter(list(names))
+
+
+def adapter_names(kinds: list[str]) -> dict[str, str]:
+    """unit type -> peft adapter name: the first type is `default`, a second one `lora_units`."""
+    return {kind: ("default" if i == 0 else SECOND_ADAPTER) for i, kind in enumerate(kinds)}
+
+
 def to_peft_model(supernet: Supernet, model_id: str | None = None) -> nn.Module:
-    """A peft `PeftModel` computing the same function as the supernet's active LoRA/DoRA units."""
+    """A peft `PeftModel` computing the same function as the supernet's active LoRA/DoRA units.
+
+    Args:
+        supernet: the model with its found (trained) units.
+        model_id: recorded as `base_model_name_or_path` (the hub id; peft would otherwise record
+            the directory the backbone happened to be loaded from).
+    """
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError:  # peft is an optional extra
         raise UserError("exporting to peft needs the `peft` package: pip install 'prunepeft[peft]'") from None
-    config = LoraConfig(**lora_config_kwargs(supernet))
-    if model_id:
-        config.base_model_name_or_path = model_id
-    peft_model = get_peft_model(unwrapped_copy(supernet), config)
+    kinds = peft_kinds(supernet.active_ids())
+    names = adapter_names(kinds)
+    peft_model = get_peft_model(unwrapped_copy(supernet), LoraConfig(**lora_config_kwargs(supernet, kinds[0])))
+    for kind in kinds[1:]:
+        peft_model.add_adapter(names[kind], LoraConfig(**lora_config_kwargs(supernet, kind)))
     inner = peft_model.base_model.model
     with torch.no_grad():
         for uid in supernet.active_ids():
+            name = names[uid[1]]
             for site, branch in supernet.branches(uid):
                 target = inner.get_submodule(module_name(supernet, uid[0], site))
-                target.lora_A["default"].weight.copy_(branch.lora_A.weight)
-                target.lora_B["default"].weight.copy_(branch.lora_B.weight)
+                target.lora_A[name].weight.copy_(branch.lora_A.weight)
+                target.lora_B[name].weight.copy_(branch.lora_B.weight)
                 if hasattr(branch, "lora_magnitude"):
-                    target.lora_magnitude_vector["default"].weight.copy_(branch.lora_magnitude)
+                    target.lora_magnitude_vector[name].weight.copy_(branch.lora_magnitude)
+    for config in peft_model.peft_config.values():
+        config.base_model_name_or_path = model_id
+    if len(kinds) > 1:
+        activate_adapters(peft_model, [names[k] for k in kinds])
     peft_model.eval()
     return peft_model
 
@@ -141,35 +213,182 @@ def _check_out(out: Path) -> None:
     if not out.exists():
         return
     if not out.is_dir():
-        raise UserError(f"out={str(out)!r} is a file; choose a directory for the peft adapter")
-    if any(out.iterdir()) and not (out / "adapter_config.json").is_file():
-        raise UserError(f"out={str(out)!r} is a non-empty directory that is not a previous peft export; "
+        raise UserError(f"out={str(out)!r} is a file; choose a directory for the export")
+    previous = (out / "adapter_config.json").is_file() or (out / EXPORT_FILE).is_file()
+    if any(out.iterdir()) and not previous:
+        raise UserError(f"out={str(out)!r} is a non-empty directory that is not a previous export; "
                         "refusing to replace it: choose a new or empty directory")
 
 
-def export_peft(
-    supernet: Supernet, out_dir: str | os.PathLike, model_id: str | None = None,
-    extra_json: dict[str, Any] | None = None,
-) -> Path:
-    """Write `adapter_config.json` + `adapter_model.safetensors` (peft's save_pretrained layout).
-
-    The directory appears complete or not at all (written to a temp dir, then renamed), together
-    with `extra_json` ({file name: object}, e.g. the found_config.json).
-    Load it with `PeftModel.from_pretrained(AutoModelForSequenceClassification..., out_dir)`.
-    """
+@contextmanager
+def atomic_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary directory beside `out_dir` that replaces it when the block succeeds."""
     out = Path(out_dir)
     _check_out(out)
-    peft_model = to_peft_model(supernet, model_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        peft_model.save_pretrained(str(tmp))
-        for name, obj in (extra_json or {}).items():
-            atomic_write_json(tmp / name, obj)
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; an export is meant to be shared
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_extras(tmp: Path, extra_json: dict[str, Any] | None, card: str | None) -> None:
+    for name, obj in (extra_json or {}).items():
+        atomic_write_json(tmp / name, obj)
+    if card is not None:
+        atomic_write_text(tmp / "README.md", card)
+
+
+def save_peft(supernet: Supernet, tmp: Path, model_id: str | None = None,
+              extra_json: dict[str, Any] | None = None, card: str | None = None) -> list[str]:
+    """Write the peft export into the (empty) directory `tmp`; return the adapter names written."""
+    peft_model = to_peft_model(supernet, model_id)
+    # Embeddings are never trained here; "auto" would look the base model up on the hub.
+    peft_model.save_pretrained(str(tmp), save_embedding_layers=False)
+    _write_extras(tmp, extra_json, card)  # our card replaces peft's blank template
+    return list(peft_model.peft_config)
+
+
+def export_peft(
+    supernet: Supernet, out_dir: str | os.PathLike, model_id: str | None = None,
+    extra_json: dict[str, Any] | None = None, card: str | None = None,
+) -> Path:
+    """Write peft's save_pretrained layout (`adapter_config.json` + `adapter_model.safetensors`).
+
+    With LoRA and DoRA units, the DoRA adapter is at the top level (`default`) and the LoRA one in
+    `lora_units/`. `extra_json` ({file name: object}) and `card` (README.md text) are written beside.
+    Load with `PeftModel.from_pretrained(<base model>, out_dir)` (plus `load_adapter(out_dir/lora_units)`
+    and `activate_adapters` for a mixed configuration).
+    """
+    with atomic_dir(out_dir) as tmp:
+        save_peft(supernet, tmp, model_id, extra_json, card)
+    return Path(out_dir)
+
+
+def save_self_contained(supernet: Supernet, tmp: Path, meta: dict[str, Any],
+                        extra_json: dict[str, Any] | None = None, card: str | None = None) -> None:
+    """Write the prunepeft format into `tmp`: `prunepeft_export.json`, units and head safetensors.
+
+    Args:
+        meta: {"model": ModelConfig as a dict, "num_labels", "seed", "task": TaskConfig as a dict,
+            "max_length", "found_config": found_config.json content, ...}; `seed` rebuilds a tiny
+            random backbone exactly (pretrained ones come from `model`'s hub id or local path).
+    """
+    from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE
+
+    atomic_write_json(tmp / EXPORT_FILE, {"format": EXPORT_FORMAT, **meta})
+    supernet.save_units(tmp / UNITS_FILE)
+    supernet.save_head(tmp / HEAD_FILE)
+    _write_extras(tmp, extra_json, card)
+
+
+def model_card(*, fmt: str, model_id: str | None, model_name: str | None, task: str, metric: dict[str, Any],
+               found: dict[str, Any], budget: str, command: str, adapters: list[str] | None = None,
+               out: str = "<this directory>", num_labels: int | None = None) -> str:
+    """README.md of an export: what it is, how to load it, and where it came from.
+
+    Args:
+        fmt: "peft" or "prunepeft".
+        metric: summary.json's `primary` ({split, metric, value}).
+        found: found_config.json's content.
+        budget: the parameter budget, in words.
+        command: the command line that made the run.
+        adapters: peft adapter names (peft format).
+    """
+    base = model_id or model_name or "unknown"
+    tags = ["prunepeft", "text-classification", *(["peft", "lora"] if fmt == "peft" else [])]
+    front = ["---", f"base_model: {base}" if model_id else "", f"library_name: {'peft' if fmt == 'peft' else 'prunepeft'}",
+             "pipeline_tag: text-classification", "tags:", *(f"- {t}" for t in tags), "---", ""]
+    value = metric.get("value")
+    shown = f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"
+    params = found.get("params", {})
+    lines = [line for line in front if line != ""] + [
+        "",
+        f"# {task} adapter for {base}, found by PrunePEFT",
+        "",
+        f"A parameter-efficient fine-tuning configuration of `{base}` for the GLUE task **{task}**, found by "
+        "[prunepeft](https://arxiv.org/abs/2506.07587) (iterative hybrid pruning of a supernet of LoRA/DoRA/"
+        "adapter units) and retrained.",
+        "",
+        f"- **Task:** {task}; **{metric.get('metric', 'metric')}** on {metric.get('split', 'validation')} = {shown} "
+        "(last retrain epoch)",
+        f"- **Budget:** {budget}; found {params.get('peft', '?'):,} PEFT parameters "
+        f"({float(params.get('percent_of_base', 0.0)):.3f}% of the base model's {params.get('base', 0):,})"
+        if isinstance(params.get("peft"), int) else f"- **Budget:** {budget}",
+        f"- **Command:** `{command}`",
+        f"- **Format:** {fmt}",
+        "",
+        "## Found configuration",
+        "",
+        "| layer | units |",
+        "|--:|:--|",
+    ]
+    for entry in found.get("layers", []):
+        units = ", ".join(f"{u['type']} ({', '.join(f'{k}={v}' for k, v in u.get('sizes', {}).items())})"
+                          for u in entry.get("units", [])) or "-"
+        lines.append(f"| {entry['layer']} | {units} |")
+    lines += ["", "## Load it", "", "```python"]
+    if fmt == "peft":
+        lines += ["from peft import PeftModel",
+                  "from transformers import AutoModelForSequenceClassification",
+                  f"base = AutoModelForSequenceClassification.from_pretrained({base!r}, num_labels={num_labels or '...'})",
+                  f"model = PeftModel.from_pretrained(base, {out!r})"]
+        if adapters and len(adapters) > 1:
+            lines += [f"model.load_adapter({out + '/' + adapters[1]!r}, adapter_name={adapters[1]!r})",
+                      "from peft.tuners.lora import LoraLayer  # both adapters together (DoRA first):",
+                      "for m in model.modules():",
+                      f"    if isinstance(m, LoraLayer): m.set_adapter({adapters!r})"]
+    else:
+        lines += ["import prunepeft", f"model, tokenizer = prunepeft.load_export({out!r})"]
+    lines += ["```", ""]
+    if fmt == "prunepeft":
+        lines += ["This configuration keeps serial (bottleneck) adapter units. **peft has no bottleneck adapters**, "
+                  "so it cannot be a peft adapter; this directory holds the configuration "
+                  f"(`{EXPORT_FILE}`, `found_config.json`) and the weights (`units.safetensors`, "
+                  "`head.safetensors`), and `prunepeft.load_export` rebuilds the model from it alone.", ""]
+    return "\n".join(lines)
+
+
+def load_self_contained(path: str | os.PathLike, model: nn.Module | None = None,
+                        tokenizer: Any | None = None) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """Rebuild the model of a prunepeft-format export: (model, tokenizer, prunepeft_export.json).
+
+    Args:
+        path: the export directory.
+        model: a local base model to put the units on (default: load the recorded backbone).
+        tokenizer: its tokenizer (default: the recorded backbone's).
+    """
+    from omegaconf import OmegaConf
+
+    from prunepeft.io import read_json
+    from prunepeft.models.families import get_family
+    from prunepeft.models.loading import load_backbone
+    from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
+
+    path = Path(path)
+    meta = read_json(path / EXPORT_FILE)
+    if meta.get("format") != EXPORT_FORMAT:
+        raise UserError(f"{path / EXPORT_FILE} has format {meta.get('format')!r}; expected {EXPORT_FORMAT!r}")
+    model_cfg = OmegaConf.create(meta["model"])
+    if model is None or tokenizer is None:
+        loaded, loaded_tok = load_backbone(model_cfg, int(meta["num_labels"]), int(meta["seed"]))
+        model = loaded if model is None else model
+        tokenizer = loaded_tok if tokenizer is None else tokenizer
+    found = FoundConfig.from_json(meta["found_config"], str(path / EXPORT_FILE))
+    net = build_from_found(model, get_family(str(model_cfg.family)), found, int(model.config.hidden_size))
+    net.load_units(path / UNITS_FILE)
+    net.load_head(path / HEAD_FILE)
+    net.model.eval()
+    return net.model, tokenizer, meta

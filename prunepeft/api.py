@@ -1,0 +1,265 @@
+"""The Python API: load a finished run or an export, predict, and recompute a run's metrics.
+
+    import prunepeft
+    model, tokenizer = prunepeft.load_run("outputs/search/rte/minilm_l6/hybrid-s42")
+    model, tokenizer = prunepeft.load_export("exports/rte-minilm_l6-hybrid-s42-peft")
+    preds = prunepeft.predict("outputs/search/rte/minilm_l6/hybrid-s42", [("A man sleeps.", "He is awake.")])
+    metrics = prunepeft.evaluate("outputs/search/rte/minilm_l6/hybrid-s42")   # == summary.json's
+
+`load_run` returns the retrained model (backbone + found units + head, eval mode) and its
+tokenizer; it reads only the run directory (found_config.json, units/head safetensors, run.json).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from prunepeft.errors import UserError
+from prunepeft.io import read_json
+
+__all__ = ["LoadedRun", "evaluate", "load_export", "load_run", "load_run_config", "open_run", "predict"]
+
+
+def load_run_config(run: str | os.PathLike) -> DictConfig:
+    """The config a run trained with: run.json's `config`, else `.hydra/config.yaml`.
+
+    run.json first: it is written by the run itself when it (re)starts training; `.hydra/` is the
+    fallback for runs made by older versions, where Hydra rewrote it on every invocation, including
+    one that found DONE and skipped.
+    """
+    run = Path(run)
+    run_json = run / "run.json"
+    if run_json.is_file() and isinstance(read_json(run_json).get("config"), dict):
+        return OmegaConf.create(read_json(run_json)["config"])
+    hydra_cfg = run / ".hydra" / "config.yaml"
+    if hydra_cfg.is_file():
+        return OmegaConf.load(hydra_cfg)  # type: ignore[return-value]
+    raise UserError(f"run={str(run)!r} has neither a config in run.json nor .hydra/config.yaml")
+
+
+@dataclass
+class LoadedRun:
+    """A finished run, rebuilt: the model with its units, tokenizer, config and records."""
+
+    path: Path
+    model: torch.nn.Module
+    tokenizer: Any
+    config: DictConfig
+    supernet: Any  # prunepeft.peft.Supernet
+    found: Any  # prunepeft.peft.FoundConfig
+    summary: dict
+
+
+def check_run_dir(run: str | os.PathLike | None) -> Path:
+    """The run directory, checked for what loading needs (UserError naming what is missing)."""
+    from prunepeft.peft.found_config import FOUND_CONFIG_FILE, HEAD_FILE, UNITS_FILE
+
+    if run in (None, "", "???"):
+        raise UserError("needs run=<directory of a finished `prunepeft search` run>")
+    path = Path(str(run))
+    if not path.is_dir():
+        raise UserError(f"run={str(path)!r} is not a directory; point run= at a finished search run")
+    if not (path / FOUND_CONFIG_FILE).is_file():
+        raise UserError(f"run={str(path)!r} has no {FOUND_CONFIG_FILE} (a finished `prunepeft search` run writes one)")
+    for name in (UNITS_FILE, HEAD_FILE):
+        if not (path / name).is_file():
+            raise UserError(f"run={str(path)!r} has no {name}: the search writes it after retraining")
+    return path
+
+
+def open_run(run: str | os.PathLike, device: str | torch.device | None = None) -> LoadedRun:
+    """Rebuild a finished search run: the backbone, the found units and head with their weights.
+
+    Raises:
+        UserError: the directory is not a finished search run (missing files named).
+    """
+    from prunepeft.models.families import get_family
+    from prunepeft.models.loading import load_backbone
+    from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
+
+    path = check_run_dir(run)
+    cfg = load_run_config(path)
+    found = FoundConfig.load(path)
+    model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), int(cfg.seed))
+    net = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
+    net.load_units(path / UNITS_FILE)
+    net.load_head(path / HEAD_FILE)
+    net.model.eval()
+    if device is not None:
+        net.model.to(torch.device(device))
+    summary = read_json(path / "summary.json") if (path / "summary.json").is_file() else {}
+    return LoadedRun(path, net.model, tokenizer, cfg, net, found, summary)
+
+
+def load_run(run: str | os.PathLike, device: str | torch.device | None = None) -> tuple[torch.nn.Module, Any]:
+    """The retrained model of a finished `prunepeft search` run and its tokenizer.
+
+    Args:
+        run: the run directory (holds found_config.json, units.safetensors, head.safetensors).
+        device: where to put the model (default: CPU).
+
+    Returns:
+        (model, tokenizer): a Hugging Face `...ForSequenceClassification` in eval mode with the
+        found units inside; `model(**tokenizer(texts, return_tensors="pt")).logits`.
+    """
+    loaded = open_run(run, device)
+    return loaded.model, loaded.tokenizer
+
+
+def load_export(path: str | os.PathLike, model: torch.nn.Module | None = None, tokenizer: Any | None = None,
+                ) -> tuple[torch.nn.Module, Any]:
+    """Load a directory written by `prunepeft export`, without the run directory.
+
+    Args:
+        path: the export directory (peft or prunepeft format).
+        model: the base model to put the adapters/units on (default: the backbone recorded in the
+            export, from its hub id or local source).
+        tokenizer: its tokenizer (default: the recorded backbone's).
+
+    Returns:
+        (model, tokenizer) in eval mode; for a peft export the model is a `PeftModel` with every
+        exported adapter active.
+    """
+    from prunepeft.peft.export import EXPORT_FILE, load_self_contained
+
+    path = Path(path)
+    if not (path / EXPORT_FILE).is_file():
+        raise UserError(f"{str(path)!r} is not a prunepeft export (no {EXPORT_FILE}); "
+                        "make one with `prunepeft export run=<run dir>`")
+    if not (path / "adapter_config.json").is_file():
+        model, tokenizer, _ = load_self_contained(path, model, tokenizer)
+        return model, tokenizer
+    return _load_peft_export(path, model, tokenizer)
+
+
+def _load_peft_export(path: Path, model: torch.nn.Module | None, tokenizer: Any | None) -> tuple[torch.nn.Module, Any]:
+    from peft import PeftModel
+
+    from prunepeft.models.loading import load_backbone
+    from prunepeft.peft.export import EXPORT_FILE, activate_adapters
+
+    meta = read_json(path / EXPORT_FILE)
+    if model is None or tokenizer is None:
+        base, base_tok = load_backbone(OmegaConf.create(meta["model"]), int(meta["num_labels"]), int(meta["seed"]))
+        model = base if model is None else model
+        tokenizer = base_tok if tokenizer is None else tokenizer
+    peft_model = PeftModel.from_pretrained(model, str(path))
+    names = list(meta.get("adapters") or ["default"])
+    for name in names[1:]:
+        peft_model.load_adapter(str(path / name), adapter_name=name)
+    if len(names) > 1:
+        activate_adapters(peft_model, names)
+    peft_model.eval()
+    return peft_model, tokenizer
+
+
+def _open_any(source: str | os.PathLike) -> tuple[torch.nn.Module, Any, Any]:
+    """(model, tokenizer, task config) of a run directory or an export directory."""
+    from prunepeft.peft.export import EXPORT_FILE
+
+    path = Path(source)
+    if (path / EXPORT_FILE).is_file():
+        model, tokenizer = load_export(path)
+        return model, tokenizer, OmegaConf.create(read_json(path / EXPORT_FILE)["task"])
+    loaded = open_run(path)
+    return loaded.model, loaded.tokenizer, loaded.config.task
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, tokenizer: Any, texts: list[tuple[str, ...]], max_length: int = 256,
+                   batch_size: int = 64) -> np.ndarray:
+    """Logits of `model` for `texts` (one tuple per example: one text, or a pair), in order."""
+    from prunepeft.train.device import model_device
+
+    device = model_device(model)
+    model.eval()
+    out = []
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start:start + batch_size]
+        columns = [list(col) for col in zip(*chunk)]
+        enc = tokenizer(*columns, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        out.append(model(**{k: v.to(device) for k, v in enc.items()}).logits.float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def predict(source: str | os.PathLike, texts: list[str] | list[tuple[str, ...]], batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Predictions of a run (or an export) for `texts`.
+
+    Args:
+        source: a run directory or an export directory.
+        texts: strings, or tuples of (text, text) for pair tasks (RTE, MRPC, ...).
+
+    Returns:
+        {"prediction": class ids (or the regression output), "logits": the raw logits}.
+    """
+    model, tokenizer, task = _open_any(source)
+    rows = [t if isinstance(t, tuple) else (t,) for t in texts]
+    logits = predict_logits(model, tokenizer, rows, batch_size=batch_size)
+    pred = logits[:, 0] if int(task.num_labels) == 1 else logits.argmax(-1)
+    return {"prediction": pred, "logits": logits}
+
+
+def evaluate(run: str | os.PathLike, task: str | None = None, split: str | None = None,
+             data_dir: str | None = None) -> dict[str, float]:
+    """Recompute a run's metrics on `split` of `task` (default: the run's task and first eval split).
+
+    Uses the run's own tokenisation length, eval subset (`data.eval_subset`, same seed), batch
+    size and precision, so on the run's device the run's own task and split give summary.json's
+    `metrics[split]` exactly.
+    """
+    from prunepeft.data import stratified_subset
+    from prunepeft.data.glue import load_raw_splits
+    from prunepeft.data.tokenize import tokenize_split
+    from prunepeft.train.loop import evaluate as evaluate_model
+
+    loaded = open_run(run)
+    cfg = loaded.config
+    task_cfg = resolve_task(cfg, task)
+    split = split or str(task_cfg.eval_splits[0])
+    splits = [str(task_cfg.train_split), *map(str, task_cfg.eval_splits)]
+    if split not in splits:
+        raise UserError(f"unknown split {split!r} of task {task_cfg.name!r}; valid choices: {', '.join(dict.fromkeys(splits))}")
+    eval_task = OmegaConf.merge(task_cfg, {"eval_splits": [split]})
+    raw = load_raw_splits(eval_task, data_dir if data_dir else cfg.data.dir, getattr(cfg.data, "cache_dir", None))
+    ds = raw[split]
+    if split != str(task_cfg.train_split):  # the search evaluated on this seeded subset
+        ds = stratified_subset(ds, cfg.data.eval_subset, int(cfg.seed), task_cfg.label_field, int(task_cfg.num_labels) == 1)
+    tokens = tokenize_split(ds, loaded.tokenizer, task_cfg, int(cfg.train.max_length))
+    return evaluate_model(loaded.model, tokens, loaded.tokenizer, task_cfg, int(cfg.train.eval_batch_size),
+                          str(cfg.train.precision))
+
+
+def task_names() -> list[str]:
+    """The tasks of `conf/task/` (the `task=` choices)."""
+    from importlib import resources
+
+    return sorted(p.name[:-5] for p in resources.files("prunepeft.conf").joinpath("task").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def resolve_task(cfg: DictConfig, task: str | None) -> DictConfig:
+    """The run's task config, or `conf/task/<task>.yaml` when another task is named.
+
+    Raises:
+        UserError: an unknown task, or one whose number of labels differs from the run's head.
+    """
+    from importlib import resources
+
+    from prunepeft.config.schema import TaskConfig
+    from prunepeft.errors import check_choice
+
+    if task is None or str(task) == str(cfg.task.name):
+        return cfg.task
+    check_choice("task", str(task), task_names())
+    text = resources.files("prunepeft.conf").joinpath("task", f"{task}.yaml").read_text(encoding="utf-8")
+    other = OmegaConf.merge(OmegaConf.structured(TaskConfig), OmegaConf.create(text))
+    if int(other.num_labels) != int(cfg.task.num_labels):
+        raise UserError(f"task={task!r} has {other.num_labels} labels but the run's head ({cfg.task.name}) has "
+                        f"{cfg.task.num_labels}; evaluate on a task with the same labels")
+    return other
