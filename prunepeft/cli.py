@@ -128,6 +128,14 @@ def main(argv: list[str] | None = None) -> None:
         if error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
+        # The output directory, before Hydra creates it and opens its log there (read-only, a file).
+        from prunepeft.commands.common import preflight_output
+
+        try:
+            rest = [*rest, *preflight_output(command, rest)]
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
     module = importlib.import_module(f"prunepeft.commands.{command}")
     sys.argv = [f"prunepeft {command}", *rest]
     module.hydra_entry()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -43,9 +44,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def finite_json(obj: Any) -> Any:
+    """`obj` with every non-finite float (NaN, ±inf) replaced by None.
+
+    Python's json writes NaN as a bare `NaN` literal, which strict JSON readers (jq, JavaScript,
+    pandas with `lines=True`) refuse; None (`null`) says "no value" in every reader.
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def dumps_strict(obj: Any, **kwargs: Any) -> str:
+    """`json.dumps` that always yields strict JSON (non-finite floats -> null, see `finite_json`)."""
+    return json.dumps(finite_json(obj), default=_default, allow_nan=False, **kwargs)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write `obj` as indented JSON to `path` atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=_default) + "\n")
+    """Write `obj` as indented, strict JSON to `path` atomically."""
+    return atomic_write_text(path, dumps_strict(obj, indent=2) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -59,8 +80,44 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, default=_default) + "\n")
+        fh.write(dumps_strict(record) + "\n")
         fh.flush()
+
+
+def heal_jsonl(path: str | os.PathLike) -> int:
+    """Cut a torn last line (a write killed half-way) off a JSON-lines file before appending to it.
+
+    Without this, the next `append_jsonl` continues on the torn line and every reader stops there
+    (all later rows are lost). Returns the number of bytes removed.
+
+    Raises:
+        ValueError: a line other than the last is not JSON (the file is damaged, not just torn).
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    keep = data.rfind(b"\n") + 1  # everything after the last newline is a torn fragment
+    lines = data[:keep].split(b"\n")[:-1]  # the complete lines
+    bad = [i for i, line in enumerate(lines) if line.strip() and not _parses(line)]
+    if bad and bad != [len(lines) - 1]:
+        raise ValueError(f"{path}: line {bad[0] + 1} is not JSON")
+    if bad:  # a truncation that ends exactly on a newline: the last complete line is torn too
+        keep -= len(lines[-1]) + 1
+    if keep < len(data):
+        with open(path, "r+b") as fh:
+            fh.truncate(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return len(data) - keep
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

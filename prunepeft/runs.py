@@ -3,10 +3,22 @@
 `run.json` (versions, device, seed, timings, status), `events.jsonl` (step-level), `summary.json`,
 `DONE`. A run re-invoked on a finished directory skips; on an unfinished one the command resumes
 from what it finds (the search keeps a checkpoint).
+
+Faults (docs/architecture.md): one invocation at a time per directory (`RunLock`, an OS file
+lock), torn log lines cut off before a resume (`heal_logs`), the data a run trained on recorded
+and checked on resume (`note_data`), and `debug.kill_at` points where tests and
+`benchmarks/faults.py` kill a run at an exact moment.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import os
 import platform
+import shutil
+import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -14,14 +26,162 @@ from pathlib import Path
 from typing import Any
 
 from prunepeft.errors import UserError
-from prunepeft.io import append_jsonl, atomic_write_json, atomic_write_text, read_json
+from prunepeft.io import append_jsonl, atomic_write_json, atomic_write_text, heal_jsonl, read_json
 
 DONE_FILE = "DONE"
+LOCK_FILE = ".lock"
+ASIDE_DIR = ".aside"  # `restart=true` moves a run's old files here (hidden: the report skips it)
+LOGS = ("events.jsonl", "rounds.jsonl")  # append-only: healed before a resume appends to them
+RECOVERY_HINT = (f"to start this run over, re-run the same command with restart=true (moves the old files "
+                 f"to <run>/{ASIDE_DIR}/), or delete the directory")
 # Keys that may differ between invocations of the same run: they change how it is watched, where the
 # data is read from or how a sweep is laid out, not what it computes (`debug.*` crashes a run on
 # purpose to test resuming; `extra.*` is the experiment presets' bookkeeping, so a run shared by
 # two paper tables is trained once and skipped by the second sweep).
-VOLATILE_KEYS = ("debug", "train.progress", "train.log_every", "data.dir", "extra")
+# `restart` says what to do with the directory, not what to compute. `data.dir` may move: the data's
+# content is checked instead (`note_data`).
+VOLATILE_KEYS = ("debug", "train.progress", "train.log_every", "data.dir", "extra", "restart")
+
+# -- debug kill points ---------------------------------------------------------------------------
+DEBUG_POINTS = ("event", "between_checkpoint_writes", "after_checkpoint")
+_kill_at: tuple[str, int] | None = None
+_hits: dict[str, int] = {}
+
+
+def parse_kill_at(value: str | None) -> tuple[str, int] | None:
+    """`debug.kill_at="<point>:<n>"` -> (point, n): SIGKILL the process the n-th time it reaches point.
+
+    Raises:
+        UserError: an unknown point or a count that is not a positive integer.
+    """
+    if value in (None, ""):
+        return None
+    point, _, count = str(value).partition(":")
+    if point not in DEBUG_POINTS or not count.isdigit() or int(count) < 1:
+        raise UserError(f"debug.kill_at must be <point>:<n> with n >= 1, got {value!r}; "
+                        f"valid points: {', '.join(DEBUG_POINTS)}")
+    return point, int(count)
+
+
+def configure_debug(kill_at: str | None) -> None:
+    """Arm (or, with None, disarm) the kill point of `debug.kill_at` for this process."""
+    global _kill_at
+    _kill_at = parse_kill_at(kill_at)
+    _hits.clear()
+
+
+def _kill() -> None:
+    # SIGKILL, not an exception: no handler, finally block or atexit runs, like a real crash.
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def debug_point(name: str) -> None:
+    """Mark a place where a crash is interesting; kills the process there when armed for it."""
+    if _kill_at is None or _kill_at[0] != name:
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if _hits[name] == _kill_at[1]:
+        _kill()
+
+
+# -- data identity --------------------------------------------------------------------------------
+_pending_data: dict[str, Any] | None = None
+
+
+def note_data(task: str, fingerprint: dict[str, dict[str, Any]]) -> None:
+    """Remember the data a run is about to use ({split: {rows, sha256}}); `RunDir.start` records it."""
+    global _pending_data
+    _pending_data = {"task": task, "splits": fingerprint}
+
+
+def _take_data(task: str | None) -> dict[str, Any] | None:
+    global _pending_data
+    data, _pending_data = _pending_data, None
+    return data if data is not None and data.get("task") == task else None
+
+
+def data_differences(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
+    """"split: N rows sha256 X -> M rows sha256 Y" for every split whose content changed."""
+    if not old or not new:
+        return []
+    a, b = old.get("splits", {}), new.get("splits", {})
+    show = lambda fp: f"{fp.get('rows')} rows, sha256 {str(fp.get('sha256'))[:12]}" if fp else "absent"  # noqa: E731
+    return [f"{split}: {show(a.get(split))} -> {show(b.get(split))}"
+            for split in sorted(set(a) | set(b)) if a.get(split) != b.get(split)]
+
+
+# -- the lock -----------------------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLock:
+    """An exclusive OS lock (flock) on `<run>/.lock`, holding the owner's pid, host and start time.
+
+    The kernel drops the lock when its process dies (also on SIGKILL), so a lock file that
+    still names an owner but can be locked is stale: it is taken over with a message.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_FILE
+        self.fd: int | None = None
+
+    def _holder(self) -> dict[str, Any]:
+        try:
+            return json.loads(os.pread(self.fd, 4096, 0) or b"{}")  # type: ignore[arg-type]
+        except (OSError, ValueError):
+            return {}
+
+    def acquire(self) -> str | None:
+        """Take the lock; return a note when a stale lock was taken over.
+
+        Raises:
+            UserError: the directory is not writable, or another live invocation holds the lock
+                (naming its pid and host).
+        """
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise UserError(f"output directory {str(self.run_dir)!r} is not writable ({err.strerror}); "
+                            "point hydra.run.dir (or out=) at a writable directory") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder()
+            os.close(self.fd)
+            self.fd = None
+            raise UserError(f"{str(self.run_dir)!r} is in use by pid {holder.get('pid', '?')} on host "
+                            f"{holder.get('host', '?')} (since {holder.get('since', '?')}); wait for it to "
+                            "finish or pick another directory (hydra.run.dir=...)") from None
+        previous = self._holder()
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, json.dumps(me).encode(), 0)
+        os.fsync(self.fd)
+        if not previous.get("pid"):
+            return None
+        here = previous.get("host") == me["host"]
+        gone = "is gone" if here and not _pid_alive(int(previous["pid"])) else "no longer holds it"
+        return (f"taking over the stale lock of {str(self.run_dir)!r}: pid {previous['pid']} on host "
+                f"{previous.get('host', '?')} {gone} (its attempt was killed)")
+
+    def release(self) -> None:
+        """Clear the owner record (a clean exit leaves no stale lock) and unlock."""
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.fd, 0)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -84,7 +244,7 @@ class RunDir:
         Raises:
             UserError: naming the differing keys and how to get a fresh directory.
         """
-        previous = read_json(self.file("run.json")) if self.file("run.json").exists() else {}
+        previous = self.read_info()
         if "config" not in previous:
             return
         diff = config_differences(previous["config"], config)
@@ -94,9 +254,37 @@ class RunDir:
             raise UserError(f"{str(self.path)!r} holds {state} run with a different configuration ({shown}); "
                             "pick another directory (hydra.run.dir=...) or delete this one")
 
+    def read_info(self) -> dict[str, Any]:
+        """run.json of a previous attempt ({} when there is none).
+
+        Raises:
+            UserError: run.json exists but is not a JSON object (with the way to recover).
+        """
+        path = self.file("run.json")
+        if not path.exists():
+            return {}
+        try:
+            info = read_json(path)
+        except (OSError, ValueError) as err:
+            raise UserError(f"{str(path)!r} is unreadable ({type(err).__name__}: {err}); {RECOVERY_HINT}") from None
+        if not isinstance(info, dict):
+            raise UserError(f"{str(path)!r} is not a JSON object; {RECOVERY_HINT}")
+        return info
+
     def start(self, command: str, seed: int, config: dict[str, Any], device: str) -> None:
-        """Write run.json with status `running` (kept from a previous attempt: attempts counted)."""
-        previous = read_json(self.file("run.json")) if self.file("run.json").exists() else {}
+        """Write run.json with status `running` (kept from a previous attempt: attempts counted).
+
+        Records the fingerprint of the data the run uses (see `note_data`).
+
+        Raises:
+            UserError: the data's content differs from the data an unfinished earlier attempt used.
+        """
+        previous = self.read_info()
+        data = _take_data((config.get("task") or {}).get("name") if isinstance(config, dict) else None)
+        changed = data_differences(previous.get("data"), data)
+        if changed:
+            raise UserError(f"{str(self.path)!r} holds an unfinished run that used different data ({'; '.join(changed)}); "
+                            f"resume it with the data it started on, or {RECOVERY_HINT.replace('to start', 'start')}")
         self.info = {
             "command": command,
             "seed": seed,
@@ -108,6 +296,8 @@ class RunDir:
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "config": config,
         }
+        if data is not None:
+            self.info["data"] = data
         atomic_write_json(self.file("run.json"), self.info)
         self._write_hydra_record(config)
 
@@ -129,9 +319,13 @@ class RunDir:
         atomic_write_text(self.file(".hydra/overrides.yaml"), OmegaConf.to_yaml(OmegaConf.create(overrides)))
 
     def event(self, **record: Any) -> None:
-        """Append one step-level event to events.jsonl."""
+        """Append one step-level event to events.jsonl (tagged with the attempt that wrote it)."""
         record.setdefault("time", round(time.time() - self.started, 3))
+        info = getattr(self, "info", None)
+        if info is not None:
+            record.setdefault("attempt", info.get("attempts"))
         append_jsonl(self.file("events.jsonl"), record)
+        debug_point("event")
 
     def write_json(self, name: str, obj: Any) -> Path:
         return atomic_write_json(self.file(name), obj)
@@ -146,9 +340,52 @@ class RunDir:
         atomic_write_text(self.file(DONE_FILE), "done\n")
 
     def fail(self, error: str) -> None:
-        """Record a failed attempt in run.json (the directory stays resumable)."""
+        """Record a failed attempt in run.json (the directory stays resumable).
+
+        Called from an `except` block: a KeyboardInterrupt there (Ctrl-C, or SIGTERM turned into
+        one by the command's signal handler) is recorded as status `interrupted`.
+        """
         info = getattr(self, "info", None)
         if info is None:
             return
-        info.update(status="failed", error=error, wall_s=round(time.time() - self.started, 2))
+        status = "interrupted" if isinstance(sys.exc_info()[1], KeyboardInterrupt) else "failed"
+        info.update(status=status, error=error, wall_s=round(time.time() - self.started, 2))
         atomic_write_json(self.file("run.json"), info)
+
+    def set_aside(self) -> Path | None:
+        """Move every output of earlier attempts to `.aside/<time>/` (`restart=true`); logs stay.
+
+        Returns:
+            The directory the files went to, or None when there was nothing to move.
+        """
+        keep = {LOCK_FILE, ASIDE_DIR}
+        moving = [p for p in self.path.iterdir() if p.name not in keep and p.suffix != ".log"]
+        if not moving:
+            return None
+        target = self.path / ASIDE_DIR / time.strftime("%Y%m%d-%H%M%S")
+        n = 1
+        while target.exists():
+            target, n = target.with_name(f"{target.name.split('.')[0]}.{n}"), n + 1
+        target.mkdir(parents=True)
+        for p in moving:
+            shutil.move(str(p), str(target / p.name))
+        return target
+
+    def heal_logs(self) -> list[str]:
+        """Cut torn last lines off the append-only logs before this attempt appends to them.
+
+        Returns:
+            One note per log that was healed.
+
+        Raises:
+            UserError: a log is damaged in the middle (not just torn at the end).
+        """
+        notes = []
+        for name in LOGS:
+            try:
+                cut = heal_jsonl(self.file(name))
+            except ValueError as err:
+                raise UserError(f"{err}: the log is damaged; {RECOVERY_HINT}") from None
+            if cut:
+                notes.append(f"{name}: cut off a torn last line ({cut} bytes) left by a killed attempt")
+        return notes

@@ -169,8 +169,12 @@ def test_source_resolution(tmp_path):
     assert resolve_local("package:prunepeft/conf") == conf_dir
     assert resolve_local("package:no_such_pkg_xyz/model") is None
     assert resolve_local(str(tmp_path)) == tmp_path.resolve()
-    # Local source missing -> falls back to the hub id.
+    # A local path that is missing never falls back to the hub (a typo must not download a model).
     cfg = ModelConfig(name="m", family="bert", local=str(tmp_path / "nope"), hub_id="org/model")
+    with pytest.raises(UserError, match=r"model\.local=.*nope.*does not exist.*'org/model'"):
+        resolve_source(cfg)
+    # ... while a preset's bundled package that is not installed does, with a warning.
+    cfg = ModelConfig(name="m", family="bert", local="package:no_such_pkg_xyz/model", hub_id="org/model")
     assert resolve_source(cfg) == "org/model"
 
 

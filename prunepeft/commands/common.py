@@ -1,14 +1,32 @@
-"""Shared plumbing for the Hydra entry points of every command."""
+"""Shared plumbing for the Hydra entry points of every command.
+
+`run_in_hydra` is where every command meets the faults a user or the machine can cause:
+bad inputs (exit 2, one line), a second invocation on a running directory (refused by the lock),
+Ctrl-C / SIGTERM (status `interrupted`, exit 130 / 143), a diverged loss (status `failed`, exit 1).
+None of them prints a traceback.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from prunepeft.errors import user_errors
+from prunepeft.errors import UserError, user_errors
+
+log = logging.getLogger(__name__)
+
+RUN_COMMANDS = ("search", "baseline")  # the commands that own (write, resume) a run directory
+INTERRUPTED = "interrupted: re-run the same command to resume"
+EXIT_FAILED = 1
+SUBSET_KEYS = ("data.train_subset", "data.eval_subset", "search.warmup.subset")
 
 
 def hydra_run_dir() -> Path:
@@ -16,7 +34,175 @@ def hydra_run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
+def check_run_inputs(cfg: DictConfig) -> None:
+    """Cheap checks shared by `search` and `baseline` (the CLI runs them before Hydra starts).
+
+    Raises:
+        UserError: a subset size that is neither a count nor a fraction in (0, 1] (naming its
+            key), a negative `train.max_nonfinite_steps`, or a malformed `debug.kill_at`.
+    """
+    from prunepeft.data.subsets import check_subset_size
+    from prunepeft.runs import parse_kill_at
+
+    for key in SUBSET_KEYS:
+        check_subset_size(OmegaConf.select(cfg, key), key)
+    allowed = OmegaConf.select(cfg, "train.max_nonfinite_steps", default=0)
+    if allowed is not None and int(allowed) < 0:
+        raise UserError(f"train.max_nonfinite_steps must be >= 0, got {allowed}")
+    parse_kill_at(OmegaConf.select(cfg, "debug.kill_at", default=None))
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt like Ctrl-C does, so both end the run the same way.
+
+    Under submitit (`SUBMITIT_EXECUTOR` set) no handler is installed: submitit owns SIGTERM and
+    SIGUSR2 (it requeues the job through the launcher's checkpoint()).
+    """
+    if os.environ.get("SUBMITIT_EXECUTOR") or not _main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not break the cleanup
+        err = KeyboardInterrupt()
+        err.signum = signum  # type: ignore[attr-defined]
+        raise err
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def _fault_exits() -> Iterator[None]:
+    """Interrupts -> one line and exit 128 + signal; a diverged loss -> one line and exit 1."""
+    from prunepeft.train.loop import NonFiniteLoss
+
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        print(INTERRUPTED, file=sys.stderr)
+        sys.exit(128 + getattr(err, "signum", signal.SIGINT))
+    except NonFiniteLoss as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_FAILED)
+
+
+@contextlib.contextmanager
+def guard_run(run_dir: Path, cfg: DictConfig) -> Iterator[None]:
+    """Hold `run_dir` for one invocation of a run command.
+
+    A finished run is re-displayed without a lock (works from a read-only archive). Otherwise:
+    take the lock (refusing a second live invocation), honour `restart=true`, refuse a changed
+    configuration before touching anything, check the checkpoint, cut torn log lines, and arm
+    `debug.kill_at`. Under data parallelism only rank 0 locks.
+    """
+    from prunepeft.pruning.checkpoint import verify
+    from prunepeft.runs import DONE_FILE, RunDir, RunLock, configure_debug
+
+    run_dir = Path(run_dir)
+    restart = bool(OmegaConf.select(cfg, "restart", default=False))
+    if (run_dir / DONE_FILE).exists() and not restart:
+        yield
+        return
+    lock = RunLock(run_dir) if int(os.environ.get("RANK", "0")) == 0 else None
+    note = lock.acquire() if lock is not None else None
+    try:
+        if note:
+            log.warning(note)
+            print(f"note: {note}", file=sys.stderr)
+        rd = RunDir(run_dir)
+        if restart:
+            moved = rd.set_aside()
+            if moved is not None:
+                print(f"restart=true: moved the earlier outputs to {moved}", file=sys.stderr)
+        rd.check_config(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+        if (run_dir / "checkpoint").is_dir():
+            verify(run_dir / "checkpoint")
+        for healed in rd.heal_logs():
+            log.warning(healed)
+        configure_debug(OmegaConf.select(cfg, "debug.kill_at", default=None))
+        yield
+    finally:
+        configure_debug(None)
+        if lock is not None:
+            lock.release()
+
+
 def run_in_hydra(fn: Callable[[DictConfig, Path], Any], cfg: DictConfig) -> Any:
-    """Call a command's `run(cfg, run_dir)` turning UserErrors into exit code 2."""
-    with user_errors():
-        return fn(cfg, hydra_run_dir())
+    """Call a command's `run(cfg, run_dir)`: user errors exit 2, interrupts 130/143, divergence 1."""
+    with user_errors(), _fault_exits(), _signals_interrupt():
+        run_dir = hydra_run_dir()
+        if OmegaConf.select(cfg, "command", default=None) in RUN_COMMANDS:
+            check_run_inputs(cfg)
+            with guard_run(run_dir, cfg):
+                return fn(cfg, run_dir)
+        return fn(cfg, run_dir)
+
+
+def preflight_output(command: str, overrides: list[str]) -> list[str]:
+    """Check the output directory Hydra is about to create, before Hydra touches it.
+
+    Hydra creates `hydra.run.dir` and opens its log file there before any command code runs, so
+    a read-only or occupied path would end in a Hydra traceback. Returns extra overrides: a
+    finished run in a read-only directory is re-displayed with logging to stdout only.
+
+    Raises:
+        UserError: the output path is a file, or is not writable (and holds no finished run);
+            see also `check_run_inputs`.
+    """
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from prunepeft.config.schema import register_configs
+
+    if command not in (*RUN_COMMANDS, "report") or "-m" in overrides or "--multirun" in overrides:
+        return []
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="prunepeft.conf", version_base="1.3"):
+            cfg = compose(config_name=command, overrides=[o for o in overrides if not o.startswith("-")],
+                          return_hydra_config=True)
+            HydraConfig.instance().set_config(cfg)
+            out = Path(str(cfg.hydra.run.dir))
+    except Exception:  # noqa: BLE001 - Hydra reports a bad override itself, with its own message
+        return []
+    finally:
+        GlobalHydra.instance().clear()
+    if command in RUN_COMMANDS:
+        check_run_inputs(cfg)
+    key = "out" if command == "report" else "hydra.run.dir"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{key}={str(out)!r} is a file; choose a directory")
+    if writable(out):
+        return []
+    if command in RUN_COMMANDS and (out / "DONE").exists():
+        return ["hydra/job_logging=stdout"]  # re-display a finished run from a read-only archive
+    raise UserError(f"output directory {str(out)!r} is not writable; point {key}= at a writable directory")
+
+
+def writable(path: Path) -> bool:
+    """Whether `path` (or, when it does not exist yet, its nearest existing parent) accepts new files.
+
+    Tries a real write: `os.access` ignores read-only mounts' EROFS for root on some systems.
+    """
+    import tempfile
+
+    path = Path(path).absolute()
+    while not path.exists():
+        path = path.parent
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            return True
+    except OSError:
+        return False

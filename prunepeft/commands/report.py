@@ -27,9 +27,15 @@ log = logging.getLogger(__name__)
 
 def _index(runs_dir: Path, out: Path, df, tables: list, figures: list) -> str:
     """report.md: what was read, every table, the figures, and the runs left out."""
-    done, todo = df[df["complete"]], df[~df["complete"]]
+    damaged = df[df["unreadable"] != ""] if "unreadable" in df else df.iloc[:0]
+    done, todo = df[df["complete"]], df[~df["complete"] & ~df.index.isin(damaged.index)]
     lines = ["# prunepeft report", "", f"Runs read from `{runs_dir}`: {len(done)} finished, {len(todo)} unfinished "
              "(unfinished runs are not used). Paper: arXiv 2506.07587.", ""]
+    if len(damaged):
+        lines += ["## Runs with unreadable files", "",
+                  "Warning: these files exist but are not valid JSON; a run without a readable summary.json "
+                  "is in no table.", ""]
+        lines += [f"- `{r.run}`: {r.unreadable}" for r in damaged.itertuples()] + [""]
     for _, markdown in tables:
         lines += [markdown, ""]
     if figures:
@@ -48,10 +54,13 @@ def validate(cfg: DictConfig):
         The paper's reference numbers (`load_reference`), read once here.
 
     Raises:
-        UserError: `runs` is not a directory, an unknown table name, or an unreadable `reference_csv`.
+        UserError: `runs` is not a directory, `out` is a file, an unknown table name, or an
+            unreadable `reference_csv`.
     """
     from prunepeft.report import TABLES, load_reference
 
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise UserError(f"out={cfg.out!r} is a file; choose a directory for the report")
     if not Path(cfg.runs).is_dir():
         raise UserError(f"runs={cfg.runs!r} is not a directory; point runs= at the outputs of "
                         "`prunepeft search`/`prunepeft baseline` (e.g. runs=outputs/cpu)")
@@ -89,6 +98,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     figures = build_figures(df, out / "figures") if cfg.figures else []
     atomic_write_text(out / "report.md", _index(runs_dir, out, df, written, figures))
     n_done = int(df["complete"].sum())
+    for r in df[df["unreadable"] != ""].itertuples():
+        Console(stderr=True).print(f"warning: {r.path}: cannot read {r.unreadable}; listed under "
+                                   "'Runs with unreadable files' in report.md")
     Console().print(f"[bold]report[/]: {n_done} finished runs ({len(df) - n_done} unfinished) from {runs_dir} -> "
                     f"{out}: {', '.join(names) or 'no tables'}, {len(figures)} figures (report.md)")
     return {"out": str(out), "tables": [k for k, _ in written], "figures": [f.name for f in figures],

@@ -55,16 +55,24 @@ def resolve_source(model_cfg: Any) -> str:
     """The directory or hub id `load_backbone` loads `model_cfg` from.
 
     Raises:
-        UserError: when neither `model.local` resolves nor `model.hub_id` is set.
+        UserError: `model.local` is a path that does not exist or holds no config.json (never a
+            silent fall-back to the hub), or neither `model.local` resolves nor `model.hub_id` is set.
     """
     local = getattr(model_cfg, "local", None)
     path = resolve_local(local)
     if path is not None:
+        if not (path / "config.json").is_file():
+            raise UserError(f"model.local={local!r} is not a model directory (no config.json in {path}); "
+                            "point it at a directory saved with `save_pretrained`")
         return str(path)
     hub_id = getattr(model_cfg, "hub_id", None)
+    if local and not str(local).startswith("package:"):
+        # A mistyped path must never turn into a download of the hub model (or a hub error).
+        instead = f"drop model.local to load {hub_id!r} from the hub" if hub_id else FIX_HINT
+        raise UserError(f"model.local={local!r} does not exist or is not a directory; fix the path, or {instead}")
     if hub_id:
-        if local:
-            log.info("model.local=%s does not resolve; falling back to the hub id %s", local, hub_id)
+        if local:  # a preset's bundled package that is not installed: the documented fallback
+            log.warning("model.local=%s is not installed; loading the hub id %s instead", local, hub_id)
         return str(hub_id)
     raise UserError(
         f"model {model_cfg.name!r}: no local source found (model.local={local!r}) and no "
@@ -137,6 +145,10 @@ def load_backbone(model_cfg: Any, num_labels: int, seed: int) -> tuple[PreTraine
     kind = check_choice("model kind", str(getattr(model_cfg, "kind", "pretrained")), KINDS)
     dtype = DTYPES[check_choice("model dtype", str(getattr(model_cfg, "dtype", "float32")), DTYPES)]
     if kind == "tiny":
+        if getattr(model_cfg, "local", None):
+            raise UserError(f"model.local={model_cfg.local!r} cannot be used with model {model_cfg.name!r}: "
+                            "a `kind: tiny` model is built with random weights; drop model.local, or pick a "
+                            "pretrained model (model=minilm_l6, roberta_base, ...)")
         model, tokenizer = build_tiny(model_cfg, num_labels, seed)
         return model.to(dtype), tokenizer
     source = resolve_source(model_cfg)

@@ -1,21 +1,42 @@
 """Resumable search state: what has been removed so far, and the counters of the search cost.
 
-Written atomically after the warm-up and after every round to `<run>/checkpoint/`; a search
-re-invoked on the same run directory continues from its last finished round (DESIGN.md Outputs).
+Written after the warm-up and after every round to `<run>/checkpoint/`; a search re-invoked on the
+same run directory continues from its last finished round (DESIGN.md Outputs).
+
+The checkpoint is one atomic unit. Each save writes a new *generation*: the weights go to
+`supernet-<gen>.safetensors` (temp file + rename), then `state.json` is replaced (temp file +
+rename) naming that file and its SHA-256. `state.json` is the commit point: a kill before it
+leaves the previous state with its own (untouched) weights file; a kill after it leaves the new
+pair. Older generations are deleted only after the commit. A damaged checkpoint is reported as
+a `UserError` with the way out (`restart=true`), never as a traceback.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
 
-from prunepeft.io import atomic_write_json, read_json
+from prunepeft.errors import UserError
+from prunepeft.io import atomic_write_bytes, atomic_write_json, read_json
 from prunepeft.models.families import head_parameters
+from prunepeft.runs import RECOVERY_HINT, debug_point
 
 STATE_FILE = "state.json"
-WEIGHTS_FILE = "supernet.safetensors"
+WEIGHTS_FILE = "supernet.safetensors"  # checkpoints written before generations existed
+HEAD_PREFIX = "head::"
+
+
+def _weights_name(generation: int) -> str:
+    return f"supernet-{generation:05d}.safetensors"
+
+
+def damaged(directory: Path, what: str) -> UserError:
+    """The one message for an unusable checkpoint: what is wrong and how to recover."""
+    return UserError(f"the checkpoint in {str(directory)!r} cannot be used ({what}); {RECOVERY_HINT}")
 
 
 @dataclass
@@ -28,6 +49,9 @@ class SearchState:
         warmup_done: the warm-up finished (warmup.json written).
         examples: training examples processed by the warm-up and the rounds (search cost).
         wall_s: wall-clock of the finished phases.
+        generation: how many times this state was saved (names the weights file of the save).
+        weights: the weights file committed with this state (None: no weights saved yet).
+        weights_sha256: its SHA-256, checked when the weights are restored.
     """
 
     rounds_done: int = 0
@@ -35,24 +59,52 @@ class SearchState:
     warmup_done: bool = False
     examples: int = 0
     wall_s: float = 0.0
+    generation: int = 0
+    weights: str | None = None
+    weights_sha256: str | None = None
 
     @classmethod
     def load(cls, directory: Path) -> "SearchState":
-        path = Path(directory) / STATE_FILE
-        return cls(**read_json(path)) if path.exists() else cls()
+        """The committed state in `directory` (a fresh state when there is none).
+
+        Raises:
+            UserError: state.json is unreadable, malformed, or names a weights file that is missing.
+        """
+        directory = Path(directory)
+        path = directory / STATE_FILE
+        if not path.exists():
+            return cls()
+        try:
+            data = read_json(path)
+            state = cls(**data)
+        except (OSError, ValueError, TypeError) as err:
+            raise damaged(directory, f"{STATE_FILE} is unreadable: {type(err).__name__}: {err}") from None
+        if state.weights is None and (directory / WEIGHTS_FILE).exists():
+            state.weights = WEIGHTS_FILE  # a checkpoint from before generations: no hash to check
+        if state.weights is not None and not (directory / state.weights).is_file():
+            raise damaged(directory, f"{STATE_FILE} names {state.weights}, which is missing")
+        return state
 
     def save(self, directory: Path, tensors: dict[str, torch.Tensor] | None = None) -> None:
-        """Write the weights first, then the state: a state file always has its weights."""
+        """Commit this state (and `tensors`, when given) as the next generation.
+
+        The weights file is new for each generation and complete (fsync'ed, renamed) before
+        state.json names it, so no kill can pair a state with weights of another round.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        self.generation += 1
         if tensors is not None:
-            tmp = directory / f".{WEIGHTS_FILE}.tmp"
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
-            tmp.replace(directory / WEIGHTS_FILE)
-        atomic_write_json(directory / STATE_FILE, asdict(self))
-
-
-HEAD_PREFIX = "head::"
+            blob = save_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+            name = _weights_name(self.generation)
+            atomic_write_bytes(directory / name, blob)
+            self.weights, self.weights_sha256 = name, hashlib.sha256(blob).hexdigest()
+        debug_point("between_checkpoint_writes")
+        atomic_write_json(directory / STATE_FILE, asdict(self))  # the commit point
+        for old in directory.glob("supernet*.safetensors"):  # superseded generations
+            if old.name != self.weights:
+                old.unlink(missing_ok=True)
+        debug_point("after_checkpoint")
 
 
 def supernet_tensors(supernet) -> dict[str, torch.Tensor]:
@@ -63,16 +115,56 @@ def supernet_tensors(supernet) -> dict[str, torch.Tensor]:
 
 
 def restore_weights(directory: Path, supernet) -> bool:
-    """Load the tensors saved with the state into `supernet` (pruned units already deactivated)."""
-    path = Path(directory) / WEIGHTS_FILE
-    if not path.exists():
+    """Load the tensors committed with the state into `supernet` (pruned units already deactivated).
+
+    Returns:
+        False when the checkpoint holds no weights.
+
+    Raises:
+        UserError: the weights file is damaged, differs from the hash in state.json, or does not
+            fit the active units.
+    """
+    directory = Path(directory)
+    state = SearchState.load(directory)
+    if state.weights is None:
         return False
-    tensors = load_file(str(path))
-    units = {k: v for k, v in tensors.items() if not k.startswith(HEAD_PREFIX)}
-    supernet.load_state_dict_units(units)
-    head = dict(head_parameters(supernet.model, supernet.family))
-    with torch.no_grad():
-        for key, value in tensors.items():
-            if key.startswith(HEAD_PREFIX):
-                head[key[len(HEAD_PREFIX):]].copy_(value)
+    path = directory / state.weights
+    try:
+        blob = path.read_bytes()
+    except OSError as err:
+        raise damaged(directory, f"{state.weights} is unreadable: {err}") from None
+    if state.weights_sha256 is not None and hashlib.sha256(blob).hexdigest() != state.weights_sha256:
+        raise damaged(directory, f"{state.weights} does not match the SHA-256 recorded in {STATE_FILE}")
+    try:
+        tensors = load_bytes(blob)
+        units = {k: v for k, v in tensors.items() if not k.startswith(HEAD_PREFIX)}
+        supernet.load_state_dict_units(units)
+        head = dict(head_parameters(supernet.model, supernet.family))
+        with torch.no_grad():
+            for key, value in tensors.items():
+                if key.startswith(HEAD_PREFIX):
+                    head[key[len(HEAD_PREFIX):]].copy_(value)
+    except Exception as err:  # safetensors, shape and key errors all mean "these weights do not fit"
+        raise damaged(directory, f"{state.weights}: {type(err).__name__}: {err}") from None
     return True
+
+
+def verify(directory: Path) -> SearchState:
+    """Check the checkpoint in `directory` before a resume (state readable, weights intact).
+
+    Called before anything is loaded or written, so a damaged checkpoint is reported at once.
+
+    Raises:
+        UserError: see `SearchState.load`; also a weights file whose hash or header is wrong.
+    """
+    directory = Path(directory)
+    state = SearchState.load(directory)
+    if state.weights is not None:
+        blob = (directory / state.weights).read_bytes()
+        if state.weights_sha256 is not None and hashlib.sha256(blob).hexdigest() != state.weights_sha256:
+            raise damaged(directory, f"{state.weights} does not match the SHA-256 recorded in {STATE_FILE}")
+        try:
+            load_bytes(blob)
+        except Exception as err:
+            raise damaged(directory, f"{state.weights}: {type(err).__name__}: {err}") from None
+    return state

@@ -8,11 +8,14 @@ The report reads files only (DESIGN.md "Outputs"): `summary.json` (final metrics
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 MARKERS = ("summary.json", "run.json")
 NUMERIC = ("seed", "value", "best_value", "params_percent", "params_peft", "search_wall_s", "search_epoch_eq",
@@ -27,11 +30,19 @@ STRATEGY_LABELS = {"hybrid": "PrunePEFT", "none": "No pruning", "random": "Rando
                    "hybrid_no_partition": "No partition"}
 
 
-def _read(path: Path) -> Any:
-    """JSON content of `path`, or None when it is missing or unreadable (a run being written)."""
+def _read(path: Path, damaged: list[str] | None = None) -> Any:
+    """JSON content of `path`, or None when it is missing or unreadable.
+
+    A file that exists but cannot be parsed is named in `damaged` (when given): the report lists
+    such runs under their own heading instead of silently counting them as unfinished.
+    """
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
     except (OSError, ValueError):
+        if damaged is not None:
+            damaged.append(path.name)
         return None
 
 
@@ -105,9 +116,10 @@ def method_label(row: dict) -> str:
 
 def read_run(path: Path, root: Path) -> dict[str, Any]:
     """One run directory as a flat record (missing values are None, never guessed)."""
-    summary = _read(path / "summary.json") or {}
-    info = _read(path / "run.json") or {}
-    found = _read(path / "found_config.json") or {}
+    damaged: list[str] = []
+    summary = _read(path / "summary.json", damaged) or {}
+    info = _read(path / "run.json", damaged) or {}
+    found = _read(path / "found_config.json", damaged) or {}
     config = info.get("config") or {}
     command = summary.get("command") or info.get("command") or config.get("command")
     method = summary.get("method") or ("prunepeft" if command == "search" else config.get("method"))
@@ -143,6 +155,10 @@ def read_run(path: Path, root: Path) -> dict[str, Any]:
         row["criterion"] = None
     row["transfer_kind"], row["transfer_from"] = _transfer(summary, config, method)
     row["label"] = method_label(row)
+    row["unreadable"] = ", ".join(damaged)  # "" when every file parsed
+    if damaged:
+        log.warning("%s: cannot read %s; the run is listed under 'Runs with unreadable files'", path,
+                    ", ".join(damaged))
     return row
 
 

@@ -27,6 +27,33 @@ from prunepeft.train.device import autocast, model_device, resolve_device
 from prunepeft.train.optim import build_optimizer, linear_schedule, trainable
 
 
+class NonFiniteLoss(RuntimeError):
+    """Training diverged: a step's loss or gradient norm is NaN/inf (beyond `train.max_nonfinite_steps`).
+
+    Not a UserError: the inputs were valid; the run is marked `failed` and the command exits 1.
+    """
+
+
+def _all_finite(flag: bool, device: torch.device) -> bool:
+    """`flag` agreed by every rank (under data parallelism one rank's NaN must stop all, or they hang)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        t = torch.tensor([1.0 if flag else 0.0], device=device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+        return bool(t.item() > 0)
+    return flag
+
+
+def _diverged(what: str, phase: str, step: int, epoch: int, optimizer, train_cfg, allowed: int) -> NonFiniteLoss:
+    """The one message for a diverged run: where (phase, step) and with which learning rates."""
+    lrs = ", ".join(f"train.{k}={getattr(train_cfg, k):g}" for k in ("lr_peft", "lr_head", "lr_backbone")
+                    if getattr(train_cfg, k, None) is not None)
+    current = ", ".join(f"{g['lr']:g}" for g in optimizer.param_groups)
+    return NonFiniteLoss(f"training diverged: {what} in phase {phase!r} at step {step} (epoch {epoch}); "
+                         f"{lrs} (scheduled now: {current}); lower the learning rates"
+                         + (f" (train.max_nonfinite_steps={allowed} skipped steps used up)" if allowed else
+                            ", or allow skipped steps with train.max_nonfinite_steps=N"))
+
+
 @dataclass
 class FitResult:
     """What `fit` returns. Epochs count from 1; `best_epoch` is 0 when nothing was evaluated."""
@@ -119,6 +146,7 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
     scheduler = linear_schedule(optimizer, total_steps, train_cfg.warmup_ratio)
     params = trainable(param_groups)
     history, best, best_epoch, step, seen, start = [], {}, 0, 0, 0, time.time()
+    allowed, skipped = int(getattr(train_cfg, "max_nonfinite_steps", 0) or 0), 0
     log_loss, log_n, lr = 0.0, 0, optimizer.param_groups[0]["lr"]
 
     with _progress(train_cfg.progress) as bar:
@@ -128,6 +156,7 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
             epoch_loss, epoch_n = 0.0, 0
             for micro_batches in _chunks(loader, accum):
                 n_step = sum(len(b["labels"]) for b in micro_batches)
+                finite = True
                 for batch in micro_batches:
                     batch = _to_device(batch, device)
                     cbs.on_train_batch_start(batch)
@@ -137,19 +166,39 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
                     n = len(batch["labels"])
                     (loss * n / n_step).backward()
                     value = loss.item()
-                    epoch_loss, log_loss = epoch_loss + value * n, log_loss + value * n
-                    epoch_n, log_n = epoch_n + n, log_n + n
+                    finite = finite and math.isfinite(value)
+                    if math.isfinite(value):  # a NaN would poison the epoch's mean loss
+                        epoch_loss, log_loss = epoch_loss + value * n, log_loss + value * n
+                        epoch_n, log_n = epoch_n + n, log_n + n
                 step += 1
+                # NaN guard: checked before the callbacks, so no criterion ever sees NaN gradients.
+                if not _all_finite(finite, device):
+                    skipped += 1
+                    if run is not None:
+                        run.event(phase=phase, kind="nonfinite", step=step, epoch=epoch, skipped=skipped)
+                    if skipped > allowed:
+                        raise _diverged(f"loss {value}", phase, step, epoch, optimizer, train_cfg, allowed)
+                    optimizer.zero_grad(set_to_none=True)
+                    scheduler.step()
+                    continue
                 cbs.on_before_optimizer_step(step)  # unclipped grads (Table 1: gradient, taylor)
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, train_cfg.max_grad_norm or math.inf)
                 lr = optimizer.param_groups[0]["lr"]
+                if not _all_finite(bool(torch.isfinite(grad_norm)), device):
+                    skipped += 1
+                    if skipped > allowed:
+                        raise _diverged(f"gradient norm {float(grad_norm)}", phase, step, epoch, optimizer,
+                                        train_cfg, allowed)
+                    optimizer.zero_grad(set_to_none=True)
+                    scheduler.step()
+                    continue
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 seen += n_step
                 cbs.on_step_end(step, total_steps)
                 if run is not None and (step % train_cfg.log_every == 0 or step == total_steps):
-                    run.event(phase=phase, kind="step", step=step, epoch=epoch, loss=round(log_loss / log_n, 6),
+                    run.event(phase=phase, kind="step", step=step, epoch=epoch, loss=round(log_loss / max(1, log_n), 6),
                               lr=lr, grad_norm=round(float(grad_norm), 6))
                     log_loss, log_n = 0.0, 0
                 bar.update(task_bar, advance=1, info=f"epoch {epoch}/{epochs} loss {value:.4f}")
