@@ -159,16 +159,17 @@ def _load_peft_export(path: Path, model: torch.nn.Module | None, tokenizer: Any 
     return peft_model, tokenizer
 
 
-def _open_any(source: str | os.PathLike) -> tuple[torch.nn.Module, Any, Any]:
-    """(model, tokenizer, task config) of a run directory or an export directory."""
+def _open_any(source: str | os.PathLike) -> tuple[torch.nn.Module, Any, Any, int]:
+    """(model, tokenizer, task config, max_length trained with) of a run or an export directory."""
     from prunepeft.peft.export import EXPORT_FILE
 
     path = Path(source)
     if (path / EXPORT_FILE).is_file():
         model, tokenizer = load_export(path)
-        return model, tokenizer, OmegaConf.create(read_json(path / EXPORT_FILE)["task"])
+        meta = read_json(path / EXPORT_FILE)
+        return model, tokenizer, OmegaConf.create(meta["task"]), int(meta["max_length"])
     loaded = open_run(path)
-    return loaded.model, loaded.tokenizer, loaded.config.task
+    return loaded.model, loaded.tokenizer, loaded.config.task, int(loaded.config.train.max_length)
 
 
 @torch.no_grad()
@@ -193,19 +194,20 @@ def predict(source: str | os.PathLike, texts: list[str] | list[tuple[str, ...]],
 
     Args:
         source: a run directory or an export directory.
-        texts: strings, or tuples of (text, text) for pair tasks (RTE, MRPC, ...).
+        texts: strings, or tuples of (text, text) for pair tasks (RTE, MRPC, ...); truncated to
+            the length the run trained with (`train.max_length`).
 
     Returns:
         {"prediction": class ids (or the regression output), "logits": the raw logits}.
     """
-    model, tokenizer, task = _open_any(source)
+    model, tokenizer, task, max_length = _open_any(source)
     rows = [t if isinstance(t, tuple) else (t,) for t in texts]
-    logits = predict_logits(model, tokenizer, rows, batch_size=batch_size)
+    logits = predict_logits(model, tokenizer, rows, max_length=max_length, batch_size=batch_size)
     pred = logits[:, 0] if int(task.num_labels) == 1 else logits.argmax(-1)
     return {"prediction": pred, "logits": logits}
 
 
-def evaluate(run: str | os.PathLike, task: str | None = None, split: str | None = None,
+def evaluate(run: str | os.PathLike, task: str | Any | None = None, split: str | None = None,
              data_dir: str | None = None) -> dict[str, float]:
     """Recompute a run's metrics on `split` of `task` (default: the run's task and first eval split).
 
@@ -243,8 +245,8 @@ def task_names() -> list[str]:
                   if p.name.endswith(".yaml"))
 
 
-def resolve_task(cfg: DictConfig, task: str | None) -> DictConfig:
-    """The run's task config, or `conf/task/<task>.yaml` when another task is named.
+def resolve_task(cfg: DictConfig, task: str | Any | None) -> DictConfig:
+    """The run's task config, or another task: a name (`conf/task/<task>.yaml`) or a task config.
 
     Raises:
         UserError: an unknown task, or one whose number of labels differs from the run's head.
@@ -254,11 +256,14 @@ def resolve_task(cfg: DictConfig, task: str | None) -> DictConfig:
     from prunepeft.config.schema import TaskConfig
     from prunepeft.errors import check_choice
 
-    if task is None or str(task) == str(cfg.task.name):
+    name = None if task is None else str(task) if isinstance(task, str) else str(task.name)
+    if name is None or name == str(cfg.task.name):
         return cfg.task
-    check_choice("task", str(task), task_names())
-    text = resources.files("prunepeft.conf").joinpath("task", f"{task}.yaml").read_text(encoding="utf-8")
-    other = OmegaConf.merge(OmegaConf.structured(TaskConfig), OmegaConf.create(text))
+    if isinstance(task, str):
+        check_choice("task", name, task_names())
+        task = OmegaConf.create(resources.files("prunepeft.conf").joinpath("task", f"{name}.yaml")
+                                .read_text(encoding="utf-8"))
+    other = OmegaConf.merge(OmegaConf.structured(TaskConfig), task)
     if int(other.num_labels) != int(cfg.task.num_labels):
         raise UserError(f"task={task!r} has {other.num_labels} labels but the run's head ({cfg.task.name}) has "
                         f"{cfg.task.num_labels}; evaluate on a task with the same labels")

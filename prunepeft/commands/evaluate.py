@@ -21,15 +21,12 @@ from prunepeft.errors import UserError
 
 
 def validate(cfg: DictConfig) -> None:
-    """The cheap checks: run= is a finished search run; task= is a known task."""
-    from prunepeft.api import check_run_dir, task_names
-    from prunepeft.errors import check_choice
+    """The cheap checks: run= is a finished search run (Hydra checks task= against conf/task/)."""
+    from prunepeft.api import check_run_dir
 
     if OmegaConf.is_missing(cfg, "run") or not cfg.run:
         raise UserError("evaluate needs run=<directory of a finished `prunepeft search` run>")
     check_run_dir(cfg.run)
-    if cfg.task is not None:
-        check_choice("task", str(cfg.task), task_names())
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -46,7 +43,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     run_cfg = load_run_config(cfg.run)
     task_cfg = resolve_task(run_cfg, cfg.task)
     task, split = str(task_cfg.name), str(cfg.split or task_cfg.eval_splits[0])
-    metrics = evaluate(cfg.run, task, split, data_dir=cfg.data_dir)
+    metrics = evaluate(cfg.run, task_cfg, split, data_dir=cfg.data_dir)
     summary_file = Path(str(cfg.run)) / "summary.json"
     recorded = (read_json(summary_file).get("metrics") or {}).get(split) if summary_file.is_file() else None
     same = None

@@ -100,14 +100,14 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
 
     validate(cfg)
     df = read_table(cfg.input)
-    model, tokenizer, task = _open_any(cfg.run)
+    model, tokenizer, task, max_length = _open_any(cfg.run)
     fields = [str(f) for f in task.text_fields]
     missing = [f for f in fields if f not in df.columns]
     if missing:
         raise UserError(f"input={str(cfg.input)!r} lacks the text column(s) {missing} of task {task.name!r}; "
                         f"it has {list(df.columns)}")
     rows = [tuple("" if v is None else str(v) for v in r) for r in df[fields].itertuples(index=False)]
-    logits = predict_logits(model, tokenizer, rows, batch_size=int(cfg.batch_size))
+    logits = predict_logits(model, tokenizer, rows, max_length=max_length, batch_size=int(cfg.batch_size))
     out = df.copy()
     out["prediction"] = logits[:, 0] if int(task.num_labels) == 1 else logits.argmax(-1)
     for i in range(logits.shape[1]):

@@ -265,7 +265,8 @@ class EvaluateConfig:
 
     command: str = "evaluate"
     run: str = MISSING
-    task: Optional[str] = None  # null = the run's task
+    # `task=<name>` picks conf/task/<name>.yaml (a config group); null = the run's own task.
+    task: Optional[TaskConfig] = None
     split: Optional[str] = None  # null = the task's first eval split
     data_dir: Optional[str] = None  # null = the run's data.dir / $PRUNEPEFT_DATA_DIR / the hub
     out: Optional[str] = None  # also write the metrics as JSON here
