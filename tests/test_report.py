@@ -147,7 +147,7 @@ def test_collect_transfer_source_from_the_source_run(tmp_path):
 
 
 def test_table2_golden_markdown_and_csv(runs):
-    (t2,) = build_tables(runs, ["table2"])
+    (t2,) = build_tables(runs, ["table2"], load_reference().head(0))  # ours only; the paper's block: below
     assert to_markdown(t2) == TABLE2_MD
     assert to_csv(t2) == TABLE2_CSV
     assert "99.0" not in to_markdown(t2)  # the unfinished run is never used
@@ -221,13 +221,27 @@ def test_paper_numbers_are_a_separate_unranked_block(runs, tmp_path):
     md = to_markdown(t2)
     block = md.split("Reported in the paper")[1]
     assert "| roberta_large | LoRA (paper) | 99.9 |" in block and "**" not in block
-    assert "99.9" not in md.split("Reported in the paper")[0] and "99.9" not in to_csv(t2)
-
-
-def test_packaged_reference_csv_is_valid():
+    assert "99.9" not in md.def test_packaged_reference_csv_is_valid():
     ref = load_reference()
     assert list(ref.columns) == ["table", "model", "method", "column", "value", "source", "note"]
     assert all(s.startswith("arXiv 2506.07587 Table ") for s in ref["source"])
+    assert len(ref) == 141 and set(ref["table"]) == {"table2", "table3", "table4", "table5", "table6"}
+
+
+def test_paper_numbers_beside_ours_in_our_columns(runs):
+    """The packaged Tables 2-6: our column names and order, labelled by backbone, %Param. as Params."""
+    t2, t3, t4 = build_tables(runs, ["table2", "table3", "table4"])
+    md = to_markdown(t2)
+    assert "Table 2): RoBERTa-large numbers from the paper" in md
+    assert "| Model | Method | RTE | MRPC | CoLA | SST-2 | QNLI | QQP | MNLI | Avg | Params (%) |" in md
+    assert "| RoBERTa-large | PrunePEFT (paper) | 85.5 | 90.4 | 66.6 | 96.6 | 94.9 | 90.6 | 90.5 | 87.9 | 1 |" in md
+    assert "| Llama-3-8B | DoRA(r=32) (paper) | 86.6 | 83.9 | 66.9 | 97.2 | 94.7 | 90.1 | 89.8 | 87.0 | 0.40 |" \
+        in to_markdown(t3)
+    assert "| RoBERTa-large | PrunePEFT (paper) | 6.0 | 20 | 0.30 |" in to_markdown(t4)
+    assert "RoBERTa-large numbers from the paper" in to_latex(t2)
+
+
+.startswith("arXiv 2506.07587 Table ") for s in ref["source"])
 
 
 def test_bad_reference_csv_and_unknown_table(runs, tmp_path):
@@ -252,7 +266,8 @@ def test_report_command_writes_every_format(tmp_path):
     for key in result["tables"]:
         for ext in ("md", "tex", "csv"):
             assert (out / f"{key}.{ext}").stat().st_size > 0
-    assert (out / "table2.md").read_text(encoding="utf-8") == TABLE2_MD + "\n"
+    md = (out / "table2.md").read_text(encoding="utf-8")
+    assert md.startswith(TABLE2_MD + "\n") and "Reported in the paper (arXiv 2506.07587, Table 2)" in md
     index = (out / "report.md").read_text(encoding="utf-8")
     assert "29 finished, 1 unfinished" in index and "- `s/rte/hybrid/s3` (running)" in index
     assert len((out / "runs.csv").read_text(encoding="utf-8").splitlines()) == 31

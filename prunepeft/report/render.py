@@ -112,10 +112,17 @@ def to_markdown(t: Table) -> str:
         out += _md_table([*t.index, *delta_cols], body, len(t.index)) + [""]
     out += [f"- {n}" for n in t.notes] + ([""] if t.notes else [])
     if t.paper is not None and not t.paper.empty:
-        out += [f"Reported in the paper (arXiv 2506.07587, {t.key.replace('table', 'Table ')}; "
-                "the paper's numbers, not measured here):", ""]
+        out += [f"Reported in the paper (arXiv 2506.07587, {t.key.replace('table', 'Table ')}): "
+                f"{_paper_caption(t)} numbers from the paper, single runs on GPUs, not measured here and "
+                "never averaged with ours:", ""]
         out += _md_table(list(t.paper.columns), t.paper.astype(str).values.tolist(), 2) + [""]
     return "\n".join(out)
+
+
+def _paper_caption(t: Table) -> str:
+    """`RoBERTa-large` / `RoBERTa-large and Llama-3-8B`: whose numbers the paper block holds."""
+    models = list(dict.fromkeys(str(m) for m in t.paper["Model"])) if t.paper is not None else []
+    return " and ".join(models) or "The paper's"
 
 
 def _tex(s: str) -> str:
@@ -145,7 +152,8 @@ def to_latex(t: Table) -> str:
         body.append([_tex(x) for x in r] + cells)
     lines += _tex_tabular([_tex(h) for h in [*t.index, *names]], body, len(t.index))
     if t.paper is not None and not t.paper.empty:
-        lines += ["", "\\medskip", "{\\small Reported in arXiv 2506.07587 (the paper's numbers, not measured here)}",
+        lines += ["", "\\medskip", f"{{\\small {_tex(_paper_caption(t))} numbers from the paper (arXiv 2506.07587), "
+                  "not measured here}",
                   "", "\\medskip"]
         paper_rows = [[_tex(str(x)) for x in row] for row in t.paper.values.tolist()]
         lines += _tex_tabular([_tex(h) for h in t.paper.columns], paper_rows, 2)

@@ -12,13 +12,14 @@ seeds with n; baseline/ablation rows also get the paired per-seed difference to 
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from prunepeft.errors import UserError
 from prunepeft.report.aggregate import Cell, paired_delta, seed_cell, select_lr, stats
-from prunepeft.report.collect import DECODER_FAMILIES, TASK_ORDER, task_name
+from prunepeft.report.collect import DECODER_FAMILIES, TASK_NAMES, TASK_ORDER, task_name
 from prunepeft.report.render import Column, Table
 
 TABLES = ("table2", "table3", "table4", "table5", "table6")
@@ -61,17 +62,55 @@ def _column_name(key: str) -> str:
     return {"avg": "Avg", "params": "Params (%)"}.get(key, task_name(key) if key in TASK_ORDER else key)
 
 
+PAPER_MODELS = {"roberta-large": "RoBERTa-large", "llama3-8b": "Llama-3-8B"}
+# The paper's Table 4 columns (paper_reference.csv) -> ours.
+PAPER_COLUMNS = {"search_epochs": "Search (epoch-eq.)", "retrain_epochs": "Retrain epochs", "ratio": "Search / retrain"}
+_DISPLAY_TO_TASK = {name: key for key, name in TASK_NAMES.items()}
+
+
+def _paper_key(column: str) -> str:
+    """A reference column as our key: `SST-2` or `sst2` -> `sst2`, `Avg` -> `avg`, others as they are."""
+    return _DISPLAY_TO_TASK.get(column, "avg" if column.lower() == "avg" else column)
+
+
+def _paper_params(note: str) -> str | None:
+    """The printed `%Param.` of a row (`%param 0.40%` -> `0.40`), or None."""
+    match = re.search(r"%param\s*([0-9.]+)\s*%", note or "", flags=re.IGNORECASE)
+    return match.group(1) if match else None
+
+
+def paper_model_label(model: str) -> str:
+    """`roberta-large` -> `RoBERTa-large` (other names as written in the CSV)."""
+    return PAPER_MODELS.get(model, model)
+
+
 def _paper_block(ref: pd.DataFrame, key: str) -> pd.DataFrame | None:
-    """The paper's rows of table `key`, pivoted like ours (values kept exactly as printed)."""
+    """The paper's rows of table `key`, in our column names and order (values kept exactly as printed).
+
+    Table 2/3 rows get the printed `%Param.` (the CSV's note) as `Params (%)`, beside ours.
+    """
     sub = ref[ref["table"] == key]
     if sub.empty:
         return None
-    order = sorted(sub["column"].unique(), key=lambda c: (_task_rank(c), c == "params", c))
+    keys = [_paper_key(c) for c in sub["column"]]
+    sub = sub.assign(key=keys)
+    order = sorted(dict.fromkeys(keys), key=lambda c: (_task_rank(c), c == "avg", list(PAPER_COLUMNS).index(c)
+                                                       if c in PAPER_COLUMNS else 0, c))
+    params = any(_paper_params(n) for n in sub["note"])
     rows = []
     for (model, method), g in sub.groupby(["model", "method"], sort=False):
-        values = dict(zip(g["column"], g["value"]))
-        rows.append([model, f"{method} (paper)", *(values.get(c, "—") for c in order)])
-    return pd.DataFrame(rows, columns=["Model", "Method", *map(_column_name, order)])
+        values = dict(zip(g["key"], g["value"]))
+        row = [paper_model_label(model), f"{method} (paper)", *(values.get(c, "—") for c in order)]
+        if params:
+            row.append(next((v for n in g["note"] if (v := _paper_params(n))), "—"))
+        rows.append(row)
+    names = [PAPER_COLUMNS.get(c, _column_name(c)) for c in order] + (["Params (%)"] if params else [])
+    return pd.DataFrame(rows, columns=["Model", "Method", *names])
+
+
+def paper_models(block: pd.DataFrame | None) -> list[str]:
+    """The backbones of a paper block, for its caption (`RoBERTa-large`, `Llama-3-8B`)."""
+    return [] if block is None or block.empty else list(dict.fromkeys(block["Model"]))
 
 
 def _task_rank(task: str) -> int:
