@@ -18,29 +18,29 @@ REPORT    = $(PRUNEPEFT) report runs=$(RUNS) out=$(REPORTS)
 .PHONY: table2 table3 table4 table5 table6 tables
 
 table2: $(TABLES_DEPS)  ## Table 2: FFT/Adapter/LoRA/DoRA vs PrunePEFT (high+low fidelity) [SCALE SEEDS LAUNCHER]
-	$(PRUNEPEFT) baseline -m +experiment=table2 $(SWEEP)
-	$(PRUNEPEFT) search -m +experiment=table2 $(SWEEP)
+	$(PRUNEPEFT) baseline -m experiment=table2 $(SWEEP)
+	$(PRUNEPEFT) search -m experiment=table2 $(SWEEP)
 	$(REPORT) 'tables=[table2]'
 
 table3: $(TABLES_DEPS)  ## Table 3: decoder backbone, LoRA/DoRA vs PrunePEFT (SCALE=paper: Llama-3-8B)
-	$(PRUNEPEFT) baseline -m +experiment=table3 $(SWEEP)
-	$(PRUNEPEFT) search -m +experiment=table3 $(SWEEP)
+	$(PRUNEPEFT) baseline -m experiment=table3 $(SWEEP)
+	$(PRUNEPEFT) search -m experiment=table3 $(SWEEP)
 	$(REPORT) 'tables=[table3]'
 
 table4: $(TABLES_DEPS)  ## Table 4: search vs retrain cost (reuses Table 2's runs)
-	$(PRUNEPEFT) search -m +experiment=table4 $(SWEEP)
-	$(PRUNEPEFT) baseline -m +experiment=table4 $(SWEEP)
+	$(PRUNEPEFT) search -m experiment=table4 $(SWEEP)
+	$(PRUNEPEFT) baseline -m experiment=table4 $(SWEEP)
 	$(REPORT) 'tables=[table4]'
 
 table5: $(TABLES_DEPS)  ## Table 5: ablations none/random/single criteria/no partition/hybrid [CRITERIA]
-	$(PRUNEPEFT) search -m +experiment=table5 $(SWEEP)
-	$(PRUNEPEFT) search -m +experiment=table5 $(SWEEP) strategy.name=single strategy.criterion=$(CRITERIA)
+	$(PRUNEPEFT) search -m experiment=table5 $(SWEEP)
+	$(PRUNEPEFT) search -m experiment=table5 $(SWEEP) strategy.name=single strategy.criterion=$(CRITERIA)
 	$(REPORT) 'tables=[table5]'
 
 table6: $(TABLES_DEPS)  ## Table 6: strategy and architecture transfer from RTE and CoLA
-	$(PRUNEPEFT) search -m +experiment=table6 $(SWEEP) extra.stage=sources
-	$(PRUNEPEFT) search -m +experiment=table6 $(SWEEP)
-	$(PRUNEPEFT) baseline -m +experiment=table6 $(SWEEP)
+	$(PRUNEPEFT) search -m experiment=table6 $(SWEEP) extra.stage=sources
+	$(PRUNEPEFT) search -m experiment=table6 $(SWEEP)
+	$(PRUNEPEFT) baseline -m experiment=table6 $(SWEEP)
 	$(REPORT) 'tables=[table6]'
 
 tables: $(TABLES_DEPS)  ## build Tables 2-6 and Figures 1/3 from the runs under RUNS (runs nothing)

@@ -1,13 +1,15 @@
 """`prunepeft <command> [overrides]`: a thin dispatcher to one Hydra app per command.
 
-Before handing over to Hydra, the overrides are composed once so that a bad override (unknown
-group option, unknown key, wrong type) ends with one clear message and exit code 2 instead of
-Hydra's exit code 1.
+Before handing over to Hydra, the overrides are parsed by Hydra's own parser and composed once
+(in a multirun: every sweep value once) so that a bad override (unknown group option, unknown
+key, wrong type) ends with one clear message and exit code 2 instead of Hydra's exit code 1.
+Everything else (sweeps, `--cfg`, `--info`, shell completion) is Hydra's.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import sys
 
 from prunepeft.errors import EXIT_USER_ERROR, UserError
@@ -34,42 +36,79 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def _value_variants(override: str) -> list[str]:
-    """Split a simple multirun override `key=a,b,c` into `key=a`, `key=b`, `key=c`."""
-    if "=" not in override:
-        return [override]
-    key, value = override.split("=", 1)
-    if any(ch in value for ch in "[]()'\"") or "," not in value:
-        return [override]
-    return [f"{key}={v}" for v in value.split(",")]
+def _parse(overrides: list[str], config_loader=None) -> list:
+    """Parse overrides with Hydra's own parser (sweeps, `range()`, `choice()`, `glob()`, ...).
+
+    Raises:
+        UserError: naming the override Hydra cannot parse.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        # The config loader lets `glob()` see a group's options.
+        return OverridesParser.create(config_loader=config_loader).parse_overrides(overrides)
+    except OverrideParseException as err:
+        raise UserError(str(err).strip().splitlines()[0]) from None
+
+
+def _trials(parsed: list, multirun: bool) -> list[list[str]]:
+    """Override lists to compose: in a multirun, every value of each sweep once (the others at their
+    first value), so a bad value anywhere is caught before any job runs without composing the whole
+    cross product. Outside a multirun the overrides go to Hydra as typed (it rejects a sweep there)."""
+    if not multirun:
+        return [[o.input_line for o in parsed]]
+    variants = []
+    for o in parsed:
+        if o.is_sweep_override() and o.is_discrete_sweep():
+            key = o.get_key_element()
+            variants.append([f"{key}={value}" for value in o.sweep_string_iterator()] or [o.input_line])
+        elif o.is_sweep_override():  # interval(): only optimising sweepers sample it; they check it
+            variants.append([])
+        else:
+            variants.append([o.input_line])
+    first = [v[0] for v in variants if v]
+    trials = [first]
+    for i, values in enumerate(variants):
+        for alt in values[1:]:
+            trial = [v[0] for v in variants if v]
+            trial[sum(1 for v in variants[:i] if v)] = alt
+            trials.append(trial)
+    return trials
+
+
+def is_multirun(args: list[str]) -> bool:
+    """True for `-m` / `--multirun` (Hydra's flags)."""
+    return "-m" in args or "--multirun" in args
 
 
 def validate_overrides(command: str, overrides: list[str]) -> str | None:
-    """Compose the command's config with `overrides`; return an error message or None."""
+    """Compose the command's config with `overrides`; return an error message or None.
+
+    Overrides are parsed by Hydra's parser; in a multirun (`-m`) each sweep value is composed and
+    checked once. Hydra's own overrides (`hydra.*`, `hydra/launcher=...`) are left to Hydra.
+    """
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     from prunepeft.config.schema import register_configs
 
     register_configs()
-    plain = [o for o in overrides if not o.startswith("hydra") and not o.startswith("-")]
-    # Multirun: check each value of a sweep once, the other overrides at their first value.
-    variants = [_value_variants(o) for o in plain]
-    trials = [[v[0] for v in variants]]
-    for i, vs in enumerate(variants):
-        for alt in vs[1:]:
-            trial = [v[0] for v in variants]
-            trial[i] = alt
-            trials.append(trial)
+    flags = [o for o in overrides if o.startswith("-")]
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module="prunepeft.conf", version_base="1.3"):
+            plain = [o for o in overrides if not o.startswith("-")]
+            parsed = _parse(plain, GlobalHydra.instance().config_loader())
+            trials = _trials([o for o in parsed if not o.is_hydra_override()], is_multirun(flags))
             configs = [compose(config_name=command, overrides=trial) for trial in trials]
+    except UserError as err:
+        return f"bad override for `prunepeft {command}`: {err}"
     except Exception as err:  # Hydra raises several types; all mean "bad override"
         return f"bad override for `prunepeft {command}`: {_explain(err)}"
     finally:
         GlobalHydra.instance().clear()
-    # The command's own cheap checks (unknown method, strategy, ...) before any directory exists.
+    # The command's own cheap checks (unknown method, strategy, budget ...) before any directory exists.
     check = getattr(importlib.import_module(f"prunepeft.commands.{command}"), "validate", None)
     if check is not None:
         try:
@@ -112,12 +151,48 @@ def _flag_options(command: str, args: list[str]) -> list[str]:
     return out
 
 
+def _complete(args: list[str]) -> None:
+    """`prunepeft -sc install=bash|zsh|fish` and the shell's `-sc query=...` calls.
+
+    Hydra's completion knows one app; here the first word after `prunepeft` is the command. The
+    query strips it from COMP_LINE and hands the rest to that command's Hydra app, so
+    `prunepeft search task=<TAB>` lists the tasks; a partial first word completes the command names.
+    """
+    action = next((a for a in args if "=" in a), "")
+    if action.startswith("query="):
+        line = os.environ.get("COMP_LINE", "")
+        words = line.split()
+        complete_first = len(words) >= 2 and (line.endswith(" ") or len(words) > 2)
+        if len(words) < 2 or not complete_first:
+            prefix = words[1] if len(words) == 2 else ""
+            print(" ".join(c for c in [*COMMANDS, "--help", "--version"] if c.startswith(prefix)))
+            return
+        command = words[1]
+        if command not in COMMANDS:
+            return
+        os.environ["COMP_LINE"] = line.replace(command, "", 1)
+        os.environ["COMP_POINT"] = str(len(os.environ["COMP_LINE"]))
+    else:
+        command = "search"  # any app prints the same install/uninstall script, bound to `prunepeft`
+    module = importlib.import_module(f"prunepeft.commands.{command}")
+    sys.argv = ["prunepeft", "-sc", *args]
+    module.hydra_entry()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `prunepeft` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         sys.exit(0 if argv else EXIT_USER_ERROR)
+    if argv[0] in ("--version", "-V"):
+        from prunepeft import __version__
+
+        print(f"prunepeft {__version__}")
+        sys.exit(0)
+    if argv[0] in ("-sc", "--shell-completion"):
+        _complete(argv[1:])
+        sys.exit(0)
     command, rest = argv[0], _flag_options(argv[0], argv[1:])
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}; valid choices: {', '.join(COMMANDS)}\n", file=sys.stderr)
@@ -136,9 +211,21 @@ def main(argv: list[str] | None = None) -> None:
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
+    multirun = is_multirun(rest) and not any(flag in rest for flag in _HYDRA_FLAGS)
+    if multirun:
+        from prunepeft.sweep import swept_dirname_override
+
+        rest = [*rest, *swept_dirname_override(rest)]
     module = importlib.import_module(f"prunepeft.commands.{command}")
     sys.argv = [f"prunepeft {command}", *rest]
     module.hydra_entry()
+    if multirun:
+        from prunepeft.sweep import last_sweep_failures
+
+        failed = last_sweep_failures()
+        if failed:
+            print(f"error: {failed} job(s) of the sweep failed (see the sweep summary)", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
 
 
 if __name__ == "__main__":

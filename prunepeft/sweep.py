@@ -1,18 +1,144 @@
-"""Hydra callback that writes a sweep summary when a multirun ends.
+"""Multirun (sweep) support: job directory names, failure tolerance, and the sweep summary.
 
-Every job already records its own status in `run.json` (running / failed / done), so a failed job
-is visible on its own; this callback gathers them into `<sweep dir>/sweep_summary.{json,md}`.
-A re-launched sweep skips finished jobs (their DONE file) and retries the others.
+- **Directory names.** The job subdir of `search`/`baseline` ends with `${pp.tag:...}` of Hydra's
+  `job.override_dirname`; the CLI limits that to the keys this sweep varies (`swept_dirname_override`),
+  so `budget.params=2000,3000` gives two directories instead of one collision.
+- **Failures.** In a multirun a job that fails is logged and recorded (run.json says `failed`), and
+  the sweep goes on (`run_job_tolerant`); the CLI exits 2 at the end when any job failed. Hydra 1.3's
+  basic sweeper re-raises a failed job after the batch and skips the summary, and a `SystemExit`
+  escapes its launchers altogether, hence no `sys.exit` inside a job.
+- **Summary.** `SweepSummary` records this sweep's jobs under `<sweep dir>/.sweep/<id>/` and rewrites
+  `<sweep dir>/sweep_summary.{json,md}` after every job (`on_job_end`, which runs in the job's own
+  process under joblib/submitit), so it exists even when the sweep is cut short.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import re
+import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from prunepeft.errors import UserError
 from prunepeft.io import atomic_write_json, atomic_write_text, read_json
+
+log = logging.getLogger(__name__)
+
+# Keys a job directory already names (task/model/strategy/seed are path components) or that do not
+# change what a run computes (runs.VOLATILE_KEYS); they never go into the swept-keys tag.
+DIRNAME_IGNORED = ("seed", "task", "model", "strategy", "method", "train.progress", "train.log_every", "data.dir")
+_IGNORED_PREFIXES = ("debug.", "extra.", "hydra.")
+_SWEEP_RECORD = ".sweep"
+_MAX_TAG = 80
+_last_failures = 0
+
+
+def dirname_tag(override_dirname: str) -> str:
+    """The suffix a job directory gets for its swept keys: '' or '_<k=v,...>' made path-safe.
+
+    Path separators become '_'; a tag longer than 80 characters is cut and ends in a short hash of
+    the whole, so two jobs never share a directory.
+    """
+    if not override_dirname:
+        return ""
+    tag = re.sub(r"[/\\\s'\"]+", "_", override_dirname)
+    if len(tag) > _MAX_TAG:
+        tag = f"{tag[:_MAX_TAG - 9]}-{hashlib.sha1(override_dirname.encode()).hexdigest()[:8]}"
+    return "_" + tag
+
+
+def register_resolvers() -> None:
+    """Register `${pp.tag:...}` (idempotent); the command configs use it in `hydra.sweep.subdir`."""
+    if not OmegaConf.has_resolver("pp.tag"):
+        OmegaConf.register_new_resolver("pp.tag", lambda s: dirname_tag(str(s)))
+
+
+register_resolvers()
+
+
+def _ignored(key: str) -> bool:
+    key = key.lstrip("+~")
+    return key in DIRNAME_IGNORED or key.startswith(_IGNORED_PREFIXES)
+
+
+def parse_overrides(overrides: list[str]) -> list:
+    """Hydra's own parse of command-line overrides (flags dropped), with prunepeft's config groups
+    visible so that `glob()` expands."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if GlobalHydra.instance().is_initialized():
+        loader = GlobalHydra.instance().config_loader()
+    else:
+        loader = ConfigLoaderImpl(config_search_path=create_config_search_path("pkg://prunepeft.conf"))
+    return OverridesParser.create(config_loader=loader).parse_overrides([o for o in overrides if not o.startswith("-")])
+
+
+def swept_keys(overrides: list[str]) -> list[str]:
+    """Keys of the sweep overrides in `overrides` (Hydra's parser: `a=1,2`, `range()`, `choice()`, ...)."""
+    return [o.key_or_group for o in parse_overrides(overrides) if o.is_sweep_override() and not o.is_hydra_override()]
+
+
+def swept_dirname_override(args: list[str]) -> list[str]:
+    """The Hydra override that limits `job.override_dirname` to the swept keys that change a result.
+
+    Every other override (fixed for the whole sweep, or already a path component) is excluded, so a
+    job's directory reads e.g. `hybrid_budget.params=2000-s5`.
+    """
+    parsed = parse_overrides(args)
+    keep = {o.key_or_group for o in parsed if o.is_sweep_override() and not _ignored(o.key_or_group)}
+    exclude = sorted({o.key_or_group for o in parsed if not o.is_hydra_override()} - keep)
+    return [f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]"]
+
+
+class JobFailed:
+    """What a failed multirun job returns instead of raising (see the module docstring)."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"JobFailed({self.error!r})"
+
+
+def in_multirun() -> bool:
+    """True inside a job of a Hydra multirun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def run_job_tolerant(fn, cfg: DictConfig, run_dir: Path) -> Any:
+    """Run one multirun job; on failure log it and return `JobFailed` so the other jobs still run.
+
+    A UserError is one line (`error: ...`); anything else is logged with its traceback. Ctrl-C and
+    SIGTERM (BaseException) still end the sweep.
+    """
+    try:
+        return fn(cfg, run_dir)
+    except UserError as err:
+        log.error("error: %s (job %s)", err, run_dir)
+        return JobFailed(str(err))
+    except Exception as err:  # a crash of one job must not lose the other jobs
+        log.exception("job %s failed", run_dir)
+        return JobFailed(f"{type(err).__name__}: {err}")
+
+
+def tolerant(fn):
+    """`fn(cfg, run_dir)` that, inside a multirun, returns `JobFailed` instead of raising."""
+    def wrapped(cfg: DictConfig, run_dir: Path) -> Any:
+        return run_job_tolerant(fn, cfg, run_dir) if in_multirun() else fn(cfg, run_dir)
+
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
 
 
 def job_status(run_dir: Path) -> dict[str, Any]:
@@ -26,26 +152,126 @@ def job_status(run_dir: Path) -> dict[str, Any]:
     return row
 
 
-def sweep_summary(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per job directory (any directory below `sweep_dir` holding a run.json)."""
-    return [job_status(p.parent) for p in sorted(Path(sweep_dir).rglob("run.json"))]
+def _overrides_dict(overrides: list[str]) -> dict[str, str]:
+    out = {}
+    for item in overrides:
+        key, _, value = str(item).partition("=")
+        out[key.lstrip("+~")] = value
+    return out
 
 
-def _markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| job | status | metric | value |", "|---|---|---|---|"]
+def sweep_rows(sweep_dir: Path, sweep_id: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """(swept keys, one row per job of sweep `sweep_id`, by job number)."""
+    record = Path(sweep_dir) / _SWEEP_RECORD / sweep_id
+    meta = read_json(record / "sweep.json") if (record / "sweep.json").exists() else {}
+    jobs = []
+    for path in record.glob("job-*.json"):
+        try:
+            jobs.append(read_json(path))
+        except (OSError, ValueError):  # a record being replaced right now: the next rewrite has it
+            continue
+    jobs.sort(key=lambda j: j.get("num", 0))
+    rows = []
+    for job in jobs:
+        row = {"num": job.get("num"), **job_status(Path(job["dir"]))}
+        if job.get("status") == "failed":
+            row.update(status="failed", error=job.get("error"))
+        elif job.get("status") == "running" and row["status"] == "not started":
+            row["status"] = "running"
+        row["swept"] = {k: job.get("overrides", {}).get(k) for k in meta.get("swept", [])}
+        rows.append(row)
+    return list(meta.get("swept", [])), rows
+
+
+def _markdown(swept: list[str], rows: list[dict[str, Any]]) -> str:
+    head = ["job", *swept, "status", "metric", "value", "dir", "error"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         value = "" if r.get("value") is None else f"{r['value']:.4f}"
-        lines.append(f"| {r['dir']} | {r['status']} | {r.get('metric') or ''} | {value} |")
+        error = (r.get("error") or "").replace("|", "/").replace("\n", " ")[:120]
+        cells = [str(r.get("num")), *(str(r["swept"].get(k, "")) for k in swept), r["status"],
+                 r.get("metric") or "", value, r["dir"], error]
+        lines.append("| " + " | ".join(cells) + " |")
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "failed", "running")}
     return "\n".join(lines) + f"\n\n{len(rows)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "\n"
 
 
+def write_summary(sweep_dir: Path, sweep_id: str) -> list[dict[str, Any]]:
+    """Rewrite sweep_summary.json / .md from this sweep's job records; return the rows."""
+    swept, rows = sweep_rows(sweep_dir, sweep_id)
+    atomic_write_json(Path(sweep_dir) / "sweep_summary.json", rows)
+    atomic_write_text(Path(sweep_dir) / "sweep_summary.md", _markdown(swept, rows))
+    return rows
+
+
+def last_sweep_failures() -> int:
+    """Failed jobs of the last multirun that ended in this process (read by the CLI for its exit code)."""
+    return _last_failures
+
+
 class SweepSummary(Callback):
-    """Write sweep_summary.json and sweep_summary.md into the sweep directory at the end of a multirun."""
+    """Record this sweep's jobs and keep `<sweep dir>/sweep_summary.{json,md}` current."""
+
+    @staticmethod
+    def _current(config: DictConfig) -> tuple[Path, str | None]:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        pointer = sweep_dir / _SWEEP_RECORD / "current.json"
+        sweep_id = read_json(pointer)["id"] if pointer.exists() else None
+        return sweep_dir, sweep_id
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Start a new sweep record: its id and the keys it varies (the summary's columns)."""
+        global _last_failures
+        _last_failures = 0
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        task = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
+        params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+        swept = list(dict.fromkeys([*(str(k) for k in params), *swept_keys(task)]))
+        atomic_write_json(sweep_dir / _SWEEP_RECORD / sweep_id / "sweep.json",
+                          {"id": sweep_id, "swept": swept, "overrides": task, "started_at": time.time()})
+        # Jobs find the sweep they belong to here (they may run in other processes).
+        atomic_write_json(sweep_dir / _SWEEP_RECORD / "current.json", {"id": sweep_id})
+
+    def _record(self, config: DictConfig, **fields: Any) -> tuple[Path, str | None]:
+        sweep_dir, sweep_id = self._current(config)
+        if sweep_id is not None:
+            num = int(config.hydra.job.num)
+            overrides = _overrides_dict(list(config.hydra.overrides.task))
+            atomic_write_json(sweep_dir / _SWEEP_RECORD / sweep_id / f"job-{num:05d}.json",
+                              {"num": num, "dir": str(config.hydra.runtime.output_dir), "overrides": overrides,
+                               **fields})
+        return sweep_dir, sweep_id
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Record the job as running (so a cut-short sweep lists it)."""
+        if in_multirun():
+            self._record(config, status="running")
+
+    def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
+        """Record the job's outcome and rewrite the summary."""
+        if not in_multirun():
+            return
+        from hydra.core.utils import JobStatus
+
+        value = getattr(job_return, "_return_value", None)
+        if getattr(job_return, "status", None) == JobStatus.FAILED:
+            error = f"{type(value).__name__}: {value}"
+        elif isinstance(value, JobFailed):
+            error = value.error
+        else:
+            error = None
+        sweep_dir, sweep_id = self._record(config, status="failed" if error else "finished", error=error)
+        if sweep_id is not None:
+            write_summary(sweep_dir, sweep_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        rows = sweep_summary(sweep_dir)
-        atomic_write_json(sweep_dir / "sweep_summary.json", rows)
-        atomic_write_text(sweep_dir / "sweep_summary.md", _markdown(rows))
-        print(f"sweep summary: {sweep_dir / 'sweep_summary.md'} ({len(rows)} jobs)")
+        """Write the final summary and remember the failures for the CLI's exit code."""
+        global _last_failures
+        sweep_dir, sweep_id = self._current(config)
+        if sweep_id is None:
+            return
+        rows = write_summary(sweep_dir, sweep_id)
+        _last_failures = sum(r["status"] != "done" for r in rows)
+        failed = sum(r["status"] == "failed" for r in rows)
+        print(f"sweep summary: {sweep_dir / 'sweep_summary.md'} ({len(rows)} jobs, {failed} failed)")

@@ -87,10 +87,74 @@ def test_command_help_lists_config_groups(command, capsys, monkeypatch):
     finally:
         GlobalHydra.instance().clear()
     out = capsys.readouterr().out
-    assert "Configuration groups" in out
-    for group in ("model:", "task:", "train:"):
+    assert "Config groups" in out
+    for group in ("model:", "task:", "train:", "experiment:"):
         assert group in out
     assert "tiny_bert" in out and "rte" in out
+    # key descriptions, about a screen (not the ~110-line composed config)
+    assert "budget.percent=0.75" in out and "train.lr_peft" in out and "--cfg job" in out
+    assert len(out.splitlines()) <= 50
+
+
+def test_version(capsys, monkeypatch):
+    code, out, _ = run_cli(["--version"], capsys, monkeypatch)
+    assert code == 0 and out.strip().startswith("prunepeft 0.")
+
+
+@pytest.mark.parametrize("line, expected, absent", [
+    ("prunepeft se", ["search"], ["baseline"]),
+    ("prunepeft ", ["search", "baseline", "report", "export"], []),
+    ("prunepeft search task=", ["task=rte", "task=sst2", "task=cola"], []),
+    ("prunepeft baseline model=", ["model=tiny_bert", "model=minilm_l6"], []),
+])
+def test_shell_completion_query(line, expected, absent, capsys, monkeypatch):
+    """What bash's completion function asks (`prunepeft -sc query=bash` with COMP_LINE set)."""
+    monkeypatch.setenv("COMP_LINE", line)
+    monkeypatch.setenv("COMP_POINT", str(len(line)))
+    try:
+        code, out, _ = run_cli(["-sc", "query=bash"], capsys, monkeypatch)
+    finally:
+        GlobalHydra.instance().clear()
+    words = out.split()
+    assert code == 0 and all(w in words for w in expected) and not any(w in words for w in absent), out
+
+
+def test_shell_completion_install_binds_prunepeft(capsys, monkeypatch):
+    try:
+        code, out, _ = run_cli(["-sc", "install=bash"], capsys, monkeypatch)
+    finally:
+        GlobalHydra.instance().clear()
+    assert code == 0 and out.rstrip().endswith("hydra_bash_completion prunepeft")
+
+
+def test_sweep_functions_go_through_hydras_parser():
+    """range()/choice()/glob() sweeps compose (each value once); a non-multirun sweep is refused."""
+    assert cli.validate_overrides("baseline", ["-m", "model=tiny_bert", "seed=range(1,3)",
+                                               "method=choice(lora,adapter)", "task=glob(rt*)"]) is None
+    parsed = cli._parse(["seed=range(1,3)", "task=rte,sst2", "train=test"])
+    assert cli._trials(parsed, multirun=True) == [["seed=1", "task=rte", "train=test"],
+                                                  ["seed=2", "task=rte", "train=test"],
+                                                  ["seed=1", "task=sst2", "train=test"]]
+    error = cli.validate_overrides("baseline", ["-m", "model=tiny_bert", "seed=range(1,3)", "method=lora,nope"])
+    assert "unknown method 'nope'" in error
+    assert "bad override" in cli.validate_overrides("baseline", ["seed=range(1,3)"])  # no -m
+    assert "bad override" in cli.validate_overrides("baseline", ["seed=range(1,"])  # unparsable
+
+
+def test_experiment_preset_without_plus():
+    assert cli.validate_overrides("search", ["-m", "experiment=table5", "scale=cpu"]) is None
+
+
+def test_tiny_model_budget_works_and_a_too_small_budget_fails_before_any_directory(tmp_path, capsys, monkeypatch):
+    from prunepeft.commands.search import check_budget_early
+    from tests.conftest import compose_config
+
+    assert check_budget_early(compose_config("search", ["model=tiny_bert", "train=test"])) > 552
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(["search", "model=tiny_bert", "train=test", "budget.percent=0.75",
+                              f"hydra.run.dir={run_dir}"], capsys, monkeypatch)
+    assert code == 2 and "below the smallest unit (512 parameters)" in err and "Traceback" not in err
+    assert not run_dir.exists()
 
 
 @pytest.mark.subprocess

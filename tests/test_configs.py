@@ -46,7 +46,7 @@ def test_every_group_option_composes(compose_cfg, command, group, option):
 @pytest.mark.parametrize("experiment", [o for o in options("experiment") if o != "common"])
 def test_every_experiment_preset_composes(compose_cfg, command, experiment):
     for scale in ("cpu", "paper"):
-        run = validated(compose_cfg(command, [f"+experiment={experiment}", f"scale={scale}"]))
+        run = validated(compose_cfg(command, [f"experiment={experiment}", f"scale={scale}"]))
         assert run.command == command
 
 
@@ -97,7 +97,9 @@ def test_task_metadata(task):
 
 @pytest.mark.parametrize("model", options("model"))
 def test_model_metadata(model):
-    m = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(CONF / "model" / f"{model}.yaml"))
+    raw = OmegaConf.load(CONF / "model" / f"{model}.yaml")
+    raw.pop("defaults", None)  # the tiny models' budget default (a Hydra defaults list, not a model key)
+    m = OmegaConf.merge(OmegaConf.structured(ModelConfig), raw)
     assert m.family in FAMILIES
     if model.startswith("tiny_"):
         assert m.kind == "tiny" and m.tiny.num_hidden_layers == 4  # one layer per partition block

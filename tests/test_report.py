@@ -324,25 +324,25 @@ CPU = {"model": "minilm_l6", "train": "cpu", "task": "rte,sst2,cola,stsb", "seed
     ("baseline", "table6", {**CPU, "task": "sst2,stsb", "extra.source": "rte,cola", "method": "found"}),
 ])
 def test_experiment_presets_cpu_sweeps(command, table, expected):
-    params, _ = _sweep(command, [f"+experiment={table}", "scale=cpu"])
+    params, _ = _sweep(command, [f"experiment={table}", "scale=cpu"])
     assert params == expected
 
 
 def test_experiment_presets_paper_scale_and_transfer_paths():
-    params, _ = _sweep("baseline", ["+experiment=table2", "scale=paper"])
+    params, _ = _sweep("baseline", ["experiment=table2", "scale=paper"])
     assert params["model"] == "roberta_large" and params["task"] == "rte,mrpc,stsb,cola,sst2,qnli,qqp,mnli"
-    _, cfg = _sweep("search", ["+experiment=table6", "task=sst2", "extra.source=rte", "seed=2", "train=cpu"])
+    _, cfg = _sweep("search", ["experiment=table6", "task=sst2", "extra.source=rte", "seed=2", "train=cpu"])
     source = "outputs/cpu/rte/minilm_l6/search/hybrid-None-high-from_none/lr0.001-s2"
     assert cfg.strategy.from_run == source and cfg.run == source
     assert cfg.hydra.sweep.dir + "/" + cfg.hydra.sweep.subdir == source.replace("/rte/", "/sst2/").replace(
         "from_none", "from_rte")
-    params, cfg = _sweep("search", ["+experiment=table6", "extra.stage=sources"])
+    params, cfg = _sweep("search", ["experiment=table6", "extra.stage=sources"])
     assert params["task"] == "rte,cola,sst2,stsb" and params["extra.source"] == "none"
     assert cfg.strategy.from_run is None
 
 
 def test_slurm_preset_does_not_break_other_configs():
-    _sweep("search", ["+experiment=table5", "hydra/launcher=joblib"])  # installed launcher composes
+    _sweep("search", ["experiment=table5", "hydra/launcher=joblib"])  # installed launcher composes
     try:
         import hydra_plugins.hydra_submitit_launcher  # noqa: F401
     except ImportError:
@@ -358,8 +358,8 @@ def test_make_targets_dry_run():
                           "CRITERIA=taylor", "TABLES_DEPS="], cwd=REPO, capture_output=True, text=True, check=True)
     lines = [" ".join(l.split()) for l in out.stdout.splitlines() if "prunepeft" in l]
     assert lines == [
-        ".venv/bin/prunepeft search -m +experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1",
-        ".venv/bin/prunepeft search -m +experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1 "
+        ".venv/bin/prunepeft search -m experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1",
+        ".venv/bin/prunepeft search -m experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1 "
         "strategy.name=single strategy.criterion=taylor",
         ".venv/bin/prunepeft report runs=outputs/cpu out=reports/cpu 'tables=[table5]'",
     ]

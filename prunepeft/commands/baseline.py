@@ -22,6 +22,7 @@ from prunepeft.config.schema import register_configs
 from prunepeft.errors import UserError, check_choice
 from prunepeft.io import read_json
 from prunepeft.runs import RunDir
+from prunepeft.sweep import tolerant
 from prunepeft.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,6 @@ register_configs()
 
 
 @hydra.main(config_path="../conf", config_name="baseline", version_base="1.3")
-def hydra_entry(cfg: DictConfig) -> None:
+def hydra_entry(cfg: DictConfig) -> Any:
     """Hydra app of `prunepeft baseline` (dispatched by prunepeft.cli)."""
-    run_in_hydra(run, cfg)
+    return run_in_hydra(tolerant(run), cfg)

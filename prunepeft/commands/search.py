@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -15,10 +16,70 @@ from prunepeft.commands.common import run_in_hydra
 from prunepeft.commands.display import print_found, print_result
 from prunepeft.config.schema import register_configs
 from prunepeft.io import read_json
-from prunepeft.pruning.search import config_dict, search, validate  # noqa: F401  (validate: used by the CLI)
+from prunepeft.pruning.search import config_dict, search
+from prunepeft.pruning.search import validate as validate_search
 from prunepeft.runs import RunDir
+from prunepeft.sweep import tolerant
 
 log = logging.getLogger(__name__)
+
+
+def _model_skeleton(cfg: DictConfig):
+    """The backbone with no weights (meta device), or None when its config is not available offline.
+
+    Tiny models are built for real (a few ms). Pretrained ones need only their config.json: a local
+    directory, or the hub cache (no download here; the run itself still loads from the hub).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from prunepeft.models.loading import resolve_local
+    from prunepeft.models.tiny import build_tiny
+
+    num_labels = int(cfg.task.num_labels)
+    if str(cfg.model.kind) == "tiny":
+        return build_tiny(cfg.model, num_labels, 0)[0]
+    source = resolve_local(cfg.model.local) or cfg.model.hub_id
+    try:
+        config = AutoConfig.from_pretrained(str(source), local_files_only=True, num_labels=num_labels)
+    except (OSError, ValueError):
+        return None
+    with torch.device("meta"):
+        return AutoModelForSequenceClassification.from_config(config)
+
+
+def check_budget_early(cfg: DictConfig) -> int | None:
+    """Check the budget against the supernet before anything is loaded or written.
+
+    The same check the search makes after loading (prunepeft.pruning.budget), on a weightless copy
+    of the backbone, so `budget < smallest unit` fails in a second with no run directory.
+
+    Returns:
+        B in parameters, or None when the model's config is not available offline (the search
+        checks it after loading).
+    """
+    from prunepeft.models.families import get_family
+    from prunepeft.peft.accounting import count_parameters
+    from prunepeft.peft.supernet import Supernet
+    from prunepeft.peft.units import UnitSizes
+    from prunepeft.pruning.budget import budget_params, check_budget
+
+    model = _model_skeleton(cfg)
+    if model is None:
+        return None
+    supernet = Supernet.build(model, get_family(cfg.model.family), list(cfg.search_space),
+                              UnitSizes.from_model(cfg.model), int(model.config.hidden_size))
+    report = count_parameters(supernet)
+    budget = budget_params(cfg.budget.percent, cfg.budget.params, report.base)
+    check_budget(budget, report.per_unit)
+    return budget
+
+
+def validate(cfg: DictConfig) -> None:
+    """The cheap checks (the CLI runs them before Hydra creates the run directory), budget included."""
+    strategy = validate_search(cfg)
+    if strategy.prunes:
+        check_budget_early(cfg)
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
@@ -43,6 +104,6 @@ register_configs()
 
 
 @hydra.main(config_path="../conf", config_name="search", version_base="1.3")
-def hydra_entry(cfg: DictConfig) -> None:
+def hydra_entry(cfg: DictConfig) -> Any:
     """Hydra entry point of `prunepeft search`."""
-    run_in_hydra(run, cfg)
+    return run_in_hydra(tolerant(run), cfg)
