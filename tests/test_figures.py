@@ -76,3 +76,79 @@ def test_report_command_figures_flag(tmp_path):
     result = report_run(cfg, tmp_path)
     assert "figure1_minilm_l6" in result["figures"] and (tmp_path / "figures" / "figure3_minilm_l6.pdf").exists()
     assert "figures/rounds/rounds_rte__hybrid__s1.png" in (tmp_path / "report.md").read_text(encoding="utf-8")
+
+
+def _real_search_run(root):
+    """A search run in the exact formats `prunepeft search` writes (tiny_bert: lora 512, adapter 552 params)."""
+    import json
+
+    run = make_run(root, "rte/tiny/s5", command="search", task="rte", seed=5, value=0.6, model="tiny_bert")
+    (run / "found_config.json").write_text(json.dumps({
+        "num_layers": 4, "search_space": ["lora", "adapter"], "units": ["1:lora", "2:lora", "3:lora"],
+        "layers": [{"layer": i, "units": [{"type": "lora", "params": 512}] if i else []} for i in range(4)],
+        "params": {"peft": 1536, "percent_of_base": 2.2546}}))
+    base = 68128
+    rounds = [(1, ["0:adapter", "1:adapter"], 3152), (2, ["0:lora", "3:adapter"], 2088), (3, ["2:adapter"], 1536)]
+    (run / "rounds.jsonl").write_text("".join(json.dumps({
+        "round": r, "removed": rem, "params_left": left, "percent_left": left / base * 100, "budget": 2000,
+        "dev": {"validation": {"accuracy": 0.5 + r / 100}}, "statistics": {}}) + "\n" for r, rem, left in rounds))
+    (run / "warmup.json").write_text(json.dumps({
+        "tendencies": {"weight": {"b0:lora": 0.9, "b0:adapter": 0.2}, "taylor": {"b0:lora": 0.1, "b0:adapter": 0.8}},
+        "assignment": {"b0:lora": "weight", "b0:adapter": "taylor"}, "partition": {"boundaries": [1, 2, 3]}}))
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in [
+        {"phase": "round1", "kind": "step", "step": 1, "loss": 0.7},
+        {"phase": "round1", "kind": "eval", "step": 1, "metrics": {"validation": {"accuracy": 0.51}}},
+        {"phase": "retrain", "kind": "step", "step": 1, "loss": 0.6},
+        {"phase": "retrain", "kind": "eval", "step": 1, "metrics": {"validation": {"accuracy": 0.6}}}]))
+    return run
+
+
+def test_round_plot_starts_at_the_supernet_with_the_budget_line(tmp_path, monkeypatch):
+    from prunepeft.io import read_jsonl
+    from prunepeft.report import figures
+
+    run = _real_search_run(tmp_path / "runs")
+    x, pct, budget = figures.round_series(run, read_jsonl(run / "rounds.jsonl"))
+    assert x == [0, 1, 2, 3]
+    # round 0 = 3,152 left + the two adapters (552 each, solved from round 3's single removal) = 4,256
+    assert pct[0] == pytest.approx(4256 / 68128 * 100) and pct[-1] == pytest.approx(1536 / 68128 * 100)
+    assert budget == pytest.approx(2000 / 68128 * 100)
+    seen = {}
+    original = figures._save
+
+    def capture(fig, out_dir, name):
+        seen[name] = [(ax.get_ylim(), [list(map(float, ln.get_ydata())) for ln in ax.lines]) for ax in fig.axes]
+        return original(fig, out_dir, name)
+
+    monkeypatch.setattr(figures, "_save", capture)
+    figures.round_plots(collect_runs(tmp_path / "runs"), tmp_path / "out")
+    (params_ax, dev_ax), = seen.values()
+    assert params_ax[1][1] == [pytest.approx(budget)] * 2  # the horizontal budget line
+    assert dev_ax[0] == (0.0, 1.0)  # accuracy on a fixed 0-1 axis, not autoscaled to 0.51-0.53
+
+
+def test_new_per_run_figures_and_figure3_legend_clear_of_the_title(tmp_path, monkeypatch):
+    from prunepeft.report import figures
+
+    _real_search_run(tmp_path / "runs")
+    checks = {}
+    original = figures._save
+
+    def capture(fig, out_dir, name):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        if name.startswith("figure3"):
+            title = fig._suptitle.get_window_extent(renderer)
+            checks[name] = not any(leg.get_window_extent(renderer).overlaps(title) for leg in fig.legends)
+        texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+        boxes = [p for ax in fig.axes for p in ax.patches if p.get_edgecolor()[:3] == (1.0, 0.0, 0.0)]
+        checks[name + ":texts"], checks[name + ":red"] = texts, len(boxes)
+        return original(fig, out_dir, name)
+
+    monkeypatch.setattr(figures, "_save", capture)
+    files = {f.name: f for f in build_figures(collect_runs(tmp_path / "runs"), tmp_path / "out")}
+    assert checks["figure3_tiny_bert"] is True
+    texts = checks["found_rte__tiny__s5:texts"]
+    assert texts[:4] == ["r2", "kept\n512", "kept\n512", "kept\n512"] and texts[4:] == ["r1", "r1", "r3", "r2"]
+    assert checks["warmup_rte__tiny__s5:red"] == 2  # S_H: one box per partition key
+    assert files["curves_rte__tiny__s5"].panels == 2 and files["curves_rte__tiny__s5"].png.stat().st_size > 1000

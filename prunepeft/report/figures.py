@@ -5,7 +5,10 @@
   Pick counts come from `warmup.json` (`pick_counts`) and `rounds.jsonl` (`picks`).
 - Figure 3: pruning frequency of each (layer, unit type) across the found configurations
   (`found_config.json`) of PrunePEFT runs, one panel per task plus all tasks together.
-- Per run: active PEFT parameters (% of the base model) and the dev metric over the pruning rounds.
+- Per search run: active PEFT parameters (% of the base model; round 0 = the supernet, the budget
+  line) and the dev metric over the pruning rounds; the found configuration (layers × unit types:
+  kept, or the round that removed it); the warm-up tendencies τ with the assignment S_H marked.
+- Per finished run: training curves (loss per step, dev metric per epoch), one colour per phase.
 Every figure is written as PNG and PDF (matplotlib's headless Agg backend).
 """
 from __future__ import annotations
@@ -172,7 +175,9 @@ def figure3(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
             ax.set_ylim(0, 1.05)
             ax.set_xlabel("layer", fontsize=8)
             ax.set_ylabel("pruned fraction", fontsize=8)
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper right", fontsize=7, ncols=len(types))
+        # Below the panels: "outside upper right" shares the title's row and covered it with one panel.
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=7, ncols=len(types),
+                   title="unit type", title_fontsize=7)
         fig.suptitle(f"Figure 3 — pruning frequency of the found configurations ({model})", fontsize=10)
         files.append(_save(fig, out_dir, f"figure3_{model}"))
     return files
@@ -188,31 +193,204 @@ def _dev_value(dev: dict, metric: str | None) -> float:
     return float(next(iter(dev.values()))) if dev else math.nan
 
 
+def _unit_params(path: Path, rounds: list[dict]) -> dict[str, float]:
+    """Parameters of one unit of each type: from found_config.json, else from a round that removed
+    only that unknown type, else the weight-matrix count in the round statistics (no biases)."""
+    found = _read_json(path / "found_config.json")
+    per_type: dict[str, float] = {}
+    for entry in found.get("layers", []) if isinstance(found.get("layers"), list) else []:
+        for unit in entry.get("units", []):
+            if unit.get("params"):
+                per_type.setdefault(unit["type"], float(unit["params"]))
+    for prev, rec in zip(rounds, rounds[1:]):
+        removed = [_unit(k)[1] for k in rec.get("removed", [])]
+        unknown = {t for t in removed if t not in per_type}
+        if len(unknown) == 1 and None not in (prev.get("params_left"), rec.get("params_left")):
+            t = unknown.pop()
+            rest = sum(per_type[x] for x in removed if x != t)
+            per_type[t] = (prev["params_left"] - rec["params_left"] - rest) / removed.count(t)
+    for key, stats in (rounds[0].get("statistics") or {}).items() if rounds else []:
+        per_type.setdefault(_unit(key)[1], float(stats.get("numel", math.nan)))
+    return per_type
+
+
+def round_series(path: Path, rounds: list[dict]) -> tuple[list[int], list[float], float | None]:
+    """(x = 0..R, active PEFT params % after each round with round 0 = the supernet, budget %)."""
+    base = next((r["params_left"] / r["percent_left"] * 100 for r in rounds
+                 if r.get("params_left") and r.get("percent_left")), None)
+    x = [0] + [int(r.get("round", i + 1)) for i, r in enumerate(rounds)]
+    pct = [r.get("percent_left", math.nan) for r in rounds]
+    first = rounds[0]
+    if base and first.get("params_left") is not None:
+        per_type = _unit_params(path, rounds)
+        before = first["params_left"] + sum(per_type.get(_unit(k)[1], math.nan) for k in first.get("removed", []))
+        start = before / base * 100
+    else:
+        start = math.nan
+    budget = rounds[0].get("budget")
+    return x, [start, *pct], (budget / base * 100 if budget is not None and base else None)
+
+
+def _metric_range(metric: str | None) -> tuple[float, float]:
+    """A fixed y range, so that a 2-example change never looks like a steep rise."""
+    return (-1.0, 1.0) if metric in ("mcc", "pearson", "spearman", "matthews_correlation") else (0.0, 1.0)
+
+
 def round_plots(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
-    """One file per finished search run: active PEFT params % and dev metric after each round."""
+    """One file per finished search run: active PEFT params % per round (round 0 = the supernet,
+    with the budget line) and the dev metric of the configuration each round trained."""
     files = []
     for row in _searches(runs).itertuples():
-        rounds = read_jsonl(Path(row.path) / "rounds.jsonl")
+        path = Path(row.path)
+        rounds = read_jsonl(path / "rounds.jsonl")
         if not rounds:
             continue
-        x = [r.get("round", i + 1) for i, r in enumerate(rounds)]
         metric = row.metric if isinstance(row.metric, str) else None
-        fig, (a, b) = plt.subplots(1, 2, figsize=(8.4, 2.8), layout="constrained")
-        a.plot(x, [r.get("percent_left", math.nan) for r in rounds], marker="o")
-        if row.params_percent == row.params_percent and row.params_percent is not None:
-            a.axhline(row.params_percent, ls="--", c="grey", lw=1, label="found config")
-            a.legend(fontsize=7)
-        a.set(xlabel="round", ylabel="active PEFT params (% of base)")
-        b.plot(x, [_dev_value(r.get("dev") or {}, metric) for r in rounds], marker="o", c="tab:orange")
-        b.set(xlabel="round", ylabel=f"dev {metric or 'metric'}")
+        x, pct, budget = round_series(path, rounds)
+        fig, (a, b) = plt.subplots(1, 2, figsize=(8.8, 3.0), layout="constrained")
+        a.plot(x, pct, marker="o", label="after the round's removal")
+        if budget is not None:
+            a.axhline(budget, ls="--", c="tab:red", lw=1, label=f"budget B ({budget:.2f}%)")
+        a.set_ylim(0, max(v for v in [*pct, budget or 0] if v == v) * 1.1 or 1)
+        a.set(xlabel="round (0 = supernet before pruning)", ylabel="active PEFT params (% of base)")
+        a.legend(fontsize=7)
+        # Round r trains (and evaluates) the configuration left by round r-1, then removes units.
+        dev = [_dev_value(r.get("dev") or {}, metric) for r in rounds]
+        b.plot(x[:-1], dev, marker="o", c="tab:orange", label="after 1 round of training")
+        final = row.value if isinstance(row.value, float) and row.value == row.value else None
+        if final is not None:
+            b.scatter([x[-1]], [final], marker="*", s=120, c="tab:green", zorder=3, label="found config, retrained")
+        b.set_ylim(*_metric_range(metric))
+        b.set(xlabel="configuration after round", ylabel=f"dev {metric or 'metric'}")
+        b.legend(fontsize=7, loc="lower right")
         for ax in (a, b):
             ax.set_xticks(x)
-        fig.suptitle(f"{row.run}", fontsize=9)
-        files.append(_save(fig, out_dir, "rounds_" + (row.run.strip(".").replace("/", "__") or "run")))
+        fig.suptitle(f"{row.run}: pruning rounds", fontsize=9)
+        files.append(_save(fig, out_dir, "rounds_" + _slug(row.run)))
+    return files
+
+
+def _slug(run: str) -> str:
+    return run.strip(".").replace("/", "__") or "run"
+
+
+def found_config_plots(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
+    """Per search run: layers × unit types, each cell kept (with its params) or the round that removed it."""
+    files = []
+    for row in _searches(runs).itertuples():
+        path = Path(row.path)
+        kept = _kept(path)
+        if kept is None:
+            continue
+        removed_in = {_unit(k): int(r.get("round", i + 1))
+                      for i, r in enumerate(read_jsonl(path / "rounds.jsonl")) for k in r.get("removed", [])}
+        found = _read_json(path / "found_config.json")
+        n_layers = int(found.get("num_layers") or max((l for l, _ in kept | set(removed_in)), default=-1) + 1)
+        seen = {t for _, t in kept | set(removed_in)} | set(found.get("search_space") or [])
+        types = [t for t in TYPE_ORDER if t in seen] + sorted(seen - set(TYPE_ORDER))
+        n_rounds = max(removed_in.values(), default=1)
+        params = {(int(e["layer"]), u["type"]): u.get("params") for e in found.get("layers", [])
+                  if isinstance(e, dict) for u in e.get("units", [])}
+        fig, ax = plt.subplots(figsize=(1.0 + 0.75 * n_layers, 0.9 + 0.55 * len(types)), layout="constrained")
+        cmap = plt.get_cmap("Greys")
+        for j, kind in enumerate(types):
+            for layer in range(n_layers):
+                uid = (layer, kind)
+                if uid in kept:
+                    color, text = "tab:green", "kept" + (f"\n{params[uid]:,}" if params.get(uid) else "")
+                elif uid in removed_in:
+                    color, text = cmap(0.25 + 0.5 * removed_in[uid] / n_rounds), f"r{removed_in[uid]}"
+                else:
+                    color, text = "white", "-"
+                ax.add_patch(plt.Rectangle((layer - 0.5, j - 0.5), 1, 1, facecolor=color, edgecolor="white", lw=2))
+                ax.text(layer, j, text, ha="center", va="center", fontsize=7, color="white" if uid in kept else "black")
+        ax.set_xlim(-0.5, n_layers - 0.5)
+        ax.set_ylim(len(types) - 0.5, -0.5)
+        ax.set_xticks(range(n_layers))
+        ax.set_yticks(range(len(types)), types)
+        ax.set_xlabel("layer")
+        pct = found.get("params", {}).get("percent_of_base") if isinstance(found.get("params"), dict) else None
+        extra = f", {pct:.2f}% of base" if isinstance(pct, (int, float)) else ""
+        ax.set_title(f"{row.run}: found configuration (green = kept{extra}; rN = removed in round N)", fontsize=8)
+        files.append(_save(fig, out_dir, "found_" + _slug(row.run)))
+    return files
+
+
+def warmup_plots(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
+    """Per search run: the warm-up tendencies τ (criterion × partition key) with the assignment S_H boxed."""
+    files = []
+    for row in _searches(runs).itertuples():
+        warm = _read_json(Path(row.path) / "warmup.json")
+        tau = warm.get("tendencies") or warm.get("tendency") or {}
+        if not tau:
+            continue
+        crits = [c for c in CRITERIA_ORDER if c in tau] + sorted(set(tau) - set(CRITERIA_ORDER))
+        keys = sorted({k for c in crits for k in tau[c]}, key=lambda k: (k.split(":")[0], TYPE_ORDER.index(k.split(":")[1])
+                      if ":" in k and k.split(":")[1] in TYPE_ORDER else 9))
+        m = np.array([[tau[c].get(k, np.nan) for k in keys] for c in crits], dtype=float)
+        fig, ax = plt.subplots(figsize=(1.6 + 0.8 * len(keys), 1.0 + 0.42 * len(crits)), layout="constrained")
+        im = ax.imshow(m, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        for i, c in enumerate(crits):
+            for j, k in enumerate(keys):
+                if m[i, j] == m[i, j]:
+                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="black" if m[i, j] > 0.6 else "white")
+        assignment = warm.get("assignment") or {}
+        for j, k in enumerate(keys):
+            if assignment.get(k) in crits:
+                i = crits.index(assignment[k])
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.2))
+        bounds = (warm.get("partition") or {}).get("boundaries")
+        ax.set_xticks(range(len(keys)), keys, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(crits)), crits, fontsize=8)
+        ax.set_xlabel("partition key (block:type)" + (f"; blocks start at layers 0, {', '.join(map(str, bounds))}"
+                                                      if bounds else ""), fontsize=8)
+        fig.colorbar(im, ax=ax, label="tendency τ (mean ρ)")
+        ax.set_title(f"{row.run}: warm-up tendencies; red box = S_H (chosen criterion)", fontsize=8)
+        files.append(_save(fig, out_dir, "warmup_" + _slug(row.run)))
+    return files
+
+
+def curve_plots(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
+    """Per finished run: training loss per step and the dev metric per epoch, one colour per phase."""
+    files = []
+    done = runs[runs["complete"]] if not runs.empty else runs
+    for row in done.itertuples():
+        events = read_jsonl(Path(row.path) / "events.jsonl")
+        steps = [e for e in events if e.get("kind") == "step" and e.get("loss") is not None]
+        if not steps:
+            continue
+        metric = row.metric if isinstance(row.metric, str) else None
+        phases = list(dict.fromkeys(e.get("phase", "train") for e in events))
+        fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.0), layout="constrained")
+        offset = 0
+        colors = plt.get_cmap("tab10")
+        for i, phase in enumerate(phases):
+            ps = [e for e in steps if e.get("phase", "train") == phase]
+            evals = [e for e in events if e.get("kind") == "eval" and e.get("phase", "train") == phase]
+            if ps:
+                xs = [offset + int(e.get("step", k + 1)) for k, e in enumerate(ps)]
+                a.plot(xs, [e["loss"] for e in ps], lw=1, c=colors(i % 10), label=phase)
+                a.axvline(offset, c="lightgrey", lw=0.6)
+            vals = [(offset + int(e.get("step", 0)), _dev_value(e.get("metrics") or {}, metric)) for e in evals
+                    if e.get("metrics")]
+            if vals:
+                b.plot(*zip(*vals), marker="o", ms=3, c=colors(i % 10), label=phase)
+            offset = max([offset, *(offset + int(e.get("step", 0)) for e in ps)])
+        a.set(xlabel="optimizer step (phases one after another)", ylabel="train loss")
+        b.set(xlabel="optimizer step", ylabel=f"dev {metric or 'metric'} per epoch")
+        b.set_ylim(*_metric_range(metric))
+        a.legend(fontsize=6, ncols=2)
+        if b.lines:
+            b.legend(fontsize=6, ncols=2)
+        fig.suptitle(f"{row.run}: training curves per phase", fontsize=9)
+        files.append(_save(fig, out_dir, "curves_" + _slug(row.run)))
     return files
 
 
 def build_figures(runs: pd.DataFrame, out_dir: str | Path) -> list[FigureFile]:
     """All figures the runs allow (figures with no data are skipped, never drawn empty)."""
     out_dir = Path(out_dir)
-    return figure1(runs, out_dir) + figure3(runs, out_dir) + round_plots(runs, out_dir / "rounds")
+    runs_dir = out_dir / "runs"
+    return (figure1(runs, out_dir) + figure3(runs, out_dir) + round_plots(runs, out_dir / "rounds")
+            + found_config_plots(runs, runs_dir) + warmup_plots(runs, runs_dir) + curve_plots(runs, runs_dir))
