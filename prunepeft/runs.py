@@ -44,23 +44,29 @@ VOLATILE_KEYS = ("debug", "train.progress", "train.log_every", "data.dir", "extr
 
 # -- debug kill points ---------------------------------------------------------------------------
 DEBUG_POINTS = ("event", "between_checkpoint_writes", "after_checkpoint")
-_kill_at: tuple[str, int] | None = None
+DEBUG_SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT}
+_kill_at: tuple[str, int, int] | None = None
 _hits: dict[str, int] = {}
 
 
-def parse_kill_at(value: str | None) -> tuple[str, int] | None:
-    """`debug.kill_at="<point>:<n>"` -> (point, n): SIGKILL the process the n-th time it reaches point.
+def parse_kill_at(value: str | None) -> tuple[str, int, int] | None:
+    """`debug.kill_at="<point>:<n>[:<signal>]"` -> (point, n, signal number).
+
+    The process sends itself the signal (KILL, the default; TERM or INT) the n-th time it
+    reaches `point`: a crash or a stop at an exact moment, never a timed one.
 
     Raises:
-        UserError: an unknown point or a count that is not a positive integer.
+        UserError: an unknown point or signal, or a count that is not a positive integer.
     """
     if value in (None, ""):
         return None
-    point, _, count = str(value).partition(":")
-    if point not in DEBUG_POINTS or not count.isdigit() or int(count) < 1:
-        raise UserError(f"debug.kill_at must be <point>:<n> with n >= 1, got {value!r}; "
-                        f"valid points: {', '.join(DEBUG_POINTS)}")
-    return point, int(count)
+    point, _, rest = str(value).partition(":")
+    count, _, sig = rest.partition(":")
+    sig = sig or "KILL"
+    if point not in DEBUG_POINTS or not count.isdigit() or int(count) < 1 or sig not in DEBUG_SIGNALS:
+        raise UserError(f"debug.kill_at must be <point>:<n>[:<signal>] with n >= 1, got {value!r}; "
+                        f"valid points: {', '.join(DEBUG_POINTS)}; signals: {', '.join(DEBUG_SIGNALS)}")
+    return point, int(count), int(DEBUG_SIGNALS[sig])
 
 
 def configure_debug(kill_at: str | None) -> None:
@@ -70,18 +76,19 @@ def configure_debug(kill_at: str | None) -> None:
     _hits.clear()
 
 
-def _kill() -> None:
-    # SIGKILL, not an exception: no handler, finally block or atexit runs, like a real crash.
-    os.kill(os.getpid(), signal.SIGKILL)
+def _kill(signum: int) -> None:
+    # A real signal, not an exception: under SIGKILL no handler, finally block or atexit runs,
+    # exactly like a crash; TERM and INT take the command's normal interrupt path.
+    os.kill(os.getpid(), signum)
 
 
 def debug_point(name: str) -> None:
-    """Mark a place where a crash is interesting; kills the process there when armed for it."""
+    """Mark a place where a crash is interesting; signals the process there when armed for it."""
     if _kill_at is None or _kill_at[0] != name:
         return
     _hits[name] = _hits.get(name, 0) + 1
     if _hits[name] == _kill_at[1]:
-        _kill()
+        _kill(_kill_at[2])
 
 
 # -- data identity --------------------------------------------------------------------------------

@@ -192,7 +192,7 @@ class SearchConfig:
 @dataclass
 class DebugConfig:
     crash_after_round: Optional[int] = None
-    # "<point>:<n>": SIGKILL the process the n-th time it reaches <point> (event,
+    # "<point>:<n>[:KILL|TERM|INT]": signal the process the n-th time it reaches <point> (event,
     # between_checkpoint_writes, after_checkpoint); for fault tests and benchmarks/faults.py.
     kill_at: Optional[str] = None
 

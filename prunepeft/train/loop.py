@@ -43,14 +43,22 @@ def _all_finite(flag: bool, device: torch.device) -> bool:
     return flag
 
 
-def _diverged(what: str, phase: str, step: int, epoch: int, optimizer, train_cfg, allowed: int) -> NonFiniteLoss:
+def _weights_finite(params: list[torch.Tensor]) -> bool:
+    """All trained weights finite (one fused max-abs per tensor: it cannot overflow like a 2-norm)."""
+    if not params:
+        return True
+    return bool(torch.isfinite(torch.stack(torch._foreach_norm([p.detach() for p in params], math.inf))).all())
+
+
+def _diverged(what: str, phase: str, step: int, epoch: int, optimizer, train_cfg, allowed: int | None) -> NonFiniteLoss:
     """The one message for a diverged run: where (phase, step) and with which learning rates."""
     lrs = ", ".join(f"train.{k}={getattr(train_cfg, k):g}" for k in ("lr_peft", "lr_head", "lr_backbone")
                     if getattr(train_cfg, k, None) is not None)
     current = ", ".join(f"{g['lr']:g}" for g in optimizer.param_groups)
     return NonFiniteLoss(f"training diverged: {what} in phase {phase!r} at step {step} (epoch {epoch}); "
                          f"{lrs} (scheduled now: {current}); lower the learning rates"
-                         + (f" (train.max_nonfinite_steps={allowed} skipped steps used up)" if allowed else
+                         + ("" if allowed is None else  # overflowed weights: skipping cannot help
+                            f" (train.max_nonfinite_steps={allowed} skipped steps used up)" if allowed else
                             ", or allow skipped steps with train.max_nonfinite_steps=N"))
 
 
@@ -193,6 +201,10 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
                     scheduler.step()
                     continue
                 optimizer.step()
+                # A finite loss can hide overflowed weights (LayerNorm rescales them): check the update.
+                if not _all_finite(_weights_finite(params), device):
+                    raise _diverged("non-finite weights after the update", phase, step, epoch, optimizer,
+                                    train_cfg, None)
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 seen += n_step
