@@ -21,12 +21,22 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def file_mode() -> int:
+    """The mode a new regular file gets: 0666 minus the process umask."""
+    mask = os.umask(0)  # the only portable way to read the umask is to set it (and put it back)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` atomically (temp file + fsync + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates 0600 and os.replace keeps it: results must be readable by collaborators
+        # (0644 under umask 022, 0664 under 002), like any file open() creates.
+        os.chmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

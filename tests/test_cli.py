@@ -210,3 +210,37 @@ def test_wheel_ships_every_config(tmp_path):
         cfg = compose(config_name="baseline", overrides=["model=tiny_bert", "task=stsb"])
     GlobalHydra.instance().clear()
     assert cfg.task.num_labels == 1 and cfg.model.family == "bert"
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775)])
+def test_outputs_are_readable_by_collaborators(umask, file_mode, dir_mode, tmp_path):
+    """Atomic writes (mkstemp makes 0600) get the mode open() would give: 0666/0777 minus the umask."""
+    from prunepeft.io import atomic_write_json
+    from prunepeft.runs import RunDir
+
+    old = os.umask(umask)
+    try:
+        rd = RunDir(tmp_path / "run")
+        path = atomic_write_json(rd.file("sub/summary.json"), {"a": 1})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == file_mode
+    assert rd.path.stat().st_mode & 0o777 == dir_mode and path.parent.stat().st_mode & 0o777 == dir_mode
+
+
+def test_baseline_logs_banner_epochs_and_summary(tiny_overrides, tmp_path, caplog):
+    """Off a terminal the log is the only progress: banner, one line per epoch with ETA, final line."""
+    import logging
+
+    from prunepeft.commands.baseline import run
+    from tests.conftest import compose_config
+
+    cfg = compose_config("baseline", [*tiny_overrides, "method=lora", "train.epochs=2", "data.train_subset=16"])
+    with caplog.at_level(logging.INFO, logger="prunepeft"):
+        run(cfg, tmp_path / "run")
+    lines = [r.getMessage() for r in caplog.records if r.name == "prunepeft"]
+    assert lines[0].startswith("prunepeft baseline | run dir") and "seed 42 | model tiny_bert | task rte" in lines[0]
+    epochs = [line for line in lines if line.startswith("train epoch")]
+    assert len(epochs) == 2 and "train loss" in epochs[0] and "validation.accuracy=" in epochs[0]
+    assert "ETA" in epochs[0] and "elapsed" in epochs[0]
+    assert lines[-1].startswith("finished in") and "rte validation accuracy" in lines[-1]

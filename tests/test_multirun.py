@@ -56,6 +56,70 @@ def test_joblib_multirun_then_report_tables_2_and_5(glue_dir, tmp_path):
     assert rows5["PrunePEFT"].count("(n=2)") >= 2 and rows2["LoRA"].count("(n=2)") >= 2
     assert "Learning rate chosen per (method, task)" in table2
 
-    # a re-launched sweep skips the finished jobs
-    again = _sweep("baseline", lora, glue_dir, tmp_path)
-    assert again.returncode == 0 and again.stdout.count("already finished") == 8
+    # a re-launched sweep skips the finished jobs; with a third task whose data is missing, those jobs
+    # fail without stopping the others (joblib), the summary lists all 12, and the sweep exits 2
+    partial = tmp_path / "partial_glue"
+    partial.mkdir()
+    for task in ("rte", "wnli"):
+        (partial / task).symlink_to(glue_dir / task)
+    again = _sweep("baseline", [*lora, "task=rte,wnli,cola", f"data.dir={partial}"], glue_dir, tmp_path)
+    assert again.returncode == 2 and again.stdout.count("already finished") == 8, again.stderr[-3000:]
+    rows = read_json(tmp_path / "sweeps/baseline/sweep_summary.json")
+    assert sorted(r["status"] for r in rows) == ["done"] * 8 + ["failed"] * 4
+    assert all(r["swept"]["task"] == "cola" for r in rows if r["status"] == "failed")
+
+
+# -- in-process sweeps: failure tolerance, swept keys in directory names, this sweep's summary -------
+
+def _main(argv, monkeypatch):
+    """`prunepeft <argv>` in this process; returns the exit code."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from prunepeft import cli
+
+    monkeypatch.setattr(sys, "argv", ["prunepeft", *argv])
+    try:
+        cli.main(argv)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    finally:
+        GlobalHydra.instance().clear()
+    return code
+
+
+def _rte_only(glue_dir: Path, tmp_path: Path) -> Path:
+    """A data dir with RTE but no WNLI: the WNLI job of a sweep fails at run time (missing data)."""
+    data = tmp_path / "glue"
+    data.mkdir()
+    (data / "rte").symlink_to(glue_dir / "rte")
+    return data
+
+
+def test_a_failing_job_does_not_stop_the_sweep(glue_dir, tmp_path, monkeypatch):
+    """Basic launcher, in process (the joblib case is in the subprocess test above)."""
+    sweep = tmp_path / "sweep"
+    argv = ["baseline", "-m", "model=tiny_bert", "train=test", "method=lora", "task=rte,wnli",
+            f"data.dir={_rte_only(glue_dir, tmp_path)}", "data.train_subset=16", "data.eval_subset=8",
+            f"hydra.sweep.dir={sweep}"]
+    assert _main(argv, monkeypatch) == 2
+    rows = {row["swept"]["task"]: row for row in read_json(sweep / "sweep_summary.json")}
+    assert rows["rte"]["status"] == "done" and rows["rte"]["value"] is not None
+    assert rows["wnli"]["status"] == "failed" and "missing data file" in rows["wnli"]["error"]
+    table = (sweep / "sweep_summary.md").read_text()
+    assert "| job | task | status |" in table and "2 jobs: 1 done, 1 failed" in table
+
+
+def test_swept_keys_name_the_job_dirs_and_the_summary_is_this_sweeps(glue_dir, tmp_path, monkeypatch):
+    sweep = tmp_path / "sweep"
+    base = ["baseline", "-m", "model=tiny_bert", "train=test", "task=rte", f"data.dir={glue_dir}",
+            "data.train_subset=16", "data.eval_subset=8", f"hydra.sweep.dir={sweep}"]
+    # two values of a key that is not a path component: two directories, not one collision
+    assert _main([*base, "method=lora", "lora_r=2,4", "seed=range(1,2)"], monkeypatch) == 0
+    dirs = sorted(p.parent.name for p in sweep.rglob("DONE"))
+    assert dirs == ["lora_lora_r=2-s1", "lora_lora_r=4-s1"]
+    # a later sweep into the same sweep dir lists only its own job
+    assert _main([*base, "method=head", "seed=1,2"], monkeypatch) == 0
+    rows = read_json(sweep / "sweep_summary.json")
+    assert [(r["swept"]["seed"], r["status"]) for r in rows] == [("1", "done"), ("2", "done")]
+    assert all("/head-s" in r["dir"] for r in rows)

@@ -9,6 +9,7 @@ the paper's architecture transfer, Table 6).
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from prunepeft.commands.display import print_result
 from prunepeft.config.schema import register_configs
 from prunepeft.errors import UserError, check_choice
 from prunepeft.io import read_json
+from prunepeft.progress_log import EpochLogger, log_banner, log_final
+from prunepeft.pruning.budget import budget_params
 from prunepeft.runs import RunDir
 from prunepeft.sweep import tolerant
 from prunepeft.seed import seed_everything
@@ -142,6 +145,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
              cfg.model.name, len(data.train), {k: len(v) for k, v in data.evals.items()}, params)
 
     rd = RunDir(run_dir)
+    budget = budget_params(cfg.budget.percent, cfg.budget.params, params["base"]) if cfg.size_to_budget else None
+    log_banner("baseline", rd.path, cfg, budget, params["base"])
+    EpochLogger({"train": int(cfg.train.epochs)}).attach(rd)
     # A baseline has no checkpoint: an unfinished directory restarts, so drop the stale step events.
     rd.file("events.jsonl").unlink(missing_ok=True)
     rd.start("baseline", cfg.seed, OmegaConf.to_container(cfg, resolve=True), str(device))
@@ -168,6 +174,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "history": result.history,
     }
     rd.finish(summary)
+    log_final(summary, rd.path, time.time() - rd.started)
     print_result(summary)
     return summary
 

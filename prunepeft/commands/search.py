@@ -6,6 +6,7 @@ finished round (see prunepeft.pruning.checkpoint).
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from prunepeft.commands.common import run_in_hydra
 from prunepeft.commands.display import print_found, print_result
 from prunepeft.config.schema import register_configs
 from prunepeft.io import read_json
+from prunepeft.progress_log import EpochLogger, estimate_rounds, log_banner, log_final
 from prunepeft.pruning.search import config_dict, search
 from prunepeft.pruning.search import validate as validate_search
 from prunepeft.runs import RunDir
@@ -48,15 +50,13 @@ def _model_skeleton(cfg: DictConfig):
         return AutoModelForSequenceClassification.from_config(config)
 
 
-def check_budget_early(cfg: DictConfig) -> int | None:
-    """Check the budget against the supernet before anything is loaded or written.
+def budget_report(cfg: DictConfig) -> dict[str, int] | None:
+    """B, the base model's and the supernet's parameters and its unit count, from a weightless model.
 
-    The same check the search makes after loading (prunepeft.pruning.budget), on a weightless copy
-    of the backbone, so `budget < smallest unit` fails in a second with no run directory.
+    Returns None when the model's config is not available offline (the search checks after loading).
 
-    Returns:
-        B in parameters, or None when the model's config is not available offline (the search
-        checks it after loading).
+    Raises:
+        UserError: an impossible budget (prunepeft.pruning.budget).
     """
     from prunepeft.models.families import get_family
     from prunepeft.peft.accounting import count_parameters
@@ -72,7 +72,21 @@ def check_budget_early(cfg: DictConfig) -> int | None:
     report = count_parameters(supernet)
     budget = budget_params(cfg.budget.percent, cfg.budget.params, report.base)
     check_budget(budget, report.per_unit)
-    return budget
+    return {"budget": budget, "base": report.base, "supernet": report.peft, "units": len(report.per_unit)}
+
+
+def check_budget_early(cfg: DictConfig) -> int | None:
+    """Check the budget against the supernet before anything is loaded or written.
+
+    The same check the search makes after loading (prunepeft.pruning.budget), on a weightless copy
+    of the backbone, so `budget < smallest unit` fails in a second with no run directory.
+
+    Returns:
+        B in parameters, or None when the model's config is not available offline (the search
+        checks it after loading).
+    """
+    report = budget_report(cfg)
+    return None if report is None else report["budget"]
 
 
 def validate(cfg: DictConfig) -> None:
@@ -89,12 +103,21 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     if rd.done:
         print(f"already finished: {rd.path} (delete it to run again)")
         return read_json(rd.file("summary.json"))
+    strategy = validate_search(cfg)
+    report = budget_report(cfg) if strategy.prunes else None
+    log_banner("search", rd.path, cfg, *((report["budget"], report["base"]) if report else ()))
+    rounds = estimate_rounds(report["supernet"], report["budget"], report["units"], int(cfg.search.k)) if report else 1
+    retrain = cfg.search.retrain_epochs if cfg.search.retrain_epochs is not None else cfg.train.epochs
+    plan = {"warmup": int(cfg.search.warmup.epochs) if strategy.needs_warmup else 0, "round": rounds,
+            "retrain": int(retrain)}
+    EpochLogger(plan).attach(rd)
     try:
         summary = search(cfg, rd)
     except BaseException as err:  # the directory stays resumable; run.json says what happened
         rd.fail(f"{type(err).__name__}: {err}")
         raise
     rd.finish(summary)
+    log_final(summary, rd.path, time.time() - rd.started)
     print_found(rd.path / "found_config.json")
     print_result(summary)
     return summary

@@ -1,0 +1,142 @@
+"""Plain log lines for every run: a start banner, one line per epoch, per round, and a final summary.
+
+They go through `logging` (Hydra's job logging: the run's `<command>.log` always, and stderr), so
+a run under Slurm or nohup — where the rich bars are off — still shows its progress and results.
+
+The per-epoch lines come from the evaluation events every phase already writes through
+`RunDir.event` (`EpochLogger.attach`), so the training loop needs no change. `log_round` and
+`log_warmup` are for the search loop (prunepeft.pruning.search) to call.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+log = logging.getLogger("prunepeft")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _metrics(metrics: Mapping[str, Mapping[str, float]]) -> str:
+    return " ".join(f"{split}.{name}={value:.4f}" for split, values in metrics.items()
+                    for name, value in values.items() if isinstance(value, (int, float)))
+
+
+def estimate_rounds(supernet_params: int, budget: int, n_units: int, k: int) -> int:
+    """≈ pruning rounds: units to remove (at the mean unit size) over `k` per round, at least 1."""
+    if supernet_params <= budget or n_units == 0:
+        return 0
+    mean_unit = supernet_params / n_units
+    return max(1, math.ceil(math.ceil((supernet_params - budget) / mean_unit) / max(1, k)))
+
+
+def log_banner(command: str, run_dir: Any, cfg: Any, budget: int | None = None, base: int | None = None) -> None:
+    """The start banner: command, run directory, device, precision, seed, model, task, budget."""
+    from prunepeft.train.device import resolve_device, resolve_precision
+
+    device = resolve_device(str(cfg.train.device))
+    precision = resolve_precision(str(cfg.train.precision), device)
+    budget_txt = "n/a"
+    if budget is not None:
+        budget_txt = f"{budget:,} params" + (f" ({100.0 * budget / base:.3f}% of the backbone)" if base else "")
+    log.info("prunepeft %s | run dir %s | device %s, precision %s | seed %s | model %s | task %s | budget %s",
+             command, run_dir, device, precision, cfg.seed, cfg.model.name, cfg.task.name, budget_txt)
+
+
+def log_warmup(assignment: Mapping[str, str], margins: Mapping[str, float] | None = None) -> None:
+    """The warm-up's result: the criterion S_H picked per partition key, with its τ margin."""
+    parts = [f"{key}: {crit}" + (f" (τ margin {margins[key]:.3f})" if margins and key in margins else "")
+             for key, crit in assignment.items()]
+    log.info("warm-up assignment S_H: %s", "; ".join(parts))
+
+
+def log_round(i: int, approx_total: int | None, removed: Mapping[str, float], params_left: int, budget: int,
+              dev: Mapping[str, Mapping[str, float]] | None, seconds: float) -> None:
+    """One pruning round: removed units with their p, params left, dev metric, round time."""
+    of = f" of ≈{approx_total}" if approx_total else ""
+    units = ", ".join(f"{u} (p={p:.3f})" for u, p in removed.items())
+    log.info("round %d%s: removed %s; %s params left (budget %s); dev %s; %s", i, of, units or "-",
+             f"{params_left:,}", f"{budget:,}", _metrics(dev or {}) or "-", _duration(seconds))
+
+
+class EpochLogger:
+    """Logs one line per evaluated epoch of every phase, with the elapsed time and an ETA.
+
+    Args:
+        plan: expected epochs per phase, in order (e.g. {"warmup": 2, "round": 3, "retrain": 20});
+            phases named `round<i>` count against "round". Unknown phases count as they come.
+    """
+
+    def __init__(self, plan: Mapping[str, int]) -> None:
+        self.plan = dict(plan)
+        self.done: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
+        self.start = time.time()
+        self._last = self.start
+        self._last_epoch_s = 0.0
+
+    @staticmethod
+    def _kind(phase: str) -> str:
+        return "round" if phase.startswith("round") else phase
+
+    def eta(self) -> float | None:
+        """Seconds left: each phase's remaining epochs at its measured (else the latest) epoch time."""
+        if not self.done:
+            return None
+        latest = self._last_epoch_s
+        left = 0.0
+        for kind, total in self.plan.items():
+            remaining = max(0, total - self.done.get(kind, 0))
+            per_epoch = self.seconds.get(kind, 0.0) / self.done[kind] if self.done.get(kind) else latest
+            left += remaining * per_epoch
+        return left
+
+    def on_eval(self, phase: str, epoch: int, train_loss: float | None, metrics: Mapping[str, Any]) -> None:
+        """Record one finished epoch of `phase` and log its line."""
+        now = time.time()
+        kind = self._kind(phase)
+        self._last_epoch_s = now - self._last
+        self._last = now
+        self.done[kind] = self.done.get(kind, 0) + 1
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + self._last_epoch_s
+        self.plan.setdefault(kind, self.done[kind])
+        eta = self.eta()
+        total = self.plan.get(kind)
+        of = f"/{total}" if kind != "round" and total else ""
+        loss = "-" if train_loss is None else f"{train_loss:.4f}"
+        log.info("%s epoch %d%s: train loss %s | dev %s | elapsed %s | ETA %s", phase, epoch, of, loss,
+                 _metrics(metrics) or "-", _duration(now - self.start), "?" if eta is None else "≈" + _duration(eta))
+
+    def attach(self, run: Any) -> Any:
+        """Log every `kind="eval"` event `run` (a RunDir) writes; returns `run`."""
+        write = run.event
+
+        def event(**record: Any) -> None:
+            write(**record)
+            if record.get("kind") == "eval":
+                self.on_eval(str(record.get("phase", "")), int(record.get("epoch", 0)),
+                             record.get("train_loss"), record.get("metrics") or {})
+
+        run.event = event
+        return run
+
+
+def log_final(summary: Mapping[str, Any], run_dir: Any, wall_s: float) -> None:
+    """The final summary: headline metric (last epoch) and best epoch, PEFT params, time, outputs."""
+    primary = summary.get("primary", {})
+    value = primary.get("value")
+    params = summary.get("params", {})
+    best = summary.get("best_metrics", {}).get(primary.get("split"), {}).get(primary.get("metric"))
+    log.info("finished in %s: %s %s %s = %s (best epoch %s: %s); PEFT params %s (%s%%); outputs in %s",
+             _duration(wall_s), summary.get("task"), primary.get("split"), primary.get("metric"),
+             "n/a" if value is None else f"{value:.4f}", summary.get("best_epoch"),
+             "n/a" if best is None else f"{best:.4f}", f"{params.get('peft', 0):,}",
+             f"{params.get('percent', float('nan')):.3f}", run_dir)
