@@ -123,7 +123,7 @@ class Probe:
     # ------------------------------------------------------------------ measurements
     @torch.no_grad()
     def losses(self, model: torch.nn.Module) -> tuple[float, float, float]:
-        """Mean probe loss of `model` (eval mode): (whole probe, first half, second half)."""
+        """Mean probe loss of `model` (eval mode): (whole probe, even batches, odd batches)."""
         was_training, device = model.training, model_device(model)
         model.eval()
         totals, counts = [0.0, 0.0], [0, 0]
@@ -132,14 +132,14 @@ class Probe:
                 batch = {k: v.to(device) for k, v in batch.items()}
                 with autocast(device, self.precision):
                     loss = float(model(**batch).loss.float())
-                half = 0 if i < (len(self.batches) + 1) // 2 else 1
                 n = len(batch["labels"])
-                totals[half] += loss * n
-                counts[half] += n
+                totals[i % 2] += loss * n
+                counts[i % 2] += n
         finally:
             model.train(was_training)
         whole = sum(totals) / sum(counts)
-        return whole, totals[0] / max(1, counts[0]), totals[1] / max(1, counts[1]) if counts[1] else whole
+        halves = [t / c if c else math.nan for t, c in zip(totals, counts)]
+        return whole, halves[0], halves[1]
 
     def masked_rise(self, supernet: Any, uids: Sequence[UnitId], base: tuple[float, float, float]) -> tuple[float, ...]:
         """Rise of the probe losses (whole, half 1, half 2) when `uids` are masked together."""
@@ -152,7 +152,8 @@ class Probe:
         base = self.losses(supernet.model)
         rises = {uid: self.masked_rise(supernet, [uid], base) for uid in supernet.active_ids()}
         uids = sorted(rises)
-        reliability = spearman([rises[u][1] for u in uids], [rises[u][2] for u in uids])
+        # Split-half reliability of the ground truth itself (undefined with a single probe batch).
+        reliability = None if len(self.batches) < 2 else spearman([rises[u][1] for u in uids], [rises[u][2] for u in uids])
         return {u: r[0] for u, r in rises.items()}, reliability, base
 
     def diagnose(self, supernet: Any, snapshot: Mapping[str, Any], *, p: Optional[Mapping[UnitId, float]] = None,

@@ -1,0 +1,303 @@
+"""Search-signal study (settings) and evidence (hybrid vs random vs uniform LoRA), with committed results.
+
+Every run is `prunepeft search|baseline` in its own process with an explicit `hydra.run.dir`; its
+small files (run.json, summary.json, found_config.json, warmup.json, rounds.jsonl, overrides.json)
+are copied to `benchmarks/results/<study>/<arm>-s<seed>/`. A run already there is skipped; one whose
+recorded overrides differ from the arm's is refused. `--report` rebuilds every number from there.
+
+Studies (MiniLM-L6, SST-2 2k, the fixed 5k held-out slice of SST-2 train, diagnostics on):
+
+- `settings`: arms varying reinit (paper / keep), steps per round (d = 512, 1024, the full 2k), the
+  round learning rate, k and the type-offset option; seeds 101-103 (disjoint from the evidence).
+  The winner is chosen by a rule fixed before the runs (`choose_settings`): the highest
+  null-corrected Spearman of the combined p, unless the runner-up's retrained held-out accuracy is
+  more than 1 point higher.
+- `evidence`: at the chosen settings, paired seeds of hybrid, random and uniform LoRA at the hybrid
+  run's parameter count, added in blocks of 8 until every difference to hybrid has a 95 % interval
+  of ±1.0 point or 24 seeds; then descriptive arms with 5 seeds.
+
+    python benchmarks/signal_study.py --study all --workers 8 --deadline 500
+    python benchmarks/signal_study.py --report
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SMALL_FILES = ("run.json", "summary.json", "found_config.json", "warmup.json", "rounds.jsonl")
+
+COMMON = ["task=sst2", "model=minilm_l6", "train=cpu", "train.max_length=64", "data.train_subset=2000",
+          "data.heldout=5000", "budget.percent=0.75", "train.progress=false"]
+SEARCH = ["search.diagnostics.enabled=true", "search.retrain_epochs=2"]
+DEMO = ["search.reinit=paper", "search.fidelity=low", "search.warmup.subset=512", "search.k=4",
+        "search.type_norm=none"]
+
+
+def _arm(base: list[str], **changes: str) -> list[str]:
+    """`base` overrides with some keys changed (a later override of the same key replaces it)."""
+    out: dict[str, str] = {}
+    for o in base:
+        out[o.split("=", 1)[0]] = o
+    out.update({k: f"{k}={v}" for k, v in changes.items()})
+    return list(out.values())
+
+
+KEEP = _arm(DEMO, **{"search.reinit": "keep"})
+SETTINGS: dict[str, list[str]] = {
+    "demo": DEMO,
+    "demo_z": _arm(DEMO, **{"search.type_norm": "zscore"}),
+    "demo_high": _arm(DEMO, **{"search.fidelity": "high"}),
+    "demo_lr3e-3": _arm(DEMO, **{"train.lr_peft": "3e-3"}),
+    "keep": KEEP,
+    "keep_z": _arm(KEEP, **{"search.type_norm": "zscore"}),
+    "keep_d1024": _arm(KEEP, **{"search.warmup.subset": "1024"}),
+    "keep_high": _arm(KEEP, **{"search.fidelity": "high"}),
+    "keep_z_high": _arm(KEEP, **{"search.type_norm": "zscore", "search.fidelity": "high"}),
+    "keep_lr3e-3": _arm(KEEP, **{"train.lr_peft": "3e-3"}),
+    "keep_k2": _arm(KEEP, **{"search.k": "2"}),
+}
+SETTINGS_SEEDS = [101, 102, 103]
+
+
+# ------------------------------------------------------------------------------------ running
+def run_one(study: str, arm: str, seed: int, command: str, overrides: list[str], args) -> dict | None:
+    """Run one (arm, seed) unless its results are committed; return its summary (None on failure)."""
+    dest = RESULTS / study / f"{arm}-s{seed}"
+    record = {"command": command, "overrides": overrides}
+    if (dest / "summary.json").exists():
+        old = json.loads((dest / "overrides.json").read_text())
+        if old != record:
+            raise SystemExit(f"{dest} holds a run with other overrides: {old} != {record}; remove it or rename the arm")
+        return json.loads((dest / "summary.json").read_text())
+    work = Path(args.work) / study / f"{arm}-s{seed}"
+    cmd = [args.python, "-m", "prunepeft.cli", command, *_arm(COMMON + overrides, **dict(o.split("=", 1) for o in args.extra)),
+           f"seed={seed}", f"hydra.run.dir={work}"]
+    started = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if proc.returncode != 0 or not (work / "summary.json").exists():
+        print(f"FAILED {study}/{arm}-s{seed} ({proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr, flush=True)
+        return None
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in SMALL_FILES:
+        if (work / name).exists():
+            shutil.copy2(work / name, dest / name)
+    (dest / "overrides.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"{study}/{arm}-s{seed}: {time.time() - started:.0f}s", file=sys.stderr, flush=True)
+    return json.loads((dest / "summary.json").read_text())
+
+
+def run_many(jobs: list[tuple], args) -> list:
+    """Run (study, arm, seed, command, overrides) jobs on `args.workers` processes, before the deadline."""
+    def guarded(job):
+        if time.time() > args.deadline_at:
+            return None
+        return run_one(*job, args)
+
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        return list(pool.map(guarded, jobs))
+
+
+# ------------------------------------------------------------------------------------ statistics
+def fisher_mean(values: list[float]) -> tuple[float, float, float] | None:
+    """Mean correlation through Fisher's z with a 95 % interval: (mean, low, high)."""
+    zs = [math.atanh(max(-0.999999, min(0.999999, v))) for v in values if v is not None]
+    if len(zs) < 2:
+        return None
+    m, se = statistics.mean(zs), statistics.stdev(zs) / math.sqrt(len(zs))
+    return math.tanh(m), math.tanh(m - 1.96 * se), math.tanh(m + 1.96 * se)
+
+
+def mean_ci(values: list[float]) -> tuple[float, float, int] | None:
+    """(mean, 95 % half-width by the t quantile, n)."""
+    if len(values) < 2:
+        return None
+    from scipy.stats import t
+
+    return statistics.mean(values), t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values)), len(values)
+
+
+def load_runs(study: str) -> dict[str, dict[int, dict]]:
+    """{arm: {seed: {"summary":…, "rounds": […], "warmup": …}}} of the committed runs."""
+    out: dict[str, dict[int, dict]] = {}
+    for d in sorted((RESULTS / study).glob("*-s*")):
+        if not (d / "summary.json").exists():
+            continue
+        arm, seed = d.name.rsplit("-s", 1)
+        rounds = [json.loads(x) for x in (d / "rounds.jsonl").read_text().splitlines()] if (d / "rounds.jsonl").exists() else []
+        out.setdefault(arm, {})[int(seed)] = {"summary": json.loads((d / "summary.json").read_text()), "rounds": rounds}
+    return out
+
+
+def accuracy(summary: dict, split: str) -> float | None:
+    return summary.get("metrics", {}).get(split, {}).get("accuracy")
+
+
+def signal_row(runs: dict[int, dict]) -> dict:
+    """Per arm: Fisher means over seeds x rounds of the combined / null / per-criterion correlations."""
+    diags = [r["diagnostics"] for run in runs.values() for r in run["rounds"] if "diagnostics" in r]
+    comb = [d["spearman_combined"] for d in diags]
+    null = [d["spearman_null"] for d in diags]
+    per_crit = {c: fisher_mean([d["spearman"].get(c) for d in diags]) for c in (diags[0]["spearman"] if diags else {})}
+    pct = [d["decision"]["percentile"] for d in diags if "decision" in d]
+    return {
+        "rounds": len(diags), "combined": fisher_mean(comb), "null": fisher_mean(null),
+        "corrected": (statistics.mean([c for c in comb if c is not None]) - statistics.mean([n for n in null if n is not None]))
+        if comb and null else None,
+        "reliability": fisher_mean([d["reliability"] for d in diags]),
+        "per_criterion": per_crit, "decision_percentile": mean_ci(pct),
+        "learned_nothing": sum(1 for d in diags if d.get("learned") is False),
+        "dev": mean_ci([a for run in runs.values() if (a := accuracy(run["summary"], "validation")) is not None]),
+        "heldout": mean_ci([a for run in runs.values() if (a := accuracy(run["summary"], "train_heldout")) is not None]),
+        "params_pct": statistics.mean(run["summary"]["params"]["percent"] for run in runs.values()),
+        "diag_s": statistics.mean(d["wall_s"] for d in diags) if diags else None,
+    }
+
+
+def choose_settings(rows: dict[str, dict]) -> tuple[str, str, str]:
+    """The rule fixed before the runs: (winner, runner-up, why)."""
+    ranked = sorted((a for a in rows if rows[a]["corrected"] is not None), key=lambda a: -rows[a]["corrected"])
+    if len(ranked) < 2:
+        return (ranked[0] if ranked else "demo"), "", "fewer than two arms finished"
+    best, second = ranked[0], ranked[1]
+    acc = {a: (rows[a]["heldout"] or (None,))[0] for a in (best, second)}
+    if acc[best] is not None and acc[second] is not None and acc[second] - acc[best] > 0.01:
+        return second, best, (f"{second} (runner-up by correlation) retrains {100 * (acc[second] - acc[best]):.1f} "
+                              f"points better on the held-out slice than {best}")
+    return best, second, f"highest null-corrected correlation; runner-up {second}"
+
+
+def paired(runs: dict[str, dict[int, dict]], arm: str, base: str, split: str) -> tuple | None:
+    """Paired difference arm − base over common seeds: (mean, ±95 %, n), in accuracy points."""
+    seeds = sorted(set(runs.get(arm, {})) & set(runs.get(base, {})))
+    diffs = [100 * (accuracy(runs[arm][s]["summary"], split) - accuracy(runs[base][s]["summary"], split)) for s in seeds]
+    return mean_ci(diffs)
+
+
+def mde(half_width: float) -> float:
+    """Minimum detectable effect at 80 % power for a paired design with this 95 % half-width."""
+    return half_width * (1.96 + 0.84) / 1.96
+
+
+# ------------------------------------------------------------------------------------ phases
+def settings_phase(args) -> str:
+    jobs = [("settings", arm, s, "search", [*SEARCH, *ov]) for arm, ov in SETTINGS.items() for s in SETTINGS_SEEDS]
+    run_many(jobs, args)
+    rows = {arm: signal_row(r) for arm, r in load_runs("settings").items()}
+    winner, runner_up, why = choose_settings(rows)
+    (RESULTS / "settings" / "choice.json").write_text(json.dumps(
+        {"winner": winner, "runner_up": runner_up, "why": why, "overrides": SETTINGS.get(winner)}, indent=1) + "\n")
+    print(f"settings: winner {winner} ({why})", file=sys.stderr, flush=True)
+    return winner
+
+
+def evidence_phase(args, winner: str) -> None:
+    chosen = SETTINGS[winner]
+    search = [*chosen, "search.retrain_epochs=2"]
+    seeds: list[int] = []
+    while len(seeds) < 24 and time.time() < args.deadline_at:
+        block = list(range(len(seeds) + 1, len(seeds) + 9))
+        seeds += block
+        run_many([("evidence", a, s, "search", [*search, f"strategy={a}"]) for s in block for a in ("hybrid", "random")], args)
+        lora = []
+        for s in block:
+            hyb = RESULTS / "evidence" / f"hybrid-s{s}" / "summary.json"
+            if hyb.exists():
+                params = json.loads(hyb.read_text())["params"]["peft"]
+                lora.append(("evidence", "uniform_lora_eqparams", s, "baseline",
+                             ["method=lora", "size_to_budget=true", f"budget.params={params}", "budget.percent=null",
+                              "train.epochs=2"]))
+        run_many(lora, args)
+        runs = load_runs("evidence")
+        widths = [paired(runs, a, "hybrid", "train_heldout") for a in ("random", "uniform_lora_eqparams")]
+        if all(w is not None and w[1] <= 1.0 for w in widths):
+            break
+    descriptive = [("evidence", "none", s, "search", [*search, "strategy=none"]) for s in range(1, 6)]
+    descriptive += [("evidence", "uniform_adapter", s, "baseline", ["method=adapter", "size_to_budget=true",
+                                                                    "train.epochs=2"]) for s in range(1, 6)]
+    run_many(descriptive, args)
+
+
+# ------------------------------------------------------------------------------------ report
+def _fmt_ci(x, scale: float = 1.0, digits: int = 3) -> str:
+    if x is None:
+        return "—"
+    if len(x) == 3 and isinstance(x[2], int):
+        return f"{scale * x[0]:.{digits}f} ± {scale * x[1]:.{digits}f} (n={x[2]})"
+    return f"{x[0]:+.2f} [{x[1]:+.2f}, {x[2]:+.2f}]"
+
+
+def report() -> str:
+    lines = []
+    rows = {arm: signal_row(r) for arm, r in load_runs("settings").items()}
+    if rows:
+        lines += ["### Settings study (search signal; seeds " + ", ".join(map(str, SETTINGS_SEEDS)) + ")", "",
+                  "| arm | rounds | Spearman(p, −importance) | null (random) | corrected | reliability | decision pct | learned nothing | dev acc | held-out acc |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for arm, r in sorted(rows.items(), key=lambda kv: -(kv[1]["corrected"] or -9)):
+            lines.append(f"| {arm} | {r['rounds']} | {_fmt_ci(r['combined'])} | {_fmt_ci(r['null'])} | "
+                         f"{r['corrected']:+.2f} | {_fmt_ci(r['reliability'])} | {_fmt_ci(r['decision_percentile'], 100, 0)} | "
+                         f"{r['learned_nothing']} | {_fmt_ci(r['dev'], 100, 1)} | {_fmt_ci(r['heldout'], 100, 1)} |")
+        crits = sorted({c for r in rows.values() for c in r["per_criterion"]})
+        lines += ["", "Per criterion (Fisher mean [95 %] over seeds × rounds):", "",
+                  "| arm | " + " | ".join(crits) + " |", "|---|" + "---|" * len(crits)]
+        for arm, r in rows.items():
+            lines.append(f"| {arm} | " + " | ".join(_fmt_ci(r["per_criterion"].get(c)) for c in crits) + " |")
+        choice = RESULTS / "settings" / "choice.json"
+        if choice.exists():
+            c = json.loads(choice.read_text())
+            lines += ["", f"Chosen: **{c['winner']}** ({c['why']})."]
+    runs = load_runs("evidence")
+    if runs:
+        lines += ["", "### Evidence (retrained, 2 epochs; accuracy in points)", "",
+                  "| arm | n | dev | held-out 5k | Δ held-out vs hybrid (paired, 95 %) | Δ dev vs hybrid | MDE (80 %) | PEFT % |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for arm in ("hybrid", "random", "uniform_lora_eqparams", "none", "uniform_adapter"):
+            if arm not in runs:
+                continue
+            dev = mean_ci([accuracy(r["summary"], "validation") for r in runs[arm].values()])
+            held = mean_ci([accuracy(r["summary"], "train_heldout") for r in runs[arm].values()])
+            dh = paired(runs, arm, "hybrid", "train_heldout") if arm != "hybrid" else None
+            dd = paired(runs, arm, "hybrid", "validation") if arm != "hybrid" else None
+            pct = statistics.mean(r["summary"]["params"]["percent"] for r in runs[arm].values())
+            lines.append(f"| {arm} | {len(runs[arm])} | {_fmt_ci(dev, 100, 1)} | {_fmt_ci(held, 100, 1)} | "
+                         f"{_fmt_ci(dh, 1, 2)} | {_fmt_ci(dd, 1, 2)} | {f'{mde(dh[1]):.2f}' if dh else '—'} | {pct:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--study", choices=["settings", "evidence", "all"], default="all")
+    ap.add_argument("--winner", help="evidence only: the settings arm to use (default: settings/choice.json)")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--deadline", type=float, default=1e9, help="seconds after which no new run starts")
+    ap.add_argument("--work", default=str(ROOT / "outputs" / "signal_study"))
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--extra", nargs="*", default=[], help="overrides for every run (e.g. model.local=...)")
+    ap.add_argument("--report", action="store_true")
+    args = ap.parse_args()
+    if args.report:
+        print(report())
+        return
+    args.deadline_at = time.time() + args.deadline
+    winner = args.winner
+    if args.study in ("settings", "all"):
+        winner = settings_phase(args)
+    if args.study in ("evidence", "all"):
+        winner = winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"]
+        evidence_phase(args, winner)
+    print(report())
+
+
+if __name__ == "__main__":
+    main()
