@@ -1,0 +1,132 @@
+"""Kill a tiny search with SIGKILL at seeded random points, resume it, compare with an uninterrupted run.
+
+    PRUNEPEFT_DATA_DIR=../shared/data/glue .venv/bin/python benchmarks/faults.py --kills 24 --seed 0
+
+Points (`debug.kill_at`): the n-th event of the run (warm-up, round and retrain steps and
+evaluations; n drawn uniformly over the reference run's events), and the n-th checkpoint save,
+between its two writes (weights file written, state.json not yet) or right after it. Each
+killed run is re-invoked with the same command; its `found_config.json`, `summary.json` metrics
+and `rounds.jsonl` removals must equal the uninterrupted run's, and every log must parse.
+
+Each attempt is a forked child of one process that imported everything once (a fresh
+interpreter per attempt would spend most of the time importing torch); the child runs the real
+CLI (`prunepeft.cli.main`) and dies by a real SIGKILL.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+ARGS = ["search", "task=rte", "model=tiny_bert", "train=test", "data.train_subset=96", "data.eval_subset=32",
+        "search.warmup.subset=48", "search.warmup.epochs=2", "search.warmup.snapshots=2", "search.retrain_epochs=2",
+        "budget.params=1200", "search.k=1", "seed=11"]
+
+
+def attempt(args: list[str]) -> int:
+    """Run `prunepeft <args>` in a forked child; its exit status (negative: killed by that signal)."""
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+            from prunepeft import cli
+
+            sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the child exits right after
+            cli.main(args)
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        except BaseException:  # noqa: BLE001 - any other failure is a failed attempt
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def outcome(run_dir: Path) -> dict:
+    """What must not depend on where the run was killed."""
+    from prunepeft.io import read_json
+
+    rounds = [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]  # strict: all parse
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    summary = read_json(run_dir / "summary.json")
+    return {"found": read_json(run_dir / "found_config.json"), "metrics": summary["metrics"],
+            "primary": summary["primary"], "removed": [r["removed"] for r in rounds],
+            "rounds": summary["search"]["rounds"], "events_parse": bool(events)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kills", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=os.environ.get("PRUNEPEFT_DATA_DIR", str(REPO.parent / "shared/data/glue")))
+    parser.add_argument("--keep", action="store_true", help="keep the run directories")
+    opts = parser.parse_args()
+
+    import torch  # noqa: F401  (imported once, before forking)
+
+    import prunepeft.cli  # noqa: F401
+    import prunepeft.commands.search  # noqa: F401
+
+    args = [*ARGS, f"data.dir={opts.data_dir}"]
+    work = Path(tempfile.mkdtemp(prefix="prunepeft-faults-"))
+    started = time.time()
+    ref = work / "ref"
+    assert attempt([*args, f"hydra.run.dir={ref}"]) == 0, "the uninterrupted run failed"
+    expected = outcome(ref)
+    n_events = len((ref / "events.jsonl").read_text().splitlines())
+    saves = json.loads((ref / "checkpoint" / "state.json").read_text())["generation"]
+    ref_s = time.time() - started
+    print(f"reference: {n_events} events, {saves} checkpoint saves, {expected['rounds']} rounds, {ref_s:.1f} s")
+
+    # Event kills cycle over the phases (warm-up, rounds, retrain) so each is hit; n is random within it.
+    phases = [json.loads(line)["phase"] for line in (ref / "events.jsonl").read_text().splitlines()]
+    groups = {"warmup": [], "rounds": [], "retrain": []}
+    for n, phase in enumerate(phases, start=1):
+        groups["rounds" if phase.startswith("round") else phase].append(n)
+    rng = random.Random(opts.seed)
+    points, where = [], []
+    for i in range(opts.kills):
+        kind = ("event", "between_checkpoint_writes", "event", "after_checkpoint", "event")[i % 5]
+        if kind == "event":
+            group = ("warmup", "rounds", "retrain")[(i // 5 + i) % 3]
+            n = rng.choice(groups[group])
+            where.append(phases[n - 1])
+        else:
+            n = rng.randint(1, saves)
+            where.append("warm-up save" if n == 1 else f"round {n - 1} save")
+        points.append(f"{kind}:{n}")
+    identical, rows = 0, []
+    for i, point in enumerate(points):
+        run_dir = work / f"k{i:02d}"
+        killed = attempt([*args, f"hydra.run.dir={run_dir}", f"debug.kill_at={point}"])
+        resumed = attempt([*args, f"hydra.run.dir={run_dir}"])
+        try:
+            same = killed == -signal.SIGKILL and resumed == 0 and outcome(run_dir) == expected
+        except (OSError, ValueError, KeyError) as err:
+            same, resumed = False, f"{resumed} ({type(err).__name__})"
+        identical += same
+        rows.append((point, killed, resumed, same))
+        print(f"  kill at {point:<28} ({where[i]:<13}) killed rc {killed:>4}  resumed rc {resumed}  "
+              f"{'identical' if same else 'DIFFERENT'}", flush=True)
+    print(f"{len(points)} kills, {identical} identical ({time.time() - started:.0f} s, work dir {work})")
+    if not opts.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(0 if identical == len(points) else 1)
+
+
+if __name__ == "__main__":
+    main()
