@@ -46,7 +46,9 @@ def tiny_cfg(family: str, **kw) -> ModelConfig:
 
 def yaml_cfg(name: str, **overrides):
     """A model config as Hydra would give it: the real YAML merged into the schema (a DictConfig)."""
-    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(CONF / f"{name}.yaml"))
+    raw = OmegaConf.load(CONF / f"{name}.yaml")
+    raw.pop("defaults", None)  # the tiny models' budget default: a Hydra defaults list, not a model key
+    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), raw)
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value)
     return cfg
