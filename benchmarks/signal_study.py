@@ -84,7 +84,12 @@ def run_one(study: str, arm: str, seed: int, command: str, overrides: list[str],
     cmd = [args.python, "-m", "prunepeft.cli", command, *_arm(COMMON + overrides, **dict(o.split("=", 1) for o in args.extra)),
            f"seed={seed}", f"hydra.run.dir={work}"]
     started = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                              timeout=args.run_timeout)
+    except subprocess.TimeoutExpired:
+        print(f"TIMEOUT {study}/{arm}-s{seed} after {args.run_timeout}s", file=sys.stderr, flush=True)
+        return None
     if proc.returncode != 0 or not (work / "summary.json").exists():
         print(f"FAILED {study}/{arm}-s{seed} ({proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr, flush=True)
         return None
@@ -281,6 +286,7 @@ def main() -> None:
     ap.add_argument("--winner", help="evidence only: the settings arm to use (default: settings/choice.json)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--deadline", type=float, default=1e9, help="seconds after which no new run starts")
+    ap.add_argument("--run-timeout", type=float, default=3600, help="seconds one run may take")
     ap.add_argument("--work", default=str(ROOT / "outputs" / "signal_study"))
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--extra", nargs="*", default=[], help="overrides for every run (e.g. model.local=...)")
