@@ -145,7 +145,9 @@ def load_runs(study: str) -> dict[str, dict[int, dict]]:
 
 
 def accuracy(summary: dict, split: str) -> float | None:
-    return summary.get("metrics", {}).get(split, {}).get("accuracy")
+    """The run's primary metric (accuracy for SST-2, MCC for CoLA) on `split`."""
+    metric = summary.get("primary", {}).get("metric", "accuracy")
+    return summary.get("metrics", {}).get(split, {}).get(metric)
 
 
 def signal_row(runs: dict[int, dict]) -> dict:
@@ -233,6 +235,33 @@ def evidence_phase(args, winner: str) -> None:
     run_many(descriptive, args)
 
 
+def descriptive_phase(args, winner: str) -> None:
+    """5 seeds each: the best single criterion of the settings study on SST-2, and a second task (CoLA)."""
+    search = [*SETTINGS[winner], "search.retrain_epochs=2"]
+    best = best_single_criterion(winner)
+    jobs = [("evidence", f"single_{best}", s, "search", [*search, "strategy=single", f"strategy.criterion={best}"])
+            for s in range(1, 6)]
+    jobs += [("evidence_cola", a, s, "search", ["task=cola", *search, f"strategy={a}"])
+             for s in range(1, 6) for a in ("hybrid", "random")]
+    run_many(jobs, args)
+    lora = []
+    for s in range(1, 6):
+        hyb = RESULTS / "evidence_cola" / f"hybrid-s{s}" / "summary.json"
+        if hyb.exists():
+            params = json.loads(hyb.read_text())["params"]["peft"]
+            lora.append(("evidence_cola", "uniform_lora_eqparams", s, "baseline",
+                         ["task=cola", "method=lora", "size_to_budget=true", f"budget.params={params}",
+                          "budget.percent=null", "train.epochs=2"]))
+    run_many(lora, args)
+
+
+def best_single_criterion(winner: str) -> str:
+    """The criterion with the highest mean correlation at the chosen settings (settings seeds only)."""
+    row = signal_row(load_runs("settings").get(winner, {}))
+    scored = {c: v[0] for c, v in row["per_criterion"].items() if v is not None and c != "random"}
+    return max(scored, key=scored.get) if scored else "weight"
+
+
 # ------------------------------------------------------------------------------------ report
 def _fmt_ci(x, scale: float = 1.0, digits: int = 3) -> str:
     if x is None:
@@ -262,12 +291,22 @@ def report() -> str:
         if choice.exists():
             c = json.loads(choice.read_text())
             lines += ["", f"Chosen: **{c['winner']}** ({c['why']})."]
-    runs = load_runs("evidence")
+    for study in ("evidence", "evidence_cola"):
+        lines += evidence_table(study)
+    return "\n".join(lines)
+
+
+def evidence_table(study: str) -> list[str]:
+    """Mean ± 95 % of the primary metric per arm, and paired differences to hybrid with the MDE."""
+    lines: list[str] = []
+    runs = load_runs(study)
     if runs:
-        lines += ["", "### Evidence (retrained, 2 epochs; accuracy in points)", "",
+        metric = next(iter(next(iter(runs.values())).values()))["summary"]["primary"]["metric"]
+        lines += ["", f"### {study} (retrained, 2 epochs; {metric} in points)", "",
                   "| arm | n | dev | held-out 5k | Δ held-out vs hybrid (paired, 95 %) | Δ dev vs hybrid | MDE (80 %) | PEFT % |",
                   "|---|---|---|---|---|---|---|---|"]
-        for arm in ("hybrid", "random", "uniform_lora_eqparams", "none", "uniform_adapter"):
+        order = ["hybrid", "random", "uniform_lora_eqparams", "none", "uniform_adapter"]
+        for arm in order + sorted(set(runs) - set(order)):
             if arm not in runs:
                 continue
             dev = mean_ci([accuracy(r["summary"], "validation") for r in runs[arm].values()])
@@ -277,12 +316,12 @@ def report() -> str:
             pct = statistics.mean(r["summary"]["params"]["percent"] for r in runs[arm].values())
             lines.append(f"| {arm} | {len(runs[arm])} | {_fmt_ci(dev, 100, 1)} | {_fmt_ci(held, 100, 1)} | "
                          f"{_fmt_ci(dh, 1, 2)} | {_fmt_ci(dd, 1, 2)} | {f'{mde(dh[1]):.2f}' if dh else '—'} | {pct:.3f} |")
-    return "\n".join(lines)
+    return lines
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--study", choices=["settings", "evidence", "all"], default="all")
+    ap.add_argument("--study", choices=["settings", "evidence", "descriptive", "all"], default="all")
     ap.add_argument("--winner", help="evidence only: the settings arm to use (default: settings/choice.json)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--deadline", type=float, default=1e9, help="seconds after which no new run starts")
@@ -302,6 +341,9 @@ def main() -> None:
     if args.study in ("evidence", "all"):
         winner = winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"]
         evidence_phase(args, winner)
+    if args.study in ("descriptive", "all"):
+        winner = winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"]
+        descriptive_phase(args, winner)
     print(report())
 
 

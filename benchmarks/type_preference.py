@@ -83,10 +83,11 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=512)
     ap.add_argument("--conditions", nargs="+", default=["untrained", "shuffled"])
     ap.add_argument("--data-dir", default=os.environ.get("PRUNEPEFT_DATA_DIR", str(ROOT.parent / "shared/data/glue")))
+    ap.add_argument("--extra", nargs="*", default=[], help="more overrides (e.g. model.local=<dir>)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "type_preference.json")
     args = ap.parse_args()
     base = ["task=sst2", "model=minilm_l6", "train=cpu", "train.max_length=64", "data.train_subset=2000",
-            "train.progress=false", f"data.dir={args.data_dir}", "search.reinit=paper"]
+            "train.progress=false", f"data.dir={args.data_dir}", "search.reinit=paper", *args.extra]
     started = time.time()
     totals: dict = {}
     for cond in args.conditions:
