@@ -41,3 +41,23 @@ def print_result(summary: dict[str, Any], console: Console | None = None) -> Non
         f"[bold]{summary.get('task')}[/bold] {primary.get('split')} {primary.get('metric')} = "
         f"[bold]{shown}[/bold]{best_txt}; trainable PEFT params {summary['params']['peft']:,} "
         f"({summary['params']['percent']:.3f}%)")
+
+
+def print_signal(rounds: list[dict[str, Any]], console: Console | None = None) -> None:
+    """How far to trust the found configuration: the run's own signal (`search.diagnostics`)."""
+    from prunepeft.pruning.diagnostics import signal_summary
+
+    sig = signal_summary(rounds)
+    if sig is None:
+        return
+
+    def f(v: Any) -> str:
+        return "n/a" if v is None else f"{v:+.2f}"
+
+    pct = sig["decision_percentile"]
+    nothing = f"; {sig['learned_nothing']} of {sig['rounds']} rounds LEARNED NOTHING" if sig["learned_nothing"] else ""
+    (console or Console()).print(
+        f"signal of this search ({sig['rounds']} rounds): Spearman(p, −importance) {f(sig['spearman_combined'])} "
+        f"against {f(sig['spearman_null'])} for random scores (null-corrected {f(sig['corrected'])}); removed sets at "
+        f"the {'n/a' if pct is None else f'{100 * pct:.0f}th'} percentile of random removals (50th = chance, lower = "
+        f"better){nothing}")

@@ -14,9 +14,9 @@ import hydra
 from omegaconf import DictConfig
 
 from prunepeft.commands.common import run_in_hydra
-from prunepeft.commands.display import print_found, print_result
+from prunepeft.commands.display import print_found, print_result, print_signal
 from prunepeft.config.schema import register_configs
-from prunepeft.io import read_json
+from prunepeft.io import read_json, read_jsonl
 from prunepeft.progress_log import EpochLogger, estimate_rounds, log_banner, log_final
 from prunepeft.pruning.search import config_dict, search
 from prunepeft.pruning.search import validate as validate_search
@@ -120,6 +120,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     log_final(summary, rd.path, time.time() - rd.started)
     print_found(rd.path / "found_config.json")
     print_result(summary)
+    print_signal(read_jsonl(rd.file("rounds.jsonl")))
     return summary
 
 

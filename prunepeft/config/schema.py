@@ -160,6 +160,7 @@ class DiagnosticsConfig:
     probe: int = 512  # held-out training rows on which each unit is masked (never trained on)
     random_sets: int = 50  # random removal sets the round's removed set is compared with
     learned_margin: float = 0.02  # a round "learned nothing" when train loss >= ln(classes) - this
+    warmup: bool = True  # also measure each warm-up snapshot (one masked pass per unit per snapshot)
 
 
 @dataclass

@@ -194,3 +194,22 @@ class Probe:
         random_rises = [self.masked_rise(supernet, s, base)[0] for s in sets]
         return {"removed_rise": rise, "random_rises": random_rises,
                 "percentile": decision_percentile(rise, random_rises)}
+
+
+def signal_summary(rounds: Sequence[Mapping[str, Any]]) -> Optional[dict[str, Any]]:
+    """One run's signal over its rounds (None when diagnostics were off): mean Spearman of the combined
+    p with −importance, the random null, their difference, the mean decision percentile and how many
+    rounds learned nothing."""
+    diags = [r["diagnostics"] for r in rounds if r.get("diagnostics")]
+    if not diags:
+        return None
+
+    def mean(values: list) -> Optional[float]:
+        values = [v for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+    comb, null = mean([d.get("spearman_combined") for d in diags]), mean([d.get("spearman_null") for d in diags])
+    return {"rounds": len(diags), "spearman_combined": comb, "spearman_null": null,
+            "corrected": None if comb is None or null is None else comb - null,
+            "decision_percentile": mean([(d.get("decision") or {}).get("percentile") for d in diags]),
+            "learned_nothing": sum(1 for d in diags if d.get("learned") is False)}

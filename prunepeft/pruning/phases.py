@@ -79,6 +79,8 @@ def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], s
         (snapshots, FitResult, per-snapshot diagnostics or []).
     """
     supernet.reinit(supernet.active_ids(), warmup_init(cfg.search), generator(seed))
+    if not cfg.search.diagnostics.warmup:
+        probe = None
     collector = StatisticsCollector(supernet, needs_of(criteria))
     taker = SnapshotTaker(collector, criteria, int(cfg.search.warmup.snapshots), cfg, seed, probe=probe)
     try:

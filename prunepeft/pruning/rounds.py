@@ -1,6 +1,7 @@
 """The bookkeeping around one pruning round, kept out of `search()` so it reads like Algorithm 1.
 
 - `choose_removals`: the round's k (the last allowed round removes down to B) and the removal;
+- `record_warmup`: `warmup.json` and the log line of S_H;
 - `record_round`: the `rounds.jsonl` row, the resumable state, the checkpoint, the log line and the
   debug crash hook;
 - `fill_budget`: after the last removal, give back removed units that still fit under B.
@@ -15,6 +16,7 @@ from typing import Any, Optional
 
 from prunepeft.io import append_jsonl
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
+from prunepeft.progress_log import log_round, log_warmup
 from prunepeft.pruning.checkpoint import supernet_tensors
 from prunepeft.pruning.scoring import snapshot_to_json
 from prunepeft.pruning.selection import select_round, select_top_k
@@ -76,10 +78,20 @@ def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, cfg: Any, budge
     state.examples += fitted.examples_seen
     state.wall_s += time.time() - outcome.started
     state.save(ckpt, supernet_tensors(supernet))
-    log.info("round %d: removed %s; %d params left (budget %d)%s", r, removed, left.peft, budget,
-             _signal_note(outcome.diagnostics))
+    p = outcome.combined.p
+    log_round(r, None, {unit_key(u): float(p[u]) for u in outcome.removed}, left.peft, budget, fitted.last,
+              time.time() - outcome.started)
+    if outcome.diagnostics is not None:
+        log.info("round %d %s", r, _signal_note(outcome.diagnostics))
     if cfg.debug.crash_after_round is not None and r == int(cfg.debug.crash_after_round):
         raise SimulatedCrash(f"debug.crash_after_round={r}")
+
+
+def record_warmup(run: Any, result: Any, k: int, fitted: Any, diagnostics: Optional[list]) -> None:
+    """Write warmup.json (τ, S_H, pick counts; per-snapshot diagnostics when measured) and log S_H."""
+    run.write_json("warmup.json", {**result.to_json(), "k": k, "examples": fitted.examples_seen,
+                                   **({"diagnostics": diagnostics} if diagnostics else {})})
+    log_warmup({key: c for key, c in result.to_json()["assignment"].items()}, result.margins())
 
 
 def _signal_note(diagnostics: Optional[dict]) -> str:
@@ -87,12 +99,12 @@ def _signal_note(diagnostics: Optional[dict]) -> str:
         return ""
     corr, null = diagnostics.get("spearman_combined"), diagnostics.get("spearman_null")
     pct = (diagnostics.get("decision") or {}).get("percentile")
-    parts = [f"signal: spearman(p, -importance) {_fmt(corr)} (random {_fmt(null)})"]
+    parts = [f"signal: Spearman(p, -importance) {_fmt(corr)} (random {_fmt(null)})"]
     if pct is not None:
         parts.append(f"removed set at the {100 * pct:.0f}th percentile of random sets")
     if diagnostics.get("learned") is False:
         parts.append("LEARNED NOTHING (train loss ~ ln(classes))")
-    return "; " + ", ".join(parts)
+    return ", ".join(parts)
 
 
 def _fmt(value: Optional[float]) -> str:

@@ -34,7 +34,14 @@ from prunepeft.pruning.criteria.base import CriterionContext
 from prunepeft.pruning.partitions import Partition, boundaries
 from prunepeft.pruning.diagnostics import Probe
 from prunepeft.pruning.phases import run_round, run_warmup, train_supernet
-from prunepeft.pruning.rounds import RoundOutcome, SimulatedCrash, choose_removals, fill_budget, record_round
+from prunepeft.pruning.rounds import (
+    RoundOutcome,
+    SimulatedCrash,
+    choose_removals,
+    fill_budget,
+    record_round,
+    record_warmup,
+)
 from prunepeft.pruning.strategies import Strategy, combine_round, make_strategy
 from prunepeft.pruning.warmup import load_assignment, summarise_warmup, unit_assignment
 from prunepeft.runs import RunDir
@@ -142,8 +149,7 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
                                                         criteria=strategy.criteria, probe=probe)
             result = summarise_warmup(snapshots, partition, k, seed, strategy.criteria)
             assignment = result.assignment
-            run.write_json("warmup.json", {**result.to_json(), "k": k, "examples": fitted.examples_seen,
-                                           **({"diagnostics": diagnostics} if probe else {})})
+            record_warmup(run, result, k, fitted, diagnostics)
             state.warmup_done, state.examples = True, state.examples + fitted.examples_seen
             state.wall_s += time.time() - started
             # The warm-up-trained weights: round 1 starts from them under reinit=keep, also after a resume.

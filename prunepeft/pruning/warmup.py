@@ -119,6 +119,14 @@ class WarmupResult:
     top_k: int
     partition: Partition
 
+    def margins(self) -> dict[str, float]:
+        """Per partition key: τ of the assigned criterion minus the best other criterion's τ."""
+        out = {}
+        for key, chosen in self.assignment.items():
+            others = [d[key] for c, d in self.tendencies.items() if c != chosen and key in d]
+            out[key_str(key)] = self.tendencies[chosen][key] - max(others) if others else 0.0
+        return out
+
     def to_json(self) -> dict[str, Any]:
         """JSON-serialisable dict (partition keys "b1:lora", unit keys "3:lora")."""
         from prunepeft.peft.units import unit_key

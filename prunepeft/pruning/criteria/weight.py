@@ -12,4 +12,5 @@ class WeightCriterion(Criterion):
     higher_is_prunable = False
 
     def raw(self, stats: Stats, ctx: CriterionContext) -> Scores:
-        return {uid: per_element_mean(s.weights.pow(2)) for uid, s in stats.items()}
+        # float64 before squaring: a diverging run's |w| ~ 1e20 must not overflow to inf in float32.
+        return {uid: per_element_mean(s.weights.double().pow(2)) for uid, s in stats.items()}
