@@ -1,4 +1,4 @@
-"""The run-output contract (DESIGN.md "Outputs"): one directory per run.
+"""The run-output contract (docs/architecture.md#the-run-output-contract): one directory per run.
 
 `run.json` (versions, device, seed, timings, status), `events.jsonl` (step-level), `summary.json`,
 `DONE`. A run re-invoked on a finished directory skips; on an unfinished one the command resumes

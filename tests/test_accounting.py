@@ -45,7 +45,7 @@ def test_closed_forms():
 
 
 def test_minilm_supernet_is_1_96_percent():
-    """DESIGN.md "Sizes": [lora, adapter] on MiniLM-L6, r=16 and b=64."""
+    """docs/method.md#sizes: [lora, adapter] on MiniLM-L6, r=16 and b=64."""
     s = UnitSizes(lora_r=16, lora_alpha=32, adapter_bottleneck=64)
     supernet_params = 6 * (unit_param_count("lora", 384, s) + unit_param_count("adapter", 384, s))
     assert supernet_params == 445_056
@@ -106,7 +106,7 @@ def test_mixed_supernet_totals_and_head_separate():
 
 
 def test_uniform_sizes_for_minilm_budget():
-    """DESIGN.md: at budget.percent=0.75 the fair uniform baselines are LoRA r=18, adapter b=36."""
+    """docs/method.md#sizes: at budget.percent=0.75 the fair uniform baselines are LoRA r=18, adapter b=36."""
     model, fam = minilm_meta()
     budget = int(0.75 / 100 * 22_713_216)
     assert uniform_size_for_budget(model, fam, "lora", budget, 384) == 18

@@ -105,7 +105,7 @@ def test_model_metadata(model):
         assert m.kind == "tiny" and m.tiny.num_hidden_layers == 4  # one layer per partition block
     else:
         assert m.kind == "pretrained" and m.hub_id
-    sizes = {"minilm_l6": (16, 64), "roberta_large": (32, 128)}  # DESIGN.md "Sizes"; the paper
+    sizes = {"minilm_l6": (16, 64), "roberta_large": (32, 128)}  # docs/method.md#sizes; the paper
     if model in sizes:
         assert (m.lora_r, m.adapter_bottleneck) == sizes[model]
 

@@ -2,7 +2,7 @@
 
 Every class keeps its share of the examples (largest-remainder rounding, so each class is within
 one example of its exact proportion) and no class is dropped, MNLI's three included. Regression
-targets are stratified on 5 quantile bins of the score (DESIGN.md "Warm-up").
+targets are stratified on 5 quantile bins of the score (docs/method.md#warm-up).
 """
 from __future__ import annotations
 

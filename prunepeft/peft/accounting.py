@@ -1,6 +1,6 @@
 """Parameter accounting: THE one source of truth for budgets and reported percentages.
 
-DESIGN.md step 7: the numerator is every tensor of every ACTIVE unit (biases and DoRA's
+docs/method.md#budget: the numerator is every tensor of every ACTIVE unit (biases and DoRA's
 magnitude included); the denominator is the pretrained base model (embeddings and pooler
 included, the task head excluded and reported separately), counted before units were injected.
 """

@@ -1,6 +1,6 @@
 """The found configuration (`found_config.json`): which units sit in which layer, with sizes.
 
-Library-neutral and always written by the search (DESIGN.md "Outputs"): per layer the units and
+Library-neutral and always written by the search (docs/architecture.md#the-run-output-contract): per layer the units and
 their sizes, the parameter counts (from `accounting`, the one source of truth) and % of the
 backbone, the model family and id. `build_from_found` puts fresh units of that shape on a
 backbone (retrain, architecture transfer: Table 6). The search also writes the retrained unit

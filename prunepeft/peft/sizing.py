@@ -1,4 +1,4 @@
-"""Uniform sizes that fit a budget, for fair baselines (DESIGN.md "Sizes": LoRA r≈18, adapter
+"""Uniform sizes that fit a budget, for fair baselines (docs/method.md#sizes: LoRA r≈18, adapter
 b≈36 on MiniLM at 0.75%): the largest rank / bottleneck width whose unit, placed in EVERY layer,
 keeps the total PEFT parameters within the budget."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The supernet: every candidate unit injected into every layer (DESIGN.md step 1, Algorithm 1).
+"""The supernet: every candidate unit injected into every layer (Algorithm 1; docs/method.md#supernet-and-units).
 
 Units are identified as `(layer, type)`. Each site Linear is replaced by ONE `PeftLinear` holding
 the branches of all units attached to it. The backbone is frozen; the task head is trainable.
@@ -56,7 +56,7 @@ class Supernet:
         for layer in self.layers:
             if any(isinstance(m, PeftLinear) for m in layer.modules()):
                 raise ValueError("model already has PEFT units injected; build from a fresh backbone")
-        # Budget denominator (DESIGN.md step 7): counted before any unit exists.
+        # Budget denominator (docs/method.md#budget): counted before any unit exists.
         self.base_params = base_model_parameter_count(model, family)
         for p in model.parameters():
             p.requires_grad_(False)

@@ -1,4 +1,4 @@
-"""Unit ids, unit sizes and the registry of unit types (DESIGN.md "The method", step 1).
+"""Unit ids, unit sizes and the registry of unit types (docs/method.md#supernet-and-units).
 
 A *unit* is one module type at one layer, the thing PrunePEFT keeps or prunes. Its id is
 `(layer, type)`, e.g. `(3, "lora")`, written `"3:lora"` in JSON. A unit type says where its
@@ -37,7 +37,7 @@ def parse_unit_key(key: str) -> UnitId:
 
 @dataclass
 class UnitSizes:
-    """Sizes of PEFT units (per-model config keys, DESIGN.md "Sizes").
+    """Sizes of PEFT units (per-model config keys, docs/method.md#sizes).
 
     `lora_*` apply to lora and dora; `adapter_*` to adapter and houlsby.
     """

@@ -1,4 +1,4 @@
-"""The trainable-parameter budget B (DESIGN.md step 7).
+"""The trainable-parameter budget B (docs/method.md#budget).
 
 Numerator: every tensor of every active unit (prunepeft.peft.accounting is the one source of truth).
 Denominator: the pretrained base model's parameters, embeddings and pooler included, head excluded.

@@ -1,7 +1,7 @@
 """Resumable search state: what has been removed so far, and the counters of the search cost.
 
 Written after the warm-up and after every round to `<run>/checkpoint/`; a search re-invoked on the
-same run directory continues from its last finished round (DESIGN.md Outputs).
+same run directory continues from its last finished round (docs/architecture.md#the-run-output-contract).
 
 The checkpoint is one atomic unit. Each save writes a new *generation*: the weights go to
 `supernet-<gen>.safetensors` (temp file + rename), then `state.json` is replaced (temp file +

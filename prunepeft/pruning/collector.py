@@ -1,4 +1,4 @@
-"""Collect every criterion's statistics in ONE training pass (DESIGN.md step 3).
+"""Collect every criterion's statistics in ONE training pass (Table 1; docs/method.md#criteria).
 
 A train Callback:
 - `on_train_batch_start` keeps the batch's attention mask, so pad tokens do not count.

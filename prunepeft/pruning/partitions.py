@@ -1,4 +1,4 @@
-"""Spindle partitions of the layers (DESIGN.md step 2).
+"""Spindle partitions of the layers (docs/method.md#partitions).
 
 Layers are cut into len(cuts) + 1 blocks by depth: boundaries b_j = floor(c_j·L + 0.5) and
 block(l) = #{j : l >= b_j}. With c = (0.2, 0.5, 0.8): 24 layers → 0–4 | 5–11 | 12–18 | 19–23,

@@ -1,7 +1,7 @@
 """Training phases of the search: the warm-up pass with T snapshots, and one pruning round.
 
 Both train the supernet with the one loop (`prunepeft.train.fit`) while a StatisticsCollector
-gathers, in the same pass, what every criterion needs (DESIGN.md step 3).
+gathers, in the same pass, what every criterion needs (Table 1; docs/method.md#criteria).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Score one snapshot: for each criterion raw → oriented → Θ̃ (min-max) → ρ (percentile rank).
 
-DESIGN.md step 4: Θ̃ = min-max of the oriented scores over all active units, in [0, 1]; a
+docs/method.md#scores-and-ranks: Θ̃ = min-max of the oriented scores over all active units, in [0, 1]; a
 criterion whose oriented scores span ≤ 1e-8 is *degenerate* (Θ̃ = 0.5 and every unit tied in
 ρ). ρ_i = rankdata(oriented, "average")_i / n, so 1 = the most prunable unit, ties averaged.
 """

@@ -1,11 +1,13 @@
 """Algorithm 1 of PrunePEFT (arXiv 2506.07587), top to bottom.
 
-    1. build the supernet: every candidate unit in every layer            (DESIGN.md step 1)
-    2. partition the layers into 4 spindle blocks                           (step 2)
-    3. warm-up on a stratified subset d: T snapshots -> tendencies -> S_H   (step 5)
-    4. rounds: re-initialise, train one epoch collecting statistics, score every criterion,
-       combine with Eq. (1), remove the top-k (the last round: down to the budget B) (steps 3, 4, 6)
-    5. retrain the found configuration from fresh units on the full training set  (step 8)
+    1. build the supernet: every candidate unit in every layer   (docs/method.md#supernet-and-units)
+    2. partition the layers into 4 spindle blocks                  (docs/method.md#partitions)
+    3. warm-up on a stratified subset d: T snapshots -> tendencies -> S_H  (docs/method.md#warm-up)
+    4. rounds: re-initialise, train one epoch collecting statistics, score every criterion
+       (Table 1), combine with Eq. (1), remove the top-k (the last round: down to the budget B)
+       (docs/method.md#rounds)
+    5. retrain the found configuration from fresh units on the full training set
+       (docs/method.md#retrain)
 
 The mechanics live in small modules: `phases` (training with statistics), `scoring`, `combine`,
 `selection`, `warmup` (maths), `strategies` (Table 5), `checkpoint` (resume), `budget`.
@@ -197,7 +199,7 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
 
 
 def _summary(cfg, strategy: str, found, params, retrained, state: SearchState, train_size: int, epochs: int) -> dict:
-    """summary.json: the headline is the LAST retrain epoch (DESIGN.md step 8)."""
+    """summary.json: the headline is the LAST retrain epoch (docs/method.md#retrain)."""
     split = str(cfg.task.eval_splits[0])
     metric = str(cfg.task.primary_metric)
     return {

@@ -1,4 +1,4 @@
-"""Which units to remove, given the pruning distribution p (Algorithm 1, DESIGN.md step 6).
+"""Which units to remove, given the pruning distribution p (Algorithm 1; docs/method.md#rounds).
 
 Units are removed in descending p; exact ties are broken by a permutation drawn from the seed,
 so the order is deterministic for a seed and does not depend on dict order.
@@ -40,7 +40,7 @@ def select_for_budget(
 ) -> list[UnitId]:
     """The shortest prefix of the removal order that brings the active PEFT total to ≤ budget.
 
-    Never skips a higher-p unit to land closer to the budget (DESIGN.md step 6): the result is
+    Never skips a higher-p unit to land closer to the budget (docs/method.md#rounds): the result is
     always a prefix of `removal_order(p, seed)`. Returns [] when already within the budget.
 
     Args:

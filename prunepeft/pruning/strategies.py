@@ -81,7 +81,7 @@ def combine_round(
     Args:
         strategy: the validated strategy.
         snapshot: `score_snapshot` of this round (scored on `strategy.criteria`).
-        partition: the model's fixed partition (DESIGN.md step 2).
+        partition: the model's fixed partition (docs/method.md#partitions).
         assignment: S_H (hybrid only).
         k: units removed per round (used by the reference combination).
     """

@@ -1,4 +1,4 @@
-"""Warm-up maths (DESIGN.md step 5): tendencies τ, the hybrid assignment S_H, pick counts.
+"""Warm-up maths (Algorithm 1, warm-up; docs/method.md#warm-up): tendencies τ, the hybrid assignment S_H, pick counts.
 
 Pure functions over scored snapshots (`scoring.score_snapshot` at each of the T warm-up
 snapshots); the training that produces the snapshots lives in the search loop.

@@ -1,6 +1,6 @@
 """Read the run outputs under a directory into one pandas DataFrame (one row per run).
 
-The report reads files only (DESIGN.md "Outputs"): `summary.json` (final metrics, params, costs),
+The report reads files only (docs/architecture.md#the-run-output-contract): `summary.json` (final metrics, params, costs),
 `run.json` (status and the resolved config, used as a fallback for fields an older summary lacks),
 `found_config.json` (layers), and the `DONE` marker. Runs without `DONE` are kept with
 `complete=False`: they are listed as incomplete and never used in a table.

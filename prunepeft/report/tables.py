@@ -6,7 +6,7 @@
 - Table 5: ablations (no pruning, random, best single criterion, no partition, hybrid).
 - Table 6: strategy transfer (reuse S_H) and architecture transfer (retrain a found config).
 
-Metric cells are dev-set values ×100 of the last epoch (DESIGN.md step 8), mean ± sample std over
+Metric cells are dev-set values ×100 of the last epoch (docs/method.md#retrain), mean ± sample std over
 seeds with n; baseline/ablation rows also get the paired per-seed difference to PrunePEFT.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Registry of the pruning criteria (Table 1), in registry order.
 
-Registry order breaks ties in the warm-up assignment (DESIGN.md step 5). Adding a criterion is
+Registry order breaks ties in the warm-up assignment (docs/method.md#warm-up). Adding a criterion is
 one file here plus one registry line.
 """
 from __future__ import annotations
