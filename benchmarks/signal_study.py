@@ -34,8 +34,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from prunepeft.report.signal import fisher_mean, mde, mean_ci  # noqa: E402  (one implementation of the statistics)
+
 RESULTS = ROOT / "benchmarks" / "results"
-SMALL_FILES = ("run.json", "summary.json", "found_config.json", "warmup.json", "rounds.jsonl")
+SMALL_FILES = ("run.json", "summary.json", "found_config.json", "warmup.json", "rounds.jsonl", "DONE")
 
 COMMON = ["task=sst2", "model=minilm_l6", "train=cpu", "train.max_length=64", "data.train_subset=2000",
           "data.heldout=5000", "budget.percent=0.75", "train.progress=false"]
@@ -114,24 +117,6 @@ def run_many(jobs: list[tuple], args) -> list:
 
 
 # ------------------------------------------------------------------------------------ statistics
-def fisher_mean(values: list[float]) -> tuple[float, float, float] | None:
-    """Mean correlation through Fisher's z with a 95 % interval: (mean, low, high)."""
-    zs = [math.atanh(max(-0.999999, min(0.999999, v))) for v in values if v is not None]
-    if len(zs) < 2:
-        return None
-    m, se = statistics.mean(zs), statistics.stdev(zs) / math.sqrt(len(zs))
-    return math.tanh(m), math.tanh(m - 1.96 * se), math.tanh(m + 1.96 * se)
-
-
-def mean_ci(values: list[float]) -> tuple[float, float, int] | None:
-    """(mean, 95 % half-width by the t quantile, n)."""
-    if len(values) < 2:
-        return None
-    from scipy.stats import t
-
-    return statistics.mean(values), t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values)), len(values)
-
-
 def load_runs(study: str) -> dict[str, dict[int, dict]]:
     """{arm: {seed: {"summary":…, "rounds": […], "warmup": …}}} of the committed runs."""
     out: dict[str, dict[int, dict]] = {}
@@ -189,11 +174,6 @@ def paired(runs: dict[str, dict[int, dict]], arm: str, base: str, split: str) ->
     seeds = sorted(set(runs.get(arm, {})) & set(runs.get(base, {})))
     diffs = [100 * (accuracy(runs[arm][s]["summary"], split) - accuracy(runs[base][s]["summary"], split)) for s in seeds]
     return mean_ci(diffs)
-
-
-def mde(half_width: float) -> float:
-    """Minimum detectable effect at 80 % power for a paired design with this 95 % half-width."""
-    return half_width * (1.96 + 0.84) / 1.96
 
 
 # ------------------------------------------------------------------------------------ phases

@@ -78,6 +78,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """
     from prunepeft.report import build_figures, build_tables, collect_runs
     from prunepeft.report.render import to_csv, to_latex, to_markdown
+    from prunepeft.report.signal import build_signal
 
     runs_dir, out = Path(cfg.runs), Path(run_dir)
     reference = validate(cfg)
@@ -94,7 +95,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         atomic_write_text(out / f"{table.key}.tex", to_latex(table))
         atomic_write_text(out / f"{table.key}.csv", to_csv(table))
         written.append((table.key, md))
-    atomic_write_text(out / "runs.csv", df.drop(columns=["path"]).to_csv(index=False, lineterminator="\n"))
+    signal = build_signal(df, out)  # runs measured with search.diagnostics, and arms compared by seed
+    if signal:
+        written.append(("signal", signal))
+    atomic_write_text(out / "runs.csv", df.drop(columns=["path", "metrics"], errors="ignore")
+                      .to_csv(index=False, lineterminator="\n"))
     figures = build_figures(df, out / "figures") if cfg.figures else []
     atomic_write_text(out / "report.md", _index(runs_dir, out, df, written, figures))
     n_done = int(df["complete"].sum())

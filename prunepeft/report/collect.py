@@ -142,6 +142,7 @@ def read_run(path: Path, root: Path) -> dict[str, Any]:
         "lr": lr_label(summary.get("lr", _get(config, "train", "lr_peft")), method),
         "scale": summary.get("scale") or config.get("scale"),
         "split": split, "metric": metric, "value": primary.get("value"),
+        "metrics": summary.get("metrics"),  # every split's metrics (the signal report reads the held-out split)
         "best_value": _get(summary, "best_metrics", split or "", metric or ""),
         "params_percent": _get(summary, "params", "percent"), "params_peft": _get(summary, "params", "peft"),
         "search_wall_s": _get(summary, "search", "wall_s"),
