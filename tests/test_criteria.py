@@ -213,3 +213,23 @@ def test_context_from_the_composed_search_config(compose_cfg):
     expected = CriterionContext(zeros_rel_tol=0.2, threshold_quantile=0.5, threshold_t=0.01, seed=cfg.seed + 3,
                                 type_norm="zscore", type_norm_criteria=("taylor",))
     assert ctx == expected
+
+
+def test_degenerate_edge_is_1e_minus_8_from_both_sides():
+    # mutation audit M12: a range of 1e-3 is a real spread, 1e-9 is float noise (docs/method.md#scores-and-ranks)
+    theta, deg = min_max({"a": 0.0, "b": 1e-3})
+    assert not deg and theta == {"a": 0.0, "b": 1.0}
+    theta, deg = min_max({"a": 0.0, "b": 1e-9})
+    assert deg and theta == {"a": 0.5, "b": 0.5}
+
+
+def test_threshold_is_strict_when_t_is_a_weight():
+    # mutation audit M34: 5 pooled |w|, the median 0.3 IS a weight of a; |w| < t must not count it
+    stats = stats_from_weights(a=[0.1, 0.2, -0.3], b=[0.4, 0.5])
+    assert get_criterion("threshold").raw(stats, CTX) == by_uid({"a": 2 / 3, "b": 0.0})
+
+
+def test_zeros_epsilon_is_relative_to_the_rms_not_the_mean_abs():
+    # mutation audit M35: RMS of the pooled weights = 1.6503 (eps 0.165), mean |w| = 0.8667 (eps 0.0867)
+    stats = stats_from_weights(a=[0.1, 0.2, 0.3], b=[0.2, 0.4, 4.0])
+    assert get_criterion("zeros").raw(stats, CTX) == by_uid({"a": 2 / 3, "b": 1.0})

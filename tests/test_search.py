@@ -77,8 +77,13 @@ def test_crash_and_resume_gives_the_same_configuration(compose_cfg, search_overr
         _run(compose_cfg, search_overrides + ["debug.crash_after_round=1"], crashed)
     assert not (crashed / "DONE").exists()
     assert read_json(crashed / "run.json")["status"] == "failed"
-    assert len(read_jsonl(crashed / "rounds.jsonl")) == 1
+    rows = read_jsonl(crashed / "rounds.jsonl")
+    assert len(rows) == 1
+    # mutation audit M31: a round logged but not checkpointed (a crash between the two) must be dropped
+    with open(crashed / "rounds.jsonl", "a") as f:
+        f.write(json.dumps({**rows[0], "round": 2}) + "\n")
     _run(compose_cfg, search_overrides, crashed)  # resumes from round 1
+    assert [r["round"] for r in read_jsonl(crashed / "rounds.jsonl")] == list(range(1, len(read_jsonl(straight_dir / "rounds.jsonl")) + 1))
     assert read_json(crashed / "run.json")["attempts"] == 2
     straight = read_json(straight_dir / "found_config.json")
     assert read_json(crashed / "found_config.json") == straight
@@ -189,8 +194,8 @@ def test_max_rounds_last_round_still_meets_the_budget(compose_cfg, search_overri
     rounds = read_jsonl(tmp_path / "rounds.jsonl")
     assert len(rounds) == 1 and rounds[0]["last"] and len(rounds[0]["removed"]) > 2
     assert rounds[0]["params_left"] <= 2000 and summary["params"]["peft"] <= 2000
-    p = rounds[0]["combined"]["p"]
-    ranked = sorted(p, key=p.get, reverse=True)
+    p = {parse_unit_key(u): v for u, v in rounds[0]["combined"]["p"].items()}
+    ranked = [unit_key(u) for u in removal_order(p, summary["seed"] + 1)]  # the search's own tie-break
     assert rounds[0]["removed"] == ranked[: len(rounds[0]["removed"])]  # still a prefix by p
 
 

@@ -73,3 +73,9 @@ def test_select_round_top_k_then_budget_prefix():
     assert select_round(p, 2, counts, 40, 25, seed=0) == ([U[0], U[1]], True)  # exactly k reach it
     assert select_round(p, 2, counts, 40, 35, seed=0) == ([U[0]], True)  # fewer than k suffice
     assert select_round(p, 2, counts, 40, 40, seed=0) == ([], True)
+
+
+def test_select_round_top_k_landing_exactly_on_the_budget_is_the_last_round():
+    # mutation audit M21: removing the top-k leaves exactly B -> within the budget, so `last` is True
+    p = {U[0]: 0.4, U[1]: 0.3, U[2]: 0.2, U[3]: 0.1}
+    assert select_round(p, 2, {u: 10 for u in p}, 40, 20, seed=0) == ([U[0], U[1]], True)

@@ -114,3 +114,33 @@ def test_load_and_assignment_errors():
     assert same == {(0, "lora"): "taylor", (1, "lora"): "taylor"}
     with pytest.raises(UserError):
         constant_assignment([(0, "lora")], "nope")
+
+
+def test_pick_count_ties_are_broken_with_the_snapshot_seed():
+    # mutation audit M39: a degenerate criterion ties every unit, so only the seed picks its top-k;
+    # snapshot t must use seed + t (with one seed for all snapshots the same units would be picked twice)
+    from prunepeft.pruning.selection import select_top_k
+
+    flat = {u: 0.3 for u in UNITS}
+    snaps = [snap(threshold=flat), snap(threshold=flat)]
+    seed = 3
+    expected = {u: 0 for u in UNITS}
+    for t, s in enumerate(snaps):
+        for u in select_top_k(s["threshold"].rank, 2, seed + t):
+            expected[u] += 1
+    same_seed = {u: 0 for u in UNITS}
+    for s in snaps:
+        for u in select_top_k(s["threshold"].rank, 2, seed):
+            same_seed[u] += 1
+    assert expected != same_seed  # the case discriminates
+    assert pick_counts(snaps, top_k=2, seed=seed)["threshold"] == expected
+
+
+def test_criterion_degenerate_in_some_snapshots_stays_a_candidate():
+    # mutation audit M28: taylor ties in snapshot 1 but finds layer 3 prunable in snapshot 2: it
+    # keeps its place in the argmax and wins b3:lora over weight (which favours the shallow layers)
+    flat = {u: 0.3 for u in UNITS}
+    snaps = [snap(weight=favour([3, 2, 1, 0]), taylor=flat), snap(weight=favour([3, 2, 1, 0]), taylor=favour([0, 1, 2, 3]))]
+    result = summarise_warmup(snaps, PART, top_k=2, seed=0)
+    assert result.degenerate["taylor"] == [True, False]
+    assert result.assignment[(3, "lora")] == "taylor"
