@@ -29,9 +29,8 @@ class ParamReport:
 
 def count_parameters(supernet: Supernet) -> ParamReport:
     """Count the supernet's active units, its head and its base model (see module docstring)."""
-    per_unit = {
-        uid: sum(p.numel() for p in supernet.unit_parameters(uid).values()) for uid in supernet.active_ids()
-    }
+    # Branch.param_count: every tensor, minus the ranks masked out by rank-level pruning.
+    per_unit = {uid: sum(b.param_count() for _, b in supernet.branches(uid)) for uid in supernet.active_ids()}
     peft = sum(per_unit.values())
     head = sum(p.numel() for p in supernet.head_parameters())
     base = int(supernet.base_params)
@@ -52,7 +51,8 @@ def unit_param_count(
     """Closed-form parameter count of one unit.
 
     LoRA: r·(in+out) per site; DoRA: + out (magnitude) per site; adapter: 2·h·b + b + h;
-    houlsby: two adapters.
+    houlsby: two adapters. Per-site sizes (`sizes.site_sizes`, rank pruning) count site by site;
+    a site at size 0 costs nothing (its fixed part leaves with it).
 
     Args:
         unit_type: registry name (lora, dora, adapter, houlsby).
@@ -63,4 +63,4 @@ def unit_param_count(
     """
     t = get_unit_type(unit_type)
     dims = dict(site_dims or {})
-    return sum(t.site_param_count(*dims.get(site, (hidden, hidden)), sizes) for site in t.sites)
+    return sum(t.site_param_count(*dims.get(site, (hidden, hidden)), sizes, site) for site in t.sites)

@@ -46,7 +46,14 @@ class AdapterBranch(Branch):
         self.up = nn.Linear(int(bottleneck), width, **kw)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.up(self.act(self.down(h.to(self.down.weight.dtype)))).to(h.dtype)
+        return self.up(self._mask_ranks(self.act(self.down(h.to(self.down.weight.dtype))))).to(h.dtype)
+
+    def rank_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # A bottleneck dimension: a down row (+ its bias) and an up column; 2h + 1 parameters.
+        return self.down.weight, self.up.weight
+
+    def fixed_params(self) -> int:
+        return int(self.up.bias.numel())
 
     def reset(self, scheme: str, generator: torch.Generator | None, hidden: int) -> None:
         check_choice("init scheme", scheme, INIT_SCHEMES)
@@ -70,13 +77,13 @@ class AdapterType(UnitType):
     size_field = "adapter_bottleneck"
     json_fields = ("adapter_bottleneck", "adapter_activation")
 
-    def make_branch(self, linear: nn.Linear, sizes: UnitSizes) -> Branch:
-        return AdapterBranch(linear, sizes.adapter_bottleneck, sizes.adapter_activation)
+    def make_branch(self, linear: nn.Linear, sizes: UnitSizes, site: str | None = None) -> Branch:
+        return AdapterBranch(linear, self.site_size(sizes, site), sizes.adapter_activation)
 
-    def site_param_count(self, in_features: int, out_features: int, sizes: UnitSizes) -> int:
-        # down (h·b + b) + up (b·h + h)
-        b = sizes.adapter_bottleneck
-        return 2 * out_features * b + b + out_features
+    def site_param_count(self, in_features: int, out_features: int, sizes: UnitSizes, site: str | None = None) -> int:
+        # down (h·b + b) + up (b·h + h); a site with no dimension left has no adapter at all
+        b = self.site_size(sizes, site)
+        return 2 * out_features * b + b + out_features if b else 0
 
 
 ADAPTER = register_unit_type(AdapterType())

@@ -21,8 +21,8 @@ from prunepeft.peft.wrapper import Branch
 class DoraBranch(LoraBranch):
     """LoRA plus a trainable magnitude vector; reads the (frozen) base Linear's weight."""
 
-    def __init__(self, linear: nn.Linear, r: int, alpha: float, dropout: float) -> None:
-        super().__init__(linear, r, alpha, dropout)
+    def __init__(self, linear: nn.Linear, r: int, alpha: float, dropout: float, scale_r: int | None = None) -> None:
+        super().__init__(linear, r, alpha, dropout, scale_r)
         # Plain attribute, not a submodule: the base weight must not count as a unit parameter.
         self.__dict__["_base"] = linear
         dtype = self.lora_A.weight.dtype
@@ -31,7 +31,8 @@ class DoraBranch(LoraBranch):
     def weight_norm(self) -> torch.Tensor:
         """Row norm of W + s·BA (one per output feature), detached as in DoRA §4.3."""
         w = self._base.weight.to(self.lora_A.weight.dtype)
-        lora_weight = self.lora_B.weight @ self.lora_A.weight
+        a = self.lora_A.weight if self.rank_mask is None else self.lora_A.weight * self.rank_mask.view(-1, 1)
+        lora_weight = self.lora_B.weight @ a
         return torch.linalg.norm(w + self.scaling * lora_weight.detach(), dim=1).detach()
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -46,8 +47,11 @@ class DoraBranch(LoraBranch):
             # With dropout, peft recomputes W·dropout(x) so that both terms see the same input.
             x = self.lora_dropout(x)
             base_out = F.linear(x, base.weight.to(x.dtype))
-        lora_out = self.lora_B(self.lora_A(x))
+        lora_out = self.lora_B(self._mask_ranks(self.lora_A(x)))
         return ((scale - 1) * base_out + scale * lora_out * self.scaling).to(h.dtype)
+
+    def fixed_params(self) -> int:
+        return int(self.lora_magnitude.numel())
 
     def reset(self, scheme: str, generator: torch.Generator | None, hidden: int) -> None:
         super().reset(scheme, generator, hidden)
@@ -62,11 +66,12 @@ class DoraBranch(LoraBranch):
 class DoraType(LoraType):
     name = "dora"
 
-    def make_branch(self, linear: nn.Linear, sizes: UnitSizes) -> Branch:
-        return DoraBranch(linear, sizes.lora_r, sizes.lora_alpha, sizes.lora_dropout)
+    def make_branch(self, linear: nn.Linear, sizes: UnitSizes, site: str | None = None) -> Branch:
+        return DoraBranch(linear, self.site_size(sizes, site), sizes.lora_alpha, sizes.lora_dropout, sizes.lora_r)
 
-    def site_param_count(self, in_features: int, out_features: int, sizes: UnitSizes) -> int:
-        return sizes.lora_r * (in_features + out_features) + out_features
+    def site_param_count(self, in_features: int, out_features: int, sizes: UnitSizes, site: str | None = None) -> int:
+        r = self.site_size(sizes, site)
+        return r * (in_features + out_features) + out_features if r else 0  # the magnitude leaves with the site
 
 
 DORA = register_unit_type(DoraType())

@@ -21,11 +21,13 @@ class LoraBranch(Branch):
 
     kind = "parallel"
 
-    def __init__(self, linear: nn.Linear, r: int, alpha: float, dropout: float) -> None:
+    def __init__(self, linear: nn.Linear, r: int, alpha: float, dropout: float, scale_r: int | None = None) -> None:
         super().__init__()
         kw = {"device": linear.weight.device, "dtype": branch_dtype(linear)}
         self.r = int(r)
-        self.scaling = float(alpha) / self.r
+        # alpha / r_original after rank pruning (`scale_r` = the rank before pruning), as
+        # Light-PEFT keeps it: the kept ranks compute exactly what they did inside the full unit.
+        self.scaling = float(alpha) / int(scale_r or r)
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.lora_A = nn.Linear(linear.in_features, self.r, bias=False, **kw)
         self.lora_B = nn.Linear(self.r, linear.out_features, bias=False, **kw)
@@ -33,7 +35,10 @@ class LoraBranch(Branch):
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         # Same op order as peft's LoraLayer.forward, so logits match bit for bit on CPU.
         x = x.to(self.lora_A.weight.dtype)
-        return (self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling).to(h.dtype)
+        return (self.lora_B(self._mask_ranks(self.lora_A(self.lora_dropout(x)))) * self.scaling).to(h.dtype)
+
+    def rank_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.lora_A.weight, self.lora_B.weight
 
     def reset(self, scheme: str, generator: torch.Generator | None, hidden: int) -> None:
         check_choice("init scheme", scheme, INIT_SCHEMES)
@@ -55,11 +60,11 @@ class LoraType(UnitType):
     size_field = "lora_r"
     json_fields = ("lora_r", "lora_alpha", "lora_dropout")
 
-    def make_branch(self, linear: nn.Linear, sizes: UnitSizes) -> Branch:
-        return LoraBranch(linear, sizes.lora_r, sizes.lora_alpha, sizes.lora_dropout)
+    def make_branch(self, linear: nn.Linear, sizes: UnitSizes, site: str | None = None) -> Branch:
+        return LoraBranch(linear, self.site_size(sizes, site), sizes.lora_alpha, sizes.lora_dropout, sizes.lora_r)
 
-    def site_param_count(self, in_features: int, out_features: int, sizes: UnitSizes) -> int:
-        return sizes.lora_r * (in_features + out_features)
+    def site_param_count(self, in_features: int, out_features: int, sizes: UnitSizes, site: str | None = None) -> int:
+        return self.site_size(sizes, site) * (in_features + out_features)
 
 
 LORA = register_unit_type(LoraType())

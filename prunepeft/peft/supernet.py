@@ -8,6 +8,7 @@ costs no compute and never reaches an optimizer (`peft_parameters()` lists activ
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -117,6 +118,8 @@ class Supernet:
         layer = self.layers[layer_idx]
         branches = []
         for index, site in enumerate(unit_type.sites):
+            if unit_type.site_size(sizes, site) == 0:
+                continue  # rank pruning emptied this site: no branch (its sibling site stays)
             wrapper = site_linear(layer, self.family, site)
             if not isinstance(wrapper, PeftLinear):
                 if not isinstance(wrapper, nn.Linear):
@@ -124,7 +127,7 @@ class Supernet:
                 wrapper = PeftLinear(wrapper)
                 wrapper.delta_hook = self._hook
                 set_site_linear(layer, self.family, site, wrapper)
-            branch = unit_type.make_branch(wrapper.base, sizes)
+            branch = unit_type.make_branch(wrapper.base, sizes, site)
             branch.uid, branch.site_index = uid, index
             wrapper.add_branch(name, branch)
             branches.append((site, branch))
@@ -190,7 +193,13 @@ class Supernet:
         return self._unit(uid).type
 
     def unit_sizes(self, uid: UnitId) -> UnitSizes:
-        return self._unit(uid).sizes
+        """The unit's sizes; after rank pruning, `site_sizes` holds the ranks each site kept."""
+        unit = self._unit(uid)
+        kept = {site: b.kept_ranks() for site, b in unit.branches}
+        now = {site: kept.get(site, 0) for site in unit.type.sites}
+        if now == {site: unit.type.site_size(unit.sizes, site) for site in unit.type.sites}:
+            return unit.sizes
+        return dataclasses.replace(unit.sizes, site_sizes=now)
 
     def branches(self, uid: UnitId) -> list[tuple[str, Branch]]:
         """(site, branch) pairs of a unit, in the type's site order (site_index order)."""

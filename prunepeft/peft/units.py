@@ -8,7 +8,7 @@ after it (adapters), how to build one branch, and its closed-form parameter coun
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 from torch import nn
 
@@ -47,6 +47,10 @@ class UnitSizes:
     lora_dropout: float = 0.0
     adapter_bottleneck: int = 64
     adapter_activation: str = "relu"
+    # Per-site rank / bottleneck width after rank-level pruning, e.g. {"query": 3, "value": 5}
+    # (None: every site at the uniform size). A site at 0 has no branch. LoRA keeps the scaling
+    # lora_alpha / lora_r of the unpruned rank (docs/method.md, "Rank-level pruning").
+    site_sizes: Optional[dict[str, int]] = None
 
     @classmethod
     def from_model(
@@ -78,6 +82,10 @@ class UnitSizes:
             raise UserError(f"lora_r must be >= 1, got {self.lora_r}")
         if self.adapter_bottleneck < 1:
             raise UserError(f"adapter_bottleneck must be >= 1, got {self.adapter_bottleneck}")
+        if self.site_sizes is not None:
+            bad = {k: v for k, v in self.site_sizes.items() if not isinstance(v, int) or v < 0}
+            if bad or not any(self.site_sizes.values()):
+                raise UserError(f"site_sizes must be integers >= 0 with at least one > 0, got {self.site_sizes}")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise UserError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         from prunepeft.peft.adapter import ACTIVATIONS
@@ -104,17 +112,29 @@ class UnitType:
     size_field: ClassVar[str]
     json_fields: ClassVar[tuple[str, ...]]
 
-    def make_branch(self, linear: nn.Linear, sizes: UnitSizes) -> nn.Module:
+    def make_branch(self, linear: nn.Linear, sizes: UnitSizes, site: str | None = None) -> nn.Module:
         """Build this unit's branch for one site Linear (weights on its device)."""
         raise NotImplementedError
 
-    def site_param_count(self, in_features: int, out_features: int, sizes: UnitSizes) -> int:
+    def site_param_count(self, in_features: int, out_features: int, sizes: UnitSizes, site: str | None = None) -> int:
         """Closed-form parameter count of one branch on a Linear `in_features -> out_features`."""
         raise NotImplementedError
 
+    def site_size(self, sizes: UnitSizes, site: str | None) -> int:
+        """The rank / bottleneck width at `site` (`sizes.site_sizes` after rank pruning)."""
+        uniform = int(getattr(sizes, self.size_field))
+        if site is None or sizes.site_sizes is None:
+            return uniform
+        if site not in self.sites:
+            raise UserError(f"{self.name} has no site {site!r}; its sites are {list(self.sites)}")
+        return int(sizes.site_sizes.get(site, uniform))
+
     def sizes_json(self, sizes: UnitSizes) -> dict[str, Any]:
-        """The sizes this type uses, for found_config.json."""
-        return {f: getattr(sizes, f) for f in self.json_fields}
+        """The sizes this type uses, for found_config.json (+ `site_sizes` after rank pruning)."""
+        out = {f: getattr(sizes, f) for f in self.json_fields}
+        if sizes.site_sizes is not None:
+            out["site_sizes"] = {site: self.site_size(sizes, site) for site in self.sites}
+        return out
 
     def own_sizes(self, sizes: UnitSizes) -> UnitSizes:
         """`sizes` with the fields this type does not use reset to defaults (a canonical form)."""

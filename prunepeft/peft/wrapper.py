@@ -65,6 +65,9 @@ class Branch(nn.Module):
         self.active = True
         self.uid: Any = None
         self.site_index = 0
+        # Rank-level pruning (docs/method.md, "Rank-level pruning"): a 0/1 mask over the rank
+        # dimensions, None = every rank kept (the forward pass is then unchanged, bit for bit).
+        self.register_buffer("rank_mask", None, persistent=False)
 
     def reset(self, scheme: str, generator: torch.Generator | None, hidden: int) -> None:
         """Re-initialise in place with `scheme` ("standard" or "paper", Eq. 4-5)."""
@@ -78,6 +81,51 @@ class Branch(nn.Module):
         adapter look prunable by construction under weight, zeros and threshold.
         """
         return [p for p in self.parameters() if p.dim() >= 2]
+
+    # ---- rank-level pruning: a rank = a row of the down projection and its column of the up one
+    def rank_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(down [r, d_in], up [d_out, r]) weight matrices whose i-th row / column form rank i."""
+        raise NotImplementedError
+
+    def fixed_params(self) -> int:
+        """Parameters that leave only with the whole site (DoRA magnitude, adapter up-bias)."""
+        return 0
+
+    @property
+    def num_ranks(self) -> int:
+        return int(self.rank_factors()[0].shape[0])
+
+    def kept_ranks(self) -> int:
+        return self.num_ranks if self.rank_mask is None else int(self.rank_mask.sum().item())
+
+    def param_count(self) -> int:
+        """Trainable parameters with masked ranks counted out; 0 once the last rank is gone."""
+        kept = self.kept_ranks()
+        if kept == 0:
+            return 0
+        full, fixed = sum(p.numel() for p in self.parameters()), self.fixed_params()
+        return kept * ((full - fixed) // self.num_ranks) + fixed
+
+    def drop_rank(self, index: int) -> None:
+        """Mask rank `index` out; a site without ranks stops computing (its fixed part leaves too)."""
+        mask = self.rank_mask
+        if mask is None:
+            mask = torch.ones(self.num_ranks, device=self.rank_factors()[0].device, dtype=torch.float32)
+        mask = mask.clone()
+        mask[int(index)] = 0.0
+        self.set_rank_mask(mask)
+
+    def set_rank_mask(self, mask: torch.Tensor | None) -> None:
+        """Install a 0/1 rank mask (None: all ranks); the branch is active iff a rank is kept."""
+        if mask is not None:
+            mask = mask.detach().to(self.rank_factors()[0].device, torch.float32)
+            if tuple(mask.shape) != (self.num_ranks,):
+                raise ValueError(f"rank mask of shape {tuple(mask.shape)} for {self.num_ranks} ranks")
+        self.rank_mask = mask
+        self.active = self.kept_ranks() > 0
+
+    def _mask_ranks(self, z: torch.Tensor) -> torch.Tensor:
+        return z if self.rank_mask is None else z * self.rank_mask.to(z.dtype)
 
 
 class PeftLinear(nn.Module):

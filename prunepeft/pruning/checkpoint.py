@@ -23,6 +23,7 @@ from safetensors.torch import save as save_bytes
 from prunepeft.errors import UserError
 from prunepeft.io import atomic_write_bytes, atomic_write_json, read_json
 from prunepeft.models.families import head_parameters
+from prunepeft.pruning.rank_stage import RANK_PREFIX, rank_tensors, restore_rank_tensors
 from prunepeft.runs import RECOVERY_HINT, debug_point
 
 STATE_FILE = "state.json"
@@ -111,7 +112,7 @@ def supernet_tensors(supernet) -> dict[str, torch.Tensor]:
     """The active units' tensors and the head's (both are trained in a round; `reinit=keep` carries them)."""
     head = {f"{HEAD_PREFIX}{name}": p.detach().cpu().clone()
             for name, p in head_parameters(supernet.model, supernet.family)}
-    return {**supernet.state_dict_units(), **head}
+    return {**supernet.state_dict_units(), **head, **rank_tensors(supernet)}
 
 
 def restore_weights(directory: Path, supernet) -> bool:
@@ -137,8 +138,9 @@ def restore_weights(directory: Path, supernet) -> bool:
         raise damaged(directory, f"{state.weights} does not match the SHA-256 recorded in {STATE_FILE}")
     try:
         tensors = load_bytes(blob)
-        units = {k: v for k, v in tensors.items() if not k.startswith(HEAD_PREFIX)}
+        units = {k: v for k, v in tensors.items() if not k.startswith((HEAD_PREFIX, RANK_PREFIX))}
         supernet.load_state_dict_units(units)
+        restore_rank_tensors(supernet, tensors)
         head = dict(head_parameters(supernet.model, supernet.family))
         with torch.no_grad():
             for key, value in tensors.items():

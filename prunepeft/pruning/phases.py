@@ -11,6 +11,7 @@ from typing import Any
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.criteria import needs_of
 from prunepeft.pruning.criteria.base import CriterionContext
+from prunepeft.pruning.rank_stage import attach_rank_scores, rank_callbacks
 from prunepeft.pruning.scoring import Snapshot, score_snapshot
 from prunepeft.seed import generator
 from prunepeft.train import build_param_groups, fit
@@ -107,10 +108,12 @@ def run_round(supernet, tokenizer, train_ds, eval_sets, cfg, *, round_index: int
         supernet.reinit(supernet.active_ids(), str(cfg.search.reinit), gen)
         supernet.reinit_head(gen)
     collector = StatisticsCollector(supernet, needs_of(criteria))
+    ranks = rank_callbacks(cfg, supernet)  # granularity=rank: rank scores in the same pass
     try:
         result = train_supernet(supernet, tokenizer, train_ds, eval_sets, cfg, epochs=1, seed=seed,
-                                phase=f"round{round_index}", run=run, callbacks=[collector])
+                                phase=f"round{round_index}", run=run, callbacks=[collector, *ranks])
         stats = collector.snapshot()
+        attach_rank_scores(stats, ranks)
     finally:
         collector.close()
     snapshot = score_snapshot(stats, criteria, CriterionContext.from_search_config(cfg.search, seed))

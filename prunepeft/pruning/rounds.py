@@ -18,6 +18,7 @@ from prunepeft.io import append_jsonl
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.progress_log import log_round, log_warmup
 from prunepeft.pruning.checkpoint import supernet_tensors
+from prunepeft.pruning.rank_stage import granularity, select_round_for_ranks
 from prunepeft.pruning.scoring import snapshot_to_json
 from prunepeft.pruning.selection import select_round, select_top_k
 from prunepeft.pruning.statistics import UnitId
@@ -37,7 +38,8 @@ def choose_removals(supernet: Any, p: Mapping[UnitId, float], cfg: Any, round_in
     """
     counts = count_parameters(supernet)
     k = int(cfg.search.k) if round_index < int(cfg.search.max_rounds) else len(p)
-    return select_round(p, k, counts.per_unit, counts.peft, budget, int(cfg.seed) + round_index)
+    select = select_round_for_ranks if granularity(cfg) == "rank" else select_round
+    return select(p, k, counts.per_unit, counts.peft, budget, int(cfg.seed) + round_index)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from prunepeft.pruning.criteria.base import CriterionContext
 from prunepeft.pruning.partitions import Partition, boundaries
 from prunepeft.pruning.diagnostics import Probe
 from prunepeft.pruning.phases import run_round, run_warmup, train_supernet
+from prunepeft.pruning.rank_stage import granularity, prune_ranks
 from prunepeft.pruning.rounds import (
     RoundOutcome,
     SimulatedCrash,
@@ -85,6 +86,7 @@ def validate(cfg: DictConfig) -> Strategy:
     check_train_config(cfg.train)
     check_choice("search.reinit", str(cfg.search.reinit), REINIT_SCHEMES)
     check_choice("search.fidelity", str(cfg.search.fidelity), FIDELITIES)
+    granularity(cfg)  # unit | rank
     if cfg.search.warmup.init is not None:
         check_choice("search.warmup.init", str(cfg.search.warmup.init), WARMUP_INITS)
     if cfg.search.retrain_epochs is not None and int(cfg.search.retrain_epochs) < 0:
@@ -172,9 +174,10 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
         combined = combine_round(strategy, snapshot, partition, assignment, k)
         removed, last = choose_removals(supernet, combined.p, cfg, r, budget)
         diagnostics = probe and probe.diagnose(supernet, snapshot, p=combined.p, removed=removed, seed=seed + r,
-                                               train_loss=fitted.history[-1]["train_loss"])
+                                               train_loss=fitted.history[-1]["train_loss"], grid=(partition, assignment, k))
         for uid in removed:
             supernet.deactivate(uid)
+        removed = removed + prune_ranks(supernet, stats, cfg, budget, last, seed + r, run)  # granularity=rank
         record_round(run, state, ckpt, supernet, cfg, budget,
                      RoundOutcome(r, active, removed, last, snapshot, combined, fitted, stats, started, diagnostics))
     if prunable and cfg.search.fill_budget:

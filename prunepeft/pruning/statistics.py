@@ -33,6 +33,8 @@ class UnitStatistics:
     taylor_abs: Optional[torch.Tensor] = None
     activation: Optional[float] = None
     steps: int = 0
+    # granularity=rank: per site, the per-rank Taylor score (pruning/rank_stage.py), else None.
+    rank_scores: Optional[dict[str, torch.Tensor]] = None
 
     @property
     def numel(self) -> int:

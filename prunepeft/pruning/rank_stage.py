@@ -1,0 +1,179 @@
+"""Rank-level pruning (`search.granularity=rank`): fill the budget B to within one rank.
+
+Whole units are coarse (a MiniLM LoRA unit is 24,576 parameters, an adapter 49,600), so a unit-level
+search lands well under B. Light-PEFT (Gu et al. 2024) prunes at two granularities; we keep our
+iterative unit rounds and add its fine one (docs/method.md, "Rank-level pruning"):
+
+1. The last unit round removes only the prefix of its removal order that keeps the total ABOVE B
+   (`select_round_for_ranks`).
+2. The rank stage then removes single ranks (a row of LoRA's A with its column of B; one adapter
+   bottleneck dimension: a down row, its bias and an up column) across all active units, lowest
+   score first (exact ties by a seeded permutation), until the total is <= B. A site that loses
+   its last rank leaves with its fixed part (DoRA magnitude, adapter up-bias); a unit whose sites
+   are all empty is removed like a pruned unit (returned, so the search records it).
+
+Score (Light-PEFT's first-order Taylor, per optimizer step t, before clipping):
+
+    s_i(t) = |Σ_j A_ij·∂L/∂A_ij| / d_in + |Σ_k B_ki·∂L/∂B_ki| / d_out
+
+averaged over the second half of the last round's steps (at LoRA's standard init B = 0 makes the
+A-term 0 early on). Under data parallelism the gradients are already averaged: nothing is reduced
+again. Ranks are masked during the search (`Branch.rank_mask`, counted out by the accounting);
+found_config.json records per-site sizes and the retrain builds units of exactly those sizes.
+
+Cost of one rank: LoRA/DoRA d_in + d_out per site, an adapter dimension 2h + 1. The greedy order
+is by score alone (never by score/cost), so the last removal overshoots B by less than one rank.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from prunepeft.errors import check_choice
+from prunepeft.peft import count_parameters, parse_unit_key, unit_key
+from prunepeft.pruning.selection import select_for_budget, select_top_k
+from prunepeft.pruning.statistics import UnitId
+from prunepeft.train.callbacks import Callback
+
+log = logging.getLogger(__name__)
+
+GRANULARITIES = ("unit", "rank")
+RANK_PREFIX = "rank::"  # checkpoint keys of the rank masks: "rank::<layer>:<type>.<site>"
+RANK_FILE = "rank_stage.json"
+
+
+def granularity(cfg: Any) -> str:
+    """`search.granularity` (validated; configs written before it existed mean `unit`)."""
+    value = getattr(cfg.search, "granularity", None) or "unit"
+    return check_choice("search.granularity", str(value), GRANULARITIES)
+
+
+# ------------------------------------------------------------------------------ the unit rounds
+def select_round_for_ranks(p: Mapping[UnitId, float], k: int, param_counts: Mapping[UnitId, int],
+                           active_total: int, budget: int, seed: int) -> tuple[list[UnitId], bool]:
+    """`selection.select_round` for granularity=rank: the last unit round stays ABOVE B.
+
+    Returns (removed units, last). When the top-k would reach <= B, this is the last unit round
+    and it removes the longest prefix of the removal order that keeps the total > B; the rank
+    stage then brings it down to B.
+    """
+    top = select_top_k(p, k, seed)
+    if int(active_total) - sum(int(param_counts[u]) for u in top) > budget:
+        return top, False
+    prefix = select_for_budget(p, param_counts, active_total, budget, seed)
+    return prefix[:-1], True
+
+
+# ------------------------------------------------------------------------------ the scores
+def step_rank_scores(down: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """s_i = |Σ_j A_ij g_ij| / d_in + |Σ_k B_ki g_ki| / d_out for one step (see module docstring)."""
+    def wg(w: torch.Tensor) -> torch.Tensor:
+        g = w.grad
+        return torch.zeros_like(w, dtype=torch.float32) if g is None else w.detach().float() * g.detach().float()
+
+    return wg(down).sum(1).abs() / down.shape[1] + wg(up).sum(0).abs() / up.shape[0]
+
+
+class RankScores(Callback):
+    """Per-step rank scores of every active branch, in the round's training pass."""
+
+    def __init__(self, supernet: Any) -> None:
+        self.supernet = supernet
+        self._history: dict[tuple[UnitId, str], list[torch.Tensor]] = {}
+
+    @torch.no_grad()
+    def on_before_optimizer_step(self, step: int) -> None:
+        for uid in self.supernet.active_ids():
+            for site, branch in self.supernet.branches(uid):
+                if branch.active:
+                    self._history.setdefault((uid, site), []).append(step_rank_scores(*branch.rank_factors()))
+
+    def scores(self) -> dict[UnitId, dict[str, torch.Tensor]]:
+        """Mean over the second half of the recorded steps, per unit and site (CPU float32)."""
+        out: dict[UnitId, dict[str, torch.Tensor]] = {}
+        for (uid, site), steps in self._history.items():
+            half = steps[len(steps) // 2:]
+            out.setdefault(uid, {})[site] = torch.stack(half).mean(0).cpu()
+        return out
+
+
+def rank_callbacks(cfg: Any, supernet: Any) -> list[RankScores]:
+    """The extra callback of a round's statistics pass (none under granularity=unit)."""
+    return [RankScores(supernet)] if granularity(cfg) == "rank" else []
+
+
+def attach_rank_scores(stats: Mapping[UnitId, Any], callbacks: list[RankScores]) -> None:
+    """Put each unit's per-site rank scores on its UnitStatistics (`rank_scores`)."""
+    for cb in callbacks:
+        for uid, per_site in cb.scores().items():
+            if uid in stats:
+                stats[uid].rank_scores = per_site
+
+
+# ------------------------------------------------------------------------------ the rank stage
+def prune_ranks(supernet: Any, stats: Mapping[UnitId, Any], cfg: Any, budget: int, last: bool, seed: int,
+                run: Any = None) -> list[UnitId]:
+    """After the last unit round (granularity=rank): remove ranks, lowest score first, to <= B.
+
+    Returns the units that lost every rank (deactivated here; the search records them as removed).
+    """
+    if granularity(cfg) != "rank" or not last:
+        return []
+    before = count_parameters(supernet).peft
+    entries: list[tuple[float, UnitId, str, int]] = []
+    for uid in supernet.active_ids():
+        per_site = getattr(stats.get(uid), "rank_scores", None) or {}
+        for site, branch in supernet.branches(uid):
+            if not branch.active:
+                continue
+            score = per_site.get(site, torch.zeros(branch.num_ranks))
+            mask = branch.rank_mask
+            for i in range(branch.num_ranks):
+                if mask is None or float(mask[i]) > 0:
+                    entries.append((float(score[i]), uid, site, i))
+    tie = np.random.default_rng(int(seed) % 2**63).permutation(len(entries))
+    order = sorted(range(len(entries)), key=lambda n: (entries[n][0], int(tie[n])))
+    branches = {(uid, site): b for uid in supernet.active_ids() for site, b in supernet.branches(uid)}
+    total, dropped = before, 0
+    for n in order:
+        if total <= budget:
+            break
+        _, uid, site, i = entries[n]
+        branch = branches[(uid, site)]
+        was = branch.param_count()
+        branch.drop_rank(i)
+        total -= was - branch.param_count()
+        dropped += 1
+    emptied = [uid for uid in supernet.active_ids() if all(b.kept_ranks() == 0 for _, b in supernet.branches(uid))]
+    for uid in emptied:
+        supernet.deactivate(uid)
+    after = count_parameters(supernet).peft
+    assert after == total, (after, total)  # the incremental costs are the accounting's
+    record = {"budget": budget, "params_before": before, "params_after": after, "ranks_removed": dropped,
+              "units_emptied": [unit_key(u) for u in emptied],
+              "kept": {unit_key(u): supernet.unit_sizes(u).site_sizes or "all" for u in supernet.active_ids()}}
+    if run is not None:
+        run.write_json(RANK_FILE, record)
+    log.info("rank stage: %d ranks removed, %d units emptied, params %d -> %d (B = %d)",
+             dropped, len(emptied), before, after, budget)
+    return emptied
+
+
+# ------------------------------------------------------------------------------ checkpoint
+def rank_tensors(supernet: Any) -> dict[str, torch.Tensor]:
+    """The rank masks of active units, for the search checkpoint (keys under RANK_PREFIX)."""
+    return {f"{RANK_PREFIX}{unit_key(uid)}.{site}": b.rank_mask.detach().cpu().clone()
+            for uid in supernet.active_ids() for site, b in supernet.branches(uid) if b.rank_mask is not None}
+
+
+def restore_rank_tensors(supernet: Any, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Re-install the rank masks saved by `rank_tensors` (other keys are ignored)."""
+    for key, mask in tensors.items():
+        if not key.startswith(RANK_PREFIX):
+            continue
+        ukey, _, site = key[len(RANK_PREFIX):].rpartition(".")
+        dict(supernet.branches(parse_unit_key(ukey)))[site].set_rank_mask(mask)
