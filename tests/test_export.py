@@ -307,3 +307,17 @@ def test_export_uses_the_trained_config_not_a_later_skipped_invocation(tmp_path,
     export_cmd.run(compose_cfg("export", [f"run={run}", f"out={tmp_path / 'e'}"]))
     loaded = PeftModel.from_pretrained(_base(), str(tmp_path / "e")).eval()
     assert (logits(loaded) - logits(net.model)).abs().max() <= 1e-5
+
+
+def test_export_rank_pruned_sites_round_trip(tmp_path):
+    """Per-site ranks after rank pruning: explicit target names, r = 0 sites left out, alpha/r_original."""
+    model, fam = tiny("bert")
+    units = {(0, "lora"): UnitSizes(lora_r=4, lora_alpha=8.0, site_sizes={"query": 3, "value": 0}),
+             (2, "lora"): UnitSizes(lora_r=4, lora_alpha=8.0, site_sizes={"query": 1, "value": 4}),
+             (3, "lora"): SIZES}
+    net = trained(Supernet.from_units(model, fam, units, 32))
+    kw = lora_config_kwargs(net)
+    assert len(kw["target_modules"]) == 5 and kw["layers_to_transform"] is None
+    assert sorted(kw["rank_pattern"].values()) == [1, 3] and sorted(kw["alpha_pattern"].values()) == [2.0, 6.0]
+    out = export_peft(net, tmp_path / "peft")
+    assert (logits(load_exported("bert", out)) - logits(net.model)).abs().max() <= 1e-5

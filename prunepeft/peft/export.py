@@ -113,23 +113,33 @@ def lora_config_kwargs(supernet: Supernet, kind: str | None = None) -> dict[str,
         raise UserError(f"units differ in lora_dropout {sorted(dropouts)}; a peft LoraConfig has one dropout")
     family = supernet.family
     (r, alpha), _ = Counter((s.lora_r, s.lora_alpha) for s in sizes.values()).most_common(1)[0]
-    rank_pattern, alpha_pattern = {}, {}
+    rank_pattern, alpha_pattern, targets = {}, {}, []
     for uid, s in sizes.items():
-        for site in get_unit_type(uid[1]).sites:
+        t = get_unit_type(uid[1])
+        for site in t.sites:
+            # Rank pruning: r_new per site, scaling kept at alpha / r_original, i.e. peft's
+            # alpha_site / r_new with alpha_site = alpha · r_new / r_original. peft refuses r = 0.
+            r_site = t.site_size(s, site)
+            if r_site == 0:
+                continue
+            a_site = s.lora_alpha * r_site / s.lora_r
+            targets.append(module_name(supernet, uid[0], site))
             # peft matches pattern keys as `(.*\.)?(key)$` against module names; escape the dots.
-            key = re.escape(module_name(supernet, uid[0], site))
-            if s.lora_r != r:
-                rank_pattern[key] = s.lora_r
-            if s.lora_alpha != alpha:
-                alpha_pattern[key] = s.lora_alpha
+            key = re.escape(targets[-1])
+            if r_site != r:
+                rank_pattern[key] = r_site
+            if a_site != alpha:
+                alpha_pattern[key] = a_site
+    per_site = any(s.site_sizes is not None for s in sizes.values())
     return {
         "task_type": "SEQ_CLS",
         "r": int(r),
         "lora_alpha": float(alpha),
         "lora_dropout": float(dropouts.pop()),
-        "target_modules": [family.sites[s] for s in get_unit_type(kind).sites],
-        "layers_to_transform": sorted({uid[0] for uid in uids}),
-        "layers_pattern": family.layers_path.rsplit(".", 1)[-1],
+        # After rank pruning a site may be empty while its sibling stays: name the sites exactly.
+        "target_modules": targets if per_site else [family.sites[s] for s in get_unit_type(kind).sites],
+        "layers_to_transform": None if per_site else sorted({uid[0] for uid in uids}),
+        "layers_pattern": None if per_site else family.layers_path.rsplit(".", 1)[-1],
         "use_dora": kind == "dora",
         "rank_pattern": rank_pattern,
         "alpha_pattern": alpha_pattern,
