@@ -71,6 +71,12 @@ SETTINGS: dict[str, list[str]] = {
     "keep_k2": _arm(KEEP, **{"search.k": "2"}),
 }
 SETTINGS_SEEDS = [101, 102, 103]
+# The hybrid-rule grid (issue "A hybrid that earns its name", Deliver 1): round 1 of the chosen
+# settings, every assignment x combination judged on the same trained state; seeds 201-210.
+GRID = ["search.diagnostics.enabled=true", "search.diagnostics.grid=true", "search.diagnostics.warmup=false",
+        "search.diagnostics.probe=256", "search.diagnostics.random_sets=20", "search.max_rounds=1",
+        "search.retrain_epochs=0"]
+GRID_SEEDS = list(range(201, 211))
 
 
 # ------------------------------------------------------------------------------------ running
@@ -235,6 +241,43 @@ def descriptive_phase(args, winner: str) -> None:
     run_many(lora, args)
 
 
+def grid_phase(args, winner: str) -> None:
+    """Round 1 of the chosen settings with the rule grid, one run per seed."""
+    run_many([("grid", "hybrid", s, "search", [*SETTINGS[winner], *GRID]) for s in GRID_SEEDS], args)
+
+
+def grid_table() -> list[str]:
+    """Per assignment x combination: mean over seeds of the null-corrected Spearman and the decision pct."""
+    cells: dict[str, dict[str, list]] = {}
+    for seed, run in load_runs("grid").get("hybrid", {}).items():
+        for r in run["rounds"]:
+            d = r.get("diagnostics") or {}
+            null = d.get("spearman_null")
+            for name, c in (d.get("grid") or {}).get("cells", {}).items():
+                acc = cells.setdefault(name, {"corrected": [], "pct": [], "spread": [], "key": []})
+                if c["spearman"] is not None and null is not None:
+                    acc["corrected"].append(c["spearman"] - null)
+                acc["pct"].append(c["decision_percentile"])
+                acc["spread"].append(c["spread"])
+                acc["key"].append(c["key_spearman"])
+    if not cells:
+        return []
+    lines = ["", f"### Hybrid rules on one trained state (round 1, seeds {GRID_SEEDS[0]}-{GRID_SEEDS[-1]})", "",
+             "| assignment | combination | corrected Spearman | decision pct | key-level Spearman | spread of key ρ |",
+             "|---|---|---|---|---|---|"]
+
+    def fmt(v, scale=1.0, digits=2):
+        m = mean_ci([x for x in v if x is not None])
+        return "—" if m is None else f"{scale * m[0]:+.{digits}f} ± {scale * m[1]:.{digits}f} (n={m[2]})"
+
+    for name in sorted(cells, key=lambda n: (n.split("|")[0] != "argmax", n)):
+        rule, combo = name.split("|")
+        c = cells[name]
+        lines.append(f"| {rule} | {combo} | {fmt(c['corrected'])} | {fmt(c['pct'], 100, 0)} | {fmt(c['key'])} | "
+                     f"{fmt(c['spread'])} |")
+    return lines
+
+
 def best_single_criterion(winner: str) -> str:
     """The criterion with the highest mean correlation at the chosen settings (settings seeds only)."""
     row = signal_row(load_runs("settings").get(winner, {}))
@@ -273,6 +316,7 @@ def report() -> str:
             lines += ["", f"Chosen: **{c['winner']}** ({c['why']})."]
     for study in ("evidence", "evidence_cola"):
         lines += evidence_table(study)
+    lines += grid_table()
     return "\n".join(lines)
 
 
@@ -301,7 +345,7 @@ def evidence_table(study: str) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--study", choices=["settings", "evidence", "descriptive", "all"], default="all")
+    ap.add_argument("--study", choices=["settings", "evidence", "descriptive", "grid", "all"], default="all")
     ap.add_argument("--winner", help="evidence only: the settings arm to use (default: settings/choice.json)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--deadline", type=float, default=1e9, help="seconds after which no new run starts")
@@ -321,6 +365,8 @@ def main() -> None:
     if args.study in ("evidence", "all"):
         winner = winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"]
         evidence_phase(args, winner)
+    if args.study == "grid":
+        grid_phase(args, winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"])
     if args.study in ("descriptive", "all"):
         winner = winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"]
         descriptive_phase(args, winner)

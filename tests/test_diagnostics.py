@@ -21,6 +21,7 @@ from prunepeft.pruning.diagnostics import (
 )
 from prunepeft.pruning.rounds import fill_budget
 from prunepeft.pruning.scoring import remove_type_offset, score_snapshot
+from prunepeft.pruning.selection import select_top_k
 from prunepeft.seed import generator
 from test_supernet import SIZES, batch, tiny
 
@@ -233,3 +234,36 @@ def test_diagnostics_change_nothing_the_search_decides(tmp_path, glue_dir):
     assert "diagnostics" not in rows["false"][0]
     warm = json.loads((runs["true"] / "warmup.json").read_text())
     assert [d["snapshot"] for d in warm["diagnostics"]] == [1, 2]
+
+
+def test_rule_grid_constant_assignments_remove_the_same_set_under_every_combination():
+    """Every combination is monotone in one criterion's score, so a constant assignment removes the
+    same top-k whatever the combination; the oracle assignment correlates at least as well as argmax."""
+    from prunepeft.pruning.partitions import Partition
+    from prunepeft.pruning.rule_grid import COMBINATIONS, combined_scores, evaluate_grid
+    from test_criteria import full_stats
+
+    stats = full_stats(seed=3, n=8)  # layers 0-3, lora + adapter
+    snapshot = score_snapshot(stats, ("weight", "zeros", "activation", "taylor"), CriterionContext(seed=1))
+    partition = Partition(4)
+    importance = {u: float(i) for i, u in enumerate(sorted(stats))}
+    for c in ("weight", "activation"):
+        per_unit = {u: c for u in stats}
+        tops = {combo: sorted(select_top_k(combined_scores(combo, snapshot, per_unit, 3), 3, 0)) for combo in COMBINATIONS}
+        assert len({tuple(t) for t in tops.values()}) == 1, tops
+
+    class FakeProbe:  # loss rise of a removal set = sum of its units' importance (no model needed)
+        def masked_rise(self, supernet, uids, base):
+            return (sum(importance[u] for u in uids), 0.0, 0.0)
+
+    assignment = {key: "weight" for key in partition.keys(stats)}
+    grid = evaluate_grid(FakeProbe(), None, snapshot, partition, assignment, importance, (0.0, 0.0, 0.0),
+                         [1.0, 5.0, 9.0, 13.0], k=3, seed=0)
+    cells = grid["cells"]
+    for c in ("weight", "zeros", "activation", "taylor"):
+        pcts = {cells[f"const:{c}|{combo}"]["decision_percentile"] for combo in COMBINATIONS}
+        assert len(pcts) == 1
+    assert cells["argmax|paper"] == cells["const:weight|paper"] | {"draws": 1}
+    assert cells["oracle|rank"]["spearman"] >= cells["argmax|rank"]["spearman"] - 1e-12
+    assert set(grid["oracle"]) == {"b0:lora", "b0:adapter", "b1:lora", "b1:adapter", "b2:lora", "b2:adapter",
+                                   "b3:lora", "b3:adapter"}

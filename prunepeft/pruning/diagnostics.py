@@ -90,6 +90,7 @@ class Probe:
     learned_margin: float
     precision: str
     seed: int
+    grid: bool = False
 
     @classmethod
     def build(cls, cfg: Any, data: Any, tokenizer: Any) -> Optional["Probe"]:
@@ -118,7 +119,7 @@ class Probe:
         ds = tokenize_split(rows, tokenizer, cfg.task, int(cfg.train.max_length))
         batches = list(make_loader(ds, tokenizer, batch_size=int(cfg.train.eval_batch_size), shuffle=False, seed=0))
         return cls(batches, int(cfg.task.num_labels), int(diag.random_sets), float(diag.learned_margin),
-                   str(cfg.train.precision), int(cfg.seed))
+                   str(cfg.train.precision), int(cfg.seed), bool(diag.grid))
 
     # ------------------------------------------------------------------ measurements
     @torch.no_grad()
@@ -157,8 +158,13 @@ class Probe:
         return {u: r[0] for u, r in rises.items()}, reliability, base
 
     def diagnose(self, supernet: Any, snapshot: Mapping[str, Any], *, p: Optional[Mapping[UnitId, float]] = None,
-                 removed: Sequence[UnitId] = (), train_loss: Optional[float] = None, seed: int = 0) -> dict[str, Any]:
-        """Every measurement of one round or warm-up snapshot, as JSON-ready data (see the module doc)."""
+                 removed: Sequence[UnitId] = (), train_loss: Optional[float] = None, seed: int = 0,
+                 grid: Optional[tuple] = None) -> dict[str, Any]:
+        """Every measurement of one round or warm-up snapshot, as JSON-ready data (see the module doc).
+
+        `grid` = (partition, assignment S_H or None, k): with `search.diagnostics.grid`, also judge
+        every assignment × combination rule of `rule_grid` on this round's state.
+        """
         started = time.time()
         importance, reliability, base = self.importance(supernet)
         params = {u: sum(int(t.numel()) for t in supernet.unit_parameters(u).values()) for u in importance}
@@ -176,6 +182,11 @@ class Probe:
         }
         if removed:
             out["decision"] = self.decision(supernet, removed, base, seed)
+            if self.grid and grid is not None and grid[1] is not None:
+                from prunepeft.pruning.rule_grid import evaluate_grid
+
+                out["grid"] = evaluate_grid(self, supernet, snapshot, grid[0], grid[1], importance, base,
+                                            out["decision"]["random_rises"], grid[2], seed)
         out["wall_s"] = round(time.time() - started, 3)
         return out
 

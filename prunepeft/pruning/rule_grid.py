@@ -1,0 +1,148 @@
+"""Why does mixing criteria lose signal? Assignment × combination rules on one trained state.
+
+`search.diagnostics.grid=true`: at each diagnosed round, every rule below turns the SAME round's
+scores into a pruning distribution p, and each p is judged against the same ground truth
+(`diagnostics.Probe`): Spearman(p, −importance), the decision-level percentile of its top-k
+removal set (one joint masked pass per distinct set, compared with the round's random sets), the
+flattening spread (sd across partition keys of the mean ρ under the assignment) and a key-level
+Spearman (key means of prunability against key means of −importance).
+
+Assignments (which criterion S judges each partition key):
+- `argmax`: the warm-up's S_H (argmax over criteria of the tendency τ, Algorithm 1);
+- `permuted`: S_H's criteria shuffled across keys (same criteria, key link broken; mean over draws);
+- `random`: a uniformly random criterion per key (mean over draws);
+- `const:<c>`: one criterion for every key;
+- `oracle`: per key, the criterion whose ranking of that key's units best matches the truth
+  (an upper bound, not a usable rule).
+Combinations (how S's scores become p):
+- `paper`: Eq. (1), softmax(sigmoid(ρ)·Θ̃) — Θ̃ of different criteria on different scales;
+- `rank`: ρ under S_i alone (a common percentile scale);
+- `zscore`: (s − median) / MAD of S_i's oriented scores over all active units;
+- `reference`: the authors' later variant (`combine.combine_reference`).
+A constant assignment gives the same top-k under every combination (all are monotone in one score).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from prunepeft.pruning.combine import combine_paper, combine_reference
+from prunepeft.pruning.diagnostics import decision_percentile, prunability_correlation, spearman
+from prunepeft.pruning.partitions import Partition, PartitionKey, key_str
+from prunepeft.pruning.selection import select_top_k
+from prunepeft.pruning.statistics import UnitId
+
+COMBINATIONS = ("paper", "rank", "zscore", "reference")
+DRAWS = 5  # permuted / random assignments averaged per round (each draw costs masked passes)
+
+
+def combine_rank(snapshot: Mapping[str, Any], per_unit: Mapping[UnitId, str]) -> dict[UnitId, float]:
+    """p ∝ ρ under each unit's criterion (percentiles share one scale across criteria)."""
+    return {u: float(snapshot[c].rank[u]) for u, c in per_unit.items()}
+
+
+def combine_zscore(snapshot: Mapping[str, Any], per_unit: Mapping[UnitId, str]) -> dict[UnitId, float]:
+    """p ∝ (s − median) / MAD of the criterion's oriented scores over all active units."""
+    out = {}
+    for u, c in per_unit.items():
+        values = np.array(list(snapshot[c].oriented.values()), dtype=np.float64)
+        med = float(np.median(values))
+        mad = float(np.median(np.abs(values - med))) or 1.0
+        out[u] = (snapshot[c].oriented[u] - med) / mad
+    return out
+
+
+def combined_scores(name: str, snapshot: Mapping[str, Any], per_unit: Mapping[UnitId, str], k: int) -> dict[UnitId, float]:
+    """The pruning scores of combination `name` (higher = removed first)."""
+    if name == "paper":
+        return combine_paper(snapshot, per_unit).p
+    if name == "reference":
+        return combine_reference(snapshot, {u: [c] for u, c in per_unit.items()}, k).p
+    if name == "rank":
+        return combine_rank(snapshot, per_unit)
+    if name == "zscore":
+        return combine_zscore(snapshot, per_unit)
+    raise ValueError(f"unknown combination {name!r}; valid: {', '.join(COMBINATIONS)}")
+
+
+def oracle_assignment(snapshot: Mapping[str, Any], partition: Partition, importance: Mapping[UnitId, float],
+                      criteria: Sequence[str]) -> dict[PartitionKey, str]:
+    """Per key, the criterion whose ρ is closest to the percentile of −importance (mean |Δρ|)."""
+    uids = sorted(importance)
+    order = np.argsort(np.argsort([-importance[u] for u in uids], kind="stable"), kind="stable")
+    rho_imp = {u: (order[i] + 1) / len(uids) for i, u in enumerate(uids)}  # 1 = least important
+    out = {}
+    for key, units in partition.group(uids).items():
+        err = {c: float(np.mean([abs(snapshot[c].rank[u] - rho_imp[u]) for u in units])) for c in criteria}
+        out[key] = min(criteria, key=lambda c: (err[c], list(criteria).index(c)))
+    return out
+
+
+def assignments(assignment: Mapping[PartitionKey, str], keys: Sequence[PartitionKey], criteria: Sequence[str],
+                oracle: Mapping[PartitionKey, str], rng: np.random.Generator) -> dict[str, list[dict]]:
+    """Every assignment rule of the grid: name -> one or more {key: criterion} draws."""
+    keys = list(keys)
+    chosen = [assignment[k] for k in keys]
+    out: dict[str, list[dict]] = {"argmax": [dict(assignment)], "oracle": [dict(oracle)]}
+    out["permuted"] = [dict(zip(keys, rng.permutation(chosen).tolist())) for _ in range(DRAWS)]
+    out["random"] = [{k: str(rng.choice(list(criteria))) for k in keys} for _ in range(DRAWS)]
+    for c in criteria:
+        out[f"const:{c}"] = [{k: c for k in keys}]
+    return out
+
+
+def evaluate_grid(probe: Any, supernet: Any, snapshot: Mapping[str, Any], partition: Partition,
+                  assignment: Mapping[PartitionKey, str], importance: Mapping[UnitId, float],
+                  base: tuple, random_rises: Sequence[float], k: int, seed: int) -> dict[str, Any]:
+    """The grid for one round (see the module doc); JSON-ready."""
+    criteria = [c for c in snapshot if c != "random"]
+    uids = sorted(importance)
+    keys = partition.keys(uids)
+    oracle = oracle_assignment(snapshot, partition, importance, criteria)
+    rules = assignments({key: assignment[key] for key in keys}, keys, criteria, oracle,
+                        np.random.default_rng(seed + 104729))
+    rise_cache: dict[tuple, float] = {}
+
+    def rise(removed: list[UnitId]) -> float:
+        key = tuple(sorted(removed))
+        if key not in rise_cache:
+            rise_cache[key] = probe.masked_rise(supernet, list(key), base)[0]
+        return rise_cache[key]
+
+    cells: dict[str, dict[str, Any]] = {}
+    for rule, draws in rules.items():
+        for combo in COMBINATIONS:
+            corr, pct, key_corr, spread = [], [], [], []
+            for draw in draws:
+                per_unit = {u: draw[partition.key(u)] for u in uids}
+                p = combined_scores(combo, snapshot, per_unit, k)
+                corr.append(prunability_correlation(p, importance))
+                pct.append(decision_percentile(rise(select_top_k(p, k, seed)), random_rises))
+                key_corr.append(_key_level(p, importance, partition))
+                spread.append(_spread(snapshot, per_unit, partition))
+            cells[f"{rule}|{combo}"] = {"spearman": _mean(corr), "decision_percentile": _mean(pct),
+                                        "key_spearman": _mean(key_corr), "spread": _mean(spread), "draws": len(draws)}
+    return {"cells": cells, "oracle": {key_str(k_): c for k_, c in oracle.items()}, "masked_sets": len(rise_cache)}
+
+
+def _mean(values: list[Optional[float]]) -> Optional[float]:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _key_level(p: Mapping[UnitId, float], importance: Mapping[UnitId, float], partition: Partition) -> Optional[float]:
+    groups = partition.group(sorted(importance))
+    keys = sorted(groups)
+    return spearman([np.mean([p[u] for u in groups[k]]) for k in keys],
+                    [-np.mean([importance[u] for u in groups[k]]) for k in keys])
+
+
+def _spread(snapshot: Mapping[str, Any], per_unit: Mapping[UnitId, str], partition: Partition) -> float:
+    """sd across keys of the mean ρ of each key's units under its assigned criterion."""
+    groups = partition.group(sorted(per_unit))
+    return float(np.std([np.mean([snapshot[per_unit[u]].rank[u] for u in units]) for units in groups.values()]))
+
+
+GridFn = Callable[..., dict]
