@@ -21,6 +21,17 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def writes_files() -> bool:
+    """False on data-parallel ranks other than 0 (prunepeft.train.distributed): only rank 0 writes.
+
+    Every rank runs the same code; the writes below are skipped elsewhere, so no call site has to
+    know about ranks.
+    """
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0)
+
+
 def file_mode() -> int:
     """The mode a new regular file gets: 0666 minus the process umask."""
     mask = os.umask(0)  # the only portable way to read the umask is to set it (and put it back)
@@ -29,8 +40,10 @@ def file_mode() -> int:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` atomically (temp file + fsync + rename)."""
+    """Write `data` to `path` atomically (temp file + fsync + rename); rank 0 only."""
     path = Path(path)
+    if not writes_files():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -86,8 +99,10 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
-    """Append one JSON line (flushed). Readers skip a torn last line, see `read_jsonl`."""
+    """Append one JSON line (flushed; rank 0 only). Readers skip a torn last line, see `read_jsonl`."""
     path = Path(path)
+    if not writes_files():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(dumps_strict(record) + "\n")
@@ -104,7 +119,7 @@ def heal_jsonl(path: str | os.PathLike) -> int:
         ValueError: a line other than the last is not JSON (the file is damaged, not just torn).
     """
     path = Path(path)
-    if not path.exists():
+    if not path.exists() or not writes_files():
         return 0
     data = path.read_bytes()
     keep = data.rfind(b"\n") + 1  # everything after the last newline is a torn fragment

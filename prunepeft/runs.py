@@ -209,6 +209,19 @@ def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             for k in sorted(set(a) | set(b)) if not volatile(k) and a.get(k) != b.get(k)]
 
 
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a result depends on (recorded in run.json)."""
     import importlib.metadata as md
@@ -296,6 +309,7 @@ class RunDir:
             "command": command,
             "seed": seed,
             "device": device,
+            "world_size": _world_size(),  # data-parallel processes (prunepeft.train.distributed)
             "argv": sys.argv,
             "versions": library_versions(),
             "status": "running",
@@ -345,6 +359,7 @@ class RunDir:
                     finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         atomic_write_json(self.file("run.json"), info)
         atomic_write_text(self.file(DONE_FILE), "done\n")
+        _barrier()  # data parallel: the other ranks read the outputs only once rank 0 wrote them
 
     def fail(self, error: str) -> None:
         """Record a failed attempt in run.json (the directory stays resumable).

@@ -104,32 +104,20 @@ def guard_run(run_dir: Path, cfg: DictConfig) -> Iterator[None]:
     A finished run is re-displayed without a lock (works from a read-only archive). Otherwise:
     take the lock (refusing a second live invocation), honour `restart=true`, refuse a changed
     configuration before touching anything, check the checkpoint, cut torn log lines, and arm
-    `debug.kill_at`. Under data parallelism only rank 0 locks.
+    `debug.kill_at`. Under data parallelism rank 0 alone locks and prepares the directory; the
+    other ranks follow its decision (the same refusal, or go).
     """
-    from prunepeft.pruning.checkpoint import verify
-    from prunepeft.runs import DONE_FILE, RunDir, RunLock, configure_debug
+    from prunepeft.runs import DONE_FILE, RunLock, configure_debug
+    from prunepeft.train import distributed
 
     run_dir = Path(run_dir)
     restart = bool(OmegaConf.select(cfg, "restart", default=False))
-    if (run_dir / DONE_FILE).exists() and not restart:
+    if distributed.broadcast_object((run_dir / DONE_FILE).exists()) and not restart:
         yield
         return
-    lock = RunLock(run_dir) if int(os.environ.get("RANK", "0")) == 0 else None
-    note = lock.acquire() if lock is not None else None
+    lock = RunLock(run_dir) if distributed.is_main() else None
     try:
-        if note:
-            log.warning(note)
-            print(f"note: {note}", file=sys.stderr)
-        rd = RunDir(run_dir)
-        if restart:
-            moved = rd.set_aside()
-            if moved is not None:
-                print(f"restart=true: moved the earlier outputs to {moved}", file=sys.stderr)
-        rd.check_config(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-        if (run_dir / "checkpoint").is_dir():
-            verify(run_dir / "checkpoint")
-        for healed in rd.heal_logs():
-            log.warning(healed)
+        distributed.follow_main(lambda: _prepare_run_dir(run_dir, cfg, lock, restart), UserError)
         configure_debug(OmegaConf.select(cfg, "debug.kill_at", default=None))
         yield
     finally:
@@ -138,9 +126,33 @@ def guard_run(run_dir: Path, cfg: DictConfig) -> Iterator[None]:
             lock.release()
 
 
+def _prepare_run_dir(run_dir: Path, cfg: DictConfig, lock: Any, restart: bool) -> None:
+    """Take the lock, honour `restart=true`, check the configuration and checkpoint, heal the logs."""
+    from prunepeft.pruning.checkpoint import verify
+    from prunepeft.runs import RunDir
+
+    note = lock.acquire()
+    if note:
+        log.warning(note)
+        print(f"note: {note}", file=sys.stderr)
+    rd = RunDir(run_dir)
+    if restart:
+        moved = rd.set_aside()
+        if moved is not None:
+            print(f"restart=true: moved the earlier outputs to {moved}", file=sys.stderr)
+    rd.check_config(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    if (run_dir / "checkpoint").is_dir():
+        verify(run_dir / "checkpoint")
+    for healed in rd.heal_logs():
+        log.warning(healed)
+
+
 def run_in_hydra(fn: Callable[[DictConfig, Path], Any], cfg: DictConfig) -> Any:
     """Call a command's `run(cfg, run_dir)`: user errors exit 2, interrupts 130/143, divergence 1."""
     with user_errors(), _fault_exits(), _signals_interrupt():
+        from prunepeft.train import distributed
+
+        distributed.setup()  # joins the process group of a `torchrun` launch (else a no-op)
         run_dir = hydra_run_dir()
         if OmegaConf.select(cfg, "command", default=None) in RUN_COMMANDS:
             check_run_inputs(cfg)

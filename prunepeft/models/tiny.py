@@ -141,7 +141,7 @@ def build_tiny(model_cfg: Any, num_labels: int, seed: int) -> tuple[PreTrainedMo
     if family not in _CONFIGS:
         raise choice_error("tiny model family", family, _CONFIGS)
     tiny = getattr(model_cfg, "tiny", None)
-    sizes = {k: _tiny_value(tiny, k) for k in TinyModelConfig.__dataclass_fields__}
+    sizes = {k: _tiny_value(tiny, k) for k in TinyModelConfig.__dataclass_fields__ if k != "dropout"}
     # RoBERTa offsets positions by pad_token_id + 1, so its tokenizer must stop 2 positions early.
     max_len = sizes["max_position_embeddings"] - (2 if family == "roberta" else 0)
     tokenizer = build_tokenizer(family, sizes["vocab_size"], max_len)
@@ -149,6 +149,10 @@ def build_tiny(model_cfg: Any, num_labels: int, seed: int) -> tuple[PreTrainedMo
     extra: dict[str, Any] = {"pad_token_id": ids["pad"]}
     if "bos" in ids:
         extra.update(bos_token_id=ids["bos"], eos_token_id=ids["eos"])
+    dropout = getattr(tiny, "dropout", None) if tiny is not None else None
+    if dropout is not None:
+        extra.update({k: float(dropout) for k in ("hidden_dropout_prob", "attention_probs_dropout_prob",
+                                                  "attention_dropout", "classifier_dropout", "pooler_dropout")})
     if get_family(family).decoder:
         extra.update(num_key_value_heads=sizes["num_attention_heads"], tie_word_embeddings=False)
     config = _CONFIGS[family](

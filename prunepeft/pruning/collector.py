@@ -10,6 +10,15 @@ A train Callback:
   taylor: a mean over steps of |·|, not |Σ g|).
 Accumulators stay on the parameters' device (no host sync per step) and move to CPU in
 `snapshot()`.
+
+Data parallel (prunepeft.train.distributed): DDP has already averaged the gradients over the
+ranks when `on_before_optimizer_step` runs, so |g| and |w·g| are the same on every rank and are
+NOT reduced again (a sum would multiply them by W); the step count is each rank's own (the same
+on all). Each rank sees only its rows, so the activation sums and element counts are summed over
+the ranks (all-reduce SUM) in `snapshot()`, which every rank calls at the same step.
+
+Gradient checkpointing: a checkpointed layer's forward runs again inside backward; that
+recomputation is skipped (`_recomputing`), so sums and counts equal those without checkpointing.
 """
 from __future__ import annotations
 
@@ -19,11 +28,17 @@ from typing import Any, Optional
 import torch
 
 from prunepeft.pruning.statistics import STAT_KINDS, UnitId, UnitStatistics
+from prunepeft.train import distributed
 from prunepeft.train.callbacks import Callback
 
 
 def _flat(params: Iterable[torch.Tensor]) -> torch.Tensor:
     return torch.cat([p.detach().float().reshape(-1) for p in params])
+
+
+def _recomputing() -> bool:
+    """True inside backward: a checkpointed forward being recomputed (its Δ was counted already)."""
+    return torch._C._current_graph_task_id() != -1
 
 
 def _grad_or_zeros(p: torch.Tensor) -> torch.Tensor:
@@ -98,7 +113,7 @@ class StatisticsCollector(Callback):
 
     def _on_delta(self, uid: UnitId, site: int, delta: torch.Tensor) -> None:
         # Checked before entering no_grad: evaluation runs under no_grad / model.eval().
-        if not self._training_forward():
+        if not self._training_forward() or _recomputing():
             return
         with torch.no_grad():
             self._add_delta(uid, site, delta.detach().float().abs())
@@ -122,18 +137,34 @@ class StatisticsCollector(Callback):
             self._act_sum[key] = total.clone()
             self._act_count[key] = count.clone()
 
-    def _activation(self, uid: UnitId) -> Optional[float]:
-        per_site = [
-            float(self._act_sum[k]) / float(self._act_count[k])
-            for k in sorted(self._act_sum)
-            if k[0] == uid and float(self._act_count[k]) > 0
-        ]
+    def activation_totals(self) -> dict[tuple[UnitId, int], tuple[float, float]]:
+        """(Σ|Δ|, element count) per (unit, site), summed over the ranks under data parallelism."""
+        keys = sorted(self._act_sum)
+        if not keys:
+            return {}
+        device = self._act_sum[keys[0]].device
+        totals = torch.stack([torch.stack([self._act_sum[k] for k in keys]),
+                              torch.stack([self._act_count[k] for k in keys])]).to(torch.float64)
+        if distributed.active():
+            # Every rank runs every active branch on every micro-batch, so the keys agree; check it.
+            n = torch.tensor([len(keys), -len(keys)], device=device, dtype=torch.float64)
+            torch.distributed.all_reduce(n, op=torch.distributed.ReduceOp.MAX)
+            if int(n[0]) != -int(n[1]):
+                raise RuntimeError("activation statistics differ in their units across ranks")
+            distributed.all_reduce_sum(totals)
+        totals = totals.cpu()
+        return {k: (float(totals[0, i]), float(totals[1, i])) for i, k in enumerate(keys)}
+
+    @staticmethod
+    def _activation(uid: UnitId, totals: dict[tuple[UnitId, int], tuple[float, float]]) -> Optional[float]:
+        per_site = [s / c for k, (s, c) in sorted(totals.items()) if k[0] == uid and c > 0]
         return sum(per_site) / len(per_site) if per_site else None
 
     # --- results --------------------------------------------------------------------------
     def snapshot(self) -> dict[UnitId, UnitStatistics]:
         """Statistics of every ACTIVE unit since the last reset (weights = current values)."""
         out: dict[UnitId, UnitStatistics] = {}
+        totals = self.activation_totals() if "activation" in self.needs else {}
         for uid in self.supernet.active_ids():
             steps = self._steps.get(uid, 0)
             grad = self._grad.get(uid)
@@ -142,7 +173,7 @@ class StatisticsCollector(Callback):
                 weights=_flat(self.supernet.criterion_parameters(uid)).cpu(),
                 grad_abs=None if grad is None else (grad / steps).cpu(),
                 taylor_abs=None if taylor is None else (taylor / steps).cpu(),
-                activation=self._activation(uid) if "activation" in self.needs else None,
+                activation=self._activation(uid, totals) if "activation" in self.needs else None,
                 steps=steps,
             )
         return out

@@ -22,6 +22,7 @@ from prunepeft.data import make_loader
 from prunepeft.errors import UserError
 from prunepeft.metrics import compute_metrics
 from prunepeft.seed import seed_everything
+from prunepeft.train import distributed
 from prunepeft.train.callbacks import Callback, CallbackList
 from prunepeft.train.device import autocast, model_device, resolve_device
 from prunepeft.train.optim import build_optimizer, linear_schedule, trainable
@@ -36,11 +37,20 @@ class NonFiniteLoss(RuntimeError):
 
 def _all_finite(flag: bool, device: torch.device) -> bool:
     """`flag` agreed by every rank (under data parallelism one rank's NaN must stop all, or they hang)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if distributed.active():
         t = torch.tensor([1.0 if flag else 0.0], device=device)
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
         return bool(t.item() > 0)
     return flag
+
+
+def _step_totals(loss_sum: float, rows: int, finite: bool, device: torch.device) -> tuple[float, int, bool]:
+    """(Σ loss·rows, rows, all finite) of one optimizer step over every rank (one all-reduce)."""
+    if not distributed.active():
+        return loss_sum, rows, finite
+    t = torch.tensor([loss_sum, float(rows), 0.0 if finite else 1.0], device=device, dtype=torch.float64)
+    distributed.all_reduce_sum(t)
+    return float(t[0]), int(t[1]), bool(t[2] == 0)
 
 
 def _weights_finite(params: list[torch.Tensor]) -> bool:
@@ -105,13 +115,37 @@ def evaluate(model: torch.nn.Module, ds, tokenizer, task, batch_size: int, preci
     model.eval()
     preds, labels = [], []
     for batch in make_loader(ds, tokenizer, batch_size=batch_size, shuffle=False, seed=0):
+        batch, rows = distributed.shard(batch)  # data parallel: rows r::W, gathered below
+        if rows == 0:
+            continue
         batch = _to_device(batch, device)
         with autocast(device, precision):
             logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
         preds.append(logits.squeeze(-1) if task.num_labels == 1 else logits.argmax(-1))
         labels.append(batch["labels"])
     model.train(was_training)
-    return compute_metrics(list(task.metrics), torch.cat(preds).cpu().numpy(), torch.cat(labels).cpu().numpy())
+    pairs = distributed.all_gather_objects((torch.cat(preds).cpu().numpy() if preds else None,
+                                            torch.cat(labels).cpu().numpy() if labels else None))
+    pairs = [p for p in pairs if p[0] is not None]  # metrics do not depend on the order of rows
+    return compute_metrics(list(task.metrics), np.concatenate([p[0] for p in pairs]),
+                           np.concatenate([p[1] for p in pairs]))
+
+
+def set_gradient_checkpointing(model: torch.nn.Module, enabled: bool) -> None:
+    """Turn the backbone's activation checkpointing on or off (`train.gradient_checkpointing`).
+
+    Non-reentrant (torch.utils.checkpoint with use_reentrant=False): it works with frozen inputs,
+    forward hooks and DDP. Each checkpointed layer's forward runs again during backward; the
+    statistics collector ignores that recomputation (prunepeft.pruning.collector).
+    """
+    if enabled == any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules()):
+        return
+    if not enabled:
+        model.gradient_checkpointing_disable()
+        return
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise UserError(f"train.gradient_checkpointing=true: {type(model).__name__} does not support it")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def _primary(metrics: dict[str, dict[str, float]], task) -> float:
@@ -146,6 +180,8 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
     seed_everything(seed)
     device = resolve_device(train_cfg.device)
     model.to(device)
+    set_gradient_checkpointing(model, bool(getattr(train_cfg, "gradient_checkpointing", False)))
+    net = distributed.wrap(model, device)  # DDP under torchrun (averages gradients), else the model
     cbs = CallbackList(callbacks)
     loader = make_loader(train_ds, tokenizer, batch_size=train_cfg.batch_size // accum, shuffle=True, seed=seed)
     steps_per_epoch = math.ceil(len(loader) / accum)
@@ -163,24 +199,30 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
             model.train()
             epoch_loss, epoch_n = 0.0, 0
             for micro_batches in _chunks(loader, accum):
-                n_step = sum(len(b["labels"]) for b in micro_batches)
-                finite = True
-                for batch in micro_batches:
+                n_step = sum(len(b["labels"]) for b in micro_batches)  # rows over all ranks
+                finite, step_loss, step_n = True, 0.0, 0
+                for i, batch in enumerate(micro_batches):
+                    batch, n = distributed.shard(batch)  # this rank's rows r::W (all of them alone)
                     batch = _to_device(batch, device)
-                    cbs.on_train_batch_start(batch)
-                    with autocast(device, train_cfg.precision):
-                        loss = model(**batch).loss.float()
-                    # Weight by micro-batch size so accumulated grads equal the full batch's mean.
-                    n = len(batch["labels"])
-                    (loss * n / n_step).backward()
+                    # An empty share runs row 0 with weight 0 (DDP needs every rank): hidden from the
+                    # statistics by an all-zero attention mask.
+                    cbs.on_train_batch_start(batch if n else {**batch, "attention_mask": torch.zeros_like(batch["attention_mask"])})
+                    with distributed.no_sync(net, skip=i < len(micro_batches) - 1):  # sync at the last
+                        with autocast(device, train_cfg.precision):
+                            loss = net(**batch).loss.float()
+                        # Weight by rows so accumulated grads equal the full batch's mean; DDP then
+                        # averages over W ranks, hence the factor W.
+                        (loss * (n * distributed.world_size() / n_step)).backward()
                     value = loss.item()
                     finite = finite and math.isfinite(value)
-                    if math.isfinite(value):  # a NaN would poison the epoch's mean loss
-                        epoch_loss, log_loss = epoch_loss + value * n, log_loss + value * n
-                        epoch_n, log_n = epoch_n + n, log_n + n
+                    if math.isfinite(value) and n:  # a NaN would poison the epoch's mean loss
+                        step_loss, step_n = step_loss + value * n, step_n + n
                 step += 1
+                step_loss, step_n, finite = _step_totals(step_loss, step_n, finite, device)
+                epoch_loss, log_loss = epoch_loss + step_loss, log_loss + step_loss
+                epoch_n, log_n = epoch_n + step_n, log_n + step_n
                 # NaN guard: checked before the callbacks, so no criterion ever sees NaN gradients.
-                if not _all_finite(finite, device):
+                if not finite:
                     skipped += 1
                     if run is not None:
                         run.event(phase=phase, kind="nonfinite", step=step, epoch=epoch, skipped=skipped)
