@@ -39,7 +39,8 @@ def by_uid(d):
 
 
 def test_registry_order_and_unknown_name():
-    assert list(CRITERIA) == ["weight", "zeros", "threshold", "activation", "taylor", "gradient", "random"]
+    assert list(CRITERIA) == ["weight", "zeros", "threshold", "activation", "taylor", "gradient", "random",
+                              "output_ratio"]
     assert HYBRID_CRITERIA == ("weight", "zeros", "threshold", "activation", "taylor", "gradient")
     with pytest.raises(UserError, match=r"unknown criterion 'wieght'.*activation.*weight"):
         get_criterion("wieght")

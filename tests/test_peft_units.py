@@ -57,7 +57,7 @@ def test_unit_sizes_from_model_overrides_and_validation():
     s = UnitSizes.from_model(cfg, lora_r=18)
     assert (s.lora_r, s.lora_alpha, s.lora_dropout, s.adapter_bottleneck, s.adapter_activation) == (18, 32.0, 0.1, 64, "gelu")
     assert UnitSizes.from_model(cfg, adapter_bottleneck=36).adapter_bottleneck == 36
-    assert s.with_size("adapter", 7).adapter_bottleneck == 7 and s.with_size("dora", 3).lora_r == 3
+    assert get_unit_type("adapter").with_size(s, 7).adapter_bottleneck == 7 and get_unit_type("dora").with_size(s, 3).lora_r == 3
     with pytest.raises(UserError, match="'swoosh'.*gelu.*relu"):
         UnitSizes.from_model(SimpleNamespace(adapter_activation="swoosh"))
     with pytest.raises(UserError, match="lora_r"):
@@ -162,13 +162,17 @@ def test_delta_hook_reports_each_active_branch_additive_output():
     w = _wrapped(["lora", "dora", "adapter"])
     w.branches["lora"].active = False
     seen = {}
-    w.delta_hook = lambda uid, site, delta: seen.__setitem__((uid, site), delta)
+    bases = {}
+    w.delta_hook = lambda uid, site, delta, base: (seen.__setitem__((uid, site), delta),
+                                                   bases.__setitem__((uid, site), base))
     x = torch.randn(3, 16)
     out = w(x)
     assert set(seen) == {((1, "dora"), 0), ((2, "adapter"), 0)}
     h = w.base(x)
     torch.testing.assert_close(seen[((1, "dora"), 0)], w.branches["dora"](x, h))
     torch.testing.assert_close(out, h + seen[((1, "dora"), 0)] + seen[((2, "adapter"), 0)])
+    torch.testing.assert_close(bases[((1, "dora"), 0)], h)  # parallel: the base Linear's output
+    torch.testing.assert_close(bases[((2, "adapter"), 0)], h + seen[((1, "dora"), 0)])  # serial: its input
 
 
 def test_activation_is_configurable():

@@ -188,7 +188,8 @@ class SearchConfig:
     # activation, taylor and gradient prefer one type on untrained and shuffled-label supernets
     # (BENCHMARKS.md, type preference); weight, zeros and threshold do not (weights only).
     type_norm: str = "none"
-    type_norm_criteria: list[str] = field(default_factory=lambda: ["activation", "taylor", "gradient"])
+    # (output_ratio, Light-PEFT's module score, prefers one type on untrained supernets too.)
+    type_norm_criteria: list[str] = field(default_factory=lambda: ["activation", "taylor", "gradient", "output_ratio"])
     max_rounds: int = 100
     # null = train.epochs; 0 = search only (found_config.json, no retrain).
     retrain_epochs: Optional[int] = None

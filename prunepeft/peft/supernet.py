@@ -246,8 +246,8 @@ class Supernet:
                     p.fill_(1.0 if name.endswith("weight") else 0.0)  # norm scales 1, biases 0
 
     # ---------------------------------------------------------------- hooks
-    def set_delta_hook(self, fn: Callable[[UnitId, int, torch.Tensor], None] | None) -> None:
-        """Call `fn(uid, site_index, delta)` from every ACTIVE branch's forward (None removes it)."""
+    def set_delta_hook(self, fn: Callable[[UnitId, int, torch.Tensor, torch.Tensor], None] | None) -> None:
+        """Call `fn(uid, site_index, delta, base)` from every ACTIVE branch's forward (None removes it)."""
         self._hook = fn
         for module in self.model.modules():
             if isinstance(module, PeftLinear):

@@ -18,7 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-DeltaHook = Callable[[Any, int, torch.Tensor], None]
+# hook(uid, site_index, Δ, base): base = the output Δ is added to (h for parallel units, the
+# serial unit's input for serial ones), for output-ratio statistics ||Δ|| / ||base||.
+DeltaHook = Callable[[Any, int, torch.Tensor, torch.Tensor], None]
 INIT_SCHEMES = ("standard", "paper")
 
 
@@ -172,7 +174,7 @@ class PeftLinear(nn.Module):
             if branch.active:
                 delta = branch(x, h)
                 if hook is not None:
-                    hook(branch.uid, branch.site_index, delta.detach())
+                    hook(branch.uid, branch.site_index, delta.detach(), h.detach())
                 out = out + delta
         if not self._serial:
             return out
@@ -181,7 +183,7 @@ class PeftLinear(nn.Module):
             if branch.active:
                 delta = branch(h_par)
                 if hook is not None:
-                    hook(branch.uid, branch.site_index, delta.detach())
+                    hook(branch.uid, branch.site_index, delta.detach(), h_par.detach())
                 out = out + delta
         return out
 

@@ -8,6 +8,8 @@ A train Callback:
 - `on_before_optimizer_step` (after backward, BEFORE clipping, grads unscaled) adds the
   per-element |g| and |w·g| of each active unit's criterion parameters (Table 1's gradient and
   taylor: a mean over steps of |·|, not |Σ g|).
+- The same hook also receives the base output (h for parallel units, the serial unit's input for
+  serial ones) for `output_ratio`: ||Δ|| / ||base|| per token (criteria/output_ratio.py).
 Accumulators stay on the parameters' device (no host sync per step) and move to CPU in
 `snapshot()`.
 
@@ -66,7 +68,7 @@ class StatisticsCollector(Callback):
         self.supernet = supernet
         self.needs = frozenset(needs | {"weights"})
         self._mask: Optional[torch.Tensor] = None
-        self._hooked = "activation" in self.needs
+        self._hooked = bool({"activation", "output_ratio"} & self.needs)
         self.reset()
         if self._hooked:
             supernet.set_delta_hook(self._on_delta)
@@ -78,6 +80,7 @@ class StatisticsCollector(Callback):
         self._steps: dict[UnitId, int] = {}
         self._act_sum: dict[tuple[UnitId, int], torch.Tensor] = {}
         self._act_count: dict[tuple[UnitId, int], torch.Tensor] = {}
+        self._ratio: dict[tuple[UnitId, int], list[torch.Tensor]] = {}  # per training forward
 
     def close(self) -> None:
         """Remove the delta hook (call when the round's training is over)."""
@@ -111,12 +114,15 @@ class StatisticsCollector(Callback):
         model = getattr(self.supernet, "model", None)
         return torch.is_grad_enabled() and (model is None or bool(getattr(model, "training", True)))
 
-    def _on_delta(self, uid: UnitId, site: int, delta: torch.Tensor) -> None:
+    def _on_delta(self, uid: UnitId, site: int, delta: torch.Tensor, base: Optional[torch.Tensor] = None) -> None:
         # Checked before entering no_grad: evaluation runs under no_grad / model.eval().
         if not self._training_forward() or _recomputing():
             return
         with torch.no_grad():
-            self._add_delta(uid, site, delta.detach().float().abs())
+            if "activation" in self.needs:
+                self._add_delta(uid, site, delta.detach().float().abs())
+            if "output_ratio" in self.needs and base is not None:
+                self._add_ratio(uid, site, delta, base)
 
     def _add_delta(self, uid: UnitId, site: int, d: torch.Tensor) -> None:
         mask = self._mask
@@ -160,6 +166,27 @@ class StatisticsCollector(Callback):
         per_site = [s / c for k, (s, c) in sorted(totals.items()) if k[0] == uid and c > 0]
         return sum(per_site) / len(per_site) if per_site else None
 
+    def _add_ratio(self, uid: UnitId, site: int, delta: torch.Tensor, base: torch.Tensor) -> None:
+        # Light-PEFT's importance ratio: ||Δ_t|| / ||base_t|| per token, mean over non-pad tokens
+        # (NaN/inf -> 0); one value per training forward, kept on the device.
+        ratio = delta.float().norm(dim=-1) / base.detach().float().norm(dim=-1)
+        ratio = torch.nan_to_num(ratio, nan=0.0, posinf=0.0, neginf=0.0)
+        mask = self._mask
+        if mask is not None and ratio.dim() == 2 and tuple(mask.shape) == tuple(ratio.shape):
+            m = mask.to(device=ratio.device, dtype=torch.float32)
+            value = (ratio * m).sum() / m.sum().clamp_min(1.0)
+        else:
+            value = ratio.mean()
+        self._ratio.setdefault((uid, int(site)), []).append(value)
+
+    def _output_ratio(self, uid: UnitId) -> Optional[float]:
+        # The mean over the second half of the forwards (the ratio is 0 at LoRA's B = 0 init, so
+        # the early steps say little), then over the unit's sites. Under data parallelism this is
+        # each rank's own value (not yet reduced across ranks).
+        per_site = [float(torch.stack(v[len(v) // 2:]).mean()) for k, v in sorted(self._ratio.items())
+                    if k[0] == uid and v]
+        return sum(per_site) / len(per_site) if per_site else None
+
     # --- results --------------------------------------------------------------------------
     def snapshot(self) -> dict[UnitId, UnitStatistics]:
         """Statistics of every ACTIVE unit since the last reset (weights = current values)."""
@@ -175,5 +202,6 @@ class StatisticsCollector(Callback):
                 taylor_abs=None if taylor is None else (taylor / steps).cpu(),
                 activation=self._activation(uid, totals) if "activation" in self.needs else None,
                 steps=steps,
+                output_ratio=self._output_ratio(uid) if "output_ratio" in self.needs else None,
             )
         return out

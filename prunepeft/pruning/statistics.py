@@ -9,7 +9,7 @@ import torch
 # (layer index, unit type name), e.g. (3, "lora"); the same alias as prunepeft.peft.units.
 UnitId = tuple[int, str]
 
-STAT_KINDS = frozenset({"weights", "grad", "taylor", "activation"})
+STAT_KINDS = frozenset({"weights", "grad", "taylor", "activation", "output_ratio"})
 
 
 @dataclass
@@ -33,6 +33,8 @@ class UnitStatistics:
     taylor_abs: Optional[torch.Tensor] = None
     activation: Optional[float] = None
     steps: int = 0
+    # ||Δ|| / ||base|| per non-pad token, mean over the second half of the forwards, over sites.
+    output_ratio: Optional[float] = None
     # granularity=rank: per site, the per-rank Taylor score (pruning/rank_stage.py), else None.
     rank_scores: Optional[dict[str, torch.Tensor]] = None
 

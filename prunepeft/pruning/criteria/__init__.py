@@ -11,6 +11,7 @@ from prunepeft.errors import choice_error
 from prunepeft.pruning.criteria.activation import ActivationCriterion
 from prunepeft.pruning.criteria.base import Criterion, CriterionContext
 from prunepeft.pruning.criteria.gradient import GradientCriterion
+from prunepeft.pruning.criteria.output_ratio import OutputRatioCriterion
 from prunepeft.pruning.criteria.random import RandomCriterion
 from prunepeft.pruning.criteria.taylor import TaylorCriterion
 from prunepeft.pruning.criteria.threshold import ThresholdCriterion
@@ -27,11 +28,13 @@ CRITERIA: dict[str, Criterion] = {
         TaylorCriterion(),
         GradientCriterion(),
         RandomCriterion(),
+        OutputRatioCriterion(),
     )
 }
 
-# The six criteria of Table 1 that take part in a hybrid strategy (`random` never does).
-HYBRID_CRITERIA: tuple[str, ...] = tuple(n for n in CRITERIA if n != "random")
+# The six criteria of Table 1 that take part in a hybrid strategy by default (`random` never does;
+# Light-PEFT's `output_ratio` only when named in `search.criteria`).
+HYBRID_CRITERIA: tuple[str, ...] = tuple(n for n in CRITERIA if n not in ("random", "output_ratio"))
 
 
 def get_criterion(name: str) -> Criterion:
