@@ -44,7 +44,8 @@ VOLATILE_KEYS = ("debug", "train.progress", "train.log_every", "data.dir", "extr
 
 # -- debug kill points ---------------------------------------------------------------------------
 DEBUG_POINTS = ("event", "between_checkpoint_writes", "after_checkpoint")
-DEBUG_SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT}
+# USR2: what submitit sends before a job's time limit (it checkpoints and requeues the job).
+DEBUG_SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT, "USR2": signal.SIGUSR2}
 _kill_at: tuple[str, int, int] | None = None
 _hits: dict[str, int] = {}
 
@@ -52,7 +53,7 @@ _hits: dict[str, int] = {}
 def parse_kill_at(value: str | None) -> tuple[str, int, int] | None:
     """`debug.kill_at="<point>:<n>[:<signal>]"` -> (point, n, signal number).
 
-    The process sends itself the signal (KILL, the default; TERM or INT) the n-th time it
+    The process sends itself the signal (KILL, the default; TERM, INT or USR2) the n-th time it
     reaches `point`: a crash or a stop at an exact moment, never a timed one.
 
     Raises:
@@ -370,7 +371,8 @@ class RunDir:
         info = getattr(self, "info", None)
         if info is None:
             return
-        status = "interrupted" if isinstance(sys.exc_info()[1], KeyboardInterrupt) else "failed"
+        # SystemExit: submitit requeueing the job (SIGUSR2 before its time limit), also interrupted.
+        status = "interrupted" if isinstance(sys.exc_info()[1], (KeyboardInterrupt, SystemExit)) else "failed"
         info.update(status=status, error=error, wall_s=round(time.time() - self.started, 2))
         atomic_write_json(self.file("run.json"), info)
 

@@ -348,8 +348,9 @@ def test_slurm_preset_does_not_break_other_configs():
     except ImportError:
         with pytest.raises(Exception, match="submitit_slurm"):
             _sweep("search", ["hydra/launcher=slurm"])
-    else:
-        _sweep("search", ["hydra/launcher=slurm"])
+    else:  # the dev extra installs it (tests/test_submitit.py runs its local executor)
+        _, cfg = _sweep("search", ["experiment=table5", "hydra/launcher=slurm"])
+        assert cfg.hydra.launcher._target_.endswith("SlurmLauncher") and cfg.hydra.launcher.timeout_min == 720
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")

@@ -48,7 +48,7 @@ def _found_path(cfg: DictConfig) -> Path:
 def _uniform_sizes(cfg: DictConfig, model, family, base: int):
     """Unit sizes for a uniform baseline: config defaults, explicit overrides, or sized to the budget."""
     from prunepeft.peft.sizing import uniform_size_for_budget
-    from prunepeft.peft.units import UnitSizes
+    from prunepeft.peft.units import UnitSizes, get_unit_type
     from prunepeft.pruning.budget import budget_params
 
     if not cfg.size_to_budget:
@@ -57,7 +57,7 @@ def _uniform_sizes(cfg: DictConfig, model, family, base: int):
         raise UserError("size_to_budget=true computes the size from the budget; drop lora_r=/adapter_bottleneck=")
     budget = budget_params(cfg.budget.percent, cfg.budget.params, base)
     size = uniform_size_for_budget(model, family, cfg.method, budget, model.config.hidden_size)
-    return UnitSizes.from_model(cfg.model).with_size(cfg.method, size)
+    return get_unit_type(cfg.method).with_size(UnitSizes.from_model(cfg.model), size)
 
 
 def prepare(cfg: DictConfig, model, family) -> tuple[Any, dict[str, list], dict[str, Any]]:

@@ -13,18 +13,9 @@ import torch
 from torch import nn
 
 from prunepeft.errors import check_choice
-from prunepeft.peft.units import UnitSizes, UnitType, register_unit_type
+from prunepeft.peft.unit_base import ACTIVATIONS, UnitSizes, UnitType
 from prunepeft.peft.wrapper import INIT_SCHEMES, Branch, branch_dtype, init_kaiming, init_normal, init_zeros
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "swish": nn.SiLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "identity": nn.Identity,
-}
 
 
 def make_activation(name: str) -> nn.Module:
@@ -85,5 +76,3 @@ class AdapterType(UnitType):
         b = self.site_size(sizes, site)
         return 2 * out_features * b + b + out_features if b else 0
 
-
-ADAPTER = register_unit_type(AdapterType())

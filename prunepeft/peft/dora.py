@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunepeft.peft.lora import LoraBranch, LoraType
-from prunepeft.peft.units import UnitSizes, register_unit_type
+from prunepeft.peft.unit_base import UnitSizes
 from prunepeft.peft.wrapper import Branch
 
 
@@ -73,5 +73,3 @@ class DoraType(LoraType):
         r = self.site_size(sizes, site)
         return r * (in_features + out_features) + out_features if r else 0  # the magnitude leaves with the site
 
-
-DORA = register_unit_type(DoraType())

@@ -4,12 +4,9 @@ form ONE unit per layer (site_index 0 = attn_out, 1 = ffn_out)."""
 from __future__ import annotations
 
 from prunepeft.peft.adapter import AdapterType
-from prunepeft.peft.units import register_unit_type
 
 
 class HoulsbyType(AdapterType):
     name = "houlsby"
     sites = ("attn_out", "ffn_out")
 
-
-HOULSBY = register_unit_type(HoulsbyType())

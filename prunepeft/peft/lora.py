@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from prunepeft.errors import check_choice
-from prunepeft.peft.units import UnitSizes, UnitType, register_unit_type
+from prunepeft.peft.unit_base import UnitSizes, UnitType
 from prunepeft.peft.wrapper import INIT_SCHEMES, Branch, branch_dtype, init_kaiming, init_normal, init_zeros
 
 
@@ -66,5 +66,3 @@ class LoraType(UnitType):
     def site_param_count(self, in_features: int, out_features: int, sizes: UnitSizes, site: str | None = None) -> int:
         return self.site_size(sizes, site) * (in_features + out_features)
 
-
-LORA = register_unit_type(LoraType())

@@ -24,7 +24,7 @@ def uniform_total(
     model: nn.Module, family: Family, unit_type: str, size: int, hidden: int, sizes: UnitSizes | None = None
 ) -> int:
     """Total parameters of `unit_type` with rank / width `size` in every layer."""
-    sized = (sizes or UnitSizes()).with_size(unit_type, size)
+    sized = get_unit_type(unit_type).with_size(sizes or UnitSizes(), size)
     return sum(unit_param_count(unit_type, hidden, sized, dims) for dims in site_dims(model, family, unit_type))
 
 

@@ -12,7 +12,6 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save
@@ -28,7 +27,7 @@ from prunepeft.models.families import (
     site_linear,
     transformer_layers,
 )
-from prunepeft.peft.units import UnitId, UnitSizes, UnitType, get_unit_type, unit_key
+from prunepeft.peft.units import UNIT_TYPES, UnitId, UnitSizes, UnitType, get_unit_type, unit_key
 from prunepeft.peft.wrapper import INIT_SCHEMES, Branch, PeftLinear, init_normal
 
 REINIT_SCHEMES = (*INIT_SCHEMES, "keep")
@@ -104,13 +103,6 @@ class Supernet:
             net._add_unit(uid, units[uid])
         net.reinit(net.unit_ids(), scheme, generator)
         return net
-
-    @classmethod
-    def from_found(cls, model: nn.Module, family: Family, found: Any, hidden_size: int, **kw: Any) -> Supernet:
-        """Build from a `FoundConfig` (see `found_config.build_from_found`)."""
-        from prunepeft.peft.found_config import build_from_found
-
-        return build_from_found(model, family, found, hidden_size, **kw)
 
     def _add_unit(self, uid: UnitId, sizes: UnitSizes) -> None:
         layer_idx, name = uid
@@ -302,15 +294,13 @@ def _copy(param: nn.Parameter, tensor: torch.Tensor, key: str) -> None:
 
 
 def _registry_order(name: str) -> int:
-    from prunepeft.peft.units import UNIT_TYPES
-
     return list(UNIT_TYPES).index(name) if name in UNIT_TYPES else len(UNIT_TYPES)
 
 
 def _check_space(search_space: Iterable[str]) -> list[str]:
     space = [str(s) for s in search_space]
     if not space:
-        raise UserError("search_space is empty; choose unit types from: adapter, dora, houlsby, lora")
+        raise UserError(f"search_space is empty; choose unit types from: {', '.join(sorted(UNIT_TYPES))}")
     for name in space:
         get_unit_type(name)
     if len(set(space)) != len(space):

@@ -28,7 +28,6 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 from prunepeft.data.subsets import stratified_subset
 from prunepeft.data.tokenize import make_loader, tokenize_split
@@ -37,30 +36,12 @@ from prunepeft.peft.units import unit_key
 from prunepeft.pruning.criteria import get_criterion
 from prunepeft.pruning.criteria.base import CriterionContext
 from prunepeft.pruning.statistics import UnitId
+# Re-exported: the rank statistics live below both this module and `rule_grid` (no import circle).
+from prunepeft.pruning.rank_stats import decision_percentile, prunability_correlation, spearman  # noqa: F401
 from prunepeft.train.device import autocast, model_device
 
 # The probe rows and the random sets do not depend on the run's seed stream (offset, not reused).
 PROBE_SEED_OFFSET = 7919
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> Optional[float]:
-    """Spearman's ρ, or None when it is undefined (fewer than 3 units, or a constant input)."""
-    if len(x) < 3 or np.ptp(np.asarray(x, dtype=float)) == 0 or np.ptp(np.asarray(y, dtype=float)) == 0:
-        return None
-    value = float(spearmanr(x, y).statistic)
-    return None if math.isnan(value) else value
-
-
-def prunability_correlation(prunability: Mapping[UnitId, float], importance: Mapping[UnitId, float]) -> Optional[float]:
-    """Spearman between a prunability score (higher = prune first) and −importance."""
-    uids = sorted(importance)
-    return spearman([prunability[u] for u in uids], [-importance[u] for u in uids])
-
-
-def decision_percentile(removed_rise: float, random_rises: Sequence[float]) -> float:
-    """Share of random removal sets that hurt LESS than the decision (ties count half), in [0, 1]."""
-    r = np.asarray(random_rises, dtype=float)
-    return float(((r < removed_rise).sum() + 0.5 * (r == removed_rise).sum()) / max(1, len(r)))
 
 
 def random_sets_like(removed: Sequence[UnitId], active: Sequence[UnitId], count: int,

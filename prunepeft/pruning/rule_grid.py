@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from prunepeft.pruning.combine import combine_paper, combine_reference
-from prunepeft.pruning.diagnostics import decision_percentile, prunability_correlation, spearman
+from prunepeft.pruning.rank_stats import decision_percentile, prunability_correlation, spearman
 from prunepeft.pruning.partitions import Partition, PartitionKey, key_str
 from prunepeft.pruning.selection import select_top_k
 from prunepeft.pruning.statistics import UnitId

@@ -1,0 +1,121 @@
+"""The import graph of the package has no circle, and its layers import in any order.
+
+Every `import` counts, at module level or inside a function (a lazy import hides a circle, it does
+not remove it); only imports under `if TYPE_CHECKING:` do not, since they never run. Package
+`__init__.py` files are nodes like any module. `from pkg import name` points at `pkg.name` when that
+is a module, else at `pkg`.
+"""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "prunepeft"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, name: str, modules: set[str]) -> set[str]:
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.Import):
+                out.update(a.name for a in child.names if a.name in modules)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    anchor = package
+                    for _ in range(child.level - 1):
+                        anchor = anchor.rpartition(".")[0]
+                    base = f"{anchor}.{base}" if base else anchor
+                for alias in child.names:
+                    target = f"{base}.{alias.name}"
+                    out.add(target if target in modules else base)
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return {m for m in out if m in modules and m != name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """{module: the package modules it imports}."""
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: _imports(path, name, set(paths)) for name, path in paths.items()}
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_import_graph_has_no_circle():
+    graph = import_graph()
+    assert "prunepeft.peft.units" in graph and "prunepeft.pruning.search" in graph
+    assert circles(graph) == []
+
+
+def test_the_circle_finder_finds_a_circle():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_unit_type_registry_order_is_explicit():
+    from prunepeft.peft.units import UNIT_TYPES
+
+    assert list(UNIT_TYPES) == ["lora", "dora", "adapter", "houlsby"]
+
+
+@pytest.mark.parametrize("order", [("prunepeft.peft.lora", "prunepeft.peft", "prunepeft.pruning"),
+                                   ("prunepeft.pruning", "prunepeft.peft.found_config", "prunepeft.peft")])
+def test_layers_import_in_any_order(order):
+    code = "; ".join(f"import {m}" for m in order) + "; from prunepeft.peft import UNIT_TYPES; print(list(UNIT_TYPES))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['lora', 'dora', 'adapter', 'houlsby']"
