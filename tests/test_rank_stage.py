@@ -133,3 +133,13 @@ def test_crash_after_the_rank_stage_resumes_to_the_same_configuration(compose_cf
     search_cmd.run(compose_cfg("search", tiny_overrides + SEARCH + ["search.retrain_epochs=0"]), tmp_path / "b")
     assert len(read_jsonl(tmp_path / "b" / "rounds.jsonl")) == last  # the masks came back: no extra round
     assert read_json(tmp_path / "a" / "found_config.json") == read_json(tmp_path / "b" / "found_config.json")
+
+
+def test_light_peft_preset_end_to_end_within_one_rank(compose_cfg, tiny_overrides, tmp_path):
+    overrides = tiny_overrides + ["strategy=light_peft", "search.retrain_epochs=1", "budget.params=2000"]
+    summary = search_cmd.run(compose_cfg("search", overrides), tmp_path)
+    rounds = read_jsonl(tmp_path / "rounds.jsonl")
+    assert len(rounds) == 1 and rounds[0]["last"]  # one-shot: the estimation round
+    assert set(rounds[0]["criteria"]) == {"output_ratio"}
+    assert 2000 - 65 < summary["params"]["peft"] <= 2000
+    assert not (tmp_path / "warmup.json").exists()
