@@ -105,7 +105,7 @@ MUTATIONS = [
       [(r"uid: sum\(p\.numel\(\) for p in supernet\.unit_parameters\(uid\)\.values\(\)\)",
         'uid: sum(p.numel() for n, p in supernet.unit_parameters(uid).items() if not n.endswith("magnitude"))')],
       ["tests/test_accounting.py::test_counts_match_closed_forms_for_every_type_and_family"],
-      alt=[[(r"(def fixed_params\(self\) -> int:\n\s+return )int\(self\.lora_magnitude\.numel\(\)\)", r"\g<1>0")]]),
+      alt=[[(r"return kept \* \(\(full - fixed\) // self\.num_ranks\) \+ fixed", "return kept * ((full - fixed) // self.num_ranks)")]]),
     M("M24", "DoRA magnitude in the weight criteria",
       [(r"return \[p for p in self\.parameters\(\) if p\.dim\(\) >= 2\]",
         'return [p for n, p in self.named_parameters() if p.dim() >= 2 or n.endswith("magnitude")]')],
@@ -237,11 +237,16 @@ def main(argv: list[str] | None = None) -> int:
                          "tests": m.tests, "wall_s": round(time.time() - started, 1)})
             print(f"{m.id}  {'caught  ' if caught else 'SURVIVED'}  {m.description}  ({', '.join(rows[-1]['by'])})",
                   flush=True)
+    if args.ids and OUT.exists():  # a partial re-run updates its rows of the last full run
+        fresh = {r["id"]: r for r in rows}
+        rows = [fresh.pop(r["id"], r) for r in json.loads(OUT.read_text())["mutations"]] + list(fresh.values())
     caught = sum(r["caught"] for r in rows)
     print(f"mutation score: {caught}/{len(rows)} = {100 * caught / max(1, len(rows)):.0f}%")
-    if not args.ids:
+    if not args.ids or OUT.exists():
         OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps({"command": "python benchmarks/mutations.py", "caught": caught, "total": len(rows),
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        OUT.write_text(json.dumps({"command": " ".join(["python benchmarks/mutations.py", *(["--worktree"] if args.worktree else [])]),
+                                   "head": head, "worktree": args.worktree, "caught": caught, "total": len(rows),
                                    "mutations": rows}, indent=1) + "\n")
         print(f"wrote {OUT.relative_to(ROOT)}")
     return 0 if caught == len(rows) else 1
