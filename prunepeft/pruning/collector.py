@@ -181,11 +181,16 @@ class StatisticsCollector(Callback):
 
     def _output_ratio(self, uid: UnitId) -> Optional[float]:
         # The mean over the second half of the forwards (the ratio is 0 at LoRA's B = 0 init, so
-        # the early steps say little), then over the unit's sites. Under data parallelism this is
-        # each rank's own value (not yet reduced across ranks).
-        per_site = [float(torch.stack(v[len(v) // 2:]).mean()) for k, v in sorted(self._ratio.items())
-                    if k[0] == uid and v]
-        return sum(per_site) / len(per_site) if per_site else None
+        # the early steps say little), then over the unit's sites. Under data parallelism each
+        # rank's per-site value (over its rows) is averaged over the ranks, so every rank scores
+        # the same number: the ranks must take the same pruning decision.
+        per_site = [torch.stack(v[len(v) // 2:]).mean() for k, v in sorted(self._ratio.items()) if k[0] == uid and v]
+        if not per_site:
+            return None
+        values = torch.stack(per_site).to(torch.float64)
+        if distributed.active():
+            values = distributed.all_reduce_sum(values) / distributed.world_size()
+        return float(values.mean())
 
     # --- results --------------------------------------------------------------------------
     def snapshot(self) -> dict[UnitId, UnitStatistics]:
