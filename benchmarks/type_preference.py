@@ -24,11 +24,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from conftest import compose_config  # noqa: E402  (the CLI's own compose, minus Hydra's run)
-
+from prunepeft.config.compose import compose_config  # noqa: E402  (the CLI's own compose)
 from prunepeft.data import build_task_data, stratified_subset  # noqa: E402
 from prunepeft.pruning.criteria import HYBRID_CRITERIA, CriterionContext  # noqa: E402
 from prunepeft.pruning.phases import run_round  # noqa: E402
