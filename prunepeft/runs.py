@@ -40,7 +40,8 @@ RECOVERY_HINT = (f"to start this run over, re-run the same command with restart=
 # two paper tables is trained once and skipped by the second sweep).
 # `restart` says what to do with the directory, not what to compute. `data.dir` may move: the data's
 # content is checked instead (`note_data`).
-VOLATILE_KEYS = ("debug", "train.progress", "train.log_every", "data.dir", "extra", "restart")
+# `logger` (the experiment tracker, prunepeft.trackers) only watches a run.
+VOLATILE_KEYS = ("debug", "train.progress", "train.log_every", "data.dir", "extra", "restart", "logger")
 
 # -- debug kill points ---------------------------------------------------------------------------
 DEBUG_POINTS = ("event", "between_checkpoint_writes", "after_checkpoint")
@@ -236,6 +237,28 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+# -- observers ----------------------------------------------------------------------------------
+# Called as fn(run, kind, record) for every run's records: kind "start" (run.json's content), "event"
+# (one events.jsonl record) or "finish" (summary.json's content). prunepeft.trackers forwards them
+# to an experiment tracker, so the training code needs no change.
+_observers: list[Any] = []
+
+
+@contextlib.contextmanager
+def observing(fn: Any) -> Any:
+    """Call `fn(run, kind, record)` for every start / event / finish of a RunDir inside the block."""
+    _observers.append(fn)
+    try:
+        yield fn
+    finally:
+        _observers.remove(fn)
+
+
+def _notify(run: RunDir, kind: str, record: dict[str, Any]) -> None:
+    for fn in list(_observers):
+        fn(run, kind, record)
+
+
 @dataclass
 class RunDir:
     """A run directory and the files every command writes into it."""
@@ -322,6 +345,7 @@ class RunDir:
             self.info["data"] = data
         atomic_write_json(self.file("run.json"), self.info)
         self._write_hydra_record(config)
+        _notify(self, "start", self.info)
 
     def _write_hydra_record(self, config: dict[str, Any]) -> None:
         """`.hydra/config.yaml` and `overrides.yaml` of the invocation that (re)started this run.
@@ -347,6 +371,7 @@ class RunDir:
         if info is not None:
             record.setdefault("attempt", info.get("attempts"))
         append_jsonl(self.file("events.jsonl"), record)
+        _notify(self, "event", record)
         debug_point("event")
 
     def write_json(self, name: str, obj: Any) -> Path:
@@ -360,6 +385,7 @@ class RunDir:
                     finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         atomic_write_json(self.file("run.json"), info)
         atomic_write_text(self.file(DONE_FILE), "done\n")
+        _notify(self, "finish", summary)
         _barrier()  # data parallel: the other ranks read the outputs only once rank 0 wrote them
 
     def fail(self, error: str) -> None:

@@ -39,10 +39,12 @@ def check_run_inputs(cfg: DictConfig) -> None:
 
     Raises:
         UserError: a subset size that is neither a count nor a fraction in (0, 1] (naming its
-            key), a negative `train.max_nonfinite_steps`, or a malformed `debug.kill_at`.
+            key), a negative `train.max_nonfinite_steps`, a malformed `debug.kill_at`, or a
+            `logger` whose library is not installed.
     """
     from prunepeft.data.subsets import check_subset_size
     from prunepeft.runs import parse_kill_at
+    from prunepeft.trackers import check_logger
 
     for key in SUBSET_KEYS:
         check_subset_size(OmegaConf.select(cfg, key), key)
@@ -50,6 +52,7 @@ def check_run_inputs(cfg: DictConfig) -> None:
     if allowed is not None and int(allowed) < 0:
         raise UserError(f"train.max_nonfinite_steps must be >= 0, got {allowed}")
     parse_kill_at(OmegaConf.select(cfg, "debug.kill_at", default=None))
+    check_logger(str(OmegaConf.select(cfg, "logger.name", default="none")))
 
 
 @contextlib.contextmanager
@@ -148,17 +151,37 @@ def _prepare_run_dir(run_dir: Path, cfg: DictConfig, lock: Any, restart: bool) -
 
 
 def run_in_hydra(fn: Callable[[DictConfig, Path], Any], cfg: DictConfig) -> Any:
-    """Call a command's `run(cfg, run_dir)`: user errors exit 2, interrupts 130/143, divergence 1."""
-    with user_errors(), _fault_exits(), _signals_interrupt():
-        from prunepeft.train import distributed
+    """Call a command's `run(cfg, run_dir)`: user errors exit 2, interrupts 130/143, divergence 1.
 
-        distributed.setup()  # joins the process group of a `torchrun` launch (else a no-op)
-        run_dir = hydra_run_dir()
-        if OmegaConf.select(cfg, "command", default=None) in RUN_COMMANDS:
-            check_run_inputs(cfg)
-            with guard_run(run_dir, cfg):
-                return fn(cfg, run_dir)
-        return fn(cfg, run_dir)
+    In a multirun nothing a job finds wrong calls `sys.exit` (a SystemExit escapes Hydra's
+    launchers and ends the whole sweep): the pre-run checks raise, and the job, checks included,
+    runs under `sweep.run_job_tolerant`, which logs the error and returns `JobFailed` (the sweep
+    summary lists it as failed; the CLI exits 2 at the end). Ctrl-C / SIGTERM still end the sweep.
+    """
+    from prunepeft.sweep import in_multirun, run_job_tolerant
+
+    if in_multirun():
+        with _fault_exits(), _signals_interrupt():
+            return run_job_tolerant(lambda c, d: _run_checked(fn, c, d), cfg, hydra_run_dir())
+    with user_errors(), _fault_exits(), _signals_interrupt():
+        return _run_checked(fn, cfg, hydra_run_dir())
+
+
+def _run_checked(fn: Callable[[DictConfig, Path], Any], cfg: DictConfig, run_dir: Path) -> Any:
+    """The pre-run checks, the run lock and the experiment tracker (run commands), then `fn`.
+
+    Raises:
+        UserError: a bad input or a refused run directory (never `sys.exit`).
+    """
+    from prunepeft.train import distributed
+    from prunepeft.trackers import session
+
+    distributed.setup()  # joins the process group of a `torchrun` launch (else a no-op)
+    if OmegaConf.select(cfg, "command", default=None) in RUN_COMMANDS:
+        check_run_inputs(cfg)
+        with guard_run(run_dir, cfg), session(cfg, run_dir):
+            return fn(cfg, run_dir)
+    return fn(cfg, run_dir)
 
 
 def preflight_output(command: str, overrides: list[str]) -> list[str]:

@@ -210,6 +210,24 @@ class DebugConfig:
 
 
 @dataclass
+class LoggerConfig:
+    """The experiment tracker a run reports to (`logger=<name>`, prunepeft.trackers)."""
+
+    # none | csv | tensorboard | mlflow | wandb (csv needs nothing; the others the `trackers` extra)
+    name: str = "none"
+    # Where it writes; null = <run>/trackers/<name> (mlflow: the store below, artifacts there).
+    dir: Optional[str] = None
+    # mlflow: the tracking store; null = sqlite:///<run>/mlflow.db
+    tracking_uri: Optional[str] = None
+    # mlflow experiment / wandb project
+    project: str = "prunepeft"
+    # wandb: offline (the default: writes <dir>/wandb/offline-run-*, `wandb sync` uploads it) | online | disabled
+    mode: str = "offline"
+    entity: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RunConfig:
     """Everything one `prunepeft search` or `prunepeft baseline` run reads."""
 
@@ -234,6 +252,8 @@ class RunConfig:
     # Move the outputs of earlier attempts to <run>/.aside/<time>/ and start over.
     restart: bool = False
     debug: DebugConfig = field(default_factory=DebugConfig)
+    # The experiment tracker (conf/logger/); it only watches a run (runs.VOLATILE_KEYS).
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
