@@ -13,10 +13,13 @@
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import logging
 import os
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,9 @@ log = logging.getLogger(__name__)
 
 # Keys a job directory already names (task/model/strategy/seed are path components) or that do not
 # change what a run computes (runs.VOLATILE_KEYS); they never go into the swept-keys tag.
-DIRNAME_IGNORED = ("seed", "task", "model", "strategy", "method", "train.progress", "train.log_every", "data.dir")
-_IGNORED_PREFIXES = ("debug.", "extra.", "hydra.")
+DIRNAME_IGNORED = ("seed", "task", "model", "strategy", "method", "train.progress", "train.log_every", "data.dir",
+                   "logger")
+_IGNORED_PREFIXES = ("debug.", "extra.", "hydra.", "logger.")
 _SWEEP_RECORD = ".sweep"
 _MAX_TAG = 80
 _last_failures = 0
@@ -141,11 +145,64 @@ def tolerant(fn):
     return wrapped
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _lock_free(path: Path) -> bool:
+    """True when nobody holds the run lock (`runs.RunLock`, an flock) on `path`; we do not keep it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without flock: cannot tell
+        return False
+    finally:
+        os.close(fd)  # closing the descriptor drops our lock
+    return True
+
+
+def dead_owner(run_dir: Path) -> str | None:
+    """Why a run that says `running` is not: its lock's process is gone on this host, or the lock is free.
+
+    Returns None when it may still run (its lock is held, or its owner is on another host, which
+    a pid cannot be checked on).
+    """
+    lock = Path(run_dir) / ".lock"  # runs.LOCK_FILE
+    try:
+        holder = json.loads(lock.read_text() or "{}") if lock.exists() else {}
+    except (OSError, ValueError):
+        holder = {}
+    pid, host = holder.get("pid"), holder.get("host")
+    if host and host != socket.gethostname():
+        return None
+    if pid and not _pid_alive(int(pid)):
+        return f"stale: its process (pid {pid} on {host}) is gone; re-run to resume it"
+    if _lock_free(lock):
+        return "stale: no process holds its run lock (killed?); re-run to resume it"
+    return None
+
+
 def job_status(run_dir: Path) -> dict[str, Any]:
-    """Status of one job directory: done / failed / running / not started, and its headline metric."""
+    """Status of one job directory: done / failed / interrupted / running / stale / not started, and
+    its headline metric. `stale`: run.json says running, but the process that ran it is gone (the
+    run lock, `runs.RunLock`, tells: its pid is dead on this host, or nobody holds it)."""
     info = read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
     status = "done" if (run_dir / "DONE").exists() else info.get("status", "not started")
-    row: dict[str, Any] = {"dir": str(run_dir), "status": status, "error": info.get("error")}
+    error = info.get("error")
+    if status == "running" and (why := dead_owner(run_dir)):
+        status, error = "stale", why
+    row: dict[str, Any] = {"dir": str(run_dir), "status": status, "error": error}
     if (run_dir / "summary.json").exists():
         primary = read_json(run_dir / "summary.json").get("primary", {})
         row.update(metric=primary.get("metric"), value=primary.get("value"))
@@ -177,7 +234,10 @@ def sweep_rows(sweep_dir: Path, sweep_id: str) -> tuple[list[str], list[dict[str
         if job.get("status") == "failed":
             row.update(status="failed", error=job.get("error"))
         elif job.get("status") == "running" and row["status"] == "not started":
+            # the job started but has not reached its run: alive if its process is
             row["status"] = "running"
+            if job.get("host") == socket.gethostname() and job.get("pid") and not _pid_alive(int(job["pid"])):
+                row.update(status="stale", error=f"stale: its process (pid {job['pid']}) is gone")
         row["swept"] = {k: job.get("overrides", {}).get(k) for k in meta.get("swept", [])}
         rows.append(row)
     return list(meta.get("swept", [])), rows
@@ -192,7 +252,8 @@ def _markdown(swept: list[str], rows: list[dict[str, Any]]) -> str:
         cells = [str(r.get("num")), *(str(r["swept"].get(k, "")) for k in swept), r["status"],
                  r.get("metric") or "", value, r["dir"], error]
         lines.append("| " + " | ".join(cells) + " |")
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "failed", "running")}
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "failed", "running", "stale")}
+    counts = {s: n for s, n in counts.items() if n or s in ("done", "failed")}
     return "\n".join(lines) + f"\n\n{len(rows)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "\n"
 
 
@@ -246,7 +307,7 @@ class SweepSummary(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Record the job as running (so a cut-short sweep lists it)."""
         if in_multirun():
-            self._record(config, status="running")
+            self._record(config, status="running", pid=os.getpid(), host=socket.gethostname())
 
     def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
         """Record the job's outcome and rewrite the summary."""

@@ -123,3 +123,88 @@ def test_swept_keys_name_the_job_dirs_and_the_summary_is_this_sweeps(glue_dir, t
     rows = read_json(sweep / "sweep_summary.json")
     assert [(r["swept"]["seed"], r["status"]) for r in rows] == [("1", "done"), ("2", "done")]
     assert all("/head-s" in r["dir"] for r in rows)
+
+
+def test_a_job_refused_by_its_pre_run_checks_does_not_end_the_sweep(glue_dir, tmp_path, monkeypatch):
+    """In a multirun the pre-run checks (here: the run directory holds a run with another
+    configuration) raise instead of `sys.exit`: the job fails, the next one runs, the sweep exits 2."""
+    import json
+
+    sweep = tmp_path / "sweep"
+    taken = sweep / "rte" / "tiny_bert" / "head-s1"
+    taken.mkdir(parents=True)
+    (taken / "run.json").write_text(json.dumps({"status": "failed", "config": {"seed": 1, "method": "lora"}}))
+    argv = ["baseline", "-m", "model=tiny_bert", "train=test", "method=head", "task=rte", "seed=1,2",
+            f"data.dir={glue_dir}", "data.train_subset=16", "data.eval_subset=8", f"hydra.sweep.dir={sweep}"]
+    assert _main(argv, monkeypatch) == 2
+    rows = {row["swept"]["seed"]: row for row in read_json(sweep / "sweep_summary.json")}
+    assert rows["1"]["status"] == "failed" and "different configuration" in rows["1"]["error"]
+    assert rows["2"]["status"] == "done" and (sweep / "rte" / "tiny_bert" / "head-s2" / "DONE").exists()
+    assert json.loads((taken / "run.json").read_text())["config"]["method"] == "lora"  # left as it was
+
+
+# -- a dead job is stale, not running --------------------------------------------------------------
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _running_run(run_dir: Path, lock: dict | None) -> None:
+    import json
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "run.json").write_text(json.dumps({"status": "running", "config": {}}))
+    if lock is not None:
+        (run_dir / ".lock").write_text(json.dumps(lock))
+
+
+def test_a_run_whose_process_died_is_stale(tmp_path):
+    import socket
+
+    from prunepeft.runs import RunLock
+    from prunepeft.sweep import job_status
+
+    here = socket.gethostname()
+    killed = tmp_path / "killed"  # SIGKILL leaves the lock file naming a pid that is gone
+    _running_run(killed, {"pid": _dead_pid(), "host": here, "since": "x"})
+    row = job_status(killed)
+    assert row["status"] == "stale" and "is gone" in row["error"]
+
+    alive = tmp_path / "alive"  # the lock is held (here by this process): running
+    _running_run(alive, None)
+    lock = RunLock(alive)
+    lock.acquire()
+    try:
+        assert job_status(alive)["status"] == "running"
+    finally:
+        lock.release()
+    # released (emptied) but run.json never updated: nobody holds it
+    assert job_status(alive)["status"] == "stale"
+
+    elsewhere = tmp_path / "elsewhere"  # another host's pid cannot be checked from here
+    _running_run(elsewhere, {"pid": _dead_pid(), "host": here + "-other", "since": "x"})
+    assert job_status(elsewhere)["status"] == "running"
+
+
+def test_sweep_summary_lists_dead_jobs_as_stale(tmp_path):
+    import json
+    import socket
+
+    from prunepeft.sweep import write_summary
+
+    sweep = tmp_path / "sweep"
+    record = sweep / ".sweep" / "s1"
+    record.mkdir(parents=True)
+    (record / "sweep.json").write_text(json.dumps({"id": "s1", "swept": ["seed"]}))
+    here = socket.gethostname()
+    # job 0 died inside its run (lock names a dead pid); job 1 died before its run started
+    _running_run(sweep / "a", {"pid": _dead_pid(), "host": here, "since": "x"})
+    for num, name in enumerate("ab"):
+        (record / f"job-{num:05d}.json").write_text(json.dumps(
+            {"num": num, "dir": str(sweep / name), "overrides": {"seed": str(num)}, "status": "running",
+             "pid": _dead_pid(), "host": here}))
+    rows = write_summary(sweep, "s1")
+    assert [r["status"] for r in rows] == ["stale", "stale"]
+    assert "2 jobs: 0 done, 0 failed, 2 stale" in (sweep / "sweep_summary.md").read_text()
