@@ -1,0 +1,116 @@
+"""The hybrid-rule grid at the correlation level, recomputed from committed `rounds.jsonl` files.
+
+Every diagnosed round of the committed settings study recorded each criterion's scores and each
+unit's ground-truth importance, so every assignment × combination rule of
+`prunepeft.pruning.rule_grid` can be re-scored offline (Spearman with −importance, null-corrected
+by the round's random criterion; key-level Spearman; spread of key ρ). The decision-level
+percentile needs masked passes on the trained state and comes only from in-run grids
+(`search.diagnostics.grid=true`, `signal_study.py --study grid`).
+
+    python benchmarks/hybrid_grid_offline.py --arms keep keep_z keep_high keep_z_high keep_lr3e-3 keep_k2 keep_d1024
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from prunepeft.peft.units import parse_unit_key  # noqa: E402
+from prunepeft.pruning.diagnostics import prunability_correlation  # noqa: E402
+from prunepeft.pruning.partitions import Partition  # noqa: E402
+from prunepeft.pruning.rule_grid import (  # noqa: E402
+    COMBINATIONS,
+    _key_level,
+    _spread,
+    assignments,
+    combined_scores,
+    oracle_assignment,
+)
+from prunepeft.pruning.scoring import CriterionScores  # noqa: E402
+from prunepeft.report.signal import mean_ci  # noqa: E402
+
+
+def snapshot_from_json(criteria: dict) -> dict[str, CriterionScores]:
+    """Rebuild a round's scored snapshot from its `rounds.jsonl` row."""
+    def conv(d: dict) -> dict:
+        return {parse_unit_key(k): float(v) for k, v in d.items()}
+
+    return {name: CriterionScores(name, conv(c["raw"]), conv(c["oriented"]), conv(c["normalised"]), conv(c["rank"]),
+                                  bool(c["degenerate"])) for name, c in criteria.items()}
+
+
+def grid_for_round(row: dict, num_layers: int, k: int, seed: int) -> dict[str, dict]:
+    """Per rule: Spearman (null-corrected), key-level Spearman and spread for one recorded round."""
+    diag = row["diagnostics"]
+    snapshot = snapshot_from_json(row["criteria"])
+    importance = {parse_unit_key(u): float(v) for u, v in diag["importance"].items()}
+    partition = Partition(num_layers)
+    per_unit = {parse_unit_key(u): c[0] for u, c in row["combined"]["criteria"].items()}
+    argmax = {partition.key(u): c for u, c in per_unit.items()}
+    criteria = [c for c in snapshot if c != "random"]
+    oracle = oracle_assignment(snapshot, partition, importance, criteria)
+    keys = partition.keys(importance)
+    rules = assignments(argmax, keys, criteria, oracle, np.random.default_rng(seed))
+    null = diag["spearman_null"] or 0.0
+    out = {}
+    for rule, draws in rules.items():
+        for combo in COMBINATIONS:
+            corr, key_corr, spread = [], [], []
+            for draw in draws:
+                units = {u: draw[partition.key(u)] for u in importance}
+                p = combined_scores(combo, snapshot, units, k)
+                corr.append(prunability_correlation(p, importance))
+                key_corr.append(_key_level(p, importance, partition))
+                spread.append(_spread(snapshot, units, partition))
+            vals = [c for c in corr if c is not None]
+            out[f"{rule}|{combo}"] = {"corrected": (np.mean(vals) - null) if vals else None,
+                                      "key": np.mean([c for c in key_corr if c is not None] or [np.nan]),
+                                      "spread": float(np.mean(spread))}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--study", default="settings")
+    ap.add_argument("--arms", nargs="+", default=["keep"])
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "hybrid_grid_offline.json")
+    args = ap.parse_args()
+    cells: dict[str, dict[str, list]] = {}
+    rounds = 0
+    for arm in args.arms:
+        for run in sorted((ROOT / "benchmarks" / "results" / args.study).glob(f"{arm}-s*")):
+            cfg = json.loads((run / "run.json").read_text())["config"]
+            num_layers = json.loads((run / "found_config.json").read_text())["num_layers"]
+            for line in (run / "rounds.jsonl").read_text().splitlines():
+                row = json.loads(line)
+                if "diagnostics" not in row or row.get("combined", {}).get("method") != "paper":
+                    continue
+                rounds += 1
+                for name, v in grid_for_round(row, num_layers, int(cfg["search"]["k"]), int(cfg["seed"])).items():
+                    acc = cells.setdefault(name, {"corrected": [], "key": [], "spread": []})
+                    for m in acc:
+                        if v[m] is not None and not np.isnan(v[m]):
+                            acc[m].append(float(v[m]))
+    summary = {name: {m: mean_ci(v) for m, v in c.items()} for name, c in cells.items()}
+    args.out.write_text(json.dumps({"arms": args.arms, "rounds": rounds, "cells": summary}, indent=1) + "\n")
+    print(f"{rounds} rounds from {args.study}/{{{','.join(args.arms)}}}\n")
+    print("| assignment | combination | corrected Spearman (mean ± 95 %) | key-level Spearman | spread of key ρ |")
+    print("|---|---|---|---|---|")
+
+    def f(x, d=2):
+        return "—" if x is None else f"{x[0]:+.{d}f} ± {x[1]:.{d}f}"
+
+    for name in sorted(summary, key=lambda n: -(summary[n]["corrected"] or (-9,))[0]):
+        rule, combo = name.split("|")
+        s = summary[name]
+        print(f"| {rule} | {combo} | {f(s['corrected'])} | {f(s['key'])} | {f(s['spread'])} |")
+
+
+if __name__ == "__main__":
+    main()
