@@ -29,7 +29,8 @@ def full_stats(seed: int = 0, n: int = 6):
         w = torch.randn(40, generator=g) * (0.5 + i)
         grad = torch.rand(40, generator=g) * (1 + i)
         out[uid] = UnitStatistics(
-            weights=w, grad_abs=grad, taylor_abs=(w.abs() * grad), activation=float(0.1 * (i + 1)), steps=3
+            weights=w, grad_abs=grad, taylor_abs=(w.abs() * grad), activation=float(0.1 * (i + 1)), steps=3,
+            output_ratio=float(0.01 * (i + 2)),
         )
     return out
 
@@ -128,7 +129,7 @@ def test_registry_contract(name):
     stats = full_stats()
     crit = get_criterion(name)
     assert crit.name == name
-    assert crit.needs <= {"weights", "grad", "taylor", "activation"}
+    assert crit.needs <= {"weights", "grad", "taylor", "activation", "output_ratio"}
     first = crit.oriented(stats, CTX)
     assert set(first) == set(stats)
     assert all(isinstance(v, float) and math.isfinite(v) for v in first.values())

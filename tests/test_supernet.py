@@ -221,7 +221,7 @@ def test_delta_hook_called_for_active_units_and_sites():
     trained_like(net)
     net.deactivate((2, "lora"))
     calls = []
-    net.set_delta_hook(lambda uid, site, delta: calls.append((uid, site, tuple(delta.shape))))
+    net.set_delta_hook(lambda uid, site, delta, base: calls.append((uid, site, tuple(delta.shape))))
     logits(net.model, batch())
     got = {(uid, site) for uid, site, _ in calls}
     want = {((l, t), s) for l, t in net.active_ids() for s in ((0, 1) if t != "adapter" else (0,))}
