@@ -51,11 +51,14 @@ def log_banner(command: str, run_dir: Any, cfg: Any, budget: int | None = None, 
              command, run_dir, device, precision, cfg.seed, cfg.model.name, cfg.task.name, budget_txt)
 
 
-def log_warmup(assignment: Mapping[str, str], margins: Mapping[str, float] | None = None) -> None:
-    """The warm-up's result: the criterion S_H picked per partition key, with its τ margin."""
-    parts = [f"{key}: {crit}" + (f" (τ margin {margins[key]:.3f})" if margins and key in margins else "")
+def log_warmup(assignment: Mapping[str, str], margins: Mapping[str, float] | None = None,
+               rule: str = "tendency") -> None:
+    """The warm-up's result: the criterion S_H picked per partition key, with the margin of its rule's
+    score over the runner-up (τ for `tendency`; `search.warmup.assign`)."""
+    label = "τ" if rule == "tendency" else rule
+    parts = [f"{key}: {crit}" + (f" ({label} margin {margins[key]:.3f})" if margins and key in margins else "")
              for key, crit in assignment.items()]
-    log.info("warm-up assignment S_H: %s", "; ".join(parts))
+    log.info("warm-up assignment S_H%s: %s", "" if rule == "tendency" else f" ({rule})", "; ".join(parts))
 
 
 def log_round(i: int, approx_total: int | None, removed: Mapping[str, float], params_left: int, budget: int,

@@ -132,7 +132,8 @@ class StrategyConfig:
 
     name: str = "hybrid"
     criterion: Optional[str] = None  # for `single`
-    # `paper` = Eq. (1); `reference` = the authors' later variant (not the paper's).
+    # `paper` = Eq. (1) (default); `reference` = the authors' later variant (not the paper's);
+    # `rank` = ρ under S_i alone; `zscore` = (s − median)/MAD under S_i (pruning/combine.py).
     combine: str = "paper"
     from_run: Optional[str] = None  # reuse a saved S_H (strategy transfer, Table 6)
 
@@ -145,6 +146,10 @@ class WarmupConfig:
     init: Optional[str] = None
     epochs: int = 2
     snapshots: int = 4
+    # S_H per partition key (pruning/assign_rules.py): tendency (argmax τ, the paper's reading and
+    # the default) | consensus | agreement (masked passes at each snapshot on its own probe).
+    assign: str = "tendency"
+    agreement_probe: int = 512  # unused training rows of assign=agreement (disjoint from diagnostics)
 
 
 @dataclass

@@ -6,6 +6,12 @@
 - `combine_no_partition`: the `hybrid_no_partition` ablation (Table 5; the authors' "mixed"):
   each unit scored by the mean over the criteria c of sigmoid(ρ_c)·Θ̃_c, then softmax.
 - `combine_reference`: the authors' LATER code (NOT the paper's Eq. (1)); see its docstring.
+- `combine_rank`: ρ under S_i alone (one percentile scale for every criterion; issue 15).
+- `combine_zscore`: (s − median) / MAD of S_i's oriented scores over all active units (issue 15).
+
+`COMBINATIONS` is the registry behind `strategy.combine` (paper | reference | rank | zscore): each
+entry takes (snapshot, {unit: [criteria judging it]}, k) and returns a `Combined`. The rule grid
+(`rule_grid.py`) scores with the same functions.
 """
 from __future__ import annotations
 
@@ -41,7 +47,7 @@ class Combined:
     """Result of one combination.
 
     Attributes:
-        method: "paper", "no_partition" or "reference".
+        method: "paper", "no_partition", "reference", "rank" or "zscore".
         p: pruning score per unit (sums to 1); units are removed in descending p.
         logit: the pre-normalisation score (k_i·Θ̃_i for Eq. (1)).
         criteria: the criteria each unit was judged by (S_i for Eq. (1)).
@@ -155,3 +161,95 @@ def combine_reference(
     total = sum(logit.values())
     p = {u: (v / total if total > 0 else 1.0 / n) for u, v in logit.items()}
     return Combined("reference", p, logit, {u: list(unit_criteria[u]) for u in units}, {}, {}, {})
+
+
+def rank_scores(snapshot: Snapshot, unit_criteria: Mapping[UnitId, Sequence[str]]) -> dict[UnitId, float]:
+    """Per unit, the mean over its criteria of ρ_c(i) (one criterion: ρ under S_i alone)."""
+    return {u: float(np.mean([snapshot[c].rank[u] for c in cs])) for u, cs in unit_criteria.items()}
+
+
+def zscore_values(snapshot: Snapshot, criterion: str) -> dict[UnitId, float]:
+    """(s − median) / MAD of the criterion's oriented scores over all active units.
+
+    MAD = median |s − median|; a MAD of 0 (more than half the units tied) divides by 1. A
+    degenerate criterion (docs/method.md#scores-and-ranks) scores 0 everywhere: float noise below
+    the edge must not order units.
+    """
+    scores = snapshot[criterion]
+    if scores.degenerate:
+        return {u: 0.0 for u in scores.oriented}
+    values = np.array(list(scores.oriented.values()), dtype=np.float64)
+    med = float(np.median(values))
+    mad = float(np.median(np.abs(values - med))) or 1.0
+    return {u: (float(s) - med) / mad for u, s in scores.oriented.items()}
+
+
+def zscore_scores(snapshot: Snapshot, unit_criteria: Mapping[UnitId, Sequence[str]]) -> dict[UnitId, float]:
+    """Per unit, the mean over its criteria of the robust z-score (`zscore_values`)."""
+    z = {c: zscore_values(snapshot, c) for c in sorted({c for cs in unit_criteria.values() for c in cs})}
+    return {u: float(np.mean([z[c][u] for c in cs])) for u, cs in unit_criteria.items()}
+
+
+def _shifted_share(logit: Mapping[UnitId, float]) -> dict[UnitId, float]:
+    """p_i = (x_i − min x) / Σ_j (x_j − min x): order-preserving, sums to 1 (uniform if all equal)."""
+    low = min(logit.values())
+    shifted = {u: v - low for u, v in logit.items()}
+    total = sum(shifted.values())
+    return {u: (v / total if total > 0 else 1.0 / len(shifted)) for u, v in shifted.items()}
+
+
+def _check_cover(snapshot: Snapshot, unit_criteria: Mapping[UnitId, Sequence[str]]) -> list[UnitId]:
+    names = sorted({c for cs in unit_criteria.values() for c in cs})
+    units = _units(snapshot, names)
+    if sorted(unit_criteria) != units:
+        raise ValueError("unit_criteria must cover exactly the scored (active) units")
+    return units
+
+
+def combine_rank(snapshot: Snapshot, unit_criteria: Mapping[UnitId, Sequence[str]], k: int = 0) -> Combined:
+    """`strategy.combine=rank`: logit_i = ρ_i under S_i alone (mean over C_i), p_i = logit_i / Σ logit.
+
+    Every criterion is put on the same percentile scale, so a unit judged by one criterion is
+    never out-ranked because another criterion's Θ̃ happens to be spread differently. (`k` unused.)
+    """
+    _check_cover(snapshot, unit_criteria)
+    logit = rank_scores(snapshot, unit_criteria)
+    total = sum(logit.values())
+    p = {u: v / total for u, v in logit.items()}  # ρ > 0 always
+    rho = dict(logit) if all(len(cs) == 1 for cs in unit_criteria.values()) else {}
+    return Combined("rank", p, logit, {u: list(cs) for u, cs in unit_criteria.items()}, {}, rho, {})
+
+
+def combine_zscore(snapshot: Snapshot, unit_criteria: Mapping[UnitId, Sequence[str]], k: int = 0) -> Combined:
+    """`strategy.combine=zscore`: logit_i = (s_i − median) / MAD under S_i over all active units.
+
+    p_i = (logit_i − min logit) / Σ (order-preserving; only the order drives removal). (`k` unused.)
+    """
+    _check_cover(snapshot, unit_criteria)
+    logit = zscore_scores(snapshot, unit_criteria)
+    return Combined("zscore", _shifted_share(logit), logit, {u: list(cs) for u, cs in unit_criteria.items()},
+                    {}, {}, {})
+
+
+def _combine_paper_registry(snapshot: Snapshot, unit_criteria: Mapping[UnitId, Sequence[str]], k: int) -> Combined:
+    """Eq. (1) (one criterion per unit) or the no-partition mean (several per unit)."""
+    if all(len(cs) == 1 for cs in unit_criteria.values()):
+        return combine_paper(snapshot, {u: cs[0] for u, cs in unit_criteria.items()})
+    criteria = list(next(iter(unit_criteria.values()))) if unit_criteria else []
+    return combine_no_partition(snapshot, criteria)
+
+
+COMBINATIONS = {
+    "paper": _combine_paper_registry,
+    "reference": combine_reference,
+    "rank": combine_rank,
+    "zscore": combine_zscore,
+}
+"""`strategy.combine`: name -> fn(snapshot, {unit: [criteria]}, k) -> Combined (paper = the default)."""
+
+
+def get_combination(name: str):
+    """The combination function of `strategy.combine` (UserError naming the valid choices)."""
+    from prunepeft.errors import check_choice
+
+    return COMBINATIONS[check_choice("strategy.combine", str(name), COMBINATIONS)]

@@ -5,17 +5,23 @@ gathers, in the same pass, what every criterion needs (Table 1; docs/method.md#c
 """
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from prunepeft.pruning.assign_rules import agreement_probe
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.criteria import needs_of
 from prunepeft.pruning.criteria.base import CriterionContext
 from prunepeft.pruning.rank_stage import attach_rank_scores, rank_callbacks
 from prunepeft.pruning.scoring import Snapshot, score_snapshot
+from prunepeft.pruning.warmup import WarmupSnapshots
 from prunepeft.seed import generator
 from prunepeft.train import build_param_groups, fit
 from prunepeft.train.callbacks import Callback
+
+log = logging.getLogger(__name__)
 
 
 def train_supernet(supernet, tokenizer, train_ds, eval_sets, cfg, *, epochs: int, seed: int,
@@ -41,8 +47,11 @@ class SnapshotTaker(Callback):
     cfg: Any
     seed: int
     probe: Any = None
+    assign_probe: Any = None  # search.warmup.assign=agreement: importance at each snapshot
     taken: list[Snapshot] = field(default_factory=list)
     diagnostics: list[dict] = field(default_factory=list)
+    importances: list[dict] = field(default_factory=list)
+    assign_wall_s: float = 0.0
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         t = len(self.taken) + 1
@@ -53,6 +62,10 @@ class SnapshotTaker(Callback):
             if self.probe is not None:
                 self.diagnostics.append({"snapshot": t, "step": step,
                                          **self.probe.diagnose(self.collector.supernet, self.taken[-1])})
+            if self.assign_probe is not None:
+                started = time.time()
+                self.importances.append(self.assign_probe.importance(self.collector.supernet)[0])
+                self.assign_wall_s += time.time() - started
             self.collector.reset()
 
 
@@ -69,27 +82,42 @@ def warmup_init(search_cfg: Any) -> str:
 
 
 def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], seed: int, run=None,
-               probe=None):
+               probe=None, data=None):
     """Train the supernet on the warm-up subset d, taking T snapshots (Algorithm 1, warm-up).
 
     The supernet starts from `warmup_init` (seeded with `seed`), the same initialisation the
     rounds start from, so the assignment S_H is learned on the supernet it is applied to.
-    `probe` (a `diagnostics.Probe`) measures each snapshot against ground truth.
+    `probe` (a `diagnostics.Probe`) measures each snapshot against ground truth. Under
+    `search.warmup.assign=agreement` a second probe (`assign_rules.agreement_probe`, from `data`'s
+    unused training rows, disjoint from the diagnostics probe) measures every unit's importance
+    at each snapshot for the assignment.
 
     Returns:
-        (snapshots, FitResult, per-snapshot diagnostics or []).
+        (snapshots as a `warmup.WarmupSnapshots` carrying the rule and the importances, FitResult,
+        per-snapshot diagnostics or []).
     """
+    rule = str(cfg.search.warmup.get("assign", "tendency"))
+    assign_probe = agreement_probe(cfg, data, tokenizer) if rule == "agreement" else None
     supernet.reinit(supernet.active_ids(), warmup_init(cfg.search), generator(seed))
     if not cfg.search.diagnostics.warmup:
         probe = None
     collector = StatisticsCollector(supernet, needs_of(criteria))
-    taker = SnapshotTaker(collector, criteria, int(cfg.search.warmup.snapshots), cfg, seed, probe=probe)
+    taker = SnapshotTaker(collector, criteria, int(cfg.search.warmup.snapshots), cfg, seed, probe=probe,
+                          assign_probe=assign_probe)
     try:
         result = train_supernet(supernet, tokenizer, subset, {}, cfg, epochs=int(cfg.search.warmup.epochs),
                                 seed=seed, phase="warmup", run=run, callbacks=[collector, taker])
     finally:
         collector.close()
-    return taker.taken, result, taker.diagnostics
+    snapshots = WarmupSnapshots(taker.taken)
+    snapshots.assign = rule
+    if assign_probe is not None:
+        snapshots.importances = taker.importances
+        rows = sum(len(b["labels"]) for b in assign_probe.batches)
+        snapshots.probe = {"rows": rows, "wall_s": round(taker.assign_wall_s, 3)}
+        log.info("warm-up agreement probe: %d rows, %d units x %d snapshots masked in %.1f s", rows,
+                 len(taker.importances[0]) if taker.importances else 0, len(taker.importances), taker.assign_wall_s)
+    return snapshots, result, taker.diagnostics
 
 
 def run_round(supernet, tokenizer, train_ds, eval_sets, cfg, *, round_index: int, criteria: tuple[str, ...],

@@ -93,7 +93,7 @@ def record_warmup(run: Any, result: Any, k: int, fitted: Any, diagnostics: Optio
     """Write warmup.json (τ, S_H, pick counts; per-snapshot diagnostics when measured) and log S_H."""
     run.write_json("warmup.json", {**result.to_json(), "k": k, "examples": fitted.examples_seen,
                                    **({"diagnostics": diagnostics} if diagnostics else {})})
-    log_warmup({key: c for key, c in result.to_json()["assignment"].items()}, result.margins())
+    log_warmup({key: c for key, c in result.to_json()["assignment"].items()}, result.margins(), result.assign_rule)
 
 
 def _signal_note(diagnostics: Optional[dict]) -> str:

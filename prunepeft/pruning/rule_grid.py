@@ -19,6 +19,7 @@ Combinations (how S's scores become p):
 - `rank`: ρ under S_i alone (a common percentile scale);
 - `zscore`: (s − median) / MAD of S_i's oriented scores over all active units;
 - `reference`: the authors' later variant (`combine.combine_reference`).
+All four live in `combine.py` (`strategy.combine` uses the same functions).
 A constant assignment gives the same top-k under every combination (all are monotone in one score).
 """
 from __future__ import annotations
@@ -28,43 +29,22 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from prunepeft.pruning.combine import combine_paper, combine_reference
+from prunepeft.pruning.combine import COMBINATIONS as COMBINATION_FNS
 from prunepeft.pruning.rank_stats import decision_percentile, prunability_correlation, spearman
 from prunepeft.pruning.partitions import Partition, PartitionKey, key_str
 from prunepeft.pruning.selection import select_top_k
 from prunepeft.pruning.statistics import UnitId
 
-COMBINATIONS = ("paper", "rank", "zscore", "reference")
+COMBINATIONS = ("paper", "rank", "zscore", "reference")  # the grid's column order (all in COMBINATION_FNS)
 DRAWS = 5  # permuted / random assignments averaged per round (each draw costs masked passes)
 
 
-def combine_rank(snapshot: Mapping[str, Any], per_unit: Mapping[UnitId, str]) -> dict[UnitId, float]:
-    """p ∝ ρ under each unit's criterion (percentiles share one scale across criteria)."""
-    return {u: float(snapshot[c].rank[u]) for u, c in per_unit.items()}
-
-
-def combine_zscore(snapshot: Mapping[str, Any], per_unit: Mapping[UnitId, str]) -> dict[UnitId, float]:
-    """p ∝ (s − median) / MAD of the criterion's oriented scores over all active units."""
-    out = {}
-    for u, c in per_unit.items():
-        values = np.array(list(snapshot[c].oriented.values()), dtype=np.float64)
-        med = float(np.median(values))
-        mad = float(np.median(np.abs(values - med))) or 1.0
-        out[u] = (snapshot[c].oriented[u] - med) / mad
-    return out
-
-
 def combined_scores(name: str, snapshot: Mapping[str, Any], per_unit: Mapping[UnitId, str], k: int) -> dict[UnitId, float]:
-    """The pruning scores of combination `name` (higher = removed first)."""
-    if name == "paper":
-        return combine_paper(snapshot, per_unit).p
-    if name == "reference":
-        return combine_reference(snapshot, {u: [c] for u, c in per_unit.items()}, k).p
-    if name == "rank":
-        return combine_rank(snapshot, per_unit)
-    if name == "zscore":
-        return combine_zscore(snapshot, per_unit)
-    raise ValueError(f"unknown combination {name!r}; valid: {', '.join(COMBINATIONS)}")
+    """The pruning scores p of combination `name` (higher = removed first): `combine.COMBINATIONS`,
+    the same functions `strategy.combine` uses."""
+    if name not in COMBINATIONS:
+        raise ValueError(f"unknown combination {name!r}; valid: {', '.join(COMBINATIONS)}")
+    return COMBINATION_FNS[name](snapshot, {u: [c] for u, c in per_unit.items()}, k).p
 
 
 def oracle_assignment(snapshot: Mapping[str, Any], partition: Partition, importance: Mapping[UnitId, float],

@@ -81,7 +81,7 @@ def _warmup_size(cfg: DictConfig, train_size: int) -> float:
 def validate(cfg: DictConfig) -> Strategy:
     """The cheap checks of the search keys (the CLI runs them before Hydra creates the run directory)."""
     strategy = make_strategy(str(cfg.strategy.name), cfg.strategy.criterion, list(cfg.search.criteria),
-                             str(cfg.strategy.combine))
+                             str(cfg.strategy.combine), str(cfg.search.warmup.assign))
     check_task_metrics(cfg.task)
     check_train_config(cfg.train)
     check_choice("search.reinit", str(cfg.search.reinit), REINIT_SCHEMES)
@@ -150,7 +150,7 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
         else:
             started = time.time()
             snapshots, fitted, diagnostics = run_warmup(supernet, tokenizer, warmup_set, cfg, seed=seed, run=run,
-                                                        criteria=strategy.criteria, probe=probe)
+                                                        criteria=strategy.criteria, probe=probe, data=data)
             result = summarise_warmup(snapshots, partition, k, seed, strategy.criteria)
             assignment = result.assignment
             record_warmup(run, result, k, fitted, diagnostics)

@@ -1,7 +1,9 @@
 """The search strategies of Table 5: which criteria score a round and how they are combined.
 
-- `hybrid` (PrunePEFT): every partition key has its own criterion S_H found by the warm-up;
-  Eq. (1) combines (or the authors' `reference` variant when `strategy.combine=reference`).
+- `hybrid` (PrunePEFT): every partition key has its own criterion S_H found by the warm-up
+  (`search.warmup.assign`: tendency | agreement | consensus, `assign_rules.py`); Eq. (1) combines
+  (`strategy.combine=paper`, the default), or `reference` (the authors' later code), `rank` (ρ
+  under S_i alone) or `zscore` (robust z-score under S_i): `combine.COMBINATIONS`.
 - `single`: one criterion (`strategy.criterion`) for every unit, Eq. (1).
 - `random`: the seeded `random` criterion for every unit, Eq. (1).
 - `hybrid_no_partition`: mean over the criteria of k·Θ̃ (the authors' "mixed").
@@ -13,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from prunepeft.errors import UserError, check_choice
-from prunepeft.pruning.combine import Combined, combine_no_partition, combine_paper, combine_reference
+from prunepeft.pruning.assign_rules import ASSIGN_RULES
+from prunepeft.pruning.combine import COMBINATIONS, Combined, combine_no_partition
 from prunepeft.pruning.criteria import CRITERIA, get_criterion, registry_order
 from prunepeft.pruning.partitions import Partition, PartitionKey
 from prunepeft.pruning.scoring import Snapshot
@@ -21,7 +24,7 @@ from prunepeft.pruning.statistics import UnitId
 from prunepeft.pruning.warmup import constant_assignment, unit_assignment
 
 STRATEGIES = ("hybrid", "single", "random", "hybrid_no_partition", "none")
-COMBINE_MODES = ("paper", "reference")
+COMBINE_MODES = tuple(COMBINATIONS)  # paper (Eq. 1, default) | reference | rank | zscore
 
 
 @dataclass(frozen=True)
@@ -31,14 +34,17 @@ class Strategy:
     Attributes:
         name: one of STRATEGIES.
         criteria: the criteria scored each round (registry order).
-        combine: "paper" (Eq. (1)) or "reference" (the authors' later code, not the paper's).
+        combine: one of COMBINE_MODES: "paper" (Eq. (1)), "reference" (the authors' later code,
+            not the paper's), "rank" or "zscore" (docs/method.md#eq-1).
         single: the criterion of `single` / `random`, else None.
+        assign: the warm-up's assignment rule (`search.warmup.assign`, hybrid only).
     """
 
     name: str
     criteria: tuple[str, ...]
     combine: str = "paper"
     single: str | None = None
+    assign: str = "tendency"
 
     @property
     def needs_warmup(self) -> bool:
@@ -50,15 +56,17 @@ class Strategy:
         return self.name != "none"
 
 
-def make_strategy(name: str, criterion: str | None, criteria: Sequence[str], combine: str) -> Strategy:
+def make_strategy(name: str, criterion: str | None, criteria: Sequence[str], combine: str,
+                  assign: str = "tendency") -> Strategy:
     """Validate the strategy keys of the config (UserError naming the bad value and the choices)."""
     check_choice("strategy", name, STRATEGIES)
     check_choice("strategy.combine", combine, COMBINE_MODES)
+    check_choice("search.warmup.assign", assign, ASSIGN_RULES)
     hybrid_criteria = tuple(registry_order(c for c in criteria if get_criterion(c).name != "random"))
     if name in ("hybrid", "hybrid_no_partition"):
         if not hybrid_criteria:
             raise UserError(f"strategy {name!r} needs at least one non-random criterion in search.criteria")
-        return Strategy(name, hybrid_criteria, combine)
+        return Strategy(name, hybrid_criteria, combine, assign=assign)
     if name == "single":
         if criterion is None:
             raise UserError(f"strategy=single needs strategy.criterion=<one of {', '.join(CRITERIA)}>")
@@ -86,16 +94,15 @@ def combine_round(
         k: units removed per round (used by the reference combination).
     """
     units = sorted(snapshot[strategy.criteria[0]].oriented)
+    combination = COMBINATIONS[strategy.combine]
     if strategy.name == "hybrid_no_partition":
-        if strategy.combine == "reference":
-            return combine_reference(snapshot, {u: list(strategy.criteria) for u in units}, k)
-        return combine_no_partition(snapshot, strategy.criteria)
+        if strategy.combine == "paper":  # the authors' "mixed": mean over criteria of k·Θ̃
+            return combine_no_partition(snapshot, strategy.criteria)
+        return combination(snapshot, {u: list(strategy.criteria) for u in units}, k)
     if strategy.name == "hybrid":
         if assignment is None:
             raise ValueError("the hybrid strategy needs the warm-up assignment S_H")
         per_unit: dict[UnitId, str] = unit_assignment(units, partition, assignment)
     else:
         per_unit = constant_assignment(units, strategy.single or "random")
-    if strategy.combine == "reference":
-        return combine_reference(snapshot, {u: [c] for u, c in per_unit.items()}, k)
-    return combine_paper(snapshot, per_unit)
+    return combination(snapshot, {u: [c] for u, c in per_unit.items()}, k)

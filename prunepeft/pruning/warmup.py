@@ -5,7 +5,8 @@ snapshots); the training that produces the snapshots lives in the search loop.
 
 - τ[c][key] = mean of ρ_c over the snapshots and the units of partition key `key` that were
   scored in that snapshot.
-- S(key) = argmax_c τ[c][key]: the criterion under which the key's units look most prunable.
+- S(key) = argmax_c score[c][key] under the rule `search.warmup.assign` (`assign_rules.py`); the
+  default `tendency` scores by τ: the criterion under which the key's units look most prunable.
   `random` never takes part. A criterion that was degenerate in EVERY snapshot is excluded (its
   ρ is a constant tie, which says nothing about the key); one that was degenerate in only some
   snapshots stays, its tied snapshots pulling its τ towards the middle. If every candidate was
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from prunepeft.errors import UserError
+from prunepeft.pruning.assign_rules import get_assign_rule, tendency_scores
 from prunepeft.pruning.criteria import get_criterion, registry_order
 from prunepeft.pruning.partitions import Partition, PartitionKey, key_str, parse_key
 from prunepeft.pruning.scoring import Snapshot
@@ -39,17 +41,23 @@ def tendencies(
     snapshots: Sequence[Snapshot], partition: Partition, criteria: Optional[Sequence[str]] = None
 ) -> dict[str, dict[PartitionKey, float]]:
     """τ[c][key] = mean ρ_c over snapshots and the key's units (keys sorted, criteria in registry order)."""
-    out: dict[str, dict[PartitionKey, float]] = {}
-    for c in _criteria(snapshots, criteria):
-        sums: dict[PartitionKey, float] = {}
-        counts: dict[PartitionKey, int] = {}
-        for snap in snapshots:
-            for uid, rho in snap[c].rank.items():
-                key = partition.key(uid)
-                sums[key] = sums.get(key, 0.0) + rho
-                counts[key] = counts.get(key, 0) + 1
-        out[c] = {key: sums[key] / counts[key] for key in sorted(sums)}
-    return out
+    names = _criteria(snapshots, criteria)
+    return tendency_scores(snapshots, partition, names, names)
+
+
+class WarmupSnapshots(list):
+    """The T warm-up snapshots (a list), with what the assignment rule needs besides them.
+
+    Attributes:
+        assign: the rule (`search.warmup.assign`) the warm-up was run for.
+        importances: per snapshot, the masked-probe importance of each active unit (`agreement`
+            only, else None).
+        probe: {"rows", "wall_s"} of the agreement probe (else None).
+    """
+
+    assign: str = "tendency"
+    importances: Optional[list] = None
+    probe: Optional[dict] = None
 
 
 def degenerate_flags(
@@ -63,10 +71,10 @@ def assign(
     tau: Mapping[str, Mapping[PartitionKey, float]],
     always_degenerate: Iterable[str] = (),
 ) -> dict[PartitionKey, str]:
-    """S(key) = argmax_c τ[c][key] over the non-random criteria not always degenerate.
+    """S(key) = argmax_c score[c][key] over the non-random criteria not always degenerate.
 
     Args:
-        tau: tendencies (`tendencies`).
+        tau: per criterion and key, the rule's score, higher = better (τ for `tendency`).
         always_degenerate: criteria degenerate in every snapshot (excluded; if that leaves none,
             all non-random criteria compete).
 
@@ -118,13 +126,22 @@ class WarmupResult:
     num_snapshots: int
     top_k: int
     partition: Partition
+    assign_rule: str = "tendency"
+    scores: Optional[dict[str, dict[PartitionKey, float]]] = None  # the rule's score[c][key]; None = τ
+    agreement: Optional[dict[str, Any]] = None  # agreement probe: rows, wall_s, importance per snapshot
+
+    @property
+    def rule_scores(self) -> dict[str, dict[PartitionKey, float]]:
+        """score[c][key] of the assignment rule (τ for `tendency`)."""
+        return self.tendencies if self.scores is None else self.scores
 
     def margins(self) -> dict[str, float]:
-        """Per partition key: τ of the assigned criterion minus the best other criterion's τ."""
+        """Per partition key: the rule's score of the assigned criterion minus the best other's."""
+        scores = self.rule_scores
         out = {}
         for key, chosen in self.assignment.items():
-            others = [d[key] for c, d in self.tendencies.items() if c != chosen and key in d]
-            out[key_str(key)] = self.tendencies[chosen][key] - max(others) if others else 0.0
+            others = [d[key] for c, d in scores.items() if c != chosen and key in d and c != "random"]
+            out[key_str(key)] = scores[chosen][key] - max(others) if others else 0.0
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -144,6 +161,12 @@ class WarmupResult:
             "assignment": {key_str(k): c for k, c in self.assignment.items()},
             "degenerate": {c: list(v) for c, v in self.degenerate.items()},
             "pick_counts": {c: {unit_key(u): n for u, n in d.items()} for c, d in self.pick_counts.items()},
+            # The rule and (other than tendency, whose scores are τ above) its score[c][key]:
+            # `recompute_assignment` re-derives S_H from these.
+            "assign": self.assign_rule,
+            **({} if self.scores is None else
+               {"assign_scores": {c: {key_str(k): v for k, v in d.items()} for c, d in self.scores.items()}}),
+            **({} if self.agreement is None else {"agreement": self.agreement}),
         }
 
 
@@ -153,6 +176,8 @@ def summarise_warmup(
     top_k: int,
     seed: int,
     criteria: Optional[Sequence[str]] = None,
+    assign_rule: Optional[str] = None,
+    importances: Optional[Sequence[Mapping[UnitId, float]]] = None,
 ) -> WarmupResult:
     """τ, S_H, pick counts and degenerate flags from the T warm-up snapshots.
 
@@ -162,23 +187,53 @@ def summarise_warmup(
         top_k: k for the pick counts (the search's k).
         seed: tie-break seed for the pick counts.
         criteria: criteria to use (default: every criterion in the snapshots), registry order.
+        assign_rule: `search.warmup.assign` (default: `snapshots.assign` of a `WarmupSnapshots`,
+            else `tendency`).
+        importances: per snapshot, the masked importance of each unit (`agreement`; default:
+            `snapshots.importances`).
     """
     if not snapshots:
         raise ValueError("the warm-up needs at least one snapshot")
+    rule = str(assign_rule or getattr(snapshots, "assign", "tendency"))
+    if importances is None:
+        importances = getattr(snapshots, "importances", None)
     names = _criteria(snapshots, criteria)
     tau = tendencies(snapshots, partition, names)
     flags = degenerate_flags(snapshots, names)
     always = [c for c, fl in flags.items() if all(fl)]
+    scores = None
+    if rule != "tendency":
+        candidates = [c for c in names if c != "random" and c not in always] or [c for c in names if c != "random"]
+        scores = get_assign_rule(rule)(snapshots, partition, names, candidates, importances)
+    else:
+        get_assign_rule(rule)
+    agreement = None
+    if rule == "agreement":
+        from prunepeft.peft.units import unit_key
+
+        agreement = {**(getattr(snapshots, "probe", None) or {}),
+                     "importance": [{unit_key(u): v for u, v in sorted(imp.items())} for imp in importances]}
     return WarmupResult(
         criteria=names,
         tendencies=tau,
-        assignment=assign(tau, always),
+        assignment=assign(tau if scores is None else scores, always),
         pick_counts=pick_counts(snapshots, top_k, seed, names),
         degenerate=flags,
         num_snapshots=len(snapshots),
         top_k=top_k,
         partition=partition,
+        assign_rule=rule,
+        scores=scores,
+        agreement=agreement,
     )
+
+
+def recompute_assignment(data: Mapping[str, Any]) -> dict[PartitionKey, str]:
+    """S_H re-derived from a parsed warmup.json: argmax of the recorded rule scores ("assign_scores",
+    or τ for `tendency`) over the criteria not degenerate in every snapshot, ties to registry order."""
+    scores = data.get("assign_scores") or data["tendencies"]
+    always = [c for c, flags in (data.get("degenerate") or {}).items() if flags and all(flags)]
+    return assign({c: {parse_key(k): float(v) for k, v in d.items()} for c, d in scores.items()}, always)
 
 
 def load_assignment(data: Mapping[str, Any], source: str = "warmup.json") -> dict[PartitionKey, str]:
@@ -222,11 +277,13 @@ def constant_assignment(uids: Iterable[UnitId], criterion: str) -> dict[UnitId, 
 
 __all__ = [
     "WarmupResult",
+    "WarmupSnapshots",
     "assign",
     "constant_assignment",
     "degenerate_flags",
     "load_assignment",
     "pick_counts",
+    "recompute_assignment",
     "summarise_warmup",
     "tendencies",
     "unit_assignment",
