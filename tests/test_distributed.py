@@ -9,18 +9,18 @@ empty), and the diagnostics probe (every rank computes it identically).
 """
 from __future__ import annotations
 
-import json
+import multiprocessing
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from prunepeft.commands import baseline as baseline_cmd
 from prunepeft.commands import search as search_cmd
 from prunepeft.io import read_json, read_jsonl
 from prunepeft.runs import RunLock
+from prunepeft.train import distributed
 
 STAT_RTOL = 1e-4  # relative, per statistic per unit per round
 STAT_ATOL = 1e-9  # gradients of ~1e-7 differ in their last digits
@@ -78,13 +78,52 @@ def test_two_process_search_matches_one_process(glue_dir, tmp_path):
     assert len(read_jsonl(tmp_path / "two" / "events.jsonl")) == len(read_jsonl(tmp_path / "one" / "events.jsonl"))
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rank_main(rank: int, world: int, port: int, fn, queue) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    try:
+        distributed.setup()
+        queue.put((rank, "ok", fn()))
+    except BaseException as err:  # noqa: BLE001 - reported to the test
+        queue.put((rank, "error", f"{type(err).__name__}: {err}"))
+    finally:
+        distributed.teardown()
+        os._exit(0)
+
+
+def _two_ranks(fn) -> dict[int, tuple[str, object]]:
+    """`fn()` in 2 forked processes joined by gloo, exactly as torchrun's workers join (same env keys).
+
+    Forked from the test process (torch and the package already imported): seconds, not the
+    ~10 s import cost per process of a fresh `torchrun` launch (used once, for the search).
+    """
+    ctx = multiprocessing.get_context("fork")
+    queue, port = ctx.Queue(), _free_port()
+    procs = [ctx.Process(target=_rank_main, args=(r, 2, port, fn, queue)) for r in range(2)]
+    for proc in procs:
+        proc.start()
+    out = {}
+    for _ in procs:
+        rank, status, value = queue.get(timeout=180)
+        out[rank] = (status, value)
+    for proc in procs:
+        proc.join(timeout=30)
+    return out
+
+
 def test_two_process_baseline_matches_one_process(glue_dir, tmp_path):
     from conftest import compose_config, tiny_overrides_for
 
-    overrides = tiny_overrides_for(glue_dir) + DIST + ["method=lora"]
-    two = _torchrun("baseline", overrides, tmp_path / "two")
-    assert two.returncode == 0, two.stderr[-3000:]
-    one = baseline_cmd.run(compose_config("baseline", overrides), tmp_path / "one")
+    cfg = compose_config("baseline", tiny_overrides_for(glue_dir) + DIST + ["method=lora"])
+    results = _two_ranks(lambda: baseline_cmd.run(cfg, tmp_path / "two")["metrics"])
+    assert results[0] == results[1] and results[0][0] == "ok", results
+    one = baseline_cmd.run(cfg, tmp_path / "one")
     assert read_json(tmp_path / "two" / "run.json")["world_size"] == 2
     summary = read_json(tmp_path / "two" / "summary.json")
     assert summary["metrics"] == one["metrics"] and summary["train"]["examples_seen"] == 49
@@ -92,16 +131,25 @@ def test_two_process_baseline_matches_one_process(glue_dir, tmp_path):
 
 
 def test_two_process_run_lock_is_rank0s_and_every_rank_follows(glue_dir, tmp_path):
-    """A directory held by another invocation: rank 0 is refused, rank 1 follows (no hang), exit 2."""
-    from conftest import tiny_overrides_for
+    """A directory held by another invocation: rank 0 is refused, rank 1 follows it (no hang)."""
+    from conftest import compose_config, tiny_overrides_for
 
-    run_dir = tmp_path / "held"
-    lock = RunLock(run_dir)
+    from prunepeft.commands.common import guard_run
+
+    cfg = compose_config("search", tiny_overrides_for(glue_dir) + SEARCH)
+
+    def enter():
+        with guard_run(tmp_path / "held", cfg):
+            return "entered"
+
+    lock = RunLock(tmp_path / "held")
     lock.acquire()
     try:
-        two = _torchrun("search", tiny_overrides_for(glue_dir) + SEARCH, run_dir)
+        held = _two_ranks(enter)
     finally:
         lock.release()
-    assert two.returncode != 0
-    assert two.stderr.count(f"is in use by pid {os.getpid()}") == 2, two.stderr[-3000:]  # both ranks say why
-    assert not (run_dir / "run.json").exists()
+    message = f"is in use by pid {os.getpid()}"
+    assert all(status == "error" and message in value for status, value in held.values()), held
+    assert not (tmp_path / "held" / "run.json").exists()
+    free = _two_ranks(enter)  # released: both ranks go in; only rank 0 holds (and frees) the lock
+    assert free == {0: ("ok", "entered"), 1: ("ok", "entered")}
