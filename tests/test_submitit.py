@@ -22,7 +22,7 @@ from prunepeft.io import read_json, read_jsonl
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher (dev extra)")
 
 SEARCH = ["search.warmup.subset=32", "search.warmup.epochs=1", "search.warmup.snapshots=2",
-          "search.retrain_epochs=1", "budget.params=2000", "search.k=2"]
+          "search.retrain_epochs=1", "search.k=2"]
 
 
 def test_submitit_local_sweep_requeues_on_usr2_and_resumes(glue_dir, tmp_path):
@@ -30,14 +30,17 @@ def test_submitit_local_sweep_requeues_on_usr2_and_resumes(glue_dir, tmp_path):
 
     overrides = tiny_overrides_for(glue_dir) + SEARCH
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "prunepeft.cli", "search", "-m", "hydra/launcher=submitit_local", "seed=1,2",
+    # Two jobs: B=2000 prunes (4 checkpoints: signalled after the 3rd, requeued once); B=5000 holds the
+    # whole supernet (4,256 params), so it has no rounds, no checkpoint, no signal: one attempt.
+    cmd = [sys.executable, "-m", "prunepeft.cli", "search", "-m", "hydra/launcher=submitit_local", "budget.params=2000,5000",
            *overrides, "debug.kill_at=after_checkpoint:3:USR2", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     rows = read_json(tmp_path / "sweep" / "sweep_summary.json")
-    assert [(r["swept"]["seed"], r["status"]) for r in rows] == [("1", "done"), ("2", "done")]
-    job = tmp_path / "sweep" / "rte" / "tiny_bert" / "hybrid-s1"
+    assert [(r["swept"]["budget.params"], r["status"]) for r in rows] == [("2000", "done"), ("5000", "done")]
+    assert read_json(tmp_path / "sweep" / "rte" / "tiny_bert" / "hybrid_budget.params=5000-s42" / "run.json")["attempts"] == 1
+    job = tmp_path / "sweep" / "rte" / "tiny_bert" / "hybrid_budget.params=2000-s42"
     info = read_json(job / "run.json")
     assert info["attempts"] == 2 and info["status"] == "done"  # signalled once, requeued once
     logs = "".join(p.read_text() for p in (tmp_path / "sweep" / ".submitit").rglob("*_log.err"))
@@ -50,5 +53,5 @@ def test_submitit_local_sweep_requeues_on_usr2_and_resumes(glue_dir, tmp_path):
     assert [r["round"] for r in read_jsonl(job / "rounds.jsonl")] == list(range(1, len(read_jsonl(job / "rounds.jsonl")) + 1))
 
     # ... and ends with the configuration of an uninterrupted run.
-    search_cmd.run(compose_config("search", overrides + ["seed=1"]), tmp_path / "plain")
+    search_cmd.run(compose_config("search", overrides + ["budget.params=2000"]), tmp_path / "plain")
     assert read_json(job / "found_config.json") == read_json(tmp_path / "plain" / "found_config.json")
