@@ -334,5 +334,5 @@ class SweepSummary(Callback):
             return
         rows = write_summary(sweep_dir, sweep_id)
         _last_failures = sum(r["status"] != "done" for r in rows)
-        failed = sum(r["status"] == "failed" for r in rows)
+        failed = sum(r["status"] in ("failed", "stale") for r in rows)
         print(f"sweep summary: {sweep_dir / 'sweep_summary.md'} ({len(rows)} jobs, {failed} failed)")
