@@ -40,7 +40,8 @@ def _flat(params: Iterable[torch.Tensor]) -> torch.Tensor:
 
 def _recomputing() -> bool:
     """True inside backward: a checkpointed forward being recomputed (its Δ was counted already)."""
-    return torch._C._current_graph_task_id() != -1
+    task_id = getattr(torch._C, "_current_graph_task_id", None)  # -1 outside backward
+    return task_id is not None and task_id() != -1
 
 
 def _grad_or_zeros(p: torch.Tensor) -> torch.Tensor:
