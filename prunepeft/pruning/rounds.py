@@ -1,6 +1,7 @@
 """The bookkeeping around one pruning round, kept out of `search()` so it reads like Algorithm 1.
 
 - `choose_removals`: the round's k (the last allowed round removes down to B) and the removal;
+- `remove_units`: deactivate the removed units (then, under granularity=rank, the rank stage);
 - `record_warmup`: `warmup.json` and the log line of S_H;
 - `record_round`: the `rounds.jsonl` row, the resumable state, the checkpoint, the log line and the
   debug crash hook;
@@ -18,7 +19,7 @@ from prunepeft.io import append_jsonl
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.progress_log import log_round, log_warmup
 from prunepeft.pruning.checkpoint import supernet_tensors
-from prunepeft.pruning.rank_stage import granularity, select_round_for_ranks
+from prunepeft.pruning.rank_stage import granularity, prune_ranks, select_round_for_ranks
 from prunepeft.pruning.scoring import snapshot_to_json
 from prunepeft.pruning.selection import select_round, select_top_k
 from prunepeft.pruning.statistics import UnitId
@@ -40,6 +41,15 @@ def choose_removals(supernet: Any, p: Mapping[UnitId, float], cfg: Any, round_in
     k = int(cfg.search.k) if round_index < int(cfg.search.max_rounds) else len(p)
     select = select_round_for_ranks if granularity(cfg) == "rank" else select_round
     return select(p, k, counts.per_unit, counts.peft, budget, int(cfg.seed) + round_index)
+
+
+def remove_units(supernet: Any, removed: list[UnitId], stats: Mapping[UnitId, Any], cfg: Any, budget: int,
+                 last: bool, seed: int, run: Any) -> list[UnitId]:
+    """Deactivate the round's removed units; after the last round under granularity=rank, prune ranks
+    to B too (units left with no rank count as removed). Returns every unit removed this round."""
+    for uid in removed:
+        supernet.deactivate(uid)
+    return removed + prune_ranks(supernet, stats, cfg, budget, last, seed, run)
 
 
 @dataclass

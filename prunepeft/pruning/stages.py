@@ -1,0 +1,144 @@
+"""The stages of Algorithm 1 around the rounds, with their bookkeeping, so `search()` reads as the
+algorithm (docs/architecture.md#the-search-step-by-step):
+
+- `budget_of`: B and whether there is anything to prune (step 1);
+- `transferred_assignment`: S_H from another run's `warmup.json` (strategy transfer, Table 6),
+  checked before `run.json` exists;
+- `warm_up`: step 3 (or, on a resume, S_H read back from `warmup.json`), its record, the
+  checkpoint after it and the debug crash hook;
+- `resume`: before the rounds, drop unfinished rows of `rounds.jsonl`, replay the removals and
+  restore the checkpointed weights;
+- `retrain`: step 5, saving the retrained units and head, and the run's summary.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from prunepeft.errors import UserError
+from prunepeft.io import atomic_write_text, read_json, read_jsonl
+from prunepeft.models import get_family, load_backbone
+from prunepeft.peft import count_parameters, parse_unit_key, unit_key
+from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
+from prunepeft.pruning.budget import budget_params, check_budget
+from prunepeft.pruning.checkpoint import SearchState, restore_weights, supernet_tensors
+from prunepeft.pruning.partitions import Partition
+from prunepeft.pruning.phases import run_warmup, train_supernet
+from prunepeft.pruning.rounds import SimulatedCrash, record_warmup
+from prunepeft.pruning.warmup import load_assignment, summarise_warmup, unit_assignment
+from prunepeft.seed import seed_everything
+from prunepeft.train.loop import FitResult
+
+log = logging.getLogger(__name__)
+
+
+def budget_of(supernet: Any, strategy: Any, cfg: Any) -> tuple[int, bool]:
+    """B in parameters, and whether the search prunes at all (a strategy that prunes, a supernet above B)."""
+    report = count_parameters(supernet)
+    budget = budget_params(cfg.budget.percent, cfg.budget.params, report.base)
+    prunable = strategy.prunes and check_budget(budget, report.per_unit)
+    if strategy.prunes and not prunable:
+        log.warning("nothing to prune: the whole supernet (%d params) is within the budget (%d)", report.peft, budget)
+    return budget, prunable
+
+
+def transferred_assignment(cfg: Any, supernet: Any, partition: Partition) -> Optional[dict]:
+    """S_H of `strategy.from_run` (strategy transfer, Table 6), or None when there is none to reuse.
+
+    Every partition key of this supernet must be covered; checked before `run.json` is written.
+    """
+    if not cfg.strategy.from_run:
+        return None
+    source = Path(str(cfg.strategy.from_run)) / "warmup.json"
+    if not source.exists():
+        raise UserError(f"strategy.from_run: {source} not found (a finished hybrid search writes it)")
+    assignment = load_assignment(read_json(source), str(source))
+    unit_assignment(supernet.active_ids(), partition, assignment)  # every key covered, before run.json
+    return assignment
+
+
+def warm_up(supernet: Any, tokenizer: Any, warmup_set: Any, cfg: Any, run: Any, state: SearchState, ckpt: Path,
+            partition: Partition, strategy: Any, probe: Any, data: Any) -> dict:
+    """Step 3: T snapshots on d -> tendencies -> S_H, recorded in warmup.json and checkpointed.
+
+    On a resume after the warm-up, S_H is read back from warmup.json instead.
+    """
+    if state.warmup_done:
+        return load_assignment(read_json(run.file("warmup.json")))
+    seed, k = int(cfg.seed), int(cfg.search.k)
+    started = time.time()
+    snapshots, fitted, diagnostics = run_warmup(supernet, tokenizer, warmup_set, cfg, seed=seed, run=run,
+                                                criteria=strategy.criteria, probe=probe, data=data)
+    result = summarise_warmup(snapshots, partition, k, seed, strategy.criteria)
+    record_warmup(run, result, k, fitted, diagnostics)
+    state.warmup_done, state.examples = True, state.examples + fitted.examples_seen
+    state.wall_s += time.time() - started
+    # The warm-up-trained weights: round 1 starts from them under reinit=keep, also after a resume.
+    state.save(ckpt, supernet_tensors(supernet))
+    if cfg.debug.crash_after_round is not None and int(cfg.debug.crash_after_round) == 0:
+        raise SimulatedCrash("debug.crash_after_round=0 (after the warm-up)")
+    return result.assignment
+
+
+def resume(run: Any, state: SearchState, ckpt: Path, supernet: Any) -> None:
+    """Bring a fresh supernet to the checkpoint: finished rounds only, removals replayed, weights restored."""
+    drop_unfinished_rounds(run, state.rounds_done)
+    for key in state.removed:
+        supernet.deactivate(parse_unit_key(key))
+    if state.rounds_done or state.warmup_done:
+        restore_weights(ckpt, supernet)  # matters for reinit=keep; other schemes re-initialise anyway
+
+
+def drop_unfinished_rounds(run: Any, rounds_done: int) -> None:
+    """Keep only finished rounds in rounds.jsonl (a crash may leave a round logged, not saved)."""
+    rows = read_jsonl(run.file("rounds.jsonl"))
+    if len(rows) != rounds_done:
+        kept = "".join(json.dumps(r) + "\n" for r in rows if r["round"] <= rounds_done)
+        atomic_write_text(run.file("rounds.jsonl"), kept)
+
+
+def retrain(cfg: Any, run: Any, strategy: str, found: FoundConfig, supernet: Any, state: SearchState,
+            data: Any, dev: dict) -> dict[str, Any]:
+    """Step 5: the found configuration from fresh units on the full training set; returns the summary.
+
+    `search.retrain_epochs=0` is search only (settings studies): the found configuration is the result.
+    """
+    epochs = int(cfg.search.retrain_epochs if cfg.search.retrain_epochs is not None else cfg.train.epochs)
+    if epochs == 0:
+        return summary(cfg, strategy, found, count_parameters(supernet), FitResult([], {}), state,
+                       len(data.train), epochs)
+    seed = int(cfg.seed)
+    seed_everything(seed)
+    model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), seed)
+    final = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
+    retrained = train_supernet(final, tokenizer, data.train, dev, cfg, epochs=epochs, seed=seed,
+                               phase="retrain", run=run)
+    final.save_units(run.file(UNITS_FILE))  # for `prunepeft export` and reuse
+    final.save_head(run.file(HEAD_FILE))
+    return summary(cfg, strategy, found, count_parameters(final), retrained, state, len(data.train), epochs)
+
+
+def summary(cfg, strategy: str, found, params, retrained, state: SearchState, train_size: int, epochs: int) -> dict:
+    """summary.json: the headline is the LAST retrain epoch (docs/method.md#retrain)."""
+    split = str(cfg.task.eval_splits[0])
+    metric = str(cfg.task.primary_metric)
+    return {
+        "command": "search", "task": str(cfg.task.name), "model": str(cfg.model.name), "method": "prunepeft",
+        "strategy": strategy, "criterion": cfg.strategy.criterion if strategy == "single" else None,
+        "combine": str(cfg.strategy.combine), "fidelity": str(cfg.search.fidelity), "seed": int(cfg.seed),
+        "metrics": retrained.last, "primary": {"split": split, "metric": metric,
+                                               "value": retrained.last.get(split, {}).get(metric)},
+        "best_epoch": retrained.best_epoch, "best_metrics": retrained.best,
+        "params": {"peft": params.peft, "head": params.head, "base": params.base, "percent": params.percent},
+        "found": {"units": [unit_key(u) for u in found.units], "num_units": len(found.units)},
+        "search": {"wall_s": round(state.wall_s, 2), "rounds": state.rounds_done, "examples": state.examples,
+                   # search cost in passes over the training set D (Table 4)
+                   "epoch_equivalents": round(state.examples / max(1, train_size), 4)},
+        "train": {"epochs": epochs, "wall_s": retrained.wall_s, "examples_seen": retrained.examples_seen},
+        "lr": float(cfg.train.lr_peft),
+        "transfer": {"kind": "strategy", "from_run": str(cfg.strategy.from_run)} if cfg.strategy.from_run else None,
+        "history": retrained.history,
+    }
