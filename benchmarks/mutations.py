@@ -76,7 +76,7 @@ MUTATIONS = [
       ["tests/test_train.py::test_callbacks_see_unclipped_grads_in_order"]),
     M("M10", "partition boundaries floor(c*L), not floor(c*L + 0.5)", [(r"math\.floor\(c \* num_layers \+ 0\.5 \+ 1e-9\)", "math.floor(c * num_layers + 1e-9)")],
       ["tests/test_partitions.py::test_partition_formula", "tests/test_warmup.py::test_tendencies_by_hand"]),
-    M("M11", "rho with rankdata 'min', not 'average'", [(r'method="average"', 'method="min"')],
+    M("M11", "rho with rankdata 'min', not 'average'", [(r'(\[oriented\[u\] for u in uids\], dtype=np\.float64\), )method="average"', r'\1method="min"')],
       [f"{T_CRIT}::test_min_max_and_percentile_ranks_by_hand"]),
     M("M12", "degenerate range 1e-8 -> 1e-2", [(r"DEGENERATE_RANGE = 1e-8", "DEGENERATE_RANGE = 1e-2")],
       [f"{T_CRIT}::test_degenerate_edge_is_1e_minus_8_from_both_sides"]),
