@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.io import read_json
 
@@ -34,7 +35,7 @@ def load_run_config(run: str | os.PathLike) -> DictConfig:
     one that found DONE and skipped.
     """
     run = Path(run)
-    run_json = run / "run.json"
+    run_json = run / outputs.RUN_JSON
     if run_json.is_file() and isinstance(read_json(run_json).get("config"), dict):
         return OmegaConf.create(read_json(run_json)["config"])
     hydra_cfg = run / ".hydra" / "config.yaml"
@@ -58,16 +59,14 @@ class LoadedRun:
 
 def check_run_dir(run: str | os.PathLike | None) -> Path:
     """The run directory, checked for what loading needs (UserError naming what is missing)."""
-    from prunepeft.peft.found_config import FOUND_CONFIG_FILE, HEAD_FILE, UNITS_FILE
-
     if run in (None, "", "???"):
         raise UserError("needs run=<directory of a finished `prunepeft search` run>")
     path = Path(str(run))
     if not path.is_dir():
         raise UserError(f"run={str(path)!r} is not a directory; point run= at a finished search run")
-    if not (path / FOUND_CONFIG_FILE).is_file():
-        raise UserError(f"run={str(path)!r} has no {FOUND_CONFIG_FILE} (a finished `prunepeft search` run writes one)")
-    for name in (UNITS_FILE, HEAD_FILE):
+    if not (path / outputs.FOUND_CONFIG).is_file():
+        raise UserError(f"run={str(path)!r} has no {outputs.FOUND_CONFIG} (a finished `prunepeft search` run writes one)")
+    for name in (outputs.UNITS, outputs.HEAD):
         if not (path / name).is_file():
             raise UserError(f"run={str(path)!r} has no {name}: the search writes it after retraining")
     return path
@@ -81,19 +80,19 @@ def open_run(run: str | os.PathLike, device: str | torch.device | None = None) -
     """
     from prunepeft.models.families import get_family
     from prunepeft.models.loading import load_backbone
-    from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
+    from prunepeft.peft.found_config import FoundConfig, build_from_found
 
     path = check_run_dir(run)
     cfg = load_run_config(path)
     found = FoundConfig.load(path)
     model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), int(cfg.seed))
     net = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
-    net.load_units(path / UNITS_FILE)
-    net.load_head(path / HEAD_FILE)
+    net.load_units(path / outputs.UNITS)
+    net.load_head(path / outputs.HEAD)
     net.model.eval()
     if device is not None:
         net.model.to(torch.device(device))
-    summary = read_json(path / "summary.json") if (path / "summary.json").is_file() else {}
+    summary = read_json(path / outputs.SUMMARY) if (path / outputs.SUMMARY).is_file() else {}
     return LoadedRun(path, net.model, tokenizer, cfg, net, found, summary)
 
 

@@ -17,6 +17,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from prunepeft import outputs
 from prunepeft.commands.common import run_in_hydra
 from prunepeft.commands.display import print_result
 from prunepeft.config.schema import register_configs
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 UNIFORM_METHODS = ("lora", "dora", "adapter", "houlsby")
 METHODS = ("fft", "head", *UNIFORM_METHODS, "found")
-FOUND_FILE = "found_config.json"
+FOUND_FILE = outputs.FOUND_CONFIG
 
 
 def _found_path(cfg: DictConfig) -> Path:
@@ -124,9 +125,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """
     run_dir = Path(run_dir)
     RunDir(run_dir).check_config(OmegaConf.to_container(cfg, resolve=True))
-    if (run_dir / "DONE").exists():
+    if (run_dir / outputs.DONE).exists():
         Console().print(f"already finished: {run_dir} (DONE exists; delete the directory to run again)")
-        return read_json(run_dir / "summary.json")
+        return read_json(run_dir / outputs.SUMMARY)
     validate(cfg)
     # Heavy imports after the cheap checks (a typo in `method` fails instantly).
     from prunepeft.data import build_task_data
@@ -149,7 +150,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     log_banner("baseline", rd.path, cfg, budget, params["base"])
     EpochLogger({"train": int(cfg.train.epochs)}).attach(rd)
     # A baseline has no checkpoint: an unfinished directory restarts, so drop the stale step events.
-    rd.file("events.jsonl").unlink(missing_ok=True)
+    rd.file(outputs.EVENTS).unlink(missing_ok=True)
     rd.start("baseline", cfg.seed, OmegaConf.to_container(cfg, resolve=True), str(device))
     try:
         result = fit(model, build_param_groups(**groups, train_cfg=cfg.train), data.train, data.evals, tokenizer,
@@ -158,21 +159,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     except BaseException as err:
         rd.fail(f"{type(err).__name__}: {err}")
         raise
-    split, metric = cfg.task.eval_splits[0], cfg.task.primary_metric
-    summary = {
-        "command": "baseline", "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method,
-        "seed": cfg.seed, "run": cfg.run if cfg.method == "found" else None,
-        "metrics": result.last,
-        "primary": {"split": split, "metric": metric, "value": result.last[split][metric]},
-        "best_epoch": result.best_epoch, "best_metrics": result.best,
-        "params": params,
-        "size_to_budget": bool(cfg.size_to_budget),
-        "budget": OmegaConf.to_container(cfg.budget) if cfg.size_to_budget else None,
-        "train": {"epochs": cfg.train.epochs, "wall_s": result.wall_s, "examples_seen": result.examples_seen,
-                  "steps": result.steps, "train_size": len(data.train), "train_size_full": data.train_size_full},
-        "lr": {"peft": cfg.train.lr_peft, "head": cfg.train.lr_head, "backbone": cfg.train.lr_backbone},
-        "history": result.history,
-    }
+    summary = outputs.summary(
+        "baseline", cfg, str(cfg.method), result, params=params,
+        train={"epochs": cfg.train.epochs, "wall_s": result.wall_s, "examples_seen": result.examples_seen,
+               "steps": result.steps, "train_size": len(data.train), "train_size_full": data.train_size_full},
+        run=cfg.run if cfg.method == "found" else None, size_to_budget=bool(cfg.size_to_budget),
+        budget=OmegaConf.to_container(cfg.budget) if cfg.size_to_budget else None,
+    )
     rd.finish(summary)
     log_final(summary, rd.path, time.time() - rd.started)
     print_result(summary)

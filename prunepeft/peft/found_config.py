@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.io import atomic_write_json, read_json
 from prunepeft.models.families import Family
@@ -32,9 +33,7 @@ from prunepeft.peft.accounting import count_parameters
 from prunepeft.peft.supernet import Supernet
 from prunepeft.peft.units import UnitId, UnitSizes, get_unit_type, unit_key
 
-FOUND_CONFIG_FILE = "found_config.json"
-UNITS_FILE = "units.safetensors"
-HEAD_FILE = "head.safetensors"
+FOUND_CONFIG_FILE, UNITS_FILE, HEAD_FILE = outputs.FOUND_CONFIG, outputs.UNITS, outputs.HEAD  # the run-output contract
 FORMAT = "prunepeft.found_config/1"
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from prunepeft import outputs
 from prunepeft.io import append_jsonl
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.progress_log import log_round, log_warmup
@@ -85,7 +86,7 @@ def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, cfg: Any, budge
     }
     if outcome.diagnostics is not None:
         row["diagnostics"] = outcome.diagnostics
-    append_jsonl(run.file("rounds.jsonl"), row)
+    append_jsonl(run.file(outputs.ROUNDS), row)
     state.rounds_done, state.removed = r, state.removed + removed
     state.examples += fitted.examples_seen
     state.wall_s += time.time() - outcome.started
@@ -101,7 +102,7 @@ def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, cfg: Any, budge
 
 def record_warmup(run: Any, result: Any, k: int, fitted: Any, diagnostics: Optional[list]) -> None:
     """Write warmup.json (τ, S_H, pick counts; per-snapshot diagnostics when measured) and log S_H."""
-    run.write_json("warmup.json", {**result.to_json(), "k": k, "examples": fitted.examples_seen,
+    run.write_json(outputs.WARMUP, {**result.to_json(), "k": k, "examples": fitted.examples_seen,
                                    **({"diagnostics": diagnostics} if diagnostics else {})})
     log_warmup({key: c for key, c in result.to_json()["assignment"].items()}, result.margins(), result.assign_rule)
 

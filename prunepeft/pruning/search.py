@@ -22,6 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from prunepeft import outputs
 from prunepeft.data import build_task_data, stratified_subset
 from prunepeft.errors import UserError, check_choice
 from prunepeft.io import read_jsonl
@@ -114,7 +115,7 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
     """
     strategy = validate(cfg)
     seed, k = int(cfg.seed), int(cfg.search.k)
-    ckpt = run.file("checkpoint")
+    ckpt = run.file(outputs.CHECKPOINT)
     state = SearchState.load(ckpt)
 
     # -- 1. Supernet, data, budget B ------------------------------------------------------------
@@ -152,7 +153,7 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
     if prunable and cfg.search.fill_budget:
         fill_budget(supernet, state.removed, budget)
     found = FoundConfig.from_supernet(supernet, cfg.model)
-    found.save(run.file("found_config.json"))
+    found.save(run.file(outputs.FOUND_CONFIG))
 
     # -- 5. Retrain the found configuration from fresh units on the full training set ----------
     return retrain(cfg, run, strategy.name, found, supernet, state, data, dev)
@@ -165,4 +166,4 @@ def config_dict(cfg: DictConfig) -> dict:
 
 def rounds_log(run_dir: Path) -> list[dict]:
     """The rounds recorded so far (for reports and the demo's printout)."""
-    return read_jsonl(Path(run_dir) / "rounds.jsonl")
+    return read_jsonl(Path(run_dir) / outputs.ROUNDS)

@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.io import atomic_write_text, read_json, read_jsonl
 from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
-from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
+from prunepeft.peft.found_config import FoundConfig, build_from_found
 from prunepeft.pruning.budget import budget_params, check_budget
 from prunepeft.pruning.checkpoint import SearchState, restore_weights, supernet_tensors
 from prunepeft.pruning.partitions import Partition
@@ -52,7 +53,7 @@ def transferred_assignment(cfg: Any, supernet: Any, partition: Partition) -> Opt
     """
     if not cfg.strategy.from_run:
         return None
-    source = Path(str(cfg.strategy.from_run)) / "warmup.json"
+    source = Path(str(cfg.strategy.from_run)) / outputs.WARMUP
     if not source.exists():
         raise UserError(f"strategy.from_run: {source} not found (a finished hybrid search writes it)")
     assignment = load_assignment(read_json(source), str(source))
@@ -67,7 +68,7 @@ def warm_up(supernet: Any, tokenizer: Any, warmup_set: Any, cfg: Any, run: Any, 
     On a resume after the warm-up, S_H is read back from warmup.json instead.
     """
     if state.warmup_done:
-        return load_assignment(read_json(run.file("warmup.json")))
+        return load_assignment(read_json(run.file(outputs.WARMUP)))
     seed, k = int(cfg.seed), int(cfg.search.k)
     started = time.time()
     snapshots, fitted, diagnostics = run_warmup(supernet, tokenizer, warmup_set, cfg, seed=seed, run=run,
@@ -94,10 +95,10 @@ def resume(run: Any, state: SearchState, ckpt: Path, supernet: Any) -> None:
 
 def drop_unfinished_rounds(run: Any, rounds_done: int) -> None:
     """Keep only finished rounds in rounds.jsonl (a crash may leave a round logged, not saved)."""
-    rows = read_jsonl(run.file("rounds.jsonl"))
+    rows = read_jsonl(run.file(outputs.ROUNDS))
     if len(rows) != rounds_done:
         kept = "".join(json.dumps(r) + "\n" for r in rows if r["round"] <= rounds_done)
-        atomic_write_text(run.file("rounds.jsonl"), kept)
+        atomic_write_text(run.file(outputs.ROUNDS), kept)
 
 
 def retrain(cfg: Any, run: Any, strategy: str, found: FoundConfig, supernet: Any, state: SearchState,
@@ -116,29 +117,22 @@ def retrain(cfg: Any, run: Any, strategy: str, found: FoundConfig, supernet: Any
     final = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
     retrained = train_supernet(final, tokenizer, data.train, dev, cfg, epochs=epochs, seed=seed,
                                phase="retrain", run=run)
-    final.save_units(run.file(UNITS_FILE))  # for `prunepeft export` and reuse
-    final.save_head(run.file(HEAD_FILE))
+    final.save_units(run.file(outputs.UNITS))  # for `prunepeft export` and reuse
+    final.save_head(run.file(outputs.HEAD))
     return summary(cfg, strategy, found, count_parameters(final), retrained, state, len(data.train), epochs)
 
 
 def summary(cfg, strategy: str, found, params, retrained, state: SearchState, train_size: int, epochs: int) -> dict:
-    """summary.json: the headline is the LAST retrain epoch (docs/method.md#retrain)."""
-    split = str(cfg.task.eval_splits[0])
-    metric = str(cfg.task.primary_metric)
-    return {
-        "command": "search", "task": str(cfg.task.name), "model": str(cfg.model.name), "method": "prunepeft",
-        "strategy": strategy, "criterion": cfg.strategy.criterion if strategy == "single" else None,
-        "combine": str(cfg.strategy.combine), "fidelity": str(cfg.search.fidelity), "seed": int(cfg.seed),
-        "metrics": retrained.last, "primary": {"split": split, "metric": metric,
-                                               "value": retrained.last.get(split, {}).get(metric)},
-        "best_epoch": retrained.best_epoch, "best_metrics": retrained.best,
-        "params": {"peft": params.peft, "head": params.head, "base": params.base, "percent": params.percent},
-        "found": {"units": [unit_key(u) for u in found.units], "num_units": len(found.units)},
-        "search": {"wall_s": round(state.wall_s, 2), "rounds": state.rounds_done, "examples": state.examples,
-                   # search cost in passes over the training set D (Table 4)
-                   "epoch_equivalents": round(state.examples / max(1, train_size), 4)},
-        "train": {"epochs": epochs, "wall_s": retrained.wall_s, "examples_seen": retrained.examples_seen},
-        "lr": float(cfg.train.lr_peft),
-        "transfer": {"kind": "strategy", "from_run": str(cfg.strategy.from_run)} if cfg.strategy.from_run else None,
-        "history": retrained.history,
-    }
+    """summary.json (prunepeft.outputs.summary): the headline is the LAST retrain epoch (docs/method.md#retrain)."""
+    return outputs.summary(
+        "search", cfg, "prunepeft", retrained,
+        params={"peft": params.peft, "head": params.head, "base": params.base, "percent": params.percent},
+        train={"epochs": epochs, "wall_s": retrained.wall_s, "examples_seen": retrained.examples_seen},
+        strategy=strategy, criterion=cfg.strategy.criterion if strategy == "single" else None,
+        combine=str(cfg.strategy.combine), fidelity=str(cfg.search.fidelity),
+        found={"units": [unit_key(u) for u in found.units], "num_units": len(found.units)},
+        search={"wall_s": round(state.wall_s, 2), "rounds": state.rounds_done, "examples": state.examples,
+                # search cost in passes over the training set D (Table 4)
+                "epoch_equivalents": round(state.examples / max(1, train_size), 4)},
+        transfer={"kind": "strategy", "from_run": str(cfg.strategy.from_run)} if cfg.strategy.from_run else None,
+    )

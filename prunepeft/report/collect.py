@@ -15,9 +15,11 @@ from typing import Any
 
 import pandas as pd
 
+from prunepeft import outputs
+
 log = logging.getLogger(__name__)
 
-MARKERS = ("summary.json", "run.json")
+MARKERS = (outputs.SUMMARY, outputs.RUN_JSON)
 NUMERIC = ("seed", "value", "best_value", "params_percent", "params_peft", "search_wall_s", "search_epoch_eq",
            "search_rounds", "train_wall_s", "train_epochs", "num_layers")
 TASK_NAMES = {"rte": "RTE", "mrpc": "MRPC", "stsb": "STS-B", "cola": "CoLA", "sst2": "SST-2",
@@ -94,7 +96,7 @@ def _transfer(summary: dict, config: dict, method: str | None) -> tuple[str | No
     source = t.get("from_task") or _get(config, "extra", "source")
     source = None if source in (None, "none") else source
     if kind and source is None and source_dir:
-        source = _get(_read(Path(source_dir) / "summary.json"), "task")
+        source = _get(_read(Path(source_dir) / outputs.SUMMARY), "task")
     return kind, source
 
 
@@ -117,9 +119,9 @@ def method_label(row: dict) -> str:
 def read_run(path: Path, root: Path) -> dict[str, Any]:
     """One run directory as a flat record (missing values are None, never guessed)."""
     damaged: list[str] = []
-    summary = _read(path / "summary.json", damaged) or {}
-    info = _read(path / "run.json", damaged) or {}
-    found = _read(path / "found_config.json", damaged) or {}
+    summary = _read(path / outputs.SUMMARY, damaged) or {}
+    info = _read(path / outputs.RUN_JSON, damaged) or {}
+    found = _read(path / outputs.FOUND_CONFIG, damaged) or {}
     config = info.get("config") or {}
     command = summary.get("command") or info.get("command") or config.get("command")
     method = summary.get("method") or ("prunepeft" if command == "search" else config.get("method"))
@@ -128,8 +130,8 @@ def read_run(path: Path, root: Path) -> dict[str, Any]:
     search = command == "search"
     row: dict[str, Any] = {
         "run": path.relative_to(root).as_posix() or ".", "path": str(path),
-        "complete": (path / "DONE").exists() and bool(summary),
-        "status": info.get("status") or ("done" if (path / "DONE").exists() else "incomplete"),
+        "complete": (path / outputs.DONE).exists() and bool(summary),
+        "status": info.get("status") or ("done" if (path / outputs.DONE).exists() else "incomplete"),
         "command": command, "task": summary.get("task") or _get(config, "task", "name"),
         "model": summary.get("model") or _get(config, "model", "name"),
         "family": found.get("family") or _get(config, "model", "family"),
