@@ -44,7 +44,10 @@ def combined_scores(name: str, snapshot: Mapping[str, Any], per_unit: Mapping[Un
     the same functions `strategy.combine` uses."""
     if name not in COMBINATIONS:
         raise ValueError(f"unknown combination {name!r}; valid: {', '.join(COMBINATIONS)}")
-    return COMBINATION_FNS[name](snapshot, {u: [c] for u, c in per_unit.items()}, k).p
+    combined = COMBINATION_FNS[name](snapshot, {u: [c] for u, c in per_unit.items()}, k)
+    # rank / zscore: the scores themselves (ρ, z), not their normalised p (same order; key means of
+    # p could break exact float ties between keys that the scores keep).
+    return combined.logit if name in ("rank", "zscore") else combined.p
 
 
 def oracle_assignment(snapshot: Mapping[str, Any], partition: Partition, importance: Mapping[UnitId, float],
