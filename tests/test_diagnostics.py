@@ -267,3 +267,25 @@ def test_rule_grid_constant_assignments_remove_the_same_set_under_every_combinat
     assert cells["oracle|rank"]["spearman"] >= cells["argmax|rank"]["spearman"] - 1e-12
     assert set(grid["oracle"]) == {"b0:lora", "b0:adapter", "b1:lora", "b1:adapter", "b2:lora", "b2:adapter",
                                    "b3:lora", "b3:adapter"}
+
+
+def test_signal_summary_and_the_printed_trust_line():
+    from rich.console import Console
+
+    from prunepeft.commands.display import print_signal
+    from prunepeft.pruning.diagnostics import signal_summary
+
+    rounds = [{"diagnostics": {"spearman_combined": 0.5, "spearman_null": -0.1, "decision": {"percentile": 0.2},
+                               "learned": True}},
+              {"diagnostics": {"spearman_combined": 0.1, "spearman_null": 0.1, "decision": {"percentile": 0.4},
+                               "learned": False}},
+              {"round": 3}]
+    sig = signal_summary(rounds)
+    assert sig["rounds"] == 2 and sig["spearman_combined"] == pytest.approx(0.3)
+    assert sig["corrected"] == pytest.approx(0.3) and sig["decision_percentile"] == pytest.approx(0.3)
+    assert sig["learned_nothing"] == 1 and signal_summary([{"round": 1}]) is None
+    console = Console(record=True, width=400)
+    print_signal(rounds, console)
+    text = console.export_text()
+    assert "+0.30 against +0.00" in text and "percentile 30 of random removals" in text
+    assert "1 of 2 rounds LEARNED NOTHING" in text

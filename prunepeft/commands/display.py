@@ -59,5 +59,5 @@ def print_signal(rounds: list[dict[str, Any]], console: Console | None = None) -
     (console or Console()).print(
         f"signal of this search ({sig['rounds']} rounds): Spearman(p, −importance) {f(sig['spearman_combined'])} "
         f"against {f(sig['spearman_null'])} for random scores (null-corrected {f(sig['corrected'])}); removed sets at "
-        f"the {'n/a' if pct is None else f'{100 * pct:.0f}th'} percentile of random removals (50th = chance, lower = "
+        f"percentile {'n/a' if pct is None else f'{100 * pct:.0f}'} of random removals (50 = chance, lower = "
         f"better){nothing}")

@@ -114,7 +114,7 @@ def _signal_note(diagnostics: Optional[dict]) -> str:
     pct = (diagnostics.get("decision") or {}).get("percentile")
     parts = [f"signal: Spearman(p, -importance) {_fmt(corr)} (random {_fmt(null)})"]
     if pct is not None:
-        parts.append(f"removed set at the {100 * pct:.0f}th percentile of random sets")
+        parts.append(f"removed set at percentile {100 * pct:.0f} of random sets (50 = chance)")
     if diagnostics.get("learned") is False:
         parts.append("LEARNED NOTHING (train loss ~ ln(classes))")
     return ", ".join(parts)
