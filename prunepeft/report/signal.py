@@ -49,6 +49,14 @@ def mean_ci(values: list[float]) -> Optional[tuple[float, float, int]]:
     return statistics.mean(values), half, len(values)
 
 
+def mean_sd(values: list[float]) -> Optional[tuple[float, float, int]]:
+    """(mean, sample standard deviation, n), or None below two values."""
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return None
+    return statistics.mean(values), statistics.stdev(values), len(values)
+
+
 def mde(half_width: float) -> float:
     """Minimum detectable effect at 80 % power for a paired design with this 95 % half-width."""
     return half_width * (1.96 + 0.84) / 1.96
@@ -109,7 +117,7 @@ def comparison_rows(df: pd.DataFrame, reference: str = "hybrid") -> pd.DataFrame
                                if group["params_percent"].notna().any() else None}
         for split, label in (("primary", "dev"), (HELDOUT_SPLIT, "heldout")):
             values = {r.seed_: _metric(r, r.split if split == "primary" else split) for r in group.itertuples()}
-            row[label] = mean_ci([100 * v for v in values.values() if v is not None])
+            row[label] = mean_sd([100 * v for v in values.values() if v is not None])
             if ref is not None and arm != (f"{folder}/{reference}" if folder else reference):
                 base = {r.seed_: _metric(r, r.split if split == "primary" else split) for r in ref.itertuples()}
                 diffs = [100 * (values[s] - base[s]) for s in sorted(set(values) & set(base))
@@ -168,7 +176,8 @@ def comparison_markdown(rows: pd.DataFrame) -> str:
     """Arms side by side with paired differences to hybrid and the MDE beside every interval."""
     if rows.empty or not any(c.startswith("delta_") for c in rows.columns):
         return ""
-    lines = ["## Arms compared (primary metric in points; Δ = paired difference to hybrid over common seeds)", "",
+    lines = ["## Arms compared (primary metric in points: mean ± sd over seeds; Δ = paired difference to hybrid over "
+             "common seeds, mean ± 95 % half-width; MDE = minimum detectable Δ at 80 % power)", "",
              "| arm | n | dev | held-out | Δ dev | Δ held-out | MDE held-out (80 %) | PEFT % |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows.to_dict("records"):
