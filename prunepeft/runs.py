@@ -255,6 +255,10 @@ def observing(fn: Any) -> Any:
 
 
 def _notify(run: RunDir, kind: str, record: dict[str, Any]) -> None:
+    from prunepeft.io import writes_files
+
+    if not writes_files():  # data parallel: trackers log from rank 0 only, like the run files
+        return
     for fn in list(_observers):
         fn(run, kind, record)
 
