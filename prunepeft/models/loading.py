@@ -117,13 +117,34 @@ def _problem_type(num_labels: int) -> str:
 
 
 def _set_pad_token(model: PreTrainedModel, tokenizer: Any, family: Family) -> None:
-    """Decoders often ship without a pad token; batching and last-token pooling need one."""
+    """Decoders often ship without a pad token; batching and last-token pooling need one.
+
+    A decoder's `*ForSequenceClassification` (Llama, Qwen2, Mistral) classifies from the last token
+    whose id is not `config.pad_token_id`, so that id must be the tokenizer's pad id. A tokenizer
+    without a pad token pads with eos (Llama-3, Mistral), which is right as long as the tokenizer
+    does not append eos to the text itself (then pooling would skip that real eos: warned). Decoders
+    are padded on the right, whatever the checkpoint's tokenizer says (chat tokenizers often say left):
+    pooling finds the last real token either way, but one side keeps batches and tests comparable.
+    """
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise UserError(f"tokenizer of family {family.name!r} has neither a pad nor an eos token")
         tokenizer.pad_token = tokenizer.eos_token
+        if family.decoder and _appends_eos(tokenizer):
+            log.warning("the tokenizer appends its eos token %r, which is also the pad token: last-token "
+                        "pooling will classify from the token before it", tokenizer.eos_token)
     if model.config.pad_token_id is None or family.decoder:
         model.config.pad_token_id = tokenizer.pad_token_id
+    if family.decoder:
+        tokenizer.padding_side = "right"
+
+
+def _appends_eos(tokenizer: Any) -> bool:
+    try:
+        ids = tokenizer("a")["input_ids"]
+    except Exception:  # noqa: BLE001 - a probe only
+        return False
+    return bool(ids) and ids[-1] == tokenizer.eos_token_id
 
 
 def load_backbone(model_cfg: Any, num_labels: int, seed: int) -> tuple[PreTrainedModel, Any]:

@@ -120,7 +120,7 @@ def build_tokenizer(family: str, vocab_size: int = 512, max_length: int = 512) -
     )
     named = {f"{k}_token": v for k, v in sp.items()}
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, model_input_names=names, model_max_length=max_length, **named
+        tokenizer_object=tok, model_input_names=names, model_max_length=max_length, padding_side="right", **named
     )
 
 
