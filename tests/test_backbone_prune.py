@@ -1,0 +1,176 @@
+"""Early pruning of the backbone (issue 14, Deliver 4): masks, L1 penalty, selection, physical removal."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from prunepeft.errors import UserError
+from prunepeft.models import build_tiny, get_family
+from prunepeft.models.backbone_prune import (
+    BackboneMasks,
+    KeptStructures,
+    L1Penalty,
+    prune,
+    removed_params,
+    select,
+)
+from prunepeft.models.families import base_model_parameter_count
+
+H, HEADS, FF, LAYERS = 32, 4, 64, 3
+
+
+def tiny(family: str = "bert"):
+    cfg = OmegaConf.create({"name": "t", "family": family, "kind": "tiny",
+                            "tiny": {"hidden_size": H, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
+                                     "intermediate_size": FF, "vocab_size": 512}})
+    model, tok = build_tiny(cfg, 2, 0)
+    return model.eval(), tok, get_family(family)
+
+
+def batch(tok):
+    enc = tok(["the story was good and the day was long", "not a great day"], padding=True, return_tensors="pt")
+    return {k: v for k, v in enc.items()}
+
+
+def logits(model, inputs):
+    with torch.no_grad():
+        return model(**inputs).logits
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_masks_at_one_change_nothing(family):
+    model, tok, fam = tiny(family)
+    inputs = batch(tok)
+    before = logits(model, inputs)
+    masks = BackboneMasks.install(model, fam)
+    assert torch.equal(logits(model, inputs), before)
+    assert base_model_parameter_count(model, fam) == base_model_parameter_count(tiny(family)[0], fam)
+    masks.remove()
+    assert torch.equal(logits(model, inputs), before)
+
+
+def _zero_one_masks(masks: BackboneMasks) -> None:
+    """Exactly 0/1 masks: layer l loses head l (layer 0 also head 3); neurons: every third is 0."""
+    with torch.no_grad():
+        for layer, m in enumerate(masks.heads):
+            m[layer % HEADS] = 0.0
+        masks.heads[0][3] = 0.0
+        for m in masks.neurons:
+            m[::3] = 0.0
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_physical_removal_equals_masked_model(family):
+    model, tok, fam = tiny(family)
+    inputs = batch(tok)
+    fresh = copy.deepcopy(model)
+    before = base_model_parameter_count(model, fam)
+    masks = BackboneMasks.install(model, fam)
+    _zero_one_masks(masks)
+    masked = logits(model, inputs)
+    kept = select(masks, heads=0.3, ffn=0.3)
+    assert kept.heads[0] == [1, 2] and kept.heads[1] == [0, 2, 3] and kept.heads[2] == [0, 1, 3]
+    assert all(n == [i for i in range(FF) if i % 3] for n in kept.neurons)
+    prune(fresh, fam, kept)
+    assert torch.allclose(logits(fresh, inputs), masked, atol=1e-5)
+    # the attention modules read the new head count; the closed form matches the parameter count
+    attn = fresh.get_submodule(f"{fam.layers_path}.0.attention.self")
+    assert attn.num_attention_heads == 2 and attn.all_head_size == 2 * (H // HEADS)
+    after = base_model_parameter_count(fresh, fam)
+    assert before - after == removed_params(H, H // HEADS, kept, LAYERS)
+    with pytest.raises(UserError, match="already pruned"):
+        prune(fresh, fam, kept)
+
+
+def test_kept_indices_round_trip_reprune_identically(tmp_path):
+    model, tok, fam = tiny()
+    masks = BackboneMasks.install(model, fam)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in list(masks.heads) + list(masks.neurons):
+            m.copy_(torch.rand(m.shape, generator=g))
+    kept = select(masks, heads=1 / 3, ffn=1 / 3)
+    kept.save(tmp_path / "backbone_prune.json")
+    again = KeptStructures.load(tmp_path / "backbone_prune.json")
+    assert again == kept
+    a, b = tiny()[0], tiny()[0]
+    prune(a, fam, kept)
+    prune(b, fam, again)
+    inputs = batch(tok)
+    assert torch.equal(logits(a, inputs), logits(b, inputs))
+    assert {k: v.shape for k, v in a.state_dict().items()} == {k: v.shape for k, v in b.state_dict().items()}
+
+
+def test_selection_rules():
+    model, _, fam = tiny()
+    masks = BackboneMasks.install(model, fam)
+    with torch.no_grad():
+        masks.heads[0].copy_(torch.tensor([0.1, 0.1, 0.1, 0.1]))  # all equal: keeps one head (>= 1 per layer)
+        masks.heads[1].copy_(torch.tensor([-0.5, 0.2, 0.9, 0.4]))  # raw values, not |m|
+        masks.neurons[0].fill_(0.0)  # the global cut empties layer 0: it keeps one neuron
+    kept = select(masks, heads=0.25, ffn=1 / 3)
+    assert len(kept.heads[0]) == 1 and kept.heads[1] == [1, 2, 3] and kept.heads[2] == [0, 1, 2, 3][: len(kept.heads[2])]
+    assert len(kept.neurons[0]) == 1
+    assert select(masks, heads=0.0, ffn=0.0).counts() == (LAYERS * HEADS, LAYERS * FF)
+    with pytest.raises(UserError, match="backbone_prune.heads"):
+        select(masks, heads=1.0, ffn=0.0)
+
+
+def test_l1_penalty_gradient_is_coef_times_sign():
+    model, tok, fam = tiny()
+    masks = BackboneMasks.install(model, fam)
+    with torch.no_grad():
+        masks.heads[0].copy_(torch.tensor([1.0, -0.5, 0.0, 2.0]))
+    model.train()
+    out = model(**batch(tok), labels=torch.tensor([0, 1]))
+    out.loss.backward()
+    task_grads = [m.grad.clone() for m in masks.parameters()]
+    L1Penalty(masks, 1e-4).on_before_optimizer_step(1)
+    for m, g in zip(masks.parameters(), task_grads):
+        assert torch.allclose(m.grad - g, 1e-4 * torch.sign(m.detach()), atol=1e-10, rtol=0)  # float rounding of g + λs
+    # the same as differentiating 1e-4 * sum|m| added to the loss
+    ref = [torch.autograd.grad(1e-4 * m.abs().sum(), m)[0] for m in masks.parameters()]
+    for m, g, r in zip(masks.parameters(), task_grads, ref):
+        assert torch.allclose(m.grad - g, r, atol=1e-10, rtol=0)
+
+
+def test_masks_train_in_fit_and_penalty_shrinks_them():
+    from prunepeft.config.schema import TaskConfig, TrainConfig
+    from prunepeft.train import build_param_groups, fit
+    from datasets import Dataset
+    import dataclasses
+
+    model, tok, fam = tiny()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    masks = BackboneMasks.install(model, fam)
+    enc = tok(["good day", "not good", "great story", "never right"] * 4, truncation=True, max_length=16)
+    ds = Dataset.from_dict({**enc, "labels": [1, 0, 1, 0] * 4})
+    tc = dataclasses.replace(TrainConfig(), batch_size=8, grad_accum=1, lr_peft=1e-2, lr_head=1e-2,
+                             lr_backbone=0.0, weight_decay=0.0, warmup_ratio=0.0, device="cpu",
+                             precision="fp32", progress=False, max_grad_norm=1.0)
+    task = TaskConfig(name="toy", hub_config="toy", metrics=["accuracy"], primary_metric="accuracy")
+    groups = build_param_groups(peft=list(masks.parameters()), train_cfg=tc)
+    l1_before = float(masks.l1().detach())
+    # a large coefficient so two steps move every mask down
+    fit(model, groups, ds, {}, tok, train_cfg=tc, task=task, epochs=1, seed=0, callbacks=[L1Penalty(masks, 10.0)])
+    assert float(masks.l1().detach()) < l1_before
+    assert all(np.all(v < 1.0) for v in masks.values()[0])
+
+
+def test_unsupported_family_and_wrapped_sites_are_refused():
+    cfg = OmegaConf.create({"name": "t", "family": "llama", "kind": "tiny",
+                            "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                     "intermediate_size": 64, "vocab_size": 512}})
+    with pytest.raises(UserError, match="not supported"):
+        BackboneMasks.install(build_tiny(cfg, 2, 0)[0], get_family("llama"))
+    model, _, fam = tiny()
+    layer0 = model.get_submodule(f"{fam.layers_path}.0")
+    layer0.attention.self.query = torch.nn.Sequential(layer0.attention.self.query)  # stands in for a PEFT wrapper
+    kept = KeptStructures([[0, 1]] + [[0, 1, 2, 3]] * (LAYERS - 1), [list(range(FF))] * LAYERS, HEADS, FF)
+    with pytest.raises(UserError, match="before PEFT units"):
+        prune(model, fam, kept)
