@@ -187,8 +187,13 @@ class SearchConfig:
         default_factory=lambda: ["weight", "zeros", "threshold", "activation", "taylor", "gradient"]
     )
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
+    # The settings of the built-in criteria (their classes in pruning/criteria/<name>.py own the
+    # defaults and the checks; these keep the `search.<name>.<field>` spelling).
     zeros: ZerosConfig = field(default_factory=ZerosConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    # Any criterion's settings, by name: `search.criterion_settings.<name>.<field>=value` (a criterion
+    # added with register_criterion needs no line here); applied over `search.<name>`.
+    criterion_settings: dict[str, Any] = field(default_factory=dict)
     # Remove the per-unit-type offset of these criteria (none | zscore within each unit type).
     # activation, taylor and gradient prefer one type on untrained and shuffled-label supernets
     # (BENCHMARKS.md, type preference); weight, zeros and threshold do not (weights only).

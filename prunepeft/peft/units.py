@@ -14,7 +14,29 @@ from prunepeft.peft.houlsby import HoulsbyType
 from prunepeft.peft.lora import LoraType
 from prunepeft.peft.unit_base import ACTIVATIONS, UnitId, UnitSizes, UnitType, parse_unit_key, unit_key
 
-UNIT_TYPES: dict[str, UnitType] = {t.name: t for t in (LoraType(), DoraType(), AdapterType(), HoulsbyType())}
+BUILT_INS: tuple[UnitType, ...] = (LoraType(), DoraType(), AdapterType(), HoulsbyType())
+# name -> unit type: the built-ins in the order above, then those added with `register_unit_type`.
+UNIT_TYPES: dict[str, UnitType] = {t.name: t for t in BUILT_INS}
+
+
+def register_unit_type(unit_type: UnitType) -> UnitType:
+    """Add a unit type defined outside this package (a plug-in, a test) after the built-ins.
+
+    Raises:
+        ValueError: no name, or the name is taken.
+    """
+    name = getattr(unit_type, "name", "")
+    if not name or name in UNIT_TYPES:
+        raise ValueError(f"cannot register unit type {name!r}: empty or already registered")
+    UNIT_TYPES[name] = unit_type
+    return unit_type
+
+
+def unregister_unit_type(name: str) -> None:
+    """Remove a unit type added with `register_unit_type` (the built-ins stay)."""
+    if name in {t.name for t in BUILT_INS}:
+        raise ValueError(f"unit type {name!r} is built in")
+    UNIT_TYPES.pop(name, None)
 
 
 def get_unit_type(name: str) -> UnitType:
@@ -28,4 +50,5 @@ def get_unit_type(name: str) -> UnitType:
     return UNIT_TYPES[name]
 
 
-__all__ = ["ACTIVATIONS", "UNIT_TYPES", "UnitId", "UnitSizes", "UnitType", "get_unit_type", "parse_unit_key", "unit_key"]
+__all__ = ["ACTIVATIONS", "UNIT_TYPES", "UnitId", "UnitSizes", "UnitType", "get_unit_type", "parse_unit_key",
+           "register_unit_type", "unit_key", "unregister_unit_type"]

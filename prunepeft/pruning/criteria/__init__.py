@@ -1,7 +1,9 @@
 """Registry of the pruning criteria (Table 1), in registry order.
 
 Registry order breaks ties in the warm-up assignment (docs/method.md#warm-up). Adding a criterion is
-one file here plus one registry line.
+one file here (the class, and its `settings` dataclass when it has settings) plus one line in
+`BUILT_INS`; a criterion defined elsewhere (a plug-in, a test) is added with `register_criterion`
+and comes after the built-ins.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections.abc import Iterable
 
 from prunepeft.errors import choice_error
 from prunepeft.pruning.criteria.activation import ActivationCriterion
-from prunepeft.pruning.criteria.base import Criterion, CriterionContext
+from prunepeft.pruning.criteria.base import REGISTRY, Criterion, CriterionContext
 from prunepeft.pruning.criteria.gradient import GradientCriterion
 from prunepeft.pruning.criteria.output_ratio import OutputRatioCriterion
 from prunepeft.pruning.criteria.random import RandomCriterion
@@ -18,19 +20,42 @@ from prunepeft.pruning.criteria.threshold import ThresholdCriterion
 from prunepeft.pruning.criteria.weight import WeightCriterion
 from prunepeft.pruning.criteria.zeros import ZerosCriterion
 
-CRITERIA: dict[str, Criterion] = {
-    c.name: c
-    for c in (
-        WeightCriterion(),
-        ZerosCriterion(),
-        ThresholdCriterion(),
-        ActivationCriterion(),
-        TaylorCriterion(),
-        GradientCriterion(),
-        RandomCriterion(),
-        OutputRatioCriterion(),
-    )
-}
+BUILT_INS: tuple[Criterion, ...] = (
+    WeightCriterion(),
+    ZerosCriterion(),
+    ThresholdCriterion(),
+    ActivationCriterion(),
+    TaylorCriterion(),
+    GradientCriterion(),
+    RandomCriterion(),
+    OutputRatioCriterion(),
+)
+
+# name -> criterion, in registry order (the built-ins above, then those registered later).
+CRITERIA: dict[str, Criterion] = REGISTRY
+
+
+def register_criterion(criterion: Criterion) -> Criterion:
+    """Add `criterion` after those registered so far; its settings become `search.criterion_settings.<name>`.
+
+    Raises:
+        ValueError: no name, or the name is taken.
+    """
+    if not criterion.name or criterion.name in CRITERIA:
+        raise ValueError(f"cannot register criterion {criterion.name!r}: empty or already registered")
+    CRITERIA[criterion.name] = criterion
+    return criterion
+
+
+def unregister_criterion(name: str) -> None:
+    """Remove a criterion added with `register_criterion` (the built-ins stay)."""
+    if name in {c.name for c in BUILT_INS}:
+        raise ValueError(f"criterion {name!r} is built in")
+    CRITERIA.pop(name, None)
+
+
+for _criterion in BUILT_INS:
+    register_criterion(_criterion)
 
 # The six criteria of Table 1 that take part in a hybrid strategy by default (`random` never does;
 # Light-PEFT's `output_ratio` only when named in `search.criteria`).
@@ -70,5 +95,7 @@ __all__ = [
     "CriterionContext",
     "get_criterion",
     "needs_of",
+    "register_criterion",
     "registry_order",
+    "unregister_criterion",
 ]

@@ -9,8 +9,11 @@ near-zero fraction 1 − raw — the same ordering and Θ̃ as negating raw.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from prunepeft.errors import UserError
 from prunepeft.pruning.criteria.base import (
     Criterion,
     CriterionContext,
@@ -19,6 +22,17 @@ from prunepeft.pruning.criteria.base import (
     per_element_mean,
     pooled_abs_weights,
 )
+
+
+@dataclass(frozen=True)
+class ZerosSettings:
+    """`search.zeros.*` (or `search.criterion_settings.zeros.*`): this criterion's own settings."""
+
+    rel_tol: float = 0.1  # ε = rel_tol × RMS of all active units' weights pooled (0: the literal ε = 0)
+
+    def __post_init__(self) -> None:
+        if not self.rel_tol >= 0:
+            raise UserError(f"search.zeros.rel_tol must be >= 0, got {self.rel_tol!r}")
 
 
 def zeros_epsilon(stats: Stats, rel_tol: float) -> float:
@@ -35,9 +49,10 @@ class ZerosCriterion(Criterion):
     name = "zeros"
     needs = frozenset({"weights"})
     higher_is_prunable = True
+    settings = ZerosSettings
 
     def raw(self, stats: Stats, ctx: CriterionContext) -> Scores:
-        eps = zeros_epsilon(stats, ctx.zeros_rel_tol)
+        eps = zeros_epsilon(stats, ctx.settings_of(self).rel_tol)
         return {uid: per_element_mean((s.weights.abs() > eps).double()) for uid, s in stats.items()}
 
     def orient(self, raw: dict) -> Scores:
