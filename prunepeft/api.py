@@ -81,11 +81,13 @@ def open_run(run: str | os.PathLike, device: str | torch.device | None = None) -
     from prunepeft.models.families import get_family
     from prunepeft.models.loading import load_backbone
     from prunepeft.peft.found_config import FoundConfig, build_from_found
+    from prunepeft.pruning.backbone_stage import reprune
 
     path = check_run_dir(run)
     cfg = load_run_config(path)
     found = FoundConfig.load(path)
     model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), int(cfg.seed))
+    reprune(model, get_family(cfg.model.family), path)  # early backbone pruning: as the run did (no-op if off)
     net = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
     net.load_units(path / outputs.UNITS)
     net.load_head(path / outputs.HEAD)

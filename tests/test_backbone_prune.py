@@ -174,3 +174,90 @@ def test_unsupported_family_and_wrapped_sites_are_refused():
     kept = KeptStructures([[0, 1]] + [[0, 1, 2, 3]] * (LAYERS - 1), [list(range(FF))] * LAYERS, HEADS, FF)
     with pytest.raises(UserError, match="before PEFT units"):
         prune(model, fam, kept)
+
+
+# -- end to end: a tiny search with early backbone pruning ----------------------------------------
+SEARCH = ["search.warmup.subset=32", "search.warmup.epochs=1", "search.warmup.snapshots=2", "search.max_rounds=1",
+          "search.retrain_epochs=1", "budget.params=2000", "strategy=random"]
+BP = ["backbone_prune.enabled=true", "backbone_prune.steps=4", "backbone_prune.heads=0.5", "backbone_prune.ffn=0.5"]
+
+
+def test_search_with_backbone_pruning_records_and_reloads(compose_cfg, tiny_overrides, tmp_path):
+    from prunepeft.api import load_run
+    from prunepeft.commands import search as search_cmd
+    from prunepeft.io import read_json
+    from prunepeft.models.backbone_prune import FILE
+
+    # LoRA only, so that `to=peft` reaches the backbone check (adapters are refused before it)
+    cfg = compose_cfg("search", tiny_overrides + SEARCH + BP + ["search_space=[lora]", "budget.params=1000"])
+    summary = search_cmd.run(cfg, tmp_path)
+    kept = KeptStructures.load(tmp_path / FILE)
+    bb = summary["backbone"]
+    assert bb["heads_kept"] == 4 and kept.counts() == (bb["heads_kept"], bb["neurons_kept"])  # 2 heads -> 1 per layer
+    assert bb["neurons_kept"] <= 4 * 64 // 2 + 4
+    hidden, head_size = 32, 16  # tiny_bert: 4 layers, 2 heads of 16, intermediate 64
+    assert bb["params_before"] - bb["params_after"] == removed_params(hidden, head_size, kept, 4)
+    assert read_json(tmp_path / "summary.json")["backbone"] == bb
+    # B is a share of the unpruned base: the budget is in absolute params (budget.params here)
+    assert summary["params"]["base"] == bb["params_after"] and summary["params"]["peft"] <= 1000
+    # load_run re-prunes the fresh backbone identically and reproduces the run's evaluation
+    model, tok = load_run(tmp_path)
+    attn = model.get_submodule("bert.encoder.layer.0.attention.self")
+    assert attn.num_attention_heads == 1
+    assert model.get_submodule("bert.encoder.layer.0.intermediate.dense").out_features == len(kept.neurons[0])
+    with torch.no_grad():
+        run_logits = model(**batch(tok)).logits
+    assert run_logits.shape == (2, 2)
+    # export: the self-contained format carries backbone_prune.json and re-prunes; peft is refused
+    import prunepeft
+    from prunepeft.commands import export as export_cmd
+
+    export_cmd.run(compose_cfg("export", [f"run={tmp_path}", "to=prunepeft", f"out={tmp_path / 'exp'}"]))
+    exported, etok = prunepeft.load_export(tmp_path / "exp")
+    with torch.no_grad():
+        assert torch.allclose(exported(**batch(etok)).logits, run_logits, atol=1e-6)
+    with pytest.raises(UserError, match="pruned its backbone"):
+        export_cmd.run(compose_cfg("export", [f"run={tmp_path}", "to=peft", f"out={tmp_path / 'peft'}"]))
+
+
+def test_search_without_backbone_pruning_has_no_backbone_fields(compose_cfg, tiny_overrides, tmp_path):
+    from prunepeft.pruning.search import validate
+
+    cfg = compose_cfg("search", tiny_overrides + SEARCH + ["backbone_prune.heads=0.5"])
+    assert cfg.backbone_prune.enabled is False
+    bad = compose_cfg("search", tiny_overrides + SEARCH + ["backbone_prune.enabled=true", "backbone_prune.ffn=1.0"])
+    with pytest.raises(UserError, match="backbone_prune.ffn"):
+        validate(bad)
+
+
+def test_resume_reprunes_from_the_file_without_re_estimating(compose_cfg, tiny_overrides, tmp_path):
+    from prunepeft.commands import search as search_cmd
+    from prunepeft.models.backbone_prune import FILE
+
+    crashed = compose_cfg("search", tiny_overrides + SEARCH + BP + ["debug.crash_after_round=1"])
+    with pytest.raises(Exception, match="crash_after_round"):
+        search_cmd.run(crashed, tmp_path)
+    written = (tmp_path / FILE).read_text()
+    (tmp_path / FILE).touch()
+    stamp = (tmp_path / FILE).stat().st_mtime_ns
+    summary = search_cmd.run(compose_cfg("search", tiny_overrides + SEARCH + BP), tmp_path)
+    assert (tmp_path / FILE).read_text() == written and (tmp_path / FILE).stat().st_mtime_ns == stamp
+    assert summary["backbone"]["heads_kept"] == 4
+
+
+def test_budget_is_a_share_of_the_unpruned_base():
+    from prunepeft.peft import Supernet, UnitSizes, count_parameters
+    from prunepeft.pruning.backbone_stage import BASE_BEFORE
+    from prunepeft.pruning.stages import budget_of
+
+    model, _, fam = tiny()
+    before = base_model_parameter_count(model, fam)
+    kept = KeptStructures([[0, 1]] * LAYERS, [list(range(FF // 2))] * LAYERS, HEADS, FF)
+    prune(model, fam, kept)
+    setattr(model, BASE_BEFORE, before)
+    supernet = Supernet.build(model, fam, ["lora"], UnitSizes(lora_r=4, lora_alpha=8.0, adapter_bottleneck=8), H)
+    assert count_parameters(supernet).base < before
+    cfg = OmegaConf.create({"budget": {"percent": 1.0, "params": None}})
+    strategy = type("S", (), {"prunes": True})()
+    from prunepeft.pruning.budget import budget_params
+    assert budget_of(supernet, strategy, cfg)[0] == budget_params(1.0, None, before)

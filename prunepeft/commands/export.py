@@ -84,6 +84,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         save_peft,
         save_self_contained,
     )
+    from prunepeft.io import read_json
+    from prunepeft.models.backbone_prune import FILE as BACKBONE_FILE
     from prunepeft.peft.found_config import FOUND_CONFIG_FILE
     from prunepeft.peft.units import get_unit_type, unit_key
 
@@ -108,6 +110,11 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                       budget=_budget_text(run_path, run_cfg), command=_command_text(run_path), adapters=adapters,
                       out=str(out), num_labels=int(run_cfg.task.num_labels))
     extra = {FOUND_CONFIG_FILE: found.to_json()}
+    if (run_path / BACKBONE_FILE).is_file():  # early backbone pruning: the loader re-prunes from it
+        if fmt == "peft":
+            raise UserError(f"{run_path} pruned its backbone ({BACKBONE_FILE}): a peft export would load the "
+                            "unpruned hub model; use to=prunepeft")
+        extra[BACKBONE_FILE] = read_json(run_path / BACKBONE_FILE)
     serial = [unit_key(u) for u in units if get_unit_type(u[1]).kind == "serial"]
     with atomic_dir(out) as tmp:
         handler = logging.FileHandler(tmp / "export.log", encoding="utf-8")

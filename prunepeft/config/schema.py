@@ -212,6 +212,19 @@ class SearchConfig:
 
 
 @dataclass
+class BackbonePruneConfig:
+    """Opt-in early pruning of the backbone (Light-PEFT's masked early pruning; prunepeft.models.backbone_prune)."""
+
+    enabled: bool = False
+    heads: float = 1 / 3  # fraction of heads cut in each layer (raw-mask quantile; >= 1 head kept per layer)
+    ffn: float = 1 / 3  # fraction of FFN neurons cut over all layers together (global quantile)
+    l1: float = 1e-4  # λ of λ·Σ|m| (the plain sum over every mask)
+    # Estimation length in optimizer steps; null = max(100, ceil(0.04 × the retrain's steps)).
+    steps: Optional[int] = None
+    mask_lr: Optional[float] = None  # null = train.lr_peft
+
+
+@dataclass
 class DebugConfig:
     crash_after_round: Optional[int] = None
     # "<point>:<n>[:KILL|TERM|INT]": signal the process the n-th time it reaches <point> (event,
@@ -261,6 +274,7 @@ class RunConfig:
     scale: str = "cpu"
     # Move the outputs of earlier attempts to <run>/.aside/<time>/ and start over.
     restart: bool = False
+    backbone_prune: BackbonePruneConfig = field(default_factory=BackbonePruneConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)
     # The experiment tracker (conf/logger/); it only watches a run (runs.VOLATILE_KEYS).
     logger: LoggerConfig = field(default_factory=LoggerConfig)

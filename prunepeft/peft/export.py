@@ -396,6 +396,9 @@ def load_self_contained(path: str | os.PathLike, model: nn.Module | None = None,
         loaded, loaded_tok = load_backbone(model_cfg, int(meta["num_labels"]), int(meta["seed"]))
         model = loaded if model is None else model
         tokenizer = loaded_tok if tokenizer is None else tokenizer
+    from prunepeft.pruning.backbone_stage import reprune
+
+    reprune(model, get_family(str(model_cfg.family)), path)  # early backbone pruning (no-op without its file)
     found = FoundConfig.from_json(meta["found_config"], str(path / EXPORT_FILE))
     net = build_from_found(model, get_family(str(model_cfg.family)), found, int(model.config.hidden_size))
     net.load_units(path / UNITS_FILE)

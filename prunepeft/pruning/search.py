@@ -30,6 +30,7 @@ from prunepeft.metrics import check_task_metrics
 from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import Supernet, UnitSizes, count_parameters
 from prunepeft.peft.found_config import FoundConfig
+from prunepeft.pruning import backbone_stage
 from prunepeft.pruning.checkpoint import SearchState
 from prunepeft.pruning.criteria import get_criterion
 from prunepeft.pruning.criteria.base import CriterionContext
@@ -58,14 +59,21 @@ FIDELITIES = ("high", "low")
 WARMUP_INITS = ("paper", "standard")
 
 
-def _build_supernet(cfg: DictConfig) -> tuple[Supernet, Any]:
-    """Step 1: a fresh backbone (seeded) with every unit of the search space in every layer."""
+def _build_supernet(cfg: DictConfig, run: RunDir) -> tuple[Supernet, Any, Any]:
+    """Step 1: a fresh backbone (seeded) with every unit of the search space in every layer, and the data.
+
+    With `backbone_prune.enabled` the backbone is first pruned (estimated once, then re-pruned from
+    the run's backbone_prune.json; prunepeft.pruning.backbone_stage).
+    """
     seed_everything(int(cfg.seed))
     model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), int(cfg.seed))
+    data = build_task_data(cfg, tokenizer)
+    if backbone_stage.prepare(model, cfg, data.train, run) is not None:
+        seed_everything(int(cfg.seed))  # the units start as they would on an unpruned backbone
     family = get_family(cfg.model.family)
     sizes = UnitSizes.from_model(cfg.model)
     supernet = Supernet.build(model, family, list(cfg.search_space), sizes, int(model.config.hidden_size))
-    return supernet, tokenizer
+    return supernet, tokenizer, data
 
 
 def _warmup_size(cfg: DictConfig, train_size: int) -> float:
@@ -86,6 +94,7 @@ def validate(cfg: DictConfig) -> Strategy:
     check_choice("search.reinit", str(cfg.search.reinit), REINIT_SCHEMES)
     check_choice("search.fidelity", str(cfg.search.fidelity), FIDELITIES)
     granularity(cfg)  # unit | rank
+    backbone_stage.validate(cfg)
     if cfg.search.warmup.init is not None:
         check_choice("search.warmup.init", str(cfg.search.warmup.init), WARMUP_INITS)
     if cfg.search.retrain_epochs is not None and int(cfg.search.retrain_epochs) < 0:
@@ -119,8 +128,7 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
     state = SearchState.load(ckpt)
 
     # -- 1. Supernet, data, budget B ------------------------------------------------------------
-    supernet, tokenizer = _build_supernet(cfg)
-    data = build_task_data(cfg, tokenizer)
+    supernet, tokenizer, data = _build_supernet(cfg, run)
     budget, prunable = budget_of(supernet, strategy, cfg)
     # -- 2. Partitions, fixed once from L ------------------------------------------------------
     partition = Partition(supernet.num_layers, tuple(cfg.search.partition_cuts))

@@ -24,6 +24,7 @@ from prunepeft.io import atomic_write_text, read_json, read_jsonl
 from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.peft.found_config import FoundConfig, build_from_found
+from prunepeft.pruning import backbone_stage
 from prunepeft.pruning.budget import budget_params, check_budget
 from prunepeft.pruning.checkpoint import SearchState, restore_weights, supernet_tensors
 from prunepeft.pruning.partitions import Partition
@@ -39,7 +40,9 @@ log = logging.getLogger(__name__)
 def budget_of(supernet: Any, strategy: Any, cfg: Any) -> tuple[int, bool]:
     """B in parameters, and whether the search prunes at all (a strategy that prunes, a supernet above B)."""
     report = count_parameters(supernet)
-    budget = budget_params(cfg.budget.percent, cfg.budget.params, report.base)
+    # B is a share of the UNPRUNED base, also when the backbone was pruned early (backbone_stage).
+    budget = budget_params(cfg.budget.percent, cfg.budget.params,
+                           int(getattr(supernet.model, backbone_stage.BASE_BEFORE, report.base)))
     prunable = strategy.prunes and check_budget(budget, report.per_unit)
     if strategy.prunes and not prunable:
         log.warning("nothing to prune: the whole supernet (%d params) is within the budget (%d)", report.peft, budget)
@@ -109,20 +112,24 @@ def retrain(cfg: Any, run: Any, strategy: str, found: FoundConfig, supernet: Any
     """
     epochs = int(cfg.search.retrain_epochs if cfg.search.retrain_epochs is not None else cfg.train.epochs)
     if epochs == 0:
-        return summary(cfg, strategy, found, count_parameters(supernet), FitResult([], {}), state,
-                       len(data.train), epochs)
+        params = count_parameters(supernet)
+        return summary(cfg, strategy, found, params, FitResult([], {}), state, len(data.train), epochs,
+                       backbone_stage.summary_fields(cfg, supernet.model, params.base, run.path))
     seed = int(cfg.seed)
     seed_everything(seed)
-    model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), seed)
+    model, tokenizer = backbone_stage.load_run_backbone(cfg.model, int(cfg.task.num_labels), seed, run.path)
     final = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
     retrained = train_supernet(final, tokenizer, data.train, dev, cfg, epochs=epochs, seed=seed,
                                phase="retrain", run=run)
     final.save_units(run.file(outputs.UNITS))  # for `prunepeft export` and reuse
     final.save_head(run.file(outputs.HEAD))
-    return summary(cfg, strategy, found, count_parameters(final), retrained, state, len(data.train), epochs)
+    params = count_parameters(final)
+    return summary(cfg, strategy, found, params, retrained, state, len(data.train), epochs,
+                   backbone_stage.summary_fields(cfg, final.model, params.base, run.path))
 
 
-def summary(cfg, strategy: str, found, params, retrained, state: SearchState, train_size: int, epochs: int) -> dict:
+def summary(cfg, strategy: str, found, params, retrained, state: SearchState, train_size: int, epochs: int,
+            backbone: Optional[dict] = None) -> dict:
     """summary.json (prunepeft.outputs.summary): the headline is the LAST retrain epoch (docs/method.md#retrain)."""
     return outputs.summary(
         "search", cfg, "prunepeft", retrained,
@@ -135,4 +142,5 @@ def summary(cfg, strategy: str, found, params, retrained, state: SearchState, tr
                 # search cost in passes over the training set D (Table 4)
                 "epoch_equivalents": round(state.examples / max(1, train_size), 4)},
         transfer={"kind": "strategy", "from_run": str(cfg.strategy.from_run)} if cfg.strategy.from_run else None,
+        **({"backbone": backbone} if backbone else {}),  # early backbone pruning (backbone_stage)
     )

@@ -1,0 +1,136 @@
+"""Early pruning of the backbone in a run (opt-in, `backbone_prune.enabled=true`; issue 14 Deliver 4).
+
+Light-PEFT's order, re-implemented on our pieces (prunepeft.models.backbone_prune):
+
+1. **Estimation** on a separately loaded backbone: the full supernet's units, the head and the
+   head/neuron masks train together for `backbone_prune.steps` optimizer steps (null: max(100,
+   ⌈0.04 × the retrain's steps⌉)), with λ·Σ|m| (λ = `backbone_prune.l1`) through `L1Penalty`.
+   The estimation model is then thrown away (its units and learned mask values too).
+2. **Selection**: heads per layer, neurons globally (`backbone_prune.heads`, `backbone_prune.ffn`),
+   written to `<run>/backbone_prune.json`.
+3. **Removal** on the run's fresh backbone, before any PEFT unit is injected; the search, its
+   retrain, `load_run` and `export` all re-prune a freshly loaded backbone from that file, so a
+   resume never re-estimates.
+
+The budget B stays `budget.percent` of the UNPRUNED base (absolute params): `base_before` is kept on
+the model (`model.prunepeft_base_before`) for `stages.budget_of`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from prunepeft.data import stratified_subset
+from prunepeft.models import get_family, load_backbone
+from prunepeft.models.backbone_prune import FILE, BackboneMasks, KeptStructures, L1Penalty, estimation_steps, prune, select
+from prunepeft.models.backbone_prune import summary_fields as _summary_fields
+from prunepeft.models.families import base_model_parameter_count
+from prunepeft.seed import seed_everything
+
+log = logging.getLogger(__name__)
+
+BASE_BEFORE = "prunepeft_base_before"  # attribute on a pruned model: its unpruned base count
+
+
+def enabled(cfg: Any) -> bool:
+    section = getattr(cfg, "backbone_prune", None)
+    return bool(section is not None and section.enabled)
+
+
+def reprune(model: Any, family: Any, run_dir: Path | str) -> Optional[KeptStructures]:
+    """Prune a freshly loaded backbone as the run at `run_dir` did (no-op without backbone_prune.json)."""
+    path = Path(run_dir) / FILE
+    if not path.exists():
+        return None
+    kept = KeptStructures.load(path)
+    before = base_model_parameter_count(model, family)
+    prune(model, family, kept)
+    setattr(model, BASE_BEFORE, before)
+    return kept
+
+
+def load_run_backbone(model_cfg: Any, num_labels: int, seed: int, run_dir: Path | str) -> tuple[Any, Any]:
+    """`load_backbone`, then re-pruned like the run at `run_dir` (for retrain, `load_run`, export)."""
+    model, tokenizer = load_backbone(model_cfg, num_labels, seed)
+    reprune(model, get_family(model_cfg.family), run_dir)
+    return model, tokenizer
+
+
+def _retrain_steps(cfg: Any, train_size: int) -> int:
+    epochs = cfg.search.retrain_epochs if cfg.search.retrain_epochs is not None else cfg.train.epochs
+    return max(1, int(epochs)) * math.ceil(train_size / int(cfg.train.batch_size))
+
+
+def estimate(cfg: Any, train_ds: Any, run: Any = None) -> KeptStructures:
+    """Steps 1-2 of the module docstring on a separately loaded backbone; returns the kept structures."""
+    from prunepeft.peft import Supernet, UnitSizes
+    from prunepeft.train import build_param_groups, fit
+
+    bp, seed = cfg.backbone_prune, int(cfg.seed)
+    seed_everything(seed)
+    model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), seed)
+    family = get_family(cfg.model.family)
+    masks = BackboneMasks.install(model, family)  # before the units: the hooks sit on blocks, not Linears
+    supernet = Supernet.build(model, family, list(cfg.search_space), UnitSizes.from_model(cfg.model),
+                              int(model.config.hidden_size))
+    steps = int(bp.steps) if bp.steps is not None else estimation_steps(_retrain_steps(cfg, len(train_ds)))
+    rows = steps * int(cfg.train.batch_size)
+    epochs = 1
+    if rows < len(train_ds):
+        train_ds = stratified_subset(train_ds, rows, seed, "labels", int(cfg.task.num_labels) == 1,
+                                     key="backbone_prune.steps")
+    else:
+        epochs = math.ceil(rows / len(train_ds))
+    groups = build_param_groups(peft=supernet.peft_parameters(), head=supernet.head_parameters(), train_cfg=cfg.train)
+    groups.append({"name": "backbone_masks", "params": list(masks.parameters()), "weight_decay": 0.0,
+                   "lr": float(bp.mask_lr if bp.mask_lr is not None else cfg.train.lr_peft)})
+    log.info("backbone pruning: estimating head/neuron masks for %d steps (%d epoch(s) of %d rows)",
+             steps, epochs, len(train_ds))
+    fit(model, groups, train_ds, {}, tokenizer, train_cfg=cfg.train, task=cfg.task, epochs=epochs, seed=seed,
+        callbacks=[L1Penalty(masks, float(bp.l1))], run=run, phase="backbone_estimate")
+    return select(masks, float(bp.heads), float(bp.ffn))
+
+
+def prepare(model: Any, cfg: Any, train_ds: Any, run: Any) -> Optional[KeptStructures]:
+    """Prune the run's fresh backbone in place (estimating first unless backbone_prune.json exists).
+
+    Returns None when backbone pruning is off. Call before PEFT units are injected.
+    """
+    if not enabled(cfg):
+        return None
+    path = run.file(FILE)
+    if not path.exists():
+        kept = estimate(cfg, train_ds, run=None)  # run.json does not exist yet: no events
+        kept.save(path)
+    return reprune(model, get_family(cfg.model.family), run.path)
+
+
+def summary_fields(cfg: Any, model: Any, base_after: int, run_dir: Path | str) -> Optional[dict]:
+    """summary.json's `backbone` entry of a pruned run (None when the run did not prune its backbone).
+
+    `base_after`: the pruned model's base count (count_parameters(...).base).
+    """
+    path = Path(run_dir) / FILE
+    if not enabled(cfg) or not path.exists():
+        return None
+    bp = cfg.backbone_prune
+    before = int(getattr(model, BASE_BEFORE, base_after))
+    return _summary_fields(before, int(base_after), KeptStructures.load(path), float(bp.heads), float(bp.ffn))
+
+
+def validate(cfg: Any) -> None:
+    """The cheap checks of `backbone_prune.*` (before the run directory is written)."""
+    from prunepeft.errors import UserError
+    from prunepeft.models.backbone_prune import layout
+
+    if not enabled(cfg):
+        return
+    bp = cfg.backbone_prune
+    for key in ("heads", "ffn"):
+        if not 0.0 <= float(bp[key]) < 1.0:
+            raise UserError(f"backbone_prune.{key} must be in [0, 1), got {bp[key]}")
+    if float(bp.l1) < 0 or (bp.steps is not None and int(bp.steps) < 1):
+        raise UserError("backbone_prune.l1 must be >= 0 and backbone_prune.steps >= 1 (or null)")
+    layout(get_family(cfg.model.family))  # bert / roberta only
