@@ -261,3 +261,10 @@ def test_budget_is_a_share_of_the_unpruned_base():
     strategy = type("S", (), {"prunes": True})()
     from prunepeft.pruning.budget import budget_params
     assert budget_of(supernet, strategy, cfg)[0] == budget_params(1.0, None, before)
+
+
+def test_baseline_refuses_backbone_pruning(compose_cfg, tiny_overrides):
+    from prunepeft.commands.baseline import validate
+
+    with pytest.raises(UserError, match="only so far"):
+        validate(compose_cfg("baseline", tiny_overrides + ["method=lora", "backbone_prune.enabled=true"]))

@@ -116,6 +116,9 @@ def validate(cfg: DictConfig) -> None:
         _found_path(cfg)
     check_task_metrics(cfg.task)
     check_train_config(cfg.train)
+    if cfg.get("backbone_prune") is not None and cfg.backbone_prune.enabled:
+        raise UserError("backbone_prune.enabled=true is wired into `prunepeft search` only so far; "
+                        "baselines train on the unpruned backbone")
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
