@@ -57,7 +57,7 @@ def check_run_inputs(cfg: DictConfig) -> None:
 
 @contextlib.contextmanager
 def _signals_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt like Ctrl-C does, so both end the run the same way.
+    """SIGTERM and SIGINT raise KeyboardInterrupt, so both end the run the same way.
 
     Under submitit (`SUBMITIT_EXECUTOR` set) no handler is installed: submitit owns SIGTERM and
     SIGUSR2 (it requeues the job through the launcher's checkpoint()).
@@ -72,11 +72,14 @@ def _signals_interrupt() -> Iterator[None]:
         err.signum = signum  # type: ignore[attr-defined]
         raise err
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    # SIGINT too: a library imported earlier in the process (a tracker, a launcher) may have
+    # replaced Python's default Ctrl-C handler, and then Ctrl-C would not end the run cleanly.
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _main_thread() -> bool:
