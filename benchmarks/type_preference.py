@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from prunepeft.config.compose import compose_config  # noqa: E402  (the CLI's own compose)
-from prunepeft.data import build_task_data, stratified_subset  # noqa: E402
+from prunepeft.data import stratified_subset  # noqa: E402
 from prunepeft.pruning.criteria import HYBRID_CRITERIA, CriterionContext  # noqa: E402
 from prunepeft.pruning.phases import run_round  # noqa: E402
 from prunepeft.pruning.scoring import score_snapshot  # noqa: E402
@@ -60,8 +60,7 @@ def one_supernet(base: list[str], condition: str, seed: int, examples: int) -> d
     """Statistics of one seeded supernet under `condition`, scored with and without type_norm."""
     lr = ["train.lr_peft=0", "train.lr_head=0"] if condition == "untrained" else []
     cfg = compose_config("search", [*base, *lr, f"seed={seed}"])
-    supernet, tokenizer = _build_supernet(cfg)
-    data = build_task_data(cfg, tokenizer)
+    supernet, tokenizer, data = _build_supernet(cfg)
     rows = stratified_subset(data.train, examples, seed, "labels", False)
     if condition == "shuffled":
         labels = np.random.default_rng(seed).permutation(np.asarray(rows["labels"]))

@@ -18,7 +18,7 @@ from prunepeft.pruning.search import _build_supernet
 
 def _train(cfg, checkpointing: bool):
     cfg.train.gradient_checkpointing = checkpointing
-    supernet, tokenizer = _build_supernet(cfg)
+    supernet, tokenizer, _ = _build_supernet(cfg)
     data = build_task_data(cfg, tokenizer)
     collector = StatisticsCollector(supernet, {"grad", "taylor", "activation"})
     grads = {}

@@ -113,7 +113,6 @@ def test_warmup_starts_from_the_rounds_initialisation(reinit, expected, compose_
     """The warm-up's step-0 supernet equals the chosen initialisation drawn with the run's seed."""
     from conftest import tiny_overrides_for
 
-    from prunepeft.data import build_task_data
     from prunepeft.pruning.phases import run_warmup, warmup_init
     from prunepeft.pruning.search import _build_supernet
     from prunepeft.train.callbacks import Callback
@@ -121,8 +120,8 @@ def test_warmup_starts_from_the_rounds_initialisation(reinit, expected, compose_
     cfg = compose_cfg("search", tiny_overrides_for(glue_dir) + [f"search.reinit={reinit}", "search.warmup.epochs=1",
                                                                  "search.warmup.snapshots=1"])
     assert warmup_init(cfg.search) == expected
-    net, tokenizer = _build_supernet(cfg)
-    reference, _ = _build_supernet(cfg)
+    net, tokenizer, data = _build_supernet(cfg)
+    reference, _, _ = _build_supernet(cfg)
     reference.reinit(reference.unit_ids(), expected, generator(int(cfg.seed)))
     seen: dict = {}
 
@@ -130,7 +129,6 @@ def test_warmup_starts_from_the_rounds_initialisation(reinit, expected, compose_
         def on_train_batch_start(self, batch):
             seen.setdefault("units", net.state_dict_units())
 
-    data = build_task_data(cfg, tokenizer)
     import prunepeft.pruning.phases as phases
 
     original = phases.train_supernet

@@ -59,11 +59,11 @@ FIDELITIES = ("high", "low")
 WARMUP_INITS = ("paper", "standard")
 
 
-def _build_supernet(cfg: DictConfig, run: RunDir) -> tuple[Supernet, Any, Any]:
+def _build_supernet(cfg: DictConfig, run: RunDir | None = None) -> tuple[Supernet, Any, Any]:
     """Step 1: a fresh backbone (seeded) with every unit of the search space in every layer, and the data.
 
     With `backbone_prune.enabled` the backbone is first pruned (estimated once, then re-pruned from
-    the run's backbone_prune.json; prunepeft.pruning.backbone_stage).
+    the run's backbone_prune.json; prunepeft.pruning.backbone_stage), which needs the run directory.
     """
     seed_everything(int(cfg.seed))
     model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), int(cfg.seed))
