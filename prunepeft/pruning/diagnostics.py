@@ -37,28 +37,15 @@ from prunepeft.pruning.criteria import get_criterion
 from prunepeft.pruning.criteria.base import CriterionContext
 from prunepeft.pruning.statistics import UnitId
 # Re-exported: the rank statistics live below both this module and `rule_grid` (no import circle).
-from prunepeft.pruning.rank_stats import decision_percentile, prunability_correlation, spearman  # noqa: F401
+from prunepeft.pruning.rank_stats import (  # noqa: F401
+    PROBE_SEED_OFFSET,
+    decision_percentile,
+    prunability_correlation,
+    random_sets_like,
+    spearman,
+)
 from prunepeft.train.device import autocast, model_device
 
-# The probe rows and the random sets do not depend on the run's seed stream (offset, not reused).
-PROBE_SEED_OFFSET = 7919
-
-
-def random_sets_like(removed: Sequence[UnitId], active: Sequence[UnitId], count: int,
-                     rng: np.random.Generator) -> list[list[UnitId]]:
-    """`count` random subsets of `active` with as many units of each type as `removed`."""
-    want: dict[str, int] = {}
-    for _, t in removed:
-        want[t] = want.get(t, 0) + 1
-    by_type = {t: [u for u in active if u[1] == t] for t in want}
-    out = []
-    for _ in range(count):
-        pick: list[UnitId] = []
-        for t, n in sorted(want.items()):
-            idx = rng.choice(len(by_type[t]), size=n, replace=False)
-            pick += [by_type[t][i] for i in sorted(idx)]
-        out.append(pick)
-    return out
 
 
 @dataclass
@@ -167,7 +154,7 @@ class Probe:
                 from prunepeft.pruning.rule_grid import evaluate_grid
 
                 out["grid"] = evaluate_grid(self, supernet, snapshot, grid[0], grid[1], importance, base,
-                                            out["decision"]["random_rises"], grid[2], seed)
+                                            out["decision"]["random_rises"], grid[2], seed, search_removed=removed)
         out["wall_s"] = round(time.time() - started, 3)
         return out
 

@@ -29,3 +29,24 @@ def decision_percentile(removed_rise: float, random_rises: Sequence[float]) -> f
     """Share of random removal sets that hurt LESS than the decision (ties count half), in [0, 1]."""
     r = np.asarray(random_rises, dtype=float)
     return float(((r < removed_rise).sum() + 0.5 * (r == removed_rise).sum()) / max(1, len(r)))
+
+
+# The probe rows and the random sets do not depend on the run's seed stream (offset, not reused).
+PROBE_SEED_OFFSET = 7919
+
+
+def random_sets_like(removed: Sequence[UnitId], active: Sequence[UnitId], count: int,
+                     rng: np.random.Generator) -> list[list[UnitId]]:
+    """`count` random subsets of `active` with as many units of each type as `removed`."""
+    want: dict[str, int] = {}
+    for _, t in removed:
+        want[t] = want.get(t, 0) + 1
+    by_type = {t: [u for u in active if u[1] == t] for t in want}
+    out = []
+    for _ in range(count):
+        pick: list[UnitId] = []
+        for t, n in sorted(want.items()):
+            idx = rng.choice(len(by_type[t]), size=n, replace=False)
+            pick += [by_type[t][i] for i in sorted(idx)]
+        out.append(pick)
+    return out

@@ -30,7 +30,13 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from prunepeft.pruning.combine import COMBINATIONS as COMBINATION_FNS
-from prunepeft.pruning.rank_stats import decision_percentile, prunability_correlation, spearman
+from prunepeft.pruning.rank_stats import (
+    PROBE_SEED_OFFSET,
+    decision_percentile,
+    prunability_correlation,
+    random_sets_like,
+    spearman,
+)
 from prunepeft.pruning.partitions import Partition, PartitionKey, key_str
 from prunepeft.pruning.selection import select_top_k
 from prunepeft.pruning.statistics import UnitId
@@ -78,8 +84,13 @@ def assignments(assignment: Mapping[PartitionKey, str], keys: Sequence[Partition
 
 def evaluate_grid(probe: Any, supernet: Any, snapshot: Mapping[str, Any], partition: Partition,
                   assignment: Mapping[PartitionKey, str], importance: Mapping[UnitId, float],
-                  base: tuple, random_rises: Sequence[float], k: int, seed: int) -> dict[str, Any]:
-    """The grid for one round (see the module doc); JSON-ready."""
+                  base: tuple, random_rises: Sequence[float], k: int, seed: int,
+                  search_removed: Sequence[UnitId] = ()) -> dict[str, Any]:
+    """The grid for one round (see the module doc); JSON-ready.
+
+    `random_rises` are the loss rises of the round's random sets, drawn like `search_removed` (the
+    search's own removal); a rule whose top-k has another type composition gets its own random sets.
+    """
     criteria = [c for c in snapshot if c != "random"]
     uids = sorted(importance)
     keys = partition.keys(uids)
@@ -94,6 +105,21 @@ def evaluate_grid(probe: Any, supernet: Any, snapshot: Mapping[str, Any], partit
             rise_cache[key] = probe.masked_rise(supernet, list(key), base)[0]
         return rise_cache[key]
 
+    # Each removal set is compared with random sets of ITS OWN type composition (the same parameter
+    # count): the search's own random sets serve only the sets that share its composition.
+    null_cache: dict[tuple, list[float]] = {}
+
+    def percentile(removed: list[UnitId]) -> float:
+        composition = tuple(sorted(t for _, t in removed))
+        if composition not in null_cache:
+            if composition == tuple(sorted(t for _, t in search_removed)):
+                null_cache[composition] = list(random_rises)
+            else:
+                rng = np.random.default_rng(seed + PROBE_SEED_OFFSET + len(null_cache) + 1)
+                sets = random_sets_like(removed, uids, max(1, len(random_rises)), rng)
+                null_cache[composition] = [rise(list(s)) for s in sets]
+        return decision_percentile(rise(removed), null_cache[composition])
+
     cells: dict[str, dict[str, Any]] = {}
     for rule, draws in rules.items():
         for combo in COMBINATIONS:
@@ -102,7 +128,7 @@ def evaluate_grid(probe: Any, supernet: Any, snapshot: Mapping[str, Any], partit
                 per_unit = {u: draw[partition.key(u)] for u in uids}
                 p = combined_scores(combo, snapshot, per_unit, k)
                 corr.append(prunability_correlation(p, importance))
-                pct.append(decision_percentile(rise(select_top_k(p, k, seed)), random_rises))
+                pct.append(percentile(select_top_k(p, k, seed)))
                 key_corr.append(_key_level(p, importance, partition))
                 spread.append(_spread(snapshot, per_unit, partition))
             cells[f"{rule}|{combo}"] = {"spearman": _mean(corr), "decision_percentile": _mean(pct),
