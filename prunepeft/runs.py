@@ -4,7 +4,7 @@
 `DONE`. A run re-invoked on a finished directory skips; on an unfinished one the command resumes
 from what it finds (the search keeps a checkpoint).
 
-Faults (docs/architecture.md): one invocation at a time per directory (`RunLock`, an OS file
+Faults (docs/architecture.md): one invocation at a time per directory (`run_lock.RunLock`, an OS file
 lock), torn log lines cut off before a resume (`heal_logs`), the data a run trained on recorded
 and checked on resume (`note_data`), and `debug.kill_at` points where tests and
 `benchmarks/faults.py` kill a run at an exact moment.
@@ -12,13 +12,10 @@ and checked on resume (`note_data`), and `debug.kill_at` points where tests and
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
 import platform
 import shutil
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from prunepeft.errors import UserError
+from prunepeft.run_lock import LOCK_FILE, RunLock  # noqa: F401  (re-exported: part of the run contract)
 from prunepeft.io import append_jsonl, atomic_write_json, atomic_write_text, heal_jsonl, read_json
 
 DONE_FILE = "DONE"
-LOCK_FILE = ".lock"
 ASIDE_DIR = ".aside"  # `restart=true` moves a run's old files here (hidden: the report skips it)
 LOGS = ("events.jsonl", "rounds.jsonl")  # append-only: healed before a resume appends to them
 RECOVERY_HINT = (f"to start this run over, re-run the same command with restart=true (moves the old files "
@@ -117,80 +114,6 @@ def data_differences(old: dict[str, Any] | None, new: dict[str, Any] | None) -> 
     show = lambda fp: f"{fp.get('rows')} rows, sha256 {str(fp.get('sha256'))[:12]}" if fp else "absent"  # noqa: E731
     return [f"{split}: {show(a.get(split))} -> {show(b.get(split))}"
             for split in sorted(set(a) | set(b)) if a.get(split) != b.get(split)]
-
-
-# -- the lock -----------------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class RunLock:
-    """An exclusive OS lock (flock) on `<run>/.lock`, holding the owner's pid, host and start time.
-
-    The kernel drops the lock when its process dies (also on SIGKILL), so a lock file that
-    still names an owner but can be locked is stale: it is taken over with a message.
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_FILE
-        self.fd: int | None = None
-
-    def _holder(self) -> dict[str, Any]:
-        try:
-            return json.loads(os.pread(self.fd, 4096, 0) or b"{}")  # type: ignore[arg-type]
-        except (OSError, ValueError):
-            return {}
-
-    def acquire(self) -> str | None:
-        """Take the lock; return a note when a stale lock was taken over.
-
-        Raises:
-            UserError: the directory is not writable, or another live invocation holds the lock
-                (naming its pid and host).
-        """
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise UserError(f"output directory {str(self.run_dir)!r} is not writable ({err.strerror}); "
-                            "point hydra.run.dir (or out=) at a writable directory") from None
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self._holder()
-            os.close(self.fd)
-            self.fd = None
-            raise UserError(f"{str(self.run_dir)!r} is in use by pid {holder.get('pid', '?')} on host "
-                            f"{holder.get('host', '?')} (since {holder.get('since', '?')}); wait for it to "
-                            "finish or pick another directory (hydra.run.dir=...)") from None
-        previous = self._holder()
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, json.dumps(me).encode(), 0)
-        os.fsync(self.fd)
-        if not previous.get("pid"):
-            return None
-        here = previous.get("host") == me["host"]
-        gone = "is gone" if here and not _pid_alive(int(previous["pid"])) else "no longer holds it"
-        return (f"taking over the stale lock of {str(self.run_dir)!r}: pid {previous['pid']} on host "
-                f"{previous.get('host', '?')} {gone} (its attempt was killed)")
-
-    def release(self) -> None:
-        """Clear the owner record (a clean exit leaves no stale lock) and unlock."""
-        if self.fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.ftruncate(self.fd, 0)
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
-        self.fd = None
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

@@ -13,9 +13,7 @@
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
 import logging
 import os
 import re
@@ -29,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prunepeft.errors import UserError
 from prunepeft.io import atomic_write_json, atomic_write_text, read_json
+from prunepeft.run_lock import dead_owner, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -145,54 +144,6 @@ def tolerant(fn):
     return wrapped
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
-def _lock_free(path: Path) -> bool:
-    """True when nobody holds the run lock (`runs.RunLock`, an flock) on `path`; we do not keep it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError:  # a file system without flock: cannot tell
-        return False
-    finally:
-        os.close(fd)  # closing the descriptor drops our lock
-    return True
-
-
-def dead_owner(run_dir: Path) -> str | None:
-    """Why a run that says `running` is not: its lock's process is gone on this host, or the lock is free.
-
-    Returns None when it may still run (its lock is held, or its owner is on another host, which
-    a pid cannot be checked on).
-    """
-    lock = Path(run_dir) / ".lock"  # runs.LOCK_FILE
-    try:
-        holder = json.loads(lock.read_text() or "{}") if lock.exists() else {}
-    except (OSError, ValueError):
-        holder = {}
-    pid, host = holder.get("pid"), holder.get("host")
-    if host and host != socket.gethostname():
-        return None
-    if pid and not _pid_alive(int(pid)):
-        return f"stale: its process (pid {pid} on {host}) is gone; re-run to resume it"
-    if _lock_free(lock):
-        return "stale: no process holds its run lock (killed?); re-run to resume it"
-    return None
-
-
 def job_status(run_dir: Path) -> dict[str, Any]:
     """Status of one job directory: done / failed / interrupted / running / stale / not started, and
     its headline metric. `stale`: run.json says running, but the process that ran it is gone (the
@@ -236,7 +187,7 @@ def sweep_rows(sweep_dir: Path, sweep_id: str) -> tuple[list[str], list[dict[str
         elif job.get("status") == "running" and row["status"] == "not started":
             # the job started but has not reached its run: alive if its process is
             row["status"] = "running"
-            if job.get("host") == socket.gethostname() and job.get("pid") and not _pid_alive(int(job["pid"])):
+            if job.get("host") == socket.gethostname() and job.get("pid") and not pid_alive(int(job["pid"])):
                 row.update(status="stale", error=f"stale: its process (pid {job['pid']}) is gone")
         row["swept"] = {k: job.get("overrides", {}).get(k) for k in meta.get("swept", [])}
         rows.append(row)
