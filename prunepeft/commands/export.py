@@ -79,7 +79,6 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         adapter_names,
         atomic_dir,
         choose_format,
-        model_card,
         peft_kinds,
         save_peft,
         save_self_contained,
@@ -87,6 +86,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     from prunepeft.io import read_json
     from prunepeft.models.backbone_prune import FILE as BACKBONE_FILE
     from prunepeft.peft.found_config import FOUND_CONFIG_FILE
+    from prunepeft.peft.model_card import model_card
     from prunepeft.peft.units import get_unit_type, unit_key
 
     run_path = validate(cfg)
