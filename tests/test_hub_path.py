@@ -3,19 +3,26 @@
 Nothing here touches the network. The model test builds a hub-layout cache
 (`models--org--name/{refs/main,snapshots/<commit>}`) in a temporary directory, points
 huggingface_hub's cache there with offline mode on, and loads `model=roberta_base` through the real
-`from_pretrained` calls (spied on, to assert the hub id and arguments). The data test replaces
-`datasets.load_dataset` with a stand-in that asserts the dataset id, config and cache_dir and
-returns the real RTE rows in the hub schema. So these test the cached path and our column and
-split handling, not network resolution.
+`from_pretrained` calls (spied on, to assert the hub id and arguments). The data test writes the
+Arrow cache datasets itself writes for `nyu-mll/glue` (`nyu-mll___glue/rte/0.0.0/<commit>/`) from the
+real RTE parquet files and loads it with `HF_DATASETS_OFFLINE=1` through the real
+`datasets.load_dataset`, nothing patched. So these test the cached path and our column and split
+handling, not network resolution.
 """
 from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
 
 import datasets
 import huggingface_hub.constants as hf_constants
 import pytest
-from datasets import Dataset, DatasetDict
+from datasets import Dataset
+from datasets.load import LocalDatasetModuleFactory, get_dataset_builder_class
 
 from prunepeft.data.glue import load_raw_splits
+from prunepeft.data.task_data import build_task_data
 from prunepeft.errors import UserError
 from prunepeft.models import loading
 from prunepeft.models.tiny import build_tiny
@@ -79,30 +86,109 @@ def test_offline_hub_missing_model_is_one_clear_message(offline_hub_cache, compo
         loading.load_backbone(cfg.model, 2, seed=0)
 
 
-def test_offline_hub_glue_by_dataset_id(glue_dir, monkeypatch, compose_cfg):
-    """`nyu-mll/glue` with the task's config; rows in the hub schema (the parquet files are its export)."""
-    calls = []
+# What `load_dataset("nyu-mll/glue", "rte")` writes online: the hub repo's README declares one
+# config per task with data files `rte/<split>-00000-of-00001.parquet`; the parquet builder turns
+# them into `<cache>/nyu-mll___glue/rte/0.0.0/<commit>/glue-<split>.arrow` + dataset_info.json.
+GLUE_ID, GLUE_COMMIT = "nyu-mll/glue", "bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c"
+GLUE_README = """---
+configs:
+- config_name: rte
+  data_files:
+  - split: train
+    path: rte/train-*
+  - split: validation
+    path: rte/validation-*
+  - split: test
+    path: rte/test-*
+---
+"""
 
-    def load_dataset(path, name=None, **kwargs):
-        calls.append((path, name, kwargs))
-        return DatasetDict({split: Dataset.from_parquet(str(glue_dir / name / f"{split}.parquet"))
-                            for split in ("train", "validation", "test")})
 
-    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+def write_datasets_cache(glue_dir: Path, repo: Path, cache: Path) -> Path:
+    """Write the Arrow cache an online `load_dataset("nyu-mll/glue", "rte")` leaves behind.
+
+    The real RTE parquet files (byte-identical to the hub's, see the data README) are laid out as
+    in the hub repo, with its README's config block. datasets' own module factory and parquet
+    builder then prepare them, exactly as online, except that the builder writes to the hub
+    dataset's cache folder through `output_dir` (a builder given `repo_id` insists on `hf://` data
+    files). Returns the `<commit>` folder.
+    """
+    (repo / "rte").mkdir(parents=True)
+    for split in ("train", "validation", "test"):
+        shutil.copyfile(glue_dir / "rte" / f"{split}.parquet", repo / "rte" / f"{split}-00000-of-00001.parquet")
+    (repo / "README.md").write_text(GLUE_README)
+    module = LocalDatasetModuleFactory(str(repo)).get_module()
+    builder_cls = get_dataset_builder_class(module, dataset_name="glue")
+    builder = builder_cls(cache_dir=str(repo.parent / "scratch"), dataset_name="glue", config_name="rte",
+                          hash=GLUE_COMMIT, base_path=module.builder_kwargs["base_path"])
+    target = cache / "nyu-mll___glue" / "rte" / "0.0.0" / GLUE_COMMIT
+    builder.download_and_prepare(output_dir=str(target))
+    return target
+
+
+@pytest.fixture
+def offline_datasets(tmp_path, monkeypatch):
+    """Offline mode on, datasets' default cache in tmp_path, and no socket may connect."""
+    cache = tmp_path / "hf_home" / "datasets"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # datasets and huggingface_hub read these variables once, at import.
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     monkeypatch.delenv("PRUNEPEFT_DATA_DIR", raising=False)
-    task = compose_cfg("search", ["task=rte"]).task
-    splits = load_raw_splits(task, None, cache_dir="/tmp/hf-datasets-cache")
-    assert calls == [("nyu-mll/glue", "rte", {"cache_dir": "/tmp/hf-datasets-cache"})]
-    assert set(splits) >= {"train", "validation"} and len(splits["train"]) == 2490
-    assert {"sentence1", "sentence2", "label"} <= set(splits["train"].column_names)
+
+    def no_network(self, address, *args, **kwargs):
+        raise AssertionError(f"network access attempted: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
+    return cache
 
 
-def test_offline_hub_missing_dataset_is_one_clear_message(monkeypatch, compose_cfg):
-    def load_dataset(path, name=None, **kwargs):
-        raise ConnectionError(f"Couldn't reach '{path}' on the Hub (offline)")
+@pytest.mark.parametrize("via", ["HF_DATASETS_CACHE", "data.cache_dir"])
+def test_offline_hub_glue_from_datasets_arrow_cache(glue_dir, tmp_path, offline_datasets, compose_cfg, via):
+    """GLUE by dataset id from a real datasets Arrow cache, offline, with the real `load_dataset`.
 
-    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    monkeypatch.delenv("PRUNEPEFT_DATA_DIR", raising=False)
+    This tests the cached path (offline, datasets falls back to its `cache` module, which scans
+    `<cache>/nyu-mll___glue/<config>/<version>/<hash>`) and our column and split handling on the real
+    rows, not network resolution: no socket may connect.
+    """
+    cache = offline_datasets if via == "HF_DATASETS_CACHE" else tmp_path / "own_cache"
+    folder = write_datasets_cache(glue_dir, tmp_path / "glue_repo", cache)
+    assert {p.name for p in folder.iterdir()} >= {"dataset_info.json", "glue-train.arrow", "glue-validation.arrow"}
+    overrides = ["task=rte", "model=tiny_bert", "data.train_subset=64", "data.eval_subset=32"]
+    if via == "data.cache_dir":
+        overrides.append(f"data.cache_dir={cache}")
+    cfg = compose_cfg("search", overrides)
+    assert cfg.data.dir is None and cfg.task.hub_dataset == GLUE_ID and cfg.task.hub_config == "rte"
+
+    splits = load_raw_splits(cfg.task, None, cache_dir=cfg.data.cache_dir)
+
+    assert list(splits) == ["train", "validation"]  # the test split (labels -1) is not asked for
+    for split, ds in splits.items():
+        assert all(f["filename"].startswith(str(folder)) for f in ds.cache_files), split
+        reference = Dataset.from_parquet(str(glue_dir / "rte" / f"{split}.parquet"))
+        assert len(ds) == len(reference) == {"train": 2490, "validation": 277}[split]
+        assert ds.features["label"].names == ["entailment", "not_entailment"]
+        for column in ("sentence1", "sentence2", "label", "idx"):
+            assert ds[column] == reference[column], (split, column)
+    labels = splits["validation"]["label"]
+    assert (labels.count(0), labels.count(1)) == (146, 131)
+
+    # The whole data step of a run (prunepeft.data: subsets, tokenisation) on those rows.
+    _, tokenizer = build_tiny(cfg.model, 2, seed=0)
+    task_data = build_task_data(cfg, tokenizer)
+    assert task_data.train_size_full == 2490
+    assert len(task_data.train) == 64 and set(task_data.evals) == {"validation"}
+    assert len(task_data.evals["validation"]) == 32
+    assert set(task_data.train["labels"]) == {0, 1} and "input_ids" in task_data.train.column_names
+
+
+def test_offline_hub_missing_dataset_is_one_clear_message(offline_datasets, compose_cfg):
+    """An empty cache offline: the real `load_dataset` fails, and the user gets one UserError."""
     task = compose_cfg("search", ["task=rte"]).task
     with pytest.raises(UserError, match=r"cannot load nyu-mll/glue/rte from the Hugging Face hub.*data\.dir"):
         load_raw_splits(task, None)
