@@ -32,6 +32,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -77,6 +78,12 @@ GRID = ["search.diagnostics.enabled=true", "search.diagnostics.grid=true", "sear
         "search.diagnostics.probe=256", "search.diagnostics.random_sets=20", "search.max_rounds=1",
         "search.retrain_epochs=0"]
 GRID_SEEDS = list(range(201, 211))
+# Choosing the CPU defaults of the hybrid rules (issue "A hybrid that earns its name", Deliver 3):
+# the same round-1 grid, on seeds disjoint from the evidence (1-24) and grid (201-210) seeds, with
+# the warm-up run under `assign=agreement` so that it measures importances and every warm-up rule
+# (tendency, consensus, agreement) is judged on the same trained state (rule:<r> rows of the grid).
+RULES = [*GRID, "search.warmup.assign=agreement"]
+RULES_SEEDS = list(range(301, 311))
 
 
 # ------------------------------------------------------------------------------------ running
@@ -246,10 +253,45 @@ def grid_phase(args, winner: str) -> None:
     run_many([("grid", "hybrid", s, "search", [*SETTINGS[winner], *GRID]) for s in GRID_SEEDS], args)
 
 
-def grid_table() -> list[str]:
+def rules_phase(args, winner: str) -> None:
+    """Round 1 with every warm-up rule in the grid, one run per seed (Deliver 3's choice)."""
+    run_many([("rules", "hybrid", s, "search", [*SETTINGS[winner], *RULES]) for s in RULES_SEEDS], args)
+
+
+def grid_cells(study: str) -> dict[str, dict[int, dict[str, float]]]:
+    """cell name -> seed -> {corrected, pct, spread, key} of a grid study's round 1."""
+    out: dict[str, dict[int, dict[str, float]]] = {}
+    for seed, run in load_runs(study).get("hybrid", {}).items():
+        for r in run["rounds"][:1]:
+            d = r.get("diagnostics") or {}
+            null = d.get("spearman_null")
+            for name, c in (d.get("grid") or {}).get("cells", {}).items():
+                out.setdefault(name, {})[seed] = {
+                    "corrected": None if c["spearman"] is None or null is None else c["spearman"] - null,
+                    "pct": c["decision_percentile"], "spread": c["spread"], "key": c["key_spearman"]}
+    return out
+
+
+def choose_rule(study: str = "rules", base: str = "rule:tendency|paper") -> Optional[dict]:
+    """The usable rule (a warm-up rule x a combination) with the lowest mean decision percentile,
+    with its paired difference to the paper's reading (`base`) over the study's seeds."""
+    cells = grid_cells(study)
+    usable = {n: v for n, v in cells.items() if n.startswith("rule:") and len(v) >= 2}
+    if base not in usable:
+        return None
+    ranked = sorted(usable, key=lambda n: (statistics.mean(x["pct"] for x in usable[n].values()), n))
+    best = ranked[0]
+    seeds = sorted(set(usable[best]) & set(usable[base]))
+    diff = mean_ci([usable[best][s]["pct"] - usable[base][s]["pct"] for s in seeds])
+    return {"winner": best, "base": base, "seeds": seeds, "ranking": ranked,
+            "mean_pct": {n: statistics.mean(x["pct"] for x in usable[n].values()) for n in ranked},
+            "paired_pct_diff": diff}
+
+
+def grid_table(study: str = "grid", seeds: Sequence[int] = GRID_SEEDS) -> list[str]:
     """Per assignment x combination: mean over seeds of the null-corrected Spearman and the decision pct."""
     cells: dict[str, dict[str, list]] = {}
-    for seed, run in load_runs("grid").get("hybrid", {}).items():
+    for seed, run in load_runs(study).get("hybrid", {}).items():
         for r in run["rounds"]:
             d = r.get("diagnostics") or {}
             null = d.get("spearman_null")
@@ -262,7 +304,7 @@ def grid_table() -> list[str]:
                 acc["key"].append(c["key_spearman"])
     if not cells:
         return []
-    lines = ["", f"### Hybrid rules on one trained state (round 1, seeds {GRID_SEEDS[0]}-{GRID_SEEDS[-1]})", "",
+    lines = ["", f"### Hybrid rules on one trained state ({study}: round 1, seeds {seeds[0]}-{seeds[-1]})", "",
              "| assignment | combination | corrected Spearman | decision pct | key-level Spearman | spread of key ρ |",
              "|---|---|---|---|---|---|"]
 
@@ -270,7 +312,7 @@ def grid_table() -> list[str]:
         m = mean_ci([x for x in v if x is not None])
         return "—" if m is None else f"{scale * m[0]:+.{digits}f} ± {scale * m[1]:.{digits}f} (n={m[2]})"
 
-    for name in sorted(cells, key=lambda n: (n.split("|")[0] != "argmax", n)):
+    for name in sorted(cells, key=lambda n: (not n.startswith("rule:"), n.split("|")[0] != "argmax", n)):
         rule, combo = name.split("|")
         c = cells[name]
         lines.append(f"| {rule} | {combo} | {fmt(c['corrected'])} | {fmt(c['pct'], 100, 0)} | {fmt(c['key'])} | "
@@ -317,6 +359,13 @@ def report() -> str:
     for study in ("evidence", "evidence_cola"):
         lines += evidence_table(study)
     lines += grid_table()
+    lines += grid_table("rules", RULES_SEEDS)
+    choice = choose_rule()
+    if choice:
+        d = choice["paired_pct_diff"]
+        lines += ["", f"Chosen rule (lowest mean decision percentile, {len(choice['seeds'])} seeds): "
+                      f"**{choice['winner']}**; against {choice['base']}: "
+                      + ("—" if d is None else f"{100 * d[0]:+.0f} ± {100 * d[1]:.0f} percentile points (paired, 95 %)")]
     return "\n".join(lines)
 
 
@@ -345,7 +394,7 @@ def evidence_table(study: str) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--study", choices=["settings", "evidence", "descriptive", "grid", "all"], default="all")
+    ap.add_argument("--study", choices=["settings", "evidence", "descriptive", "grid", "rules", "all"], default="all")
     ap.add_argument("--winner", help="evidence only: the settings arm to use (default: settings/choice.json)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--deadline", type=float, default=1e9, help="seconds after which no new run starts")
@@ -367,6 +416,8 @@ def main() -> None:
         evidence_phase(args, winner)
     if args.study == "grid":
         grid_phase(args, winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"])
+    if args.study == "rules":
+        rules_phase(args, winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"])
     if args.study in ("descriptive", "all"):
         winner = winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"]
         descriptive_phase(args, winner)

@@ -38,10 +38,10 @@ def load_run_config(run: str | os.PathLike) -> DictConfig:
     run_json = run / outputs.RUN_JSON
     if run_json.is_file() and isinstance(read_json(run_json).get("config"), dict):
         return OmegaConf.create(read_json(run_json)["config"])
-    hydra_cfg = run / ".hydra" / "config.yaml"
+    hydra_cfg = run / outputs.HYDRA_CONFIG
     if hydra_cfg.is_file():
         return OmegaConf.load(hydra_cfg)  # type: ignore[return-value]
-    raise UserError(f"run={str(run)!r} has neither a config in run.json nor .hydra/config.yaml")
+    raise UserError(f"run={str(run)!r} has neither a config in {outputs.RUN_JSON} nor {outputs.HYDRA_CONFIG}")
 
 
 @dataclass

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+# -- a run directory ------------------------------------------------------------------------------
 RUN_JSON = "run.json"
 SUMMARY = "summary.json"
 FOUND_CONFIG = "found_config.json"
@@ -26,7 +27,46 @@ EVENTS = "events.jsonl"
 UNITS = "units.safetensors"
 HEAD = "head.safetensors"
 DONE = "DONE"
-CHECKPOINT = "checkpoint"
+CHECKPOINT = "checkpoint"  # a directory: CHECKPOINT_STATE + one weights file per generation
+RANK_STAGE = "rank_stage.json"  # granularity=rank
+BACKBONE_PRUNE = "backbone_prune.json"  # backbone_prune.enabled
+LOCK = ".lock"  # the run lock (prunepeft.run_lock)
+ASIDE = ".aside"  # `restart=true` moves a run's old files here (hidden: the report skips it)
+HYDRA_DIR = ".hydra"
+HYDRA_CONFIG = f"{HYDRA_DIR}/config.yaml"
+HYDRA_OVERRIDES = f"{HYDRA_DIR}/overrides.yaml"
+TRACKERS = "trackers"  # trackers/<name>/ unless logger.dir says otherwise
+LOGS = (EVENTS, ROUNDS)  # append-only: healed before a resume appends to them
+LOG_SUFFIX = ".log"  # <command>.log, Hydra's job log (kept by restart=true)
+
+# -- inside CHECKPOINT/ ----------------------------------------------------------------------------
+CHECKPOINT_STATE = "state.json"
+CHECKPOINT_WEIGHTS_V1 = "supernet.safetensors"  # checkpoints written before generations existed
+CHECKPOINT_WEIGHTS_GLOB = "supernet*.safetensors"
+
+
+def checkpoint_weights(generation: int) -> str:
+    """The weights file of checkpoint generation `generation`."""
+    return f"supernet-{generation:05d}.safetensors"
+
+
+# -- inside TRACKERS/<name>/ (the csv tracker) ------------------------------------------------------
+TRACKER_CONFIG = "config.yaml"
+TRACKER_METRICS = "metrics.csv"
+TRACKER_SUMMARY = SUMMARY  # a copy of the run's summary.json
+
+# -- a sweep directory (Hydra multirun; prunepeft.sweep) -------------------------------------------
+SWEEP_RECORD = ".sweep"  # .sweep/current.json -> .sweep/<id>/{sweep.json, job-<num>.json}
+SWEEP_CURRENT = "current.json"
+SWEEP_META = "sweep.json"
+SWEEP_SUMMARY = "sweep_summary.json"
+SWEEP_SUMMARY_MD = "sweep_summary.md"
+SWEEP_JOB_GLOB = "job-*.json"
+
+
+def sweep_job(num: int) -> str:
+    """The record of job `num` of a sweep."""
+    return f"job-{num:05d}.json"
 
 SCHEMA_VERSION = 2
 

@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prunepeft import outputs
 from prunepeft.errors import UserError
 
-LOCK_FILE = ".lock"
+LOCK_FILE = outputs.LOCK
 
 
 def pid_alive(pid: int) -> bool:

@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.run_lock import LOCK_FILE, RunLock  # noqa: F401  (re-exported: part of the run contract)
 from prunepeft.io import append_jsonl, atomic_write_json, atomic_write_text, heal_jsonl, read_json
 
-DONE_FILE = "DONE"
-ASIDE_DIR = ".aside"  # `restart=true` moves a run's old files here (hidden: the report skips it)
-LOGS = ("events.jsonl", "rounds.jsonl")  # append-only: healed before a resume appends to them
+DONE_FILE, ASIDE_DIR, LOGS = outputs.DONE, outputs.ASIDE, outputs.LOGS  # the run-output contract
 RECOVERY_HINT = (f"to start this run over, re-run the same command with restart=true (moves the old files "
                  f"to <run>/{ASIDE_DIR}/), or delete the directory")
 # Keys that may differ between invocations of the same run: they change how it is watched, where the
@@ -231,7 +230,7 @@ class RunDir:
         Raises:
             UserError: run.json exists but is not a JSON object (with the way to recover).
         """
-        path = self.file("run.json")
+        path = self.file(outputs.RUN_JSON)
         if not path.exists():
             return {}
         try:
@@ -270,7 +269,7 @@ class RunDir:
         }
         if data is not None:
             self.info["data"] = data
-        atomic_write_json(self.file("run.json"), self.info)
+        atomic_write_json(self.file(outputs.RUN_JSON), self.info)
         self._write_hydra_record(config)
         _notify(self, "start", self.info)
 
@@ -282,14 +281,14 @@ class RunDir:
         """
         from omegaconf import OmegaConf
 
-        atomic_write_text(self.file(".hydra/config.yaml"), OmegaConf.to_yaml(OmegaConf.create(config)))
+        atomic_write_text(self.file(outputs.HYDRA_CONFIG), OmegaConf.to_yaml(OmegaConf.create(config)))
         try:
             from hydra.core.hydra_config import HydraConfig
 
             overrides = list(HydraConfig.get().overrides.task)
         except ValueError:  # called outside a Hydra app (tests, the API)
             overrides = []
-        atomic_write_text(self.file(".hydra/overrides.yaml"), OmegaConf.to_yaml(OmegaConf.create(overrides)))
+        atomic_write_text(self.file(outputs.HYDRA_OVERRIDES), OmegaConf.to_yaml(OmegaConf.create(overrides)))
 
     def event(self, **record: Any) -> None:
         """Append one step-level event to events.jsonl (tagged with the attempt that wrote it)."""
@@ -297,7 +296,7 @@ class RunDir:
         info = getattr(self, "info", None)
         if info is not None:
             record.setdefault("attempt", info.get("attempts"))
-        append_jsonl(self.file("events.jsonl"), record)
+        append_jsonl(self.file(outputs.EVENTS), record)
         _notify(self, "event", record)
         debug_point("event")
 
@@ -306,11 +305,11 @@ class RunDir:
 
     def finish(self, summary: dict[str, Any], status: str = "done") -> None:
         """Write summary.json, mark run.json finished, and touch DONE (last, so DONE means complete)."""
-        self.write_json("summary.json", summary)
-        info = getattr(self, "info", None) or read_json(self.file("run.json"))
+        self.write_json(outputs.SUMMARY, summary)
+        info = getattr(self, "info", None) or read_json(self.file(outputs.RUN_JSON))
         info.update(status=status, wall_s=round(time.time() - self.started, 2),
                     finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        atomic_write_json(self.file("run.json"), info)
+        atomic_write_json(self.file(outputs.RUN_JSON), info)
         atomic_write_text(self.file(DONE_FILE), "done\n")
         _notify(self, "finish", summary)
         _barrier()  # data parallel: the other ranks read the outputs only once rank 0 wrote them
@@ -327,7 +326,7 @@ class RunDir:
         # SystemExit: submitit requeueing the job (SIGUSR2 before its time limit), also interrupted.
         status = "interrupted" if isinstance(sys.exc_info()[1], (KeyboardInterrupt, SystemExit)) else "failed"
         info.update(status=status, error=error, wall_s=round(time.time() - self.started, 2))
-        atomic_write_json(self.file("run.json"), info)
+        atomic_write_json(self.file(outputs.RUN_JSON), info)
 
     def set_aside(self) -> Path | None:
         """Move every output of earlier attempts to `.aside/<time>/` (`restart=true`); logs stay.
@@ -336,7 +335,7 @@ class RunDir:
             The directory the files went to, or None when there was nothing to move.
         """
         keep = {LOCK_FILE, ASIDE_DIR}
-        moving = [p for p in self.path.iterdir() if p.name not in keep and p.suffix != ".log"]
+        moving = [p for p in self.path.iterdir() if p.name not in keep and p.suffix != outputs.LOG_SUFFIX]
         if not moving:
             return None
         target = self.path / ASIDE_DIR / time.strftime("%Y%m%d-%H%M%S")

@@ -25,6 +25,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.io import atomic_write_json, atomic_write_text, read_json
 from prunepeft.run_lock import dead_owner, pid_alive
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 DIRNAME_IGNORED = ("seed", "task", "model", "strategy", "method", "train.progress", "train.log_every", "data.dir",
                    "logger")
 _IGNORED_PREFIXES = ("debug.", "extra.", "hydra.", "logger.")
-_SWEEP_RECORD = ".sweep"
+_SWEEP_RECORD = outputs.SWEEP_RECORD
 _MAX_TAG = 80
 _last_failures = 0
 
@@ -148,14 +149,14 @@ def job_status(run_dir: Path) -> dict[str, Any]:
     """Status of one job directory: done / failed / interrupted / running / stale / not started, and
     its headline metric. `stale`: run.json says running, but the process that ran it is gone (the
     run lock, `runs.RunLock`, tells: its pid is dead on this host, or nobody holds it)."""
-    info = read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
-    status = "done" if (run_dir / "DONE").exists() else info.get("status", "not started")
+    info = read_json(run_dir / outputs.RUN_JSON) if (run_dir / outputs.RUN_JSON).exists() else {}
+    status = "done" if (run_dir / outputs.DONE).exists() else info.get("status", "not started")
     error = info.get("error")
     if status == "running" and (why := dead_owner(run_dir)):
         status, error = "stale", why
     row: dict[str, Any] = {"dir": str(run_dir), "status": status, "error": error}
-    if (run_dir / "summary.json").exists():
-        primary = read_json(run_dir / "summary.json").get("primary", {})
+    if (run_dir / outputs.SUMMARY).exists():
+        primary = read_json(run_dir / outputs.SUMMARY).get("primary", {})
         row.update(metric=primary.get("metric"), value=primary.get("value"))
     return row
 
@@ -171,9 +172,9 @@ def _overrides_dict(overrides: list[str]) -> dict[str, str]:
 def sweep_rows(sweep_dir: Path, sweep_id: str) -> tuple[list[str], list[dict[str, Any]]]:
     """(swept keys, one row per job of sweep `sweep_id`, by job number)."""
     record = Path(sweep_dir) / _SWEEP_RECORD / sweep_id
-    meta = read_json(record / "sweep.json") if (record / "sweep.json").exists() else {}
+    meta = read_json(record / outputs.SWEEP_META) if (record / outputs.SWEEP_META).exists() else {}
     jobs = []
-    for path in record.glob("job-*.json"):
+    for path in record.glob(outputs.SWEEP_JOB_GLOB):
         try:
             jobs.append(read_json(path))
         except (OSError, ValueError):  # a record being replaced right now: the next rewrite has it
@@ -211,8 +212,8 @@ def _markdown(swept: list[str], rows: list[dict[str, Any]]) -> str:
 def write_summary(sweep_dir: Path, sweep_id: str) -> list[dict[str, Any]]:
     """Rewrite sweep_summary.json / .md from this sweep's job records; return the rows."""
     swept, rows = sweep_rows(sweep_dir, sweep_id)
-    atomic_write_json(Path(sweep_dir) / "sweep_summary.json", rows)
-    atomic_write_text(Path(sweep_dir) / "sweep_summary.md", _markdown(swept, rows))
+    atomic_write_json(Path(sweep_dir) / outputs.SWEEP_SUMMARY, rows)
+    atomic_write_text(Path(sweep_dir) / outputs.SWEEP_SUMMARY_MD, _markdown(swept, rows))
     return rows
 
 
@@ -227,7 +228,7 @@ class SweepSummary(Callback):
     @staticmethod
     def _current(config: DictConfig) -> tuple[Path, str | None]:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        pointer = sweep_dir / _SWEEP_RECORD / "current.json"
+        pointer = sweep_dir / _SWEEP_RECORD / outputs.SWEEP_CURRENT
         sweep_id = read_json(pointer)["id"] if pointer.exists() else None
         return sweep_dir, sweep_id
 
@@ -240,17 +241,17 @@ class SweepSummary(Callback):
         task = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
         params = OmegaConf.select(config, "hydra.sweeper.params") or {}
         swept = list(dict.fromkeys([*(str(k) for k in params), *swept_keys(task)]))
-        atomic_write_json(sweep_dir / _SWEEP_RECORD / sweep_id / "sweep.json",
+        atomic_write_json(sweep_dir / _SWEEP_RECORD / sweep_id / outputs.SWEEP_META,
                           {"id": sweep_id, "swept": swept, "overrides": task, "started_at": time.time()})
         # Jobs find the sweep they belong to here (they may run in other processes).
-        atomic_write_json(sweep_dir / _SWEEP_RECORD / "current.json", {"id": sweep_id})
+        atomic_write_json(sweep_dir / _SWEEP_RECORD / outputs.SWEEP_CURRENT, {"id": sweep_id})
 
     def _record(self, config: DictConfig, **fields: Any) -> tuple[Path, str | None]:
         sweep_dir, sweep_id = self._current(config)
         if sweep_id is not None:
             num = int(config.hydra.job.num)
             overrides = _overrides_dict(list(config.hydra.overrides.task))
-            atomic_write_json(sweep_dir / _SWEEP_RECORD / sweep_id / f"job-{num:05d}.json",
+            atomic_write_json(sweep_dir / _SWEEP_RECORD / sweep_id / outputs.sweep_job(num),
                               {"num": num, "dir": str(config.hydra.runtime.output_dir), "overrides": overrides,
                                **fields})
         return sweep_dir, sweep_id
@@ -286,4 +287,4 @@ class SweepSummary(Callback):
         rows = write_summary(sweep_dir, sweep_id)
         _last_failures = sum(r["status"] != "done" for r in rows)
         failed = sum(r["status"] in ("failed", "stale") for r in rows)
-        print(f"sweep summary: {sweep_dir / 'sweep_summary.md'} ({len(rows)} jobs, {failed} failed)")
+        print(f"sweep summary: {sweep_dir / outputs.SWEEP_SUMMARY_MD} ({len(rows)} jobs, {failed} failed)")

@@ -38,6 +38,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from prunepeft import outputs
 from prunepeft.errors import UserError, check_choice
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Tracker:
     def __init__(self, cfg: Any, run_dir: Path) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.dir = Path(str(cfg.dir)) if _get(cfg, "dir") else self.run_dir / "trackers" / self.name
+        self.dir = Path(str(cfg.dir)) if _get(cfg, "dir") else self.run_dir / outputs.TRACKERS / self.name
 
     def open(self, info: Mapping[str, Any]) -> None:
         """Start a tracker run for this attempt; `info` is run.json's content (config included)."""
@@ -131,8 +132,8 @@ class CsvTracker(Tracker):
 
     def open(self, info: Mapping[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "config.yaml").write_text(_yaml(info.get("config")))
-        path = self.dir / "metrics.csv"
+        (self.dir / outputs.TRACKER_CONFIG).write_text(_yaml(info.get("config")))
+        path = self.dir / outputs.TRACKER_METRICS
         new = not path.exists() or path.stat().st_size == 0
         self.file = path.open("a", newline="")
         self.writer = csv.writer(self.file)
@@ -149,7 +150,7 @@ class CsvTracker(Tracker):
 
     def summary(self, summary: Mapping[str, Any], step: int) -> None:
         self.log(summary_numbers(summary), step, {"kind": "summary"})
-        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        (self.dir / outputs.TRACKER_SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
 
     def close(self, status: str) -> None:
         if getattr(self, "file", None) is not None:
@@ -216,7 +217,7 @@ class MlflowTracker(Tracker):
         params = [Param(k, str(v)[:6000]) for k, v in flatten(info.get("config") or {}, sep=".").items()]
         for i in range(0, len(params), 100):  # the store's batch limit
             self.client.log_batch(self.run_id, params=params[i:i + 100])
-        self.client.log_text(self.run_id, _yaml(info.get("config")), "config.yaml")
+        self.client.log_text(self.run_id, _yaml(info.get("config")), outputs.TRACKER_CONFIG)
 
     def log(self, metrics: Mapping[str, float], step: int, context: Mapping[str, Any]) -> None:
         from mlflow.entities import Metric
@@ -226,7 +227,7 @@ class MlflowTracker(Tracker):
 
     def summary(self, summary: Mapping[str, Any], step: int) -> None:
         self.log(summary_numbers(summary), step, {})
-        self.client.log_dict(self.run_id, dict(summary), "summary.json")
+        self.client.log_dict(self.run_id, dict(summary), outputs.TRACKER_SUMMARY)
 
     def close(self, status: str) -> None:
         if getattr(self, "run_id", None) is not None:

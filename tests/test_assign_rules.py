@@ -180,3 +180,29 @@ def test_agreement_search_end_to_end(tmp_path, glue_dir):
     assert {key_str(k): c for k, c in recompute_assignment(warm).items()} == warm["assignment"]
     rounds = [json.loads(line) for line in (tmp_path / "rounds.jsonl").read_text().splitlines()]
     assert rounds and rounds[0]["combined"]["method"] == "rank"
+
+
+def test_rule_alternatives_are_each_rules_own_assignment_and_survive_the_file(warm):
+    """With `search.diagnostics.grid` the warm-up also derives S under every other rule from the same
+    snapshots; each equals what that rule alone assigns, and warmup.json carries them to a resume."""
+    from prunepeft.pruning.warmup import WarmupSnapshots, load_assignment
+
+    importance = [dict(zip(L, [1.0, 3.0, 2.0, 4.0]))]
+    snaps = WarmupSnapshots(warm)
+    snaps.assign, snaps.importances, snaps.rule_alternatives = "agreement", importance, True
+    result = summarise_warmup(snaps, PART4, 1, 0)
+    alternatives = result.assignment.alternatives
+    assert list(alternatives) == ["tendency", "agreement", "consensus"]  # registry order of ASSIGN_RULES
+    for rule in ASSIGN_RULES:
+        alone = summarise_warmup(warm, PART4, 1, 0, assign_rule=rule, importances=importance).assignment
+        assert alternatives[rule] == alone, rule
+    assert keys(alternatives["tendency"]) == ["taylor", "taylor", "weight", "weight"]
+    assert keys(alternatives["agreement"]) == ["taylor", "weight", "weight", "taylor"] == keys(result.assignment)
+    loaded = load_assignment(json.loads(json.dumps(result.to_json())))
+    assert loaded == result.assignment and loaded.alternatives == alternatives
+    # Off by default: warmup.json is unchanged (no "rule_assignments"), agreement needs importances.
+    plain = summarise_warmup(warm, PART4, 1, 0)
+    assert "rule_assignments" not in plain.to_json() and plain.assignment.alternatives == {}
+    snaps = WarmupSnapshots(warm)
+    snaps.rule_alternatives = True
+    assert list(summarise_warmup(snaps, PART4, 1, 0).assignment.alternatives) == ["tendency", "consensus"]

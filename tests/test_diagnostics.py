@@ -254,7 +254,11 @@ def test_rule_grid_constant_assignments_remove_the_same_set_under_every_combinat
         def masked_rise(self, supernet, uids, base):
             return (sum(importance[u] for u in uids), 0.0, 0.0)
 
-    assignment = {key: "weight" for key in partition.keys(stats)}
+    from prunepeft.pruning.warmup import HybridAssignment
+
+    taylor_everywhere = {key: "taylor" for key in partition.keys(stats)}
+    assignment = HybridAssignment({key: "weight" for key in partition.keys(stats)},
+                                  {"tendency": taylor_everywhere, "consensus": {key: "weight" for key in partition.keys(stats)}})
     grid = evaluate_grid(FakeProbe(), None, snapshot, partition, assignment, importance, (0.0, 0.0, 0.0),
                          [1.0, 5.0, 9.0, 13.0], k=3, seed=0)
     cells = grid["cells"]
@@ -262,6 +266,9 @@ def test_rule_grid_constant_assignments_remove_the_same_set_under_every_combinat
         pcts = {cells[f"const:{c}|{combo}"]["decision_percentile"] for combo in COMBINATIONS}
         assert len(pcts) == 1
     assert cells["argmax|paper"] == cells["const:weight|paper"] | {"draws": 1}
+    # Each warm-up rule's S is judged too (here constant, so equal to the constant rows).
+    assert cells["rule:tendency|zscore"] == cells["const:taylor|zscore"]
+    assert cells["rule:consensus|rank"] == cells["const:weight|rank"]
     assert cells["oracle|rank"]["spearman"] >= cells["argmax|rank"]["spearman"] - 1e-12
     assert set(grid["oracle"]) == {"b0:lora", "b0:adapter", "b1:lora", "b1:adapter", "b2:lora", "b2:adapter",
                                    "b3:lora", "b3:adapter"}

@@ -1,7 +1,7 @@
 """The run-output contract (prunepeft/outputs.py): one table of file names, one summary builder."""
 from __future__ import annotations
 
-import re
+import ast
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -11,11 +11,9 @@ from prunepeft.report.collect import lr_label
 from prunepeft.train.loop import FitResult
 
 PACKAGE = Path(__file__).resolve().parents[1] / "prunepeft"
-# Modules moved onto the contract; each names the run files only through prunepeft.outputs.
-ON_CONTRACT = ("pruning/search.py", "pruning/stages.py", "pruning/rounds.py", "commands/baseline.py",
-               "api.py", "report/collect.py")
-NAMES = (outputs.RUN_JSON, outputs.SUMMARY, outputs.FOUND_CONFIG, outputs.WARMUP, outputs.ROUNDS,
-         outputs.UNITS, outputs.HEAD)
+# Every name of the contract: the module's string constants (file and directory names).
+NAMES = frozenset(v for k, v in vars(outputs).items() if k.isupper() and isinstance(v, str)) | set(outputs.LOGS)
+NAME_PREFIXES = ("supernet-", "job-")  # outputs.checkpoint_weights, outputs.sweep_job
 
 
 def _cfg():
@@ -40,9 +38,40 @@ def test_search_only_summary_has_no_primary_value():
     assert s["primary"]["value"] is None and s["strategy"] == "hybrid" and list(s)[-1] == "history"
 
 
-def test_modules_on_the_contract_spell_no_run_file_name():
-    for rel in ON_CONTRACT:
-        text = (PACKAGE / rel).read_text()
-        code = re.sub(r'"""[\s\S]*?"""', "", text)  # docstrings may name the files
-        for name in NAMES:
-            assert f'"{name}"' not in code, f"{rel} spells {name!r}: use prunepeft.outputs"
+def _spelled_names(source: str) -> list[tuple[int, str]]:
+    """(line, literal) of every string literal (docstrings aside) that is a contract name or a path
+    ending in one; f-string pieces count (their constant parts are literals too)."""
+    tree = ast.parse(source)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            v = node.value
+            if v in NAMES or v.startswith(NAME_PREFIXES) or any(v.endswith("/" + n) or v.startswith(n + "/") for n in NAMES):
+                found.append((node.lineno, v))
+    return found
+
+
+def test_no_module_but_outputs_spells_a_run_file_name():
+    """The contract cannot scatter again: a run-output name written as a literal anywhere in the package fails."""
+    spelled = [f"{path.relative_to(PACKAGE)}:{line}: {value!r}"
+               for path in sorted(PACKAGE.rglob("*.py")) if path != PACKAGE / "outputs.py"
+               for line, value in _spelled_names(path.read_text())]
+    assert not spelled, "use the names in prunepeft.outputs:\n" + "\n".join(spelled)
+
+
+def test_the_scan_sees_literals_paths_and_f_strings_but_not_docstrings():
+    src = '''"""Writes summary.json."""
+def f(run, g):
+    """Reads rounds.jsonl."""
+    return run / "summary.json", run / ".hydra/config.yaml", f"{run}/warmup.json", f"supernet-{g:05d}.safetensors"
+'''
+    assert [v for _, v in _spelled_names(src)] == ["summary.json", ".hydra/config.yaml", "/warmup.json", "supernet-"]
+
+
+def test_checkpoint_and_sweep_names():
+    assert outputs.checkpoint_weights(3) == "supernet-00003.safetensors"
+    assert outputs.sweep_job(12) == "job-00012.json"
+    assert set(outputs.LOGS) == {outputs.EVENTS, outputs.ROUNDS}

@@ -19,6 +19,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from prunepeft import outputs
 from prunepeft.errors import UserError, user_errors
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,8 @@ def _prepare_run_dir(run_dir: Path, cfg: DictConfig, lock: Any, restart: bool) -
         if moved is not None:
             print(f"restart=true: moved the earlier outputs to {moved}", file=sys.stderr)
     rd.check_config(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-    if (run_dir / "checkpoint").is_dir():
-        verify(run_dir / "checkpoint")
+    if (run_dir / outputs.CHECKPOINT).is_dir():
+        verify(run_dir / outputs.CHECKPOINT)
     for healed in rd.heal_logs():
         log.warning(healed)
 
@@ -224,7 +225,7 @@ def preflight_output(command: str, overrides: list[str]) -> list[str]:
         raise UserError(f"{key}={str(out)!r} is a file; choose a directory")
     if writable(out):
         return []
-    if command in RUN_COMMANDS and (out / "DONE").exists():
+    if command in RUN_COMMANDS and (out / outputs.DONE).exists():
         return ["hydra/job_logging=stdout"]  # re-display a finished run from a read-only archive
     raise UserError(f"output directory {str(out)!r} is not writable; point {key}= at a writable directory")
 

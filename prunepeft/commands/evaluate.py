@@ -15,6 +15,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from prunepeft import outputs
 from prunepeft.commands.common import run_in_hydra
 from prunepeft.config.schema import register_configs
 from prunepeft.errors import UserError
@@ -44,7 +45,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     task_cfg = resolve_task(run_cfg, cfg.task)
     task, split = str(task_cfg.name), str(cfg.split or task_cfg.eval_splits[0])
     metrics = evaluate(cfg.run, task_cfg, split, data_dir=cfg.data_dir)
-    summary_file = Path(str(cfg.run)) / "summary.json"
+    summary_file = Path(str(cfg.run)) / outputs.SUMMARY
     recorded = (read_json(summary_file).get("metrics") or {}).get(split) if summary_file.is_file() else None
     same = None
     if recorded is not None and task == str(run_cfg.task.name):

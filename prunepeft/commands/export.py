@@ -17,6 +17,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from prunepeft import outputs
 from prunepeft.api import check_run_dir, load_run_config  # noqa: F401  (load_run_config: public here too)
 from prunepeft.commands.common import run_in_hydra
 from prunepeft.config.schema import register_configs
@@ -53,7 +54,7 @@ def run_name(run_path: Path, run_cfg: DictConfig) -> str:
 
 
 def _budget_text(run_path: Path, run_cfg: DictConfig) -> str:
-    rounds = read_jsonl(run_path / "rounds.jsonl") if (run_path / "rounds.jsonl").is_file() else []
+    rounds = read_jsonl(run_path / outputs.ROUNDS) if (run_path / outputs.ROUNDS).is_file() else []
     budget = run_cfg.get("budget", {}) or {}
     spec = (f"budget.params={budget.get('params')}" if budget.get("params") is not None
             else f"{budget.get('percent')}% of the base model, budget.percent={budget.get('percent')}")
@@ -63,7 +64,7 @@ def _budget_text(run_path: Path, run_cfg: DictConfig) -> str:
 
 
 def _command_text(run_path: Path) -> str:
-    info = read_json(run_path / "run.json") if (run_path / "run.json").is_file() else {}
+    info = read_json(run_path / outputs.RUN_JSON) if (run_path / outputs.RUN_JSON).is_file() else {}
     argv = info.get("argv") or []
     if argv:
         return "prunepeft " + " ".join(shlex.quote(str(a)) for a in argv[1:]) if "prunepeft" in str(argv[0]) \
@@ -75,6 +76,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Export `cfg.run`; return {"out", "format", "found_config", "units", "adapters"}."""
     from prunepeft.api import open_run
     from prunepeft.peft.export import (
+        EXPORT_FILE,
         NO_SERIAL,
         adapter_names,
         atomic_dir,
@@ -128,7 +130,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
             log.info("export %s (%d units: %s) as %s to %s", run_path, len(units), ", ".join(map(unit_key, units)),
                      fmt, out)
             if fmt == "peft":
-                save_peft(loaded.supernet, tmp, model_id, {**extra, "prunepeft_export.json": {
+                save_peft(loaded.supernet, tmp, model_id, {**extra, EXPORT_FILE: {
                     "format": "prunepeft.export/1", **meta}}, card)
                 log.info("peft adapters %s, base_model_name_or_path=%s", adapters, model_id)
             else:

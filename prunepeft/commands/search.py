@@ -13,6 +13,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from prunepeft import outputs
 from prunepeft.commands.common import run_in_hydra
 from prunepeft.commands.display import print_found, print_result, print_signal
 from prunepeft.config.schema import register_configs
@@ -102,7 +103,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     rd.check_config(config_dict(cfg))
     if rd.done:
         print(f"already finished: {rd.path} (delete it to run again)")
-        return read_json(rd.file("summary.json"))
+        return read_json(rd.file(outputs.SUMMARY))
     strategy = validate_search(cfg)
     report = budget_report(cfg) if strategy.prunes else None
     log_banner("search", rd.path, cfg, *((report["budget"], report["base"]) if report else ()))
@@ -118,9 +119,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         raise
     rd.finish(summary)
     log_final(summary, rd.path, time.time() - rd.started)
-    print_found(rd.path / "found_config.json")
+    print_found(rd.file(outputs.FOUND_CONFIG))
     print_result(summary)
-    print_signal(read_jsonl(rd.file("rounds.jsonl")))
+    print_signal(read_jsonl(rd.file(outputs.ROUNDS)))
     return summary
 
 

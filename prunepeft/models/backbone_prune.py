@@ -42,11 +42,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.models.families import Family, transformer_layers
 from prunepeft.train.callbacks import Callback
 
-FILE = "backbone_prune.json"
+FILE = outputs.BACKBONE_PRUNE
 L1_COEF = 1e-4
 
 # Module paths inside one transformer layer, per family (bert and roberta share HF's layout).

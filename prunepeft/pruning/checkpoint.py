@@ -20,19 +20,16 @@ import torch
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
+from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.io import atomic_write_bytes, atomic_write_json, read_json
 from prunepeft.models.families import head_parameters
 from prunepeft.pruning.rank_stage import RANK_PREFIX, rank_tensors, restore_rank_tensors
 from prunepeft.runs import RECOVERY_HINT, debug_point
 
-STATE_FILE = "state.json"
-WEIGHTS_FILE = "supernet.safetensors"  # checkpoints written before generations existed
+STATE_FILE = outputs.CHECKPOINT_STATE
+WEIGHTS_FILE = outputs.CHECKPOINT_WEIGHTS_V1  # checkpoints written before generations existed
 HEAD_PREFIX = "head::"
-
-
-def _weights_name(generation: int) -> str:
-    return f"supernet-{generation:05d}.safetensors"
 
 
 def damaged(directory: Path, what: str) -> UserError:
@@ -97,12 +94,12 @@ class SearchState:
         self.generation += 1
         if tensors is not None:
             blob = save_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
-            name = _weights_name(self.generation)
+            name = outputs.checkpoint_weights(self.generation)
             atomic_write_bytes(directory / name, blob)
             self.weights, self.weights_sha256 = name, hashlib.sha256(blob).hexdigest()
         debug_point("between_checkpoint_writes")
         atomic_write_json(directory / STATE_FILE, asdict(self))  # the commit point
-        for old in directory.glob("supernet*.safetensors"):  # superseded generations
+        for old in directory.glob(outputs.CHECKPOINT_WEIGHTS_GLOB):  # superseded generations
             if old.name != self.weights:
                 old.unlink(missing_ok=True)
         debug_point("after_checkpoint")

@@ -111,6 +111,7 @@ def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], s
         collector.close()
     snapshots = WarmupSnapshots(taker.taken)
     snapshots.assign = rule
+    snapshots.rule_alternatives = bool(cfg.search.diagnostics.enabled and cfg.search.diagnostics.grid)
     if assign_probe is not None:
         snapshots.importances = taker.importances
         rows = sum(len(b["labels"]) for b in assign_probe.batches)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from prunepeft import outputs
 from prunepeft.errors import check_choice
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.pruning.selection import select_for_budget, select_top_k
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 GRANULARITIES = ("unit", "rank")
 RANK_PREFIX = "rank::"  # checkpoint keys of the rank masks: "rank::<layer>:<type>.<site>"
-RANK_FILE = "rank_stage.json"
+RANK_FILE = outputs.RANK_STAGE
 
 
 def granularity(cfg: Any) -> str:

@@ -13,7 +13,10 @@ Assignments (which criterion S judges each partition key):
 - `random`: a uniformly random criterion per key (mean over draws);
 - `const:<c>`: one criterion for every key;
 - `oracle`: per key, the criterion whose ranking of that key's units best matches the truth
-  (an upper bound, not a usable rule).
+  (an upper bound, not a usable rule);
+- `rule:<r>`: S under each warm-up rule r of `search.warmup.assign` (`tendency`, `consensus`, and
+  `agreement` when the warm-up measured importances), from the same warm-up snapshots
+  (`warmup.HybridAssignment.alternatives`).
 Combinations (how S's scores become p):
 - `paper`: Eq. (1), softmax(sigmoid(ρ)·Θ̃) — Θ̃ of different criteria on different scales;
 - `rank`: ρ under S_i alone (a common percentile scale);
@@ -40,6 +43,7 @@ from prunepeft.pruning.rank_stats import (
 from prunepeft.pruning.partitions import Partition, PartitionKey, key_str
 from prunepeft.pruning.selection import select_top_k
 from prunepeft.pruning.statistics import UnitId
+from prunepeft.pruning.warmup import HybridAssignment
 
 COMBINATIONS = ("paper", "rank", "zscore", "reference")  # the grid's column order (all in COMBINATION_FNS)
 DRAWS = 5  # permuted / random assignments averaged per round (each draw costs masked passes)
@@ -79,6 +83,9 @@ def assignments(assignment: Mapping[PartitionKey, str], keys: Sequence[Partition
     out["random"] = [{k: str(rng.choice(list(criteria))) for k in keys} for _ in range(DRAWS)]
     for c in criteria:
         out[f"const:{c}"] = [{k: c for k in keys}]
+    # S under every warm-up rule (`search.warmup.assign`), derived from the same warm-up snapshots.
+    for rule, alternative in (getattr(assignment, "alternatives", None) or {}).items():
+        out[f"rule:{rule}"] = [{k: alternative[k] for k in keys}]
     return out
 
 
@@ -95,8 +102,8 @@ def evaluate_grid(probe: Any, supernet: Any, snapshot: Mapping[str, Any], partit
     uids = sorted(importance)
     keys = partition.keys(uids)
     oracle = oracle_assignment(snapshot, partition, importance, criteria)
-    rules = assignments({key: assignment[key] for key in keys}, keys, criteria, oracle,
-                        np.random.default_rng(seed + 104729))
+    rules = assignments(HybridAssignment({key: assignment[key] for key in keys}, getattr(assignment, "alternatives", None)),
+                        keys, criteria, oracle, np.random.default_rng(seed + 104729))
     rise_cache: dict[tuple, float] = {}
 
     def rise(removed: list[UnitId]) -> float:

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.pruning.assign_rules import get_assign_rule, tendency_scores
 from prunepeft.pruning.criteria import get_criterion, registry_order
@@ -58,6 +59,18 @@ class WarmupSnapshots(list):
     assign: str = "tendency"
     importances: Optional[list] = None
     probe: Optional[dict] = None
+    rule_alternatives: bool = False  # also derive every other rule's S (`search.diagnostics.grid`)
+
+
+class HybridAssignment(dict):
+    """S_H as {partition key: criterion}, carrying the assignments the OTHER rules of
+    `assign_rules.ASSIGN_RULES` would have made from the same warm-up snapshots (`alternatives`,
+    rule name -> {key: criterion}; empty unless `search.diagnostics.grid`), so the rule grid of
+    round 1 (`rule_grid`) can judge every rule on one trained state."""
+
+    def __init__(self, assignment: Mapping[PartitionKey, str] = (), alternatives: Optional[Mapping] = None):
+        super().__init__(assignment)
+        self.alternatives: dict[str, dict[PartitionKey, str]] = dict(alternatives or {})
 
 
 def degenerate_flags(
@@ -129,6 +142,7 @@ class WarmupResult:
     assign_rule: str = "tendency"
     scores: Optional[dict[str, dict[PartitionKey, float]]] = None  # the rule's score[c][key]; None = τ
     agreement: Optional[dict[str, Any]] = None  # agreement probe: rows, wall_s, importance per snapshot
+    alternatives: Optional[dict[str, dict[PartitionKey, str]]] = None  # every rule's S (grid runs only)
 
     @property
     def rule_scores(self) -> dict[str, dict[PartitionKey, float]]:
@@ -167,6 +181,8 @@ class WarmupResult:
             **({} if self.scores is None else
                {"assign_scores": {c: {key_str(k): v for k, v in d.items()} for c, d in self.scores.items()}}),
             **({} if self.agreement is None else {"agreement": self.agreement}),
+            **({} if self.alternatives is None else
+               {"rule_assignments": {r: {key_str(k): c for k, c in a.items()} for r, a in self.alternatives.items()}}),
         }
 
 
@@ -207,6 +223,9 @@ def summarise_warmup(
         scores = get_assign_rule(rule)(snapshots, partition, names, candidates, importances)
     else:
         get_assign_rule(rule)
+    alternatives = None
+    if getattr(snapshots, "rule_alternatives", False):
+        alternatives = rule_alternatives(snapshots, partition, names, always, importances)
     agreement = None
     if rule == "agreement":
         from prunepeft.peft.units import unit_key
@@ -216,7 +235,7 @@ def summarise_warmup(
     return WarmupResult(
         criteria=names,
         tendencies=tau,
-        assignment=assign(tau if scores is None else scores, always),
+        assignment=HybridAssignment(assign(tau if scores is None else scores, always), alternatives),
         pick_counts=pick_counts(snapshots, top_k, seed, names),
         degenerate=flags,
         num_snapshots=len(snapshots),
@@ -225,7 +244,24 @@ def summarise_warmup(
         assign_rule=rule,
         scores=scores,
         agreement=agreement,
+        alternatives=alternatives,
     )
+
+
+def rule_alternatives(snapshots: Sequence[Snapshot], partition: Partition, names: Sequence[str],
+                      always: Sequence[str], importances: Optional[Sequence[Mapping[UnitId, float]]]
+                      ) -> dict[str, dict[PartitionKey, str]]:
+    """S under every rule of `assign_rules.ASSIGN_RULES` from the same snapshots, in registry order;
+    `agreement` only when the warm-up measured importances (`search.warmup.assign=agreement`)."""
+    from prunepeft.pruning.assign_rules import ASSIGN_RULES
+
+    candidates = [c for c in names if c != "random" and c not in always] or [c for c in names if c != "random"]
+    out = {}
+    for rule, fn in ASSIGN_RULES.items():
+        if rule == "agreement" and importances is None:
+            continue
+        out[rule] = assign(fn(snapshots, partition, names, candidates, importances), always)
+    return out
 
 
 def recompute_assignment(data: Mapping[str, Any]) -> dict[PartitionKey, str]:
@@ -236,8 +272,9 @@ def recompute_assignment(data: Mapping[str, Any]) -> dict[PartitionKey, str]:
     return assign({c: {parse_key(k): float(v) for k, v in d.items()} for c, d in scores.items()}, always)
 
 
-def load_assignment(data: Mapping[str, Any], source: str = "warmup.json") -> dict[PartitionKey, str]:
-    """S_H from a parsed warmup.json (strategy transfer, Table 6).
+def load_assignment(data: Mapping[str, Any], source: str = outputs.WARMUP) -> HybridAssignment:
+    """S_H from a parsed warmup.json (strategy transfer, Table 6; resume), with the other rules'
+    assignments when the file recorded them ("rule_assignments").
 
     Raises:
         UserError: no "assignment" entry, a malformed key or an unknown criterion.
@@ -245,7 +282,9 @@ def load_assignment(data: Mapping[str, Any], source: str = "warmup.json") -> dic
     raw = data.get("assignment") if isinstance(data, Mapping) else None
     if not isinstance(raw, Mapping) or not raw:
         raise UserError(f"{source} has no 'assignment' mapping (expected e.g. {{'b0:lora': 'taylor'}})")
-    return {parse_key(k): get_criterion(str(c)).name for k, c in sorted(raw.items())}
+    alternatives = {str(rule): {parse_key(k): get_criterion(str(c)).name for k, c in sorted(a.items())}
+                    for rule, a in (data.get("rule_assignments") or {}).items()}
+    return HybridAssignment({parse_key(k): get_criterion(str(c)).name for k, c in sorted(raw.items())}, alternatives)
 
 
 def unit_assignment(
@@ -277,7 +316,9 @@ def constant_assignment(uids: Iterable[UnitId], criterion: str) -> dict[UnitId, 
 
 __all__ = [
     "WarmupResult",
+    "HybridAssignment",
     "WarmupSnapshots",
+    "rule_alternatives",
     "assign",
     "constant_assignment",
     "degenerate_flags",

@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from prunepeft import outputs  # noqa: E402
 from prunepeft.io import read_jsonl  # noqa: E402
 from prunepeft.report.collect import TASK_ORDER, task_name  # noqa: E402
 
@@ -68,9 +69,9 @@ def _read_json(path: Path) -> dict:
 def pick_counts(run: Path) -> dict[str, Counter]:
     """Per criterion, how often each unit was in its top-k: warm-up snapshots plus search rounds."""
     counts: dict[str, Counter] = {}
-    for crit, units in (_read_json(run / "warmup.json").get("pick_counts") or {}).items():
+    for crit, units in (_read_json(run / outputs.WARMUP).get("pick_counts") or {}).items():
         counts.setdefault(crit, Counter()).update({k: int(v) for k, v in units.items()})
-    for rec in read_jsonl(run / "rounds.jsonl"):
+    for rec in read_jsonl(run / outputs.ROUNDS):
         for crit, units in (rec.get("picks") or {}).items():
             counts.setdefault(crit, Counter()).update(units)
     return counts
@@ -139,7 +140,7 @@ def _kept(path: Path) -> set[tuple[int, str]] | None:
     Accepts the flat `units` list ("3:lora", ...) and `layers` as {"3": [{"type": ...}]} or as
     [{"layer": 3, "units": [{"type": ...}]}].
     """
-    found = _read_json(path / "found_config.json")
+    found = _read_json(path / outputs.FOUND_CONFIG)
     if isinstance(found.get("units"), list):
         return {_unit(k) for k in found["units"]}
     layers = found.get("layers")
@@ -196,7 +197,7 @@ def _dev_value(dev: dict, metric: str | None) -> float:
 def _unit_params(path: Path, rounds: list[dict]) -> dict[str, float]:
     """Parameters of one unit of each type: from found_config.json, else from a round that removed
     only that unknown type, else the weight-matrix count in the round statistics (no biases)."""
-    found = _read_json(path / "found_config.json")
+    found = _read_json(path / outputs.FOUND_CONFIG)
     per_type: dict[str, float] = {}
     for entry in found.get("layers", []) if isinstance(found.get("layers"), list) else []:
         for unit in entry.get("units", []):
@@ -242,7 +243,7 @@ def round_plots(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
     files = []
     for row in _searches(runs).itertuples():
         path = Path(row.path)
-        rounds = read_jsonl(path / "rounds.jsonl")
+        rounds = read_jsonl(path / outputs.ROUNDS)
         if not rounds:
             continue
         metric = row.metric if isinstance(row.metric, str) else None
@@ -283,8 +284,8 @@ def found_config_plots(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
         if kept is None:
             continue
         removed_in = {_unit(k): int(r.get("round", i + 1))
-                      for i, r in enumerate(read_jsonl(path / "rounds.jsonl")) for k in r.get("removed", [])}
-        found = _read_json(path / "found_config.json")
+                      for i, r in enumerate(read_jsonl(path / outputs.ROUNDS)) for k in r.get("removed", [])}
+        found = _read_json(path / outputs.FOUND_CONFIG)
         n_layers = int(found.get("num_layers") or max((l for l, _ in kept | set(removed_in)), default=-1) + 1)
         seen = {t for _, t in kept | set(removed_in)} | set(found.get("search_space") or [])
         types = [t for t in TYPE_ORDER if t in seen] + sorted(seen - set(TYPE_ORDER))
@@ -320,7 +321,7 @@ def warmup_plots(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
     """Per search run: the warm-up tendencies τ (criterion × partition key) with the assignment S_H boxed."""
     files = []
     for row in _searches(runs).itertuples():
-        warm = _read_json(Path(row.path) / "warmup.json")
+        warm = _read_json(Path(row.path) / outputs.WARMUP)
         tau = warm.get("tendencies") or warm.get("tendency") or {}
         if not tau:
             continue
@@ -356,7 +357,7 @@ def curve_plots(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
     files = []
     done = runs[runs["complete"]] if not runs.empty else runs
     for row in done.itertuples():
-        events = read_jsonl(Path(row.path) / "events.jsonl")
+        events = read_jsonl(Path(row.path) / outputs.EVENTS)
         steps = [e for e in events if e.get("kind") == "step" and e.get("loss") is not None]
         if not steps:
             continue

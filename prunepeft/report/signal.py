@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.stats import t as student_t  # noqa: E402
 
+from prunepeft import outputs  # noqa: E402
 from prunepeft.io import atomic_write_text, read_jsonl  # noqa: E402
 
 HELDOUT_SPLIT = "train_heldout"
@@ -75,7 +76,7 @@ def _metric(row: Any, split: str) -> Optional[float]:
 
 def load_diagnostics(path: str | Path) -> list[dict]:
     """The per-round diagnostics of one run (empty when they were off)."""
-    return [r["diagnostics"] for r in read_jsonl(Path(path) / "rounds.jsonl") if r.get("diagnostics")]
+    return [r["diagnostics"] for r in read_jsonl(Path(path) / outputs.ROUNDS) if r.get("diagnostics")]
 
 
 def signal_rows(df: pd.DataFrame) -> pd.DataFrame:
