@@ -112,7 +112,7 @@ def test_unit_type_registry_order_is_explicit():
     assert list(UNIT_TYPES) == ["lora", "dora", "adapter", "houlsby"]
 
 
-@pytest.mark.parametrize("order", [("prunepeft.peft.lora", "prunepeft.peft", "prunepeft.pruning"),
+@pytest.mark.parametrize("order", [("prunepeft.peft.units.lora", "prunepeft.peft", "prunepeft.pruning"),
                                    ("prunepeft.pruning", "prunepeft.peft.found_config", "prunepeft.peft")])
 def test_layers_import_in_any_order(order):
     code = "; ".join(f"import {m}" for m in order) + "; from prunepeft.peft import UNIT_TYPES; print(list(UNIT_TYPES))"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from prunepeft.peft.lora import LoraBranch
-from prunepeft.peft.unit_base import UnitSizes, UnitType
+from prunepeft.peft.units.lora import LoraBranch
+from prunepeft.peft.units.base import UnitSizes, UnitType
 
 
 class ValueOnlyType(UnitType):

@@ -1,18 +1,19 @@
 """The registry of PEFT unit types (docs/method.md#supernet-and-units), in one fixed order.
 
-Adding a unit type is one file (a `UnitType` subclass next to `lora.py`) plus one line in the
-tuple below. The order is the order of the types in messages and of a supernet's layout when it is
-built without an explicit search space. Ids, sizes and the base class live in `unit_base.py`
-(re-exported here), so the type modules never import this registry.
+Shaped like `prunepeft/pruning/criteria/`: adding a unit type is one file in this package (a
+`UnitType` subclass) plus one line in the tuple below. The order is the order of the types in
+messages and of a supernet's layout when it is built without an explicit search space. Ids, sizes
+and the base class live in `base.py` (re-exported here), so the type modules never import this
+registry module.
 """
 from __future__ import annotations
 
 from prunepeft.errors import choice_error
-from prunepeft.peft.adapter import AdapterType
-from prunepeft.peft.dora import DoraType
-from prunepeft.peft.houlsby import HoulsbyType
-from prunepeft.peft.lora import LoraType
-from prunepeft.peft.unit_base import ACTIVATIONS, UnitId, UnitSizes, UnitType, parse_unit_key, unit_key
+from prunepeft.peft.units.adapter import AdapterType
+from prunepeft.peft.units.base import ACTIVATIONS, UnitId, UnitSizes, UnitType, parse_unit_key, unit_key
+from prunepeft.peft.units.dora import DoraType
+from prunepeft.peft.units.houlsby import HoulsbyType
+from prunepeft.peft.units.lora import LoraType
 
 BUILT_INS: tuple[UnitType, ...] = (LoraType(), DoraType(), AdapterType(), HoulsbyType())
 # name -> unit type: the built-ins in the order above, then those added with `register_unit_type`.

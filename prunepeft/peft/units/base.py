@@ -5,8 +5,8 @@ A *unit* is one module type at one layer, the thing PrunePEFT keeps or prunes. I
 branches attach (`sites`), whether they run in parallel with the site's Linear (LoRA, DoRA) or
 after it (adapters), how to build one branch, and its closed-form parameter count.
 
-The bottom of `prunepeft.peft`: it imports no unit type. The registry (`units.py`) imports the
-types, and the types import this module, so the import graph has no circle.
+The bottom of `prunepeft.peft`: it imports no unit type. The registry (`units/__init__.py`) imports
+the types, and the types import this module, so the import graph has no circle.
 """
 from __future__ import annotations
 

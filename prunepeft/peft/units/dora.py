@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunepeft.peft.lora import LoraBranch, LoraType
-from prunepeft.peft.unit_base import UnitSizes
+from prunepeft.peft.units.lora import LoraBranch, LoraType
+from prunepeft.peft.units.base import UnitSizes
 from prunepeft.peft.wrapper import Branch
 
 

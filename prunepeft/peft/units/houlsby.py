@@ -3,7 +3,7 @@ adapter after the attention output projection AND one after the FFN output proje
 form ONE unit per layer (site_index 0 = attn_out, 1 = ffn_out)."""
 from __future__ import annotations
 
-from prunepeft.peft.adapter import AdapterType
+from prunepeft.peft.units.adapter import AdapterType
 
 
 class HoulsbyType(AdapterType):

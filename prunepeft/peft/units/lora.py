@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from prunepeft.errors import check_choice
-from prunepeft.peft.unit_base import UnitSizes, UnitType
+from prunepeft.peft.units.base import UnitSizes, UnitType
 from prunepeft.peft.wrapper import INIT_SCHEMES, Branch, branch_dtype, init_kaiming, init_normal, init_zeros
 
 
