@@ -40,10 +40,10 @@ from prunepeft.pruning.rank_stats import (
     random_sets_like,
     spearman,
 )
+from prunepeft.pruning.hybrid_assignment import HybridAssignment
 from prunepeft.pruning.partitions import Partition, PartitionKey, key_str
 from prunepeft.pruning.selection import select_top_k
 from prunepeft.pruning.statistics import UnitId
-from prunepeft.pruning.warmup import HybridAssignment
 
 COMBINATIONS = ("paper", "rank", "zscore", "reference")  # the grid's column order (all in COMBINATION_FNS)
 DRAWS = 5  # permuted / random assignments averaged per round (each draw costs masked passes)

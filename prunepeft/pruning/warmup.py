@@ -24,6 +24,7 @@ from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.pruning.assign_rules import get_assign_rule, tendency_scores
 from prunepeft.pruning.criteria import get_criterion, registry_order
+from prunepeft.pruning.hybrid_assignment import HybridAssignment
 from prunepeft.pruning.partitions import Partition, PartitionKey, key_str, parse_key
 from prunepeft.pruning.scoring import Snapshot
 from prunepeft.pruning.selection import select_top_k
@@ -60,17 +61,6 @@ class WarmupSnapshots(list):
     importances: Optional[list] = None
     probe: Optional[dict] = None
     rule_alternatives: bool = False  # also derive every other rule's S (`search.diagnostics.grid`)
-
-
-class HybridAssignment(dict):
-    """S_H as {partition key: criterion}, carrying the assignments the OTHER rules of
-    `assign_rules.ASSIGN_RULES` would have made from the same warm-up snapshots (`alternatives`,
-    rule name -> {key: criterion}; empty unless `search.diagnostics.grid`), so the rule grid of
-    round 1 (`rule_grid`) can judge every rule on one trained state."""
-
-    def __init__(self, assignment: Mapping[PartitionKey, str] = (), alternatives: Optional[Mapping] = None):
-        super().__init__(assignment)
-        self.alternatives: dict[str, dict[PartitionKey, str]] = dict(alternatives or {})
 
 
 def degenerate_flags(
