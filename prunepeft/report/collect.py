@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from prunepeft import outputs
+from prunepeft.report.backbone_check import backbone_label
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ def read_run(path: Path, root: Path) -> dict[str, Any]:
         "search_rounds": _get(summary, "search", "rounds"),
         "train_wall_s": _get(summary, "train", "wall_s"), "train_epochs": _get(summary, "train", "epochs"),
         "num_layers": found.get("num_layers"),
+        "backbone": backbone_label(summary),  # unpruned | pruned (heads, ffn): one kind per report
         "search_space": ",".join(found.get("search_space") or config.get("search_space") or []) if search else None,
     }
     if row["strategy"] != "single":

@@ -19,6 +19,7 @@ import pandas as pd
 
 from prunepeft.errors import UserError
 from prunepeft.report.aggregate import Cell, paired_delta, seed_cell, select_lr, stats
+from prunepeft.report.backbone_check import check_one_backbone
 from prunepeft.report.collect import DECODER_FAMILIES, TASK_NAMES, TASK_ORDER, task_name
 from prunepeft.report.render import Column, Table
 
@@ -238,6 +239,7 @@ def build_tables(runs: pd.DataFrame, names: list[str] | tuple[str, ...] = TABLES
             raise UserError(f"unknown table {name!r}; valid choices: {', '.join(TABLES)}")
     reference = load_reference() if reference is None else reference
     d = runs[runs["complete"] & runs["value"].notna()].copy() if not runs.empty else runs
+    check_one_backbone(d)  # pruned and unpruned backbones never share a table (UserError naming the runs)
     if d.empty:
         d = pd.DataFrame(columns=[*runs.columns, "points"])
     d, lr_choices = select_lr(d)
