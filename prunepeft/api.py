@@ -81,6 +81,7 @@ def open_run(run: str | os.PathLike, device: str | torch.device | None = None) -
     from prunepeft.models.families import get_family
     from prunepeft.models.loading import load_backbone
     from prunepeft.peft.found_config import FoundConfig, build_from_found
+    from prunepeft.peft.weights import load_trained
     from prunepeft.pruning.backbone_stage import reprune
 
     path = check_run_dir(run)
@@ -89,8 +90,7 @@ def open_run(run: str | os.PathLike, device: str | torch.device | None = None) -
     model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), int(cfg.seed))
     reprune(model, get_family(cfg.model.family), path)  # early backbone pruning: as the run did (no-op if off)
     net = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
-    net.load_units(path / outputs.UNITS)
-    net.load_head(path / outputs.HEAD)
+    load_trained(net, path)
     net.model.eval()
     if device is not None:
         net.model.to(torch.device(device))

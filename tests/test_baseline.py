@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import pytest
+from safetensors.torch import load_file
 
 from prunepeft.commands import baseline
 from prunepeft.errors import UserError
 from prunepeft.io import read_json, read_jsonl
 from prunepeft.models import build_tiny, get_family
 from prunepeft.peft import FoundConfig, Supernet, UnitSizes
+from prunepeft.peft.weights import load_trained, trained_tensors
 
 
 def run_baseline(compose_cfg, overrides, run_dir):
@@ -19,6 +21,7 @@ def test_fft_writes_run_outputs_and_rerun_skips(compose_cfg, tiny_overrides, tmp
     summary = run_baseline(compose_cfg, [*tiny_overrides, "method=fft", "train.epochs=2", "train.log_every=2"], out)
     for name in ("run.json", "events.jsonl", "summary.json", "DONE"):
         assert (out / name).exists(), name
+    assert not (out / "units.safetensors").exists()  # fft trains no units
     info = read_json(out / "run.json")
     assert info["status"] == "done" and info["command"] == "baseline" and info["seed"] == 42
     assert info["device"] == "cpu" and "torch" in info["versions"] and info["wall_s"] > 0
@@ -72,18 +75,24 @@ def test_uniform_peft_methods(compose_cfg, tiny_overrides, tmp_path, method):
     assert params["sizes"] == {"lora_r": 4, "adapter_bottleneck": 8}
     assert params["percent"] == pytest.approx(100 * expected / params["base"], abs=1e-4)
     assert (tmp_path / method / "DONE").exists()
+    # the trained units and head, saved the one way (prunepeft.peft.weights), load into the same method
+    cfg = compose_cfg("baseline", [*tiny_overrides, f"method={method}"])
+    fresh = baseline.prepare(cfg, build_tiny(cfg.model, 2, 0)[0], get_family("bert")).supernet
+    load_trained(fresh, tmp_path / method)
+    assert trained_tensors(fresh).keys() == {**load_file(tmp_path / method / "units.safetensors"),
+                                             **{f"head::{k}": 0 for k in load_file(tmp_path / method / "head.safetensors")}}.keys()
 
 
 def test_sizes_from_overrides_and_budget(compose_cfg, tiny_overrides, tmp_path):
     cfg = compose_cfg("baseline", [*tiny_overrides, "method=lora", "lora_r=2"])
     model, _ = build_tiny(cfg.model, 2, 0)
-    _, groups, params = baseline.prepare(cfg, model, get_family("bert"))
+    _, groups, params, _ = baseline.prepare(cfg, model, get_family("bert"))
     assert params["peft"] == 4 * 2 * 2 * 64 and params["sizes"]["lora_r"] == 2
     assert sum(p.numel() for p in groups["peft"]) == params["peft"]
 
     cfg = compose_cfg("baseline", [*tiny_overrides, "method=adapter", "size_to_budget=true", "budget.params=2000"])
     model, _ = build_tiny(cfg.model, 2, 0)
-    _, _, params = baseline.prepare(cfg, model, get_family("bert"))
+    params = baseline.prepare(cfg, model, get_family("bert")).params
     b = params["sizes"]["adapter_bottleneck"]
     assert params["peft"] <= 2000 < 4 * (2 * 32 * (b + 1) + (b + 1) + 32)  # the largest width that fits
     with pytest.raises(UserError, match="size_to_budget"):

@@ -17,9 +17,10 @@ from prunepeft.io import atomic_write_json
 from prunepeft.models import build_tiny, get_family
 from prunepeft.peft.accounting import count_parameters
 from prunepeft.peft.export import export_peft, lora_config_kwargs
-from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
+from prunepeft.peft.found_config import UNITS_FILE, FoundConfig, build_from_found
 from prunepeft.peft.supernet import Supernet
 from prunepeft.peft.units import UnitSizes
+from prunepeft.peft.weights import save_trained
 
 SIZES = UnitSizes(lora_r=4, lora_alpha=8.0, adapter_bottleneck=8)
 MODEL = {"name": "tiny_x", "kind": "tiny", "hub_id": None,
@@ -169,8 +170,7 @@ def _fake_run(tmp_path, compose_cfg, search_space, use_run_json=False, deactivat
     for layer in deactivate:
         net.deactivate((layer, search_space[0]))
     FoundConfig.from_supernet(net, cfg.model).save(run)
-    net.save_units(run / UNITS_FILE)
-    net.save_head(run / HEAD_FILE)
+    save_trained(net, run)
     atomic_write_json(run / "summary.json", {"primary": {"split": "validation", "metric": "accuracy", "value": 0.625}})
     return run, net
 

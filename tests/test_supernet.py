@@ -10,6 +10,7 @@ from prunepeft.models import build_tiny, get_family, head_parameters
 from prunepeft.peft.accounting import count_parameters
 from prunepeft.peft.supernet import Supernet
 from prunepeft.peft.units import UnitSizes
+from prunepeft.peft.weights import load_trained, save_trained
 
 ALL = ["lora", "dora", "adapter", "houlsby"]
 
@@ -239,16 +240,14 @@ def test_units_and_head_save_load_round_trip(tmp_path):
     net.reinit_head(torch.Generator().manual_seed(4))
     net.deactivate((0, "dora"))
     want = logits(net.model, batch())
-    net.save_units(tmp_path / "units.safetensors")
-    net.save_head(tmp_path / "head.safetensors")
+    save_trained(net, tmp_path)
     other = Supernet.build(tiny("llama")[0], fam, ["dora", "adapter"], SIZES, 32)
     other.deactivate((0, "dora"))
-    other.load_units(tmp_path / "units.safetensors")
-    other.load_head(tmp_path / "head.safetensors")
+    load_trained(other, tmp_path)
     assert torch.equal(logits(other.model, batch()), want)
     third = Supernet.build(tiny("llama")[0], fam, ["dora", "adapter"], SIZES, 32)
     with pytest.raises(UserError, match="missing.*0:dora"):
-        third.load_units(tmp_path / "units.safetensors")
+        load_trained(third, tmp_path)
 
 
 def test_bad_search_space():

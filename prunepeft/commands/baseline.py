@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -61,17 +61,29 @@ def _uniform_sizes(cfg: DictConfig, model, family, base: int):
     return get_unit_type(cfg.method).with_size(UnitSizes.from_model(cfg.model), size)
 
 
-def prepare(cfg: DictConfig, model, family) -> tuple[Any, dict[str, list], dict[str, Any]]:
+class Prepared(NamedTuple):
+    """What `prepare` made: the model to train, its parameter groups, the params report, and the
+    supernet holding the units (None for fft/head, which train no units)."""
+
+    model: Any
+    groups: dict[str, list]
+    params: dict[str, Any]
+    supernet: Any = None
+
+
+def prepare(cfg: DictConfig, model, family) -> Prepared:
     """Make `model` trainable for `cfg.method`.
 
     Returns:
-        (model to train, {"peft"|"head"|"backbone": parameters}, params report
-        {peft, head, base, percent, trainable[, sizes]}) where percent = 100 * peft / base.
+        `Prepared`: the model to train, {"peft"|"head"|"backbone": parameters}, the params report
+        {peft, head, base, percent, trainable[, sizes]} where percent = 100 * peft / base, and the
+        supernet (uniform and found methods).
     """
     from prunepeft.models.families import base_model_parameter_count, head_parameters
 
     head = [p for _, p in head_parameters(model, family)]
     base = base_model_parameter_count(model, family)
+    net = None
     if cfg.method in ("fft", "head"):
         head_ids = {id(p) for p in head}
         backbone = [p for p in model.parameters() if id(p) not in head_ids]
@@ -103,7 +115,7 @@ def prepare(cfg: DictConfig, model, family) -> tuple[Any, dict[str, list], dict[
             report["sizes"] = {"lora_r": sizes.lora_r, "adapter_bottleneck": sizes.adapter_bottleneck}
     report["percent"] = round(100.0 * report["peft"] / report["base"], 4)
     report["trainable"] = sum(p.numel() for g in groups.values() for p in g)
-    return model, groups, report
+    return Prepared(model, groups, report, net)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -117,12 +129,14 @@ def validate(cfg: DictConfig) -> None:
     check_task_metrics(cfg.task)
     check_train_config(cfg.train)
     if cfg.get("backbone_prune") is not None and cfg.backbone_prune.enabled:
-        raise UserError("backbone_prune.enabled=true is wired into `prunepeft search` only so far; "
-                        "baselines train on the unpruned backbone")
+        raise UserError("backbone_prune.enabled=true: a baseline does not estimate a backbone pruning of its "
+                        "own (only `prunepeft search` does); `method=found run=<pruned search>` re-prunes the "
+                        "backbone exactly as that search did, from its backbone_prune.json")
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train `cfg.method` on `cfg.task` and write run.json, events.jsonl, summary.json, DONE.
+    """Train `cfg.method` on `cfg.task` and write run.json, events.jsonl, summary.json, DONE (and, for
+    the methods with units, units.safetensors + head.safetensors).
 
     A directory that already has DONE is skipped and its summary returned.
     """
@@ -136,6 +150,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from prunepeft.data import build_task_data
     from prunepeft.models.families import get_family
     from prunepeft.models.loading import load_backbone
+    from prunepeft.pruning import backbone_stage
     from prunepeft.train import build_param_groups, fit, resolve_device
 
     device = resolve_device(cfg.train.device)
@@ -143,8 +158,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     # Load and validate everything a user can get wrong BEFORE writing run.json (nothing half-written).
     family = get_family(cfg.model.family)
     model, tokenizer = load_backbone(cfg.model, cfg.task.num_labels, cfg.seed)
+    backbone_stage.reprune_found(model, family, cfg)  # method=found on a pruned search: prune the same way
     data = build_task_data(cfg, tokenizer)
-    model, groups, params = prepare(cfg, model, family)
+    model, groups, params, supernet = prepare(cfg, model, family)
     log.info("baseline %s on %s (%s): %d train examples, eval %s; trainable %s", cfg.method, cfg.task.name,
              cfg.model.name, len(data.train), {k: len(v) for k, v in data.evals.items()}, params)
 
@@ -162,12 +178,17 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     except BaseException as err:
         rd.fail(f"{type(err).__name__}: {err}")
         raise
+    if supernet is not None:  # the trained units + head, as a search saves them (prunepeft.peft.weights)
+        from prunepeft.peft.weights import save_trained
+
+        save_trained(supernet, rd.path)
     summary = outputs.summary(
         "baseline", cfg, str(cfg.method), result, params=params,
         train={"epochs": cfg.train.epochs, "wall_s": result.wall_s, "examples_seen": result.examples_seen,
                "steps": result.steps, "train_size": len(data.train), "train_size_full": data.train_size_full},
         run=cfg.run if cfg.method == "found" else None, size_to_budget=bool(cfg.size_to_budget),
         budget=OmegaConf.to_container(cfg.budget) if cfg.size_to_budget else None,
+        **backbone_stage.found_record(cfg, model, params["base"]),  # {} unless the backbone was re-pruned
     )
     rd.finish(summary)
     log_final(summary, rd.path, time.time() - rd.started)

@@ -296,11 +296,10 @@ def save_self_contained(supernet: Supernet, tmp: Path, meta: dict[str, Any],
             "max_length", "found_config": found_config.json content, ...}; `seed` rebuilds a tiny
             random backbone exactly (pretrained ones come from `model`'s hub id or local path).
     """
-    from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE
+    from prunepeft.peft.weights import save_trained
 
     atomic_write_json(tmp / EXPORT_FILE, {"format": EXPORT_FORMAT, **meta})
-    supernet.save_units(tmp / UNITS_FILE)
-    supernet.save_head(tmp / HEAD_FILE)
+    save_trained(supernet, tmp)
     _write_extras(tmp, extra_json, card)
 
 
@@ -318,7 +317,8 @@ def load_self_contained(path: str | os.PathLike, model: nn.Module | None = None,
     from prunepeft.io import read_json
     from prunepeft.models.families import get_family
     from prunepeft.models.loading import load_backbone
-    from prunepeft.peft.found_config import HEAD_FILE, UNITS_FILE, FoundConfig, build_from_found
+    from prunepeft.peft.found_config import FoundConfig, build_from_found
+    from prunepeft.peft.weights import load_trained
 
     path = Path(path)
     meta = read_json(path / EXPORT_FILE)
@@ -334,7 +334,6 @@ def load_self_contained(path: str | os.PathLike, model: nn.Module | None = None,
     reprune(model, get_family(str(model_cfg.family)), path)  # early backbone pruning (no-op without its file)
     found = FoundConfig.from_json(meta["found_config"], str(path / EXPORT_FILE))
     net = build_from_found(model, get_family(str(model_cfg.family)), found, int(model.config.hidden_size))
-    net.load_units(path / UNITS_FILE)
-    net.load_head(path / HEAD_FILE)
+    load_trained(net, path)
     net.model.eval()
     return net.model, tokenizer, meta

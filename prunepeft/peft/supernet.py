@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
-from safetensors.torch import load_file, save
 from torch import nn
 
 from prunepeft.errors import UserError, check_choice
-from prunepeft.io import atomic_write_bytes
 from prunepeft.models.families import (
     Family,
     base_model_parameter_count,
@@ -246,6 +243,7 @@ class Supernet:
                 module.delta_hook = fn
 
     # ---------------------------------------------------------------- save / load
+    # The unit tensors only; files and the head: prunepeft.peft.weights (the one way to save them).
     def state_dict_units(self) -> dict[str, torch.Tensor]:
         """Active units' tensors as `"<layer>:<type>.<site>.<param>"` -> CPU copy."""
         return {
@@ -264,26 +262,6 @@ class Supernet:
             )
         for key, tensor in sd.items():
             _copy(expected[key], tensor, key)
-
-    def save_units(self, path: str | os.PathLike) -> None:
-        """Active units' weights to a safetensors file (atomic)."""
-        atomic_write_bytes(path, save(self.state_dict_units()))
-
-    def load_units(self, path: str | os.PathLike) -> None:
-        self.load_state_dict_units(load_file(str(path)))
-
-    def save_head(self, path: str | os.PathLike) -> None:
-        """The task head's weights (model parameter names) to a safetensors file (atomic)."""
-        sd = {n: p.detach().cpu().clone() for n, p in head_parameters(self.model, self.family)}
-        atomic_write_bytes(path, save(sd))
-
-    def load_head(self, path: str | os.PathLike) -> None:
-        sd = load_file(str(path))
-        params = dict(head_parameters(self.model, self.family))
-        if set(sd) != set(params):
-            raise UserError(f"head weights in {path} have keys {sorted(sd)}, the model's head has {sorted(params)}")
-        for name, tensor in sd.items():
-            _copy(params[name], tensor, name)
 
 
 def _copy(param: nn.Parameter, tensor: torch.Tensor, key: str) -> None:

@@ -23,13 +23,12 @@ from safetensors.torch import save as save_bytes
 from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.io import atomic_write_bytes, atomic_write_json, read_json
-from prunepeft.models.families import head_parameters
+from prunepeft.peft.weights import load_trained_tensors, trained_tensors
 from prunepeft.pruning.rank_stage import RANK_PREFIX, rank_tensors, restore_rank_tensors
 from prunepeft.runs import RECOVERY_HINT, debug_point
 
 STATE_FILE = outputs.CHECKPOINT_STATE
 WEIGHTS_FILE = outputs.CHECKPOINT_WEIGHTS_V1  # checkpoints written before generations existed
-HEAD_PREFIX = "head::"
 
 
 def damaged(directory: Path, what: str) -> UserError:
@@ -106,10 +105,9 @@ class SearchState:
 
 
 def supernet_tensors(supernet) -> dict[str, torch.Tensor]:
-    """The active units' tensors and the head's (both are trained in a round; `reinit=keep` carries them)."""
-    head = {f"{HEAD_PREFIX}{name}": p.detach().cpu().clone()
-            for name, p in head_parameters(supernet.model, supernet.family)}
-    return {**supernet.state_dict_units(), **head, **rank_tensors(supernet)}
+    """The active units' tensors and the head's (both are trained in a round; `reinit=keep` carries
+    them), in the key scheme of `prunepeft.peft.weights`, plus the rank masks under granularity=rank."""
+    return {**trained_tensors(supernet), **rank_tensors(supernet)}
 
 
 def restore_weights(directory: Path, supernet) -> bool:
@@ -135,14 +133,9 @@ def restore_weights(directory: Path, supernet) -> bool:
         raise damaged(directory, f"{state.weights} does not match the SHA-256 recorded in {STATE_FILE}")
     try:
         tensors = load_bytes(blob)
-        units = {k: v for k, v in tensors.items() if not k.startswith((HEAD_PREFIX, RANK_PREFIX))}
-        supernet.load_state_dict_units(units)
+        load_trained_tensors(supernet, {k: v for k, v in tensors.items() if not k.startswith(RANK_PREFIX)},
+                             where=state.weights)
         restore_rank_tensors(supernet, tensors)
-        head = dict(head_parameters(supernet.model, supernet.family))
-        with torch.no_grad():
-            for key, value in tensors.items():
-                if key.startswith(HEAD_PREFIX):
-                    head[key[len(HEAD_PREFIX):]].copy_(value)
     except Exception as err:  # safetensors, shape and key errors all mean "these weights do not fit"
         raise damaged(directory, f"{state.weights}: {type(err).__name__}: {err}") from None
     return True

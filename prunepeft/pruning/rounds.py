@@ -32,13 +32,14 @@ class SimulatedCrash(RuntimeError):
     """Raised by `debug.crash_after_round` to test resuming (never in normal runs)."""
 
 
-def choose_removals(supernet: Any, p: Mapping[UnitId, float], cfg: Any, round_index: int,
+def choose_removals(counts: Any, p: Mapping[UnitId, float], cfg: Any, round_index: int,
                     budget: int) -> tuple[list[UnitId], bool]:
     """The round's removed units (descending p) and whether the search is now within B.
 
-    The last allowed round (`search.max_rounds`) removes down to B: a run never ends above the budget.
+    `counts` is the supernet's accounting before the removal (`count_parameters`, taken once per
+    round by `record_round` or `stages.resume`). The last allowed round (`search.max_rounds`)
+    removes down to B: a run never ends above the budget.
     """
-    counts = count_parameters(supernet)
     k = int(cfg.search.k) if round_index < int(cfg.search.max_rounds) else len(p)
     select = select_round_for_ranks if granularity(cfg) == "rank" else select_round
     return select(p, k, counts.per_unit, counts.peft, budget, int(cfg.seed) + round_index)
@@ -69,8 +70,12 @@ class RoundOutcome:
     diagnostics: Optional[dict] = None
 
 
-def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, cfg: Any, budget: int, outcome: RoundOutcome) -> None:
-    """Log the finished round, advance and save the resumable state (checkpoint after the row)."""
+def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, cfg: Any, budget: int, outcome: RoundOutcome) -> Any:
+    """Log the finished round, advance and save the resumable state (checkpoint after the row).
+
+    Returns the accounting after the removal (`count_parameters`, the round's one count): the
+    next round's loop test and `choose_removals` read it.
+    """
     r, seed, k = outcome.index, int(cfg.seed), int(cfg.search.k)
     left = count_parameters(supernet)
     fitted = outcome.fitted
@@ -98,6 +103,7 @@ def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, cfg: Any, budge
         log.info("round %d %s", r, _signal_note(outcome.diagnostics))
     if cfg.debug.crash_after_round is not None and r == int(cfg.debug.crash_after_round):
         raise SimulatedCrash(f"debug.crash_after_round={r}")
+    return left
 
 
 def record_warmup(run: Any, result: Any, k: int, fitted: Any, diagnostics: Optional[list]) -> None:

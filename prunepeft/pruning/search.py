@@ -28,7 +28,7 @@ from prunepeft.errors import UserError, check_choice
 from prunepeft.io import read_jsonl
 from prunepeft.metrics import check_task_metrics
 from prunepeft.models import get_family, load_backbone
-from prunepeft.peft import Supernet, UnitSizes, count_parameters
+from prunepeft.peft import Supernet, UnitSizes
 from prunepeft.peft.found_config import FoundConfig
 from prunepeft.pruning import backbone_stage
 from prunepeft.pruning.checkpoint import SearchState
@@ -146,18 +146,18 @@ def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
         assignment = warm_up(supernet, tokenizer, warmup_set, cfg, run, state, ckpt, partition, strategy, probe, data)
 
     # -- 4. Iterative pruning rounds (after a resume: from the checkpoint) ----------------------
-    resume(run, state, ckpt, supernet)
-    while prunable and count_parameters(supernet).peft > budget and state.rounds_done < int(cfg.search.max_rounds):
+    counts = resume(run, state, ckpt, supernet)  # the accounting: counted once per round (record_round)
+    while prunable and counts.peft > budget and state.rounds_done < int(cfg.search.max_rounds):
         started, r, active = time.time(), state.rounds_done + 1, supernet.active_ids()
         snapshot, fitted, stats = run_round(supernet, tokenizer, round_set, dev, cfg, round_index=r,
                                             criteria=strategy.criteria, run=run)
         combined = combine_round(strategy, snapshot, partition, assignment, k)
-        removed, last = choose_removals(supernet, combined.p, cfg, r, budget)
+        removed, last = choose_removals(counts, combined.p, cfg, r, budget)
         diagnostics = probe and probe.diagnose(supernet, snapshot, p=combined.p, removed=removed, seed=seed + r,
                                                train_loss=fitted.history[-1]["train_loss"], grid=(partition, assignment, k))
         removed = remove_units(supernet, removed, stats, cfg, budget, last, seed + r, run)
-        record_round(run, state, ckpt, supernet, cfg, budget,
-                     RoundOutcome(r, active, removed, last, snapshot, combined, fitted, stats, started, diagnostics))
+        counts = record_round(run, state, ckpt, supernet, cfg, budget,
+                              RoundOutcome(r, active, removed, last, snapshot, combined, fitted, stats, started, diagnostics))
     if prunable and cfg.search.fill_budget:
         fill_budget(supernet, state.removed, budget)
     found = FoundConfig.from_supernet(supernet, cfg.model)

@@ -21,9 +21,10 @@ from typing import Any, Optional
 from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.io import atomic_write_text, read_json, read_jsonl
-from prunepeft.models import get_family, load_backbone
+from prunepeft.models import get_family
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.peft.found_config import FoundConfig, build_from_found
+from prunepeft.peft.weights import save_trained
 from prunepeft.pruning import backbone_stage
 from prunepeft.pruning.budget import budget_params, check_budget
 from prunepeft.pruning.checkpoint import SearchState, restore_weights, supernet_tensors
@@ -87,13 +88,17 @@ def warm_up(supernet: Any, tokenizer: Any, warmup_set: Any, cfg: Any, run: Any, 
     return result.assignment
 
 
-def resume(run: Any, state: SearchState, ckpt: Path, supernet: Any) -> None:
-    """Bring a fresh supernet to the checkpoint: finished rounds only, removals replayed, weights restored."""
+def resume(run: Any, state: SearchState, ckpt: Path, supernet: Any) -> Any:
+    """Bring a fresh supernet to the checkpoint: finished rounds only, removals replayed, weights restored.
+
+    Returns the accounting of the supernet the rounds start from (`count_parameters`).
+    """
     drop_unfinished_rounds(run, state.rounds_done)
     for key in state.removed:
         supernet.deactivate(parse_unit_key(key))
     if state.rounds_done or state.warmup_done:
         restore_weights(ckpt, supernet)  # matters for reinit=keep; other schemes re-initialise anyway
+    return count_parameters(supernet)
 
 
 def drop_unfinished_rounds(run: Any, rounds_done: int) -> None:
@@ -121,8 +126,7 @@ def retrain(cfg: Any, run: Any, strategy: str, found: FoundConfig, supernet: Any
     final = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
     retrained = train_supernet(final, tokenizer, data.train, dev, cfg, epochs=epochs, seed=seed,
                                phase="retrain", run=run)
-    final.save_units(run.file(outputs.UNITS))  # for `prunepeft export` and reuse
-    final.save_head(run.file(outputs.HEAD))
+    save_trained(final, run.path)  # units + head: for `prunepeft export`, load_run and reuse
     params = count_parameters(final)
     return summary(cfg, strategy, found, params, retrained, state, len(data.train), epochs,
                    backbone_stage.summary_fields(cfg, final.model, params.base, run.path))
