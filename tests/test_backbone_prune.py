@@ -263,11 +263,36 @@ def test_budget_is_a_share_of_the_unpruned_base():
     assert budget_of(supernet, strategy, cfg)[0] == budget_params(1.0, None, before)
 
 
-def test_baseline_refuses_backbone_pruning(compose_cfg, tiny_overrides):
+def test_baseline_refuses_backbone_pruning(compose_cfg, tiny_overrides, tmp_path):
     from prunepeft.commands.baseline import validate
 
-    with pytest.raises(UserError, match="only so far"):
-        validate(compose_cfg("baseline", tiny_overrides + ["method=lora", "backbone_prune.enabled=true"]))
+    (tmp_path / "found_config.json").write_text("{}")
+    for method in (["method=lora"], ["method=found", f"run={tmp_path}"]):
+        with pytest.raises(UserError, match="does not estimate a backbone pruning"):
+            validate(compose_cfg("baseline", tiny_overrides + method + ["backbone_prune.enabled=true"]))
+
+
+def test_found_baseline_reprunes_like_the_search_and_reproduces_its_retrain(compose_cfg, tiny_overrides, tmp_path):
+    """`baseline method=found run=<pruned search>` retrains on the same pruned backbone: same seed and task
+    give the search's own retrain, metric for metric, and the summary carries the backbone record."""
+    from prunepeft.commands import baseline as baseline_cmd
+    from prunepeft.commands import search as search_cmd
+    from prunepeft.report.backbone_check import backbone_label
+
+    search = search_cmd.run(compose_cfg("search", tiny_overrides + SEARCH + BP), tmp_path / "s")
+    cfg = compose_cfg("baseline", tiny_overrides + ["method=found", f"run={tmp_path / 's'}", "train.epochs=1"])
+    base = baseline_cmd.run(cfg, tmp_path / "b")
+    assert base["backbone"] == {**search["backbone"], "heads": 0.5, "ffn": 0.5}
+    assert backbone_label(base) == backbone_label(search) == "pruned (heads 0.5, ffn 0.5)"
+    assert base["params"]["base"] == search["params"]["base"] == search["backbone"]["params_after"]
+    assert base["params"]["peft"] == search["params"]["peft"]
+    assert base["metrics"] == search["metrics"]
+    # the same found configuration on an unpruned search: no backbone record, the unpruned base
+    plain = search_cmd.run(compose_cfg("search", tiny_overrides + SEARCH), tmp_path / "p")
+    again = baseline_cmd.run(compose_cfg("baseline", tiny_overrides + ["method=found", f"run={tmp_path / 'p'}",
+                                                                       "train.epochs=1"]), tmp_path / "b2")
+    assert "backbone" not in again and again["params"]["base"] == search["backbone"]["params_before"]
+    assert again["metrics"] == plain["metrics"]
 
 
 # -- report: one backbone kind per report ----------------------------------------------------------

@@ -58,6 +58,50 @@ def load_run_backbone(model_cfg: Any, num_labels: int, seed: int, run_dir: Path 
     return model, tokenizer
 
 
+def reprune_found(model: Any, family: Any, cfg: Any) -> Optional[KeptStructures]:
+    """`baseline method=found run=<dir>`: prune a fresh backbone as the search at `run` did.
+
+    A configuration found on a pruned backbone only fits that backbone (its units were sized on
+    it), so its retrain re-prunes from the run's backbone_prune.json, exactly as the search's own
+    retrain does (`stages.retrain`): call it right after `load_backbone`, before the units are
+    built, so the units draw the same random numbers. No-op for other methods and unpruned runs.
+    """
+    if str(cfg.get("method")) != "found" or not cfg.get("run"):
+        return None
+    return reprune(model, family, cfg.run)
+
+
+def source_settings(run_dir: Path | str) -> tuple[Optional[float], Optional[float]]:
+    """(heads, ffn) fractions a pruned run used: its summary.json `backbone`, else its run.json config."""
+    from prunepeft import outputs
+    from prunepeft.io import read_json
+
+    for name, keys in ((outputs.SUMMARY, ("backbone",)), (outputs.RUN_JSON, ("config", "backbone_prune"))):
+        path = Path(run_dir) / name
+        record: Any = read_json(path) if path.is_file() else None
+        for key in keys:
+            record = record.get(key) if isinstance(record, dict) else None
+        if isinstance(record, dict) and record.get("heads") is not None:
+            return float(record["heads"]), float(record["ffn"])
+    return None, None
+
+
+def found_record(cfg: Any, model: Any, base_after: int) -> dict:
+    """The baseline summary's `{"backbone": ...}` for `method=found` on a pruned run, else {}.
+
+    Same fields as a pruned search's (`summary_fields`), so `prunepeft report` groups the retrain
+    with the pruned runs and never with unpruned ones.
+    """
+    if str(cfg.get("method")) != "found" or not cfg.get("run") or not (Path(cfg.run) / FILE).exists():
+        return {}
+    heads, ffn = source_settings(cfg.run)
+    before = int(getattr(model, BASE_BEFORE, base_after))
+    record = _summary_fields(before, int(base_after), KeptStructures.load(Path(cfg.run) / FILE), heads or 0.0, ffn or 0.0)
+    if heads is None:  # the source run recorded no fractions: the kept counts still say what was pruned
+        record["heads"] = record["ffn"] = None
+    return {"backbone": record}
+
+
 def _retrain_steps(cfg: Any, train_size: int) -> int:
     epochs = cfg.search.retrain_epochs if cfg.search.retrain_epochs is not None else cfg.train.epochs
     return max(1, int(epochs)) * math.ceil(train_size / int(cfg.train.batch_size))
