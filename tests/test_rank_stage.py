@@ -60,7 +60,7 @@ def test_masked_ranks_equal_zeroed_weights_and_are_counted_out(name):
 @pytest.mark.parametrize("name", ["lora", "dora", "adapter"])
 def test_physical_site_size_equals_masked_full_unit_under_alpha_over_r_original(name):
     w, b = _branch(name)
-    sizes = UnitSizes(**{**SIZES.__dict__, "site_sizes": {get_unit_type(name).sites[0]: 2}})
+    sizes = SIZES.replace(site_sizes={get_unit_type(name).sites[0]: 2})
     w2, b2 = _branch(name, sizes, site=get_unit_type(name).sites[0])
     down, up = b.rank_factors()
     d2, u2 = b2.rank_factors()
@@ -143,3 +143,41 @@ def test_light_peft_preset_end_to_end_within_one_rank(compose_cfg, tiny_override
     assert set(rounds[0]["criteria"]) == {"output_ratio"}
     assert 2000 - 65 < summary["params"]["peft"] <= 2000
     assert not (tmp_path / "warmup.json").exists()
+    # the estimation ran N = max(100, ceil(0.04 x 4 retrain steps)) = 100 steps of 16 rows: 25 epochs of the 64
+    assert summary["search"]["examples"] == 100 * 16
+
+
+def _labelled(n: int):
+    from datasets import Dataset
+
+    return Dataset.from_dict({"input_ids": [[1, 2]] * n, "labels": [i % 2 for i in range(n)]})
+
+
+def test_light_peft_estimation_length_rule():
+    """search.round_steps: null = one epoch; light_peft = max(100, ceil(0.04 x retrain steps)); n = n steps."""
+    from omegaconf import OmegaConf
+
+    from prunepeft.pruning.light_peft import retrain_steps, round_data, round_steps, validate
+
+    def cfg(value, retrain=1, fidelity="high"):
+        return OmegaConf.create({"search": {"round_steps": value, "retrain_epochs": retrain, "fidelity": fidelity},
+                                 "train": {"batch_size": 16, "epochs": 7}, "task": {"num_labels": 2}})
+
+    assert retrain_steps(cfg(None, retrain=None), 5000) == 7 * 313  # null retrain_epochs: train.epochs
+    assert round_steps(cfg(None), 5000) is None and round_data(cfg(None), ds := _labelled(5000), 0) == (ds, 1)
+    assert round_steps(cfg("light_peft"), 5000) == 100  # 0.04 x 313 = 12.5 < 100
+    assert round_steps(cfg("light_peft", retrain=100), 5000) == 1252  # ceil(0.04 x 31,300)
+    assert round_steps(cfg("light_peft", retrain=100), 50000) == 12500  # ceil(0.04 x 312,500)
+    sliced, epochs = round_data(cfg("light_peft"), ds, seed=3)
+    assert (len(sliced), epochs) == (1600, 1) and sum(sliced["labels"]) == 800  # label-stratified, exactly N steps
+    assert round_data(cfg("light_peft"), ds, seed=3)[0]["labels"] == sliced["labels"]  # a resume redraws the same rows
+    big, epochs = round_data(cfg("light_peft", retrain=100), ds, seed=3)
+    assert len(big) == 5000 and epochs == 5  # 1252 x 16 = 20,032 rows > 5000: whole epochs, >= N steps
+    assert round_data(cfg(7), ds, 0)[0].num_rows == 7 * 16
+    for bad in ("0", "-3", "fast"):
+        with pytest.raises(UserError, match="search.round_steps must be"):
+            validate(cfg(bad))
+    with pytest.raises(UserError, match="does not combine with search.fidelity=low"):
+        validate(cfg("light_peft", fidelity="low"))
+    validate(cfg("light_peft"))
+    validate(cfg(12))

@@ -208,6 +208,10 @@ class SearchConfig:
     # unit = whole units only; rank = then single ranks / bottleneck dimensions down to B
     # (Light-PEFT's fine granularity, pruning/rank_stage.py): lands within one rank of B.
     granularity: str = "unit"
+    # Optimizer steps of each round's statistics pass: null = one epoch over the round's set;
+    # light_peft = max(100, ceil(0.04 x the retrain's steps)), Light-PEFT's estimation length;
+    # or an integer n >= 1 (a stratified slice of n x batch rows; pruning/light_peft.py).
+    round_steps: Optional[str] = None
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
 
 

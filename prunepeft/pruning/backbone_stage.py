@@ -27,6 +27,7 @@ from prunepeft.models import get_family, load_backbone
 from prunepeft.models.backbone_prune import FILE, BackboneMasks, KeptStructures, L1Penalty, estimation_steps, prune, select
 from prunepeft.models.backbone_prune import summary_fields as _summary_fields
 from prunepeft.models.families import base_model_parameter_count
+from prunepeft.pruning.light_peft import retrain_steps
 from prunepeft.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -102,11 +103,6 @@ def found_record(cfg: Any, model: Any, base_after: int) -> dict:
     return {"backbone": record}
 
 
-def _retrain_steps(cfg: Any, train_size: int) -> int:
-    epochs = cfg.search.retrain_epochs if cfg.search.retrain_epochs is not None else cfg.train.epochs
-    return max(1, int(epochs)) * math.ceil(train_size / int(cfg.train.batch_size))
-
-
 def estimate(cfg: Any, train_ds: Any, run: Any = None) -> KeptStructures:
     """Steps 1-2 of the module docstring on a separately loaded backbone; returns the kept structures."""
     from prunepeft.peft import Supernet, UnitSizes
@@ -119,7 +115,7 @@ def estimate(cfg: Any, train_ds: Any, run: Any = None) -> KeptStructures:
     masks = BackboneMasks.install(model, family)  # before the units: the hooks sit on blocks, not Linears
     supernet = Supernet.build(model, family, list(cfg.search_space), UnitSizes.from_model(cfg.model),
                               int(model.config.hidden_size))
-    steps = int(bp.steps) if bp.steps is not None else estimation_steps(_retrain_steps(cfg, len(train_ds)))
+    steps = int(bp.steps) if bp.steps is not None else estimation_steps(retrain_steps(cfg, len(train_ds)))
     rows = steps * int(cfg.train.batch_size)
     epochs = 1
     if rows < len(train_ds):

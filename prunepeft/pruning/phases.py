@@ -14,6 +14,7 @@ from prunepeft.pruning.assign_rules import agreement_probe
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.criteria import needs_of
 from prunepeft.pruning.criteria.base import CriterionContext
+from prunepeft.pruning.light_peft import round_data
 from prunepeft.pruning.rank_stage import attach_rank_scores, rank_callbacks
 from prunepeft.pruning.scoring import Snapshot, score_snapshot
 from prunepeft.pruning.warmup import WarmupSnapshots
@@ -123,7 +124,7 @@ def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], s
 
 def run_round(supernet, tokenizer, train_ds, eval_sets, cfg, *, round_index: int, criteria: tuple[str, ...],
               run=None):
-    """One pruning round: re-initialise, train one epoch collecting statistics, score.
+    """One pruning round: re-initialise, train one epoch (or `search.round_steps`) collecting statistics, score.
 
     Re-initialisation (Eq. 4-5 for `reinit=paper`) of the surviving units and the head uses the
     round's seed, so a resumed search re-creates exactly the same round.
@@ -138,8 +139,9 @@ def run_round(supernet, tokenizer, train_ds, eval_sets, cfg, *, round_index: int
         supernet.reinit_head(gen)
     collector = StatisticsCollector(supernet, needs_of(criteria))
     ranks = rank_callbacks(cfg, supernet)  # granularity=rank: rank scores in the same pass
+    train_ds, epochs = round_data(cfg, train_ds, seed)  # one epoch, or search.round_steps (light_peft.py)
     try:
-        result = train_supernet(supernet, tokenizer, train_ds, eval_sets, cfg, epochs=1, seed=seed,
+        result = train_supernet(supernet, tokenizer, train_ds, eval_sets, cfg, epochs=epochs, seed=seed,
                                 phase=f"round{round_index}", run=run, callbacks=[collector, *ranks])
         stats = collector.snapshot()
         attach_rank_scores(stats, ranks)

@@ -30,7 +30,7 @@ from prunepeft.metrics import check_task_metrics
 from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import Supernet, UnitSizes
 from prunepeft.peft.found_config import FoundConfig
-from prunepeft.pruning import backbone_stage
+from prunepeft.pruning import backbone_stage, light_peft
 from prunepeft.pruning.checkpoint import SearchState
 from prunepeft.pruning.criteria import get_criterion
 from prunepeft.pruning.criteria.base import CriterionContext
@@ -94,6 +94,7 @@ def validate(cfg: DictConfig) -> Strategy:
     check_choice("search.reinit", str(cfg.search.reinit), REINIT_SCHEMES)
     check_choice("search.fidelity", str(cfg.search.fidelity), FIDELITIES)
     granularity(cfg)  # unit | rank
+    light_peft.validate(cfg)  # search.round_steps: null | light_peft | n
     backbone_stage.validate(cfg)
     if cfg.search.warmup.init is not None:
         check_choice("search.warmup.init", str(cfg.search.warmup.init), WARMUP_INITS)
