@@ -17,6 +17,7 @@ from prunepeft import outputs
 from prunepeft.commands.common import run_in_hydra
 from prunepeft.commands.display import print_found, print_result, print_signal
 from prunepeft.config.schema import register_configs
+from prunepeft.config.typed import SearchSettings
 from prunepeft.io import read_json, read_jsonl
 from prunepeft.progress_log import EpochLogger, estimate_rounds, log_banner, log_final
 from prunepeft.pruning.search import config_dict, search
@@ -105,15 +106,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         print(f"already finished: {rd.path} (delete it to run again)")
         return read_json(rd.file(outputs.SUMMARY))
     strategy = validate_search(cfg)
+    settings = SearchSettings.from_config(cfg)  # the search loop's settings, typed once, here
     report = budget_report(cfg) if strategy.prunes else None
     log_banner("search", rd.path, cfg, *((report["budget"], report["base"]) if report else ()))
-    rounds = estimate_rounds(report["supernet"], report["budget"], report["units"], int(cfg.search.k)) if report else 1
-    retrain = cfg.search.retrain_epochs if cfg.search.retrain_epochs is not None else cfg.train.epochs
-    plan = {"warmup": int(cfg.search.warmup.epochs) if strategy.needs_warmup else 0, "round": rounds,
-            "retrain": int(retrain)}
+    rounds = estimate_rounds(report["supernet"], report["budget"], report["units"], settings.k) if report else 1
+    plan = {"warmup": settings.warmup.epochs if strategy.needs_warmup else 0, "round": rounds,
+            "retrain": settings.retrain_epochs}
     EpochLogger(plan).attach(rd)
     try:
-        summary = search(cfg, rd)
+        summary = search(cfg, rd, settings)
     except BaseException as err:  # the directory stays resumable; run.json says what happened
         rd.fail(f"{type(err).__name__}: {err}")
         raise

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from prunepeft import outputs
+from prunepeft.config.typed import SearchSettings
 from prunepeft.io import append_jsonl
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.progress_log import log_round, log_warmup
 from prunepeft.pruning.checkpoint import supernet_tensors
-from prunepeft.pruning.rank_stage import granularity, prune_ranks, select_round_for_ranks
+from prunepeft.pruning.rank_stage import prune_ranks, select_round_for_ranks
 from prunepeft.pruning.scoring import snapshot_to_json
 from prunepeft.pruning.selection import select_round, select_top_k
 from prunepeft.pruning.statistics import UnitId
@@ -32,7 +33,7 @@ class SimulatedCrash(RuntimeError):
     """Raised by `debug.crash_after_round` to test resuming (never in normal runs)."""
 
 
-def choose_removals(counts: Any, p: Mapping[UnitId, float], cfg: Any, round_index: int,
+def choose_removals(counts: Any, p: Mapping[UnitId, float], s: SearchSettings, round_index: int,
                     budget: int) -> tuple[list[UnitId], bool]:
     """The round's removed units (descending p) and whether the search is now within B.
 
@@ -40,9 +41,9 @@ def choose_removals(counts: Any, p: Mapping[UnitId, float], cfg: Any, round_inde
     round by `record_round` or `stages.resume`). The last allowed round (`search.max_rounds`)
     removes down to B: a run never ends above the budget.
     """
-    k = int(cfg.search.k) if round_index < int(cfg.search.max_rounds) else len(p)
-    select = select_round_for_ranks if granularity(cfg) == "rank" else select_round
-    return select(p, k, counts.per_unit, counts.peft, budget, int(cfg.seed) + round_index)
+    k = s.k if round_index < s.max_rounds else len(p)
+    select = select_round_for_ranks if s.granularity == "rank" else select_round
+    return select(p, k, counts.per_unit, counts.peft, budget, s.seed + round_index)
 
 
 def remove_units(supernet: Any, removed: list[UnitId], stats: Mapping[UnitId, Any], cfg: Any, budget: int,
@@ -70,13 +71,14 @@ class RoundOutcome:
     diagnostics: Optional[dict] = None
 
 
-def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, cfg: Any, budget: int, outcome: RoundOutcome) -> Any:
+def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, s: SearchSettings, budget: int,
+                 outcome: RoundOutcome) -> Any:
     """Log the finished round, advance and save the resumable state (checkpoint after the row).
 
     Returns the accounting after the removal (`count_parameters`, the round's one count): the
     next round's loop test and `choose_removals` read it.
     """
-    r, seed, k = outcome.index, int(cfg.seed), int(cfg.search.k)
+    r, seed, k = outcome.index, s.seed, s.k
     left = count_parameters(supernet)
     fitted = outcome.fitted
     removed = [unit_key(u) for u in outcome.removed]
@@ -101,7 +103,7 @@ def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, cfg: Any, budge
               time.time() - outcome.started)
     if outcome.diagnostics is not None:
         log.info("round %d %s", r, _signal_note(outcome.diagnostics))
-    if cfg.debug.crash_after_round is not None and r == int(cfg.debug.crash_after_round):
+    if r == s.crash_after_round:
         raise SimulatedCrash(f"debug.crash_after_round={r}")
     return left
 

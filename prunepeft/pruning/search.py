@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from prunepeft import outputs
+from prunepeft.config.typed import SearchSettings
 from prunepeft.data import build_task_data, stratified_subset
 from prunepeft.errors import UserError, check_choice
 from prunepeft.io import read_jsonl
@@ -76,9 +77,9 @@ def _build_supernet(cfg: DictConfig, run: RunDir | None = None) -> tuple[Superne
     return supernet, tokenizer, data
 
 
-def _warmup_size(cfg: DictConfig, train_size: int) -> float:
+def _warmup_size(s: SearchSettings, train_size: int) -> float:
     """d: `search.warmup.subset` or the task's default, capped at the training set it is drawn from."""
-    size = float(cfg.search.warmup.subset if cfg.search.warmup.subset is not None else cfg.task.warmup_subset)
+    size = s.warmup.subset
     if size > 1 and size > train_size:
         log.warning("warm-up subset %d > training set %d: using the whole training set", size, train_size)
         return float(train_size)
@@ -117,55 +118,58 @@ def validate(cfg: DictConfig) -> Strategy:
     return strategy
 
 
-def search(cfg: DictConfig, run: RunDir) -> dict[str, Any]:
+def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None) -> dict[str, Any]:
     """Run (or resume) a PrunePEFT search in `run` and return its summary.
 
-    `run.json` is written (status running) only after the config, model, data and budget checks
-    pass, so a bad input leaves nothing behind but Hydra's own log.
+    `settings`: the search's typed settings, built from `cfg` by the command (built here when not
+    given). `run.json` is written (status running) only after the config, model, data and budget
+    checks pass, so a bad input leaves nothing behind but Hydra's own log.
     """
     strategy = validate(cfg)
-    seed, k = int(cfg.seed), int(cfg.search.k)
+    s = settings or SearchSettings.from_config(cfg)
+    seed, k = s.seed, s.k
     ckpt = run.file(outputs.CHECKPOINT)
     state = SearchState.load(ckpt)
 
     # -- 1. Supernet, data, budget B ------------------------------------------------------------
     supernet, tokenizer, data = _build_supernet(cfg, run)
-    budget, prunable = budget_of(supernet, strategy, cfg)
+    budget, prunable = budget_of(supernet, strategy, s)
     # -- 2. Partitions, fixed once from L ------------------------------------------------------
-    partition = Partition(supernet.num_layers, tuple(cfg.search.partition_cuts))
-    warmup_set = stratified_subset(data.train, _warmup_size(cfg, len(data.train)), seed, "labels", cfg.task.num_labels == 1)
-    round_set = warmup_set if cfg.search.fidelity == "low" else data.train
+    partition = Partition(supernet.num_layers, s.partition_cuts)
+    warmup_set = stratified_subset(data.train, _warmup_size(s, len(data.train)), seed, "labels", cfg.task.num_labels == 1)
+    round_set = warmup_set if s.fidelity == "low" else data.train
     dev = {split: data.evals[split] for split in data.evals}
     probe = Probe.build(cfg, data, tokenizer)  # ground truth for each decision (search.diagnostics)
 
     # -- 3. Warm-up: tendencies and the hybrid assignment S_H (or S_H transferred, Table 6) -----
     needs_warmup = prunable and strategy.needs_warmup
-    assignment = transferred_assignment(cfg, supernet, partition) if needs_warmup else None
+    assignment = transferred_assignment(s, supernet, partition) if needs_warmup else None
     # Every input a user can get wrong has been checked: only now does the run directory get written.
     run.start("search", seed, config_dict(cfg), str(resolve_device(cfg.train.device)))
     if needs_warmup and assignment is None:
-        assignment = warm_up(supernet, tokenizer, warmup_set, cfg, run, state, ckpt, partition, strategy, probe, data)
+        assignment = warm_up(supernet, tokenizer, warmup_set, cfg, s, run, state, ckpt, partition, strategy, probe,
+                             data)
 
     # -- 4. Iterative pruning rounds (after a resume: from the checkpoint) ----------------------
     counts = resume(run, state, ckpt, supernet)  # the accounting: counted once per round (record_round)
-    while prunable and counts.peft > budget and state.rounds_done < int(cfg.search.max_rounds):
+    while prunable and counts.peft > budget and state.rounds_done < s.max_rounds:
         started, r, active = time.time(), state.rounds_done + 1, supernet.active_ids()
         snapshot, fitted, stats = run_round(supernet, tokenizer, round_set, dev, cfg, round_index=r,
                                             criteria=strategy.criteria, run=run)
         combined = combine_round(strategy, snapshot, partition, assignment, k)
-        removed, last = choose_removals(counts, combined.p, cfg, r, budget)
+        removed, last = choose_removals(counts, combined.p, s, r, budget)
         diagnostics = probe and probe.diagnose(supernet, snapshot, p=combined.p, removed=removed, seed=seed + r,
                                                train_loss=fitted.history[-1]["train_loss"], grid=(partition, assignment, k))
         removed = remove_units(supernet, removed, stats, cfg, budget, last, seed + r, run)
-        counts = record_round(run, state, ckpt, supernet, cfg, budget,
+        counts = record_round(run, state, ckpt, supernet, s, budget,
                               RoundOutcome(r, active, removed, last, snapshot, combined, fitted, stats, started, diagnostics))
-    if prunable and cfg.search.fill_budget:
+    if prunable and s.fill_budget:
         fill_budget(supernet, state.removed, budget)
     found = FoundConfig.from_supernet(supernet, cfg.model)
     found.save(run.file(outputs.FOUND_CONFIG))
 
     # -- 5. Retrain the found configuration from fresh units on the full training set ----------
-    return retrain(cfg, run, strategy.name, found, supernet, state, data, dev)
+    return retrain(cfg, s, run, strategy.name, found, supernet, state, data, dev)
 
 
 def config_dict(cfg: DictConfig) -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from prunepeft import outputs
+from prunepeft.config.typed import SearchSettings
 from prunepeft.errors import UserError
 from prunepeft.io import atomic_write_text, read_json, read_jsonl
 from prunepeft.models import get_family
@@ -38,11 +39,14 @@ from prunepeft.train.loop import FitResult
 log = logging.getLogger(__name__)
 
 
-def budget_of(supernet: Any, strategy: Any, cfg: Any) -> tuple[int, bool]:
-    """B in parameters, and whether the search prunes at all (a strategy that prunes, a supernet above B)."""
+def budget_of(supernet: Any, strategy: Any, s: Any) -> tuple[int, bool]:
+    """B in parameters, and whether the search prunes at all (a strategy that prunes, a supernet above B).
+
+    `s`: anything with `budget.percent` / `budget.params` (SearchSettings, or the config itself).
+    """
     report = count_parameters(supernet)
     # B is a share of the UNPRUNED base, also when the backbone was pruned early (backbone_stage).
-    budget = budget_params(cfg.budget.percent, cfg.budget.params,
+    budget = budget_params(s.budget.percent, s.budget.params,
                            int(getattr(supernet.model, backbone_stage.BASE_BEFORE, report.base)))
     prunable = strategy.prunes and check_budget(budget, report.per_unit)
     if strategy.prunes and not prunable:
@@ -50,14 +54,14 @@ def budget_of(supernet: Any, strategy: Any, cfg: Any) -> tuple[int, bool]:
     return budget, prunable
 
 
-def transferred_assignment(cfg: Any, supernet: Any, partition: Partition) -> Optional[dict]:
+def transferred_assignment(s: SearchSettings, supernet: Any, partition: Partition) -> Optional[dict]:
     """S_H of `strategy.from_run` (strategy transfer, Table 6), or None when there is none to reuse.
 
     Every partition key of this supernet must be covered; checked before `run.json` is written.
     """
-    if not cfg.strategy.from_run:
+    if not s.strategy.from_run:
         return None
-    source = Path(str(cfg.strategy.from_run)) / outputs.WARMUP
+    source = Path(s.strategy.from_run) / outputs.WARMUP
     if not source.exists():
         raise UserError(f"strategy.from_run: {source} not found (a finished hybrid search writes it)")
     assignment = load_assignment(read_json(source), str(source))
@@ -65,15 +69,16 @@ def transferred_assignment(cfg: Any, supernet: Any, partition: Partition) -> Opt
     return assignment
 
 
-def warm_up(supernet: Any, tokenizer: Any, warmup_set: Any, cfg: Any, run: Any, state: SearchState, ckpt: Path,
-            partition: Partition, strategy: Any, probe: Any, data: Any) -> dict:
+def warm_up(supernet: Any, tokenizer: Any, warmup_set: Any, cfg: Any, s: SearchSettings, run: Any,
+            state: SearchState, ckpt: Path, partition: Partition, strategy: Any, probe: Any, data: Any) -> dict:
     """Step 3: T snapshots on d -> tendencies -> S_H, recorded in warmup.json and checkpointed.
 
-    On a resume after the warm-up, S_H is read back from warmup.json instead.
+    On a resume after the warm-up, S_H is read back from warmup.json instead. `cfg` goes on to the
+    training phase (train/task, the criteria's context, diagnostics).
     """
     if state.warmup_done:
         return load_assignment(read_json(run.file(outputs.WARMUP)))
-    seed, k = int(cfg.seed), int(cfg.search.k)
+    seed, k = s.seed, s.k
     started = time.time()
     snapshots, fitted, diagnostics = run_warmup(supernet, tokenizer, warmup_set, cfg, seed=seed, run=run,
                                                 criteria=strategy.criteria, probe=probe, data=data)
@@ -83,7 +88,7 @@ def warm_up(supernet: Any, tokenizer: Any, warmup_set: Any, cfg: Any, run: Any, 
     state.wall_s += time.time() - started
     # The warm-up-trained weights: round 1 starts from them under reinit=keep, also after a resume.
     state.save(ckpt, supernet_tensors(supernet))
-    if cfg.debug.crash_after_round is not None and int(cfg.debug.crash_after_round) == 0:
+    if s.crash_after_round == 0:
         raise SimulatedCrash("debug.crash_after_round=0 (after the warm-up)")
     return result.assignment
 
@@ -109,18 +114,18 @@ def drop_unfinished_rounds(run: Any, rounds_done: int) -> None:
         atomic_write_text(run.file(outputs.ROUNDS), kept)
 
 
-def retrain(cfg: Any, run: Any, strategy: str, found: FoundConfig, supernet: Any, state: SearchState,
-            data: Any, dev: dict) -> dict[str, Any]:
+def retrain(cfg: Any, s: SearchSettings, run: Any, strategy: str, found: FoundConfig, supernet: Any,
+            state: SearchState, data: Any, dev: dict) -> dict[str, Any]:
     """Step 5: the found configuration from fresh units on the full training set; returns the summary.
 
     `search.retrain_epochs=0` is search only (settings studies): the found configuration is the result.
     """
-    epochs = int(cfg.search.retrain_epochs if cfg.search.retrain_epochs is not None else cfg.train.epochs)
+    epochs = s.retrain_epochs
     if epochs == 0:
         params = count_parameters(supernet)
-        return summary(cfg, strategy, found, params, FitResult([], {}), state, len(data.train), epochs,
+        return summary(cfg, s, strategy, found, params, FitResult([], {}), state, len(data.train), epochs,
                        backbone_stage.summary_fields(cfg, supernet.model, params.base, run.path))
-    seed = int(cfg.seed)
+    seed = s.seed
     seed_everything(seed)
     model, tokenizer = backbone_stage.load_run_backbone(cfg.model, int(cfg.task.num_labels), seed, run.path)
     final = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
@@ -128,23 +133,23 @@ def retrain(cfg: Any, run: Any, strategy: str, found: FoundConfig, supernet: Any
                                phase="retrain", run=run)
     save_trained(final, run.path)  # units + head: for `prunepeft export`, load_run and reuse
     params = count_parameters(final)
-    return summary(cfg, strategy, found, params, retrained, state, len(data.train), epochs,
+    return summary(cfg, s, strategy, found, params, retrained, state, len(data.train), epochs,
                    backbone_stage.summary_fields(cfg, final.model, params.base, run.path))
 
 
-def summary(cfg, strategy: str, found, params, retrained, state: SearchState, train_size: int, epochs: int,
-            backbone: Optional[dict] = None) -> dict:
+def summary(cfg, s: SearchSettings, strategy: str, found, params, retrained, state: SearchState, train_size: int,
+            epochs: int, backbone: Optional[dict] = None) -> dict:
     """summary.json (prunepeft.outputs.summary): the headline is the LAST retrain epoch (docs/method.md#retrain)."""
     return outputs.summary(
         "search", cfg, "prunepeft", retrained,
         params={"peft": params.peft, "head": params.head, "base": params.base, "percent": params.percent},
         train={"epochs": epochs, "wall_s": retrained.wall_s, "examples_seen": retrained.examples_seen},
-        strategy=strategy, criterion=cfg.strategy.criterion if strategy == "single" else None,
-        combine=str(cfg.strategy.combine), fidelity=str(cfg.search.fidelity),
+        strategy=strategy, criterion=s.strategy.criterion if strategy == "single" else None,
+        combine=s.strategy.combine, fidelity=s.fidelity,
         found={"units": [unit_key(u) for u in found.units], "num_units": len(found.units)},
         search={"wall_s": round(state.wall_s, 2), "rounds": state.rounds_done, "examples": state.examples,
                 # search cost in passes over the training set D (Table 4)
                 "epoch_equivalents": round(state.examples / max(1, train_size), 4)},
-        transfer={"kind": "strategy", "from_run": str(cfg.strategy.from_run)} if cfg.strategy.from_run else None,
+        transfer={"kind": "strategy", "from_run": s.strategy.from_run} if s.strategy.from_run else None,
         **({"backbone": backbone} if backbone else {}),  # early backbone pruning (backbone_stage)
     )

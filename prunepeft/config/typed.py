@@ -1,0 +1,92 @@
+"""The search loop's settings as typed, frozen objects, built once at the command boundary.
+
+Hydra hands a command a `DictConfig` (checked against `schema.py`); reading it deep inside the
+search means `int(cfg.search.k)` in every helper and defaults resolved in several places.
+`SearchSettings.from_config(cfg)` turns the keys the search loop decides with (seed, `search.*`,
+`strategy.*`, `budget.*`, `debug.crash_after_round`) into plain Python values once, with the
+defaults that depend on other keys resolved (the warm-up subset, the retrain epochs). The
+command builds it (`commands/search.py`) after the config passed its checks, and `search()`,
+`pruning/stages.py` and `pruning/rounds.py` read it instead of the config.
+
+The `DictConfig` still goes where the loop hands the config to other layers: the training loop
+(`train.*`, `task.*`), the model loaders (`model.*`), the criteria's context, the rank and
+backbone stages and the diagnostics probe (their own `search.*` sections), and `run.json`.
+
+This module imports nothing from the package (any layer may use it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class WarmupSettings:
+    """`search.warmup.*`: the warm-up of Algorithm 1 (docs/method.md#warm-up)."""
+
+    subset: float  # d: rows (> 1) or a share of the training set (<= 1); `null` resolved to task.warmup_subset
+    init: Optional[str]  # None: the rounds' own initialisation (pruning.phases.warmup_init)
+    epochs: int
+    snapshots: int  # T
+    assign: str  # the assignment rule (tendency | ...)
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """`strategy.*`: which criteria decide and how (Table 5)."""
+
+    name: str
+    criterion: Optional[str]  # `single`'s criterion
+    combine: str
+    from_run: Optional[str]  # strategy transfer: the run whose S_H is reused (Table 6)
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    """`budget.*`: B as a percentage of the base model, or in parameters (params wins)."""
+
+    percent: Optional[float]
+    params: Optional[int]
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """What the search loop reads, typed (docs/architecture.md#the-search-step-by-step)."""
+
+    seed: int
+    k: int  # units removed per round
+    max_rounds: int  # the last allowed round removes down to B
+    reinit: str  # paper | standard | keep
+    fidelity: str  # high (rounds on D) | low (rounds on d)
+    partition_cuts: tuple[float, ...]
+    criteria: tuple[str, ...]
+    granularity: str  # unit | rank
+    fill_budget: bool
+    retrain_epochs: int  # `search.retrain_epochs`, else `train.epochs`; 0 = search only
+    warmup: WarmupSettings
+    strategy: StrategySettings
+    budget: BudgetSettings
+    crash_after_round: Optional[int]  # debug: stop after this round (0 = after the warm-up)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "SearchSettings":
+        """The settings of a composed search config (already checked by `pruning.search.validate`)."""
+        search, warmup = cfg.search, cfg.search.warmup
+        crash = cfg.debug.crash_after_round if cfg.get("debug") is not None else None
+        return cls(
+            seed=int(cfg.seed), k=int(search.k), max_rounds=int(search.max_rounds), reinit=str(search.reinit),
+            fidelity=str(search.fidelity), partition_cuts=tuple(float(c) for c in search.partition_cuts),
+            criteria=tuple(str(c) for c in search.criteria), granularity=str(search.get("granularity", "unit")),
+            fill_budget=bool(search.fill_budget),
+            retrain_epochs=int(search.retrain_epochs if search.retrain_epochs is not None else cfg.train.epochs),
+            warmup=WarmupSettings(
+                subset=float(warmup.subset if warmup.subset is not None else cfg.task.warmup_subset),
+                init=None if warmup.init is None else str(warmup.init), epochs=int(warmup.epochs),
+                snapshots=int(warmup.snapshots), assign=str(warmup.get("assign", "tendency"))),
+            strategy=StrategySettings(
+                name=str(cfg.strategy.name), criterion=None if cfg.strategy.criterion is None else str(cfg.strategy.criterion),
+                combine=str(cfg.strategy.combine), from_run=str(cfg.strategy.from_run) if cfg.strategy.from_run else None),
+            budget=BudgetSettings(percent=None if cfg.budget.percent is None else float(cfg.budget.percent),
+                                  params=None if cfg.budget.params is None else int(cfg.budget.params)),
+            crash_after_round=None if crash is None else int(crash),
+        )
