@@ -43,7 +43,7 @@ def test_round_reinit_is_seeded_with_seed_plus_round(monkeypatch):
     monkeypatch.setattr(phases, "train_supernet", lambda *a, **k: FitResult([], {}))
     net, cfg = FakeSupernet(), _cfg(reinit="paper")
     for r in (1, 2):
-        phases.run_round(net, None, None, {}, cfg, round_index=r, criteria=("weight",))
+        phases.run_round(net, None, [], {}, cfg, round_index=r, criteria=("weight",))  # a (empty) set: round_data takes its len
     assert net.reinit_seeds == [43, 44] and net.head_seeds == [43, 44]
 
 
