@@ -1,31 +1,36 @@
-"""Adding a criterion (with a setting) and a unit type touches no file of the package (issue 13, Deliver 2).
+"""Adding a criterion and a unit type, each with a setting of its own, touches no file of the package
+(issue 13, Deliver 2: one file + one YAML per extension point).
 
-Both toys live in tests/toy_extensions/ and reach the search only through the registries' public
-functions; a tiny search (the golden tests' settings) then scores with the toy criterion, reading its
-setting from `search.criterion_settings.<name>`, and prunes among the toy units.
+Both toys live in tests/toy_extensions/ as one Python file + one YAML each, and reach the search only
+through the registries' public functions: the toy criterion's YAML becomes `search.toy_scaled`, the
+toy unit type's becomes `model.toy_rank`. A tiny search (the golden tests' settings) then scores with
+the toy criterion at its configured scale and prunes among toy units of the configured rank.
 """
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, make_dataclass
+from pathlib import Path
 
 import pytest
 from conftest import compose_config, tiny_overrides_for
+from hydra.errors import ConfigCompositionException
 from toy_extensions.toy_criterion import ToyScaledCriterion
 from toy_extensions.toy_unit import ValueOnlyType
 
-from prunepeft.config.schema import ThresholdConfig, ZerosConfig
+from prunepeft.config.extensions import read_settings, settings_files, yaml_beside
 from prunepeft.errors import UserError
-from prunepeft.peft.units import UNIT_TYPES, register_unit_type, unregister_unit_type
+from prunepeft.peft.units import UNIT_TYPES, UnitSizes, register_unit_type, unregister_unit_type
 from prunepeft.pruning.criteria import CRITERIA, CriterionContext, get_criterion, register_criterion, unregister_criterion
 
 TINY = ["search.warmup.subset=16", "search.warmup.epochs=1", "search.warmup.snapshots=2",
         "search.retrain_epochs=0", "budget.params=2000", "search.k=2",
         "data.train_subset=32", "data.eval_subset=16"]
+PACKAGE = Path(__file__).resolve().parents[1] / "prunepeft"
 
 
 @pytest.fixture
 def toys():
-    before_criteria, before_units = list(CRITERIA), list(UNIT_TYPES)
+    before = list(CRITERIA), list(UNIT_TYPES), settings_files("criterion"), settings_files("unit")
     register_criterion(ToyScaledCriterion())
     register_unit_type(ValueOnlyType())
     try:
@@ -33,7 +38,7 @@ def toys():
     finally:
         unregister_criterion("toy_scaled")
         unregister_unit_type("toy_value")
-        assert list(CRITERIA) == before_criteria and list(UNIT_TYPES) == before_units
+        assert (list(CRITERIA), list(UNIT_TYPES), settings_files("criterion"), settings_files("unit")) == before
 
 
 def test_toy_criterion_and_unit_type_run_a_search(toys, glue_dir, tmp_path):
@@ -42,7 +47,7 @@ def test_toy_criterion_and_unit_type_run_a_search(toys, glue_dir, tmp_path):
 
     overrides = tiny_overrides_for(glue_dir) + TINY + [
         "strategy=hybrid", "search_space=[lora,toy_value]", "search.criteria=[weight,toy_scaled]",
-        "+search.criterion_settings.toy_scaled.scale=3.0"]
+        "search.toy_scaled.scale=3.0", "model.toy_rank=3"]
     search_cmd.run(compose_config("search", overrides), tmp_path)
 
     rounds = read_jsonl(tmp_path / "rounds.jsonl")
@@ -55,20 +60,44 @@ def test_toy_criterion_and_unit_type_run_a_search(toys, glue_dir, tmp_path):
     assert any(u.endswith(":toy_value") for u in seen)
     found = read_json(tmp_path / "found_config.json")
     assert set(found["search_space"]) == {"lora", "toy_value"}
+    toy_units = [u for layer in found["layers"] for u in layer["units"] if u["type"] == "toy_value"]
+    assert toy_units, "the budget should leave some toy units"
+    hidden = found["hidden_size"]
+    for unit in toy_units:  # its own size setting, recorded and counted: rank 3 on the value projection
+        assert unit["sizes"] == {"toy_rank": 3}
+        assert unit["params"] == 3 * (hidden + hidden)
 
 
-def test_toy_setting_is_validated_and_unknown_entries_name_the_choices(toys, compose_cfg):
-    cfg = compose_cfg("search", ["model=tiny_bert", "+search.criterion_settings.toy_scaled.scale=-1"])
-    with pytest.raises(UserError, match="search.criterion_settings.toy_scaled.scale must be > 0"):
+def test_the_toys_settings_are_composed_typed_and_checked(toys, compose_cfg):
+    cfg = compose_cfg("search", ["model=tiny_bert"])
+    assert cfg.search.toy_scaled.scale == 1.0 and cfg.model.toy_rank == 2  # their YAMLs' defaults
+    assert cfg.model.lora_r == 4  # tiny_bert.yaml still overrides a built-in's
+    with pytest.raises(ConfigCompositionException):
+        compose_cfg("search", ["search.toy_scaled.scal=2"])  # a typo fails at compose time
+    with pytest.raises(ConfigCompositionException):
+        compose_cfg("search", ["model.toy_rank=three"])  # typed by the YAML's default
+    cfg = compose_cfg("search", ["model=tiny_bert", "search.toy_scaled.scale=-1"])
+    with pytest.raises(UserError, match="search.toy_scaled.scale must be > 0"):
         CriterionContext.from_search_config(cfg.search, seed=0)
+    with pytest.raises(UserError, match="model.toy_rank must be >= 1"):
+        UnitSizes.from_model(compose_cfg("search", ["model.toy_rank=0"]).model)
+    assert UnitSizes.from_model(compose_cfg("search", ["model.toy_rank=5"]).model).toy_rank == 5
+
+
+def test_criterion_settings_mapping_still_applies_on_top(toys, compose_cfg):
     cfg = compose_cfg("search", ["model=tiny_bert", "+search.criterion_settings.toy_scaled.scal=2"])
     with pytest.raises(UserError, match="unknown search.criterion_settings.toy_scaled key 'scal'; valid choices: scale"):
         CriterionContext.from_search_config(cfg.search, seed=0)
     cfg = compose_cfg("search", ["model=tiny_bert", "+search.criterion_settings.weight.x=2"])
     with pytest.raises(UserError, match="criterion_settings entry 'weight'; valid choices: threshold, toy_scaled, zeros"):
         CriterionContext.from_search_config(cfg.search, seed=0)
-    ctx = CriterionContext.from_search_config(compose_cfg("search", ["model=tiny_bert"]).search, seed=0)
-    assert ctx.settings_of(get_criterion("toy_scaled")).scale == 1.0  # the settings class's default
+    cfg = compose_cfg("search", ["search.toy_scaled.scale=2", "+search.criterion_settings.toy_scaled.scale=4"])
+    assert CriterionContext.from_search_config(cfg.search, seed=0).settings_of(get_criterion("toy_scaled")).scale == 4
+
+
+def test_unregistered_toys_leave_no_key_behind(compose_cfg):
+    cfg = compose_cfg("search", [])
+    assert "toy_rank" not in cfg.model and "toy_scaled" not in cfg.search
 
 
 def test_both_spellings_reach_a_built_in_criterion(compose_cfg):
@@ -78,18 +107,48 @@ def test_both_spellings_reach_a_built_in_criterion(compose_cfg):
     assert a.settings == b.settings == CriterionContext(zeros_rel_tol=0.3).settings
 
 
-def test_schema_sections_agree_with_the_criteria_settings_defaults():
-    # search.zeros / search.threshold keep their spelling in the schema; the criteria own the defaults
-    for name, section in (("zeros", ZerosConfig), ("threshold", ThresholdConfig)):
-        owned = get_criterion(name).settings()
-        assert {f.name: getattr(section(), f.name) for f in fields(section)} == \
-               {f.name: getattr(owned, f.name) for f in fields(owned)}
+def _defaults(settings_class: type) -> dict:
+    return {f.name: getattr(settings_class(), f.name) for f in fields(settings_class)}
 
 
-def test_register_refuses_a_taken_name_and_built_ins_stay():
+@pytest.mark.parametrize("kind", ["criterion", "unit"])
+def test_every_settings_class_has_a_yaml_beside_it_with_the_same_defaults(toys, kind):
+    owners = CRITERIA.values() if kind == "criterion" else UNIT_TYPES.values()
+    classes = {o.settings for o in owners if o.settings is not None}
+    assert len(classes) >= 3  # zeros, threshold, toy / lora, adapter, toy
+    for settings_class in classes:
+        path = yaml_beside(settings_class)
+        assert path is not None, f"{settings_class.__name__} has no YAML beside its file"
+        assert read_settings(path) == _defaults(settings_class)
+        assert path in settings_files(kind).values()  # ... and it is composed into the config
+
+
+def test_the_composed_defaults_are_the_settings_defaults(compose_cfg):
+    cfg = compose_cfg("search", ["model=minilm_l6"])
+    for name in ("zeros", "threshold"):
+        assert dict(cfg.search[name]) == _defaults(get_criterion(name).settings)
+    bare = compose_cfg("search", ["model=tiny_bert", "model.lora_r=8", "model.lora_alpha=16", "model.adapter_bottleneck=64"])
+    assert UnitSizes.from_model(bare.model) == UnitSizes()
+
+
+def test_the_package_never_names_the_toys():
+    hits = [str(p) for p in PACKAGE.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml")
+            and ("toy_value" in p.read_text() or "toy_scaled" in p.read_text() or "toy_rank" in p.read_text())]
+    assert hits == []
+
+
+def test_register_refuses_a_taken_name_a_foreign_setting_and_built_ins_stay():
     with pytest.raises(ValueError, match="already registered"):
         register_criterion(get_criterion("zeros"))
     with pytest.raises(ValueError, match="built in"):
         unregister_criterion("zeros")
     with pytest.raises(ValueError, match="built in"):
         unregister_unit_type("lora")
+
+    class Thief(ValueOnlyType):  # a size setting named like LoRA's, in a settings class of its own
+        name = "thief"
+        settings = make_dataclass("ThiefSettings", [("lora_r", int, 2)], frozen=True)
+
+    with pytest.raises(ValueError, match="setting 'lora_r' belongs to 'lora'"):
+        register_unit_type(Thief())
+    assert "thief" not in UNIT_TYPES

@@ -4,14 +4,73 @@ Hydra merges each YAML of `conf/<group>/` into the matching dataclass below, so 
 declared here (a typo such as `train.lrr=1e-3`) fails at compose time instead of being ignored.
 The primary configs (`conf/search.yaml`, `conf/baseline.yaml`, ...) start their defaults list
 with the schema registered by `register_configs()`.
+
+The settings of the extension points are not declared here: each criterion and unit type keeps
+them in a YAML of its own (`config/extensions.py`), and `ModelConfig` / `SearchConfig` gain one
+typed field per key of those YAMLs (`model.lora_r`, `search.zeros.rel_tol`, ...).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+from prunepeft.config.extensions import read_settings, settings_files
+
+
+def _setting_field(value: Any) -> tuple[Any, Any]:
+    """(type, dataclasses.field) of one YAML setting: typed by its default (null: any type)."""
+    if value is None:
+        return Any, field(default=None)
+    if isinstance(value, (bool, int, float, str)):
+        return type(value), field(default=value)
+    if isinstance(value, list):
+        return list[Any], field(default_factory=lambda v=value: list(v))
+    if isinstance(value, dict):
+        return dict[str, Any], field(default_factory=lambda v=value: dict(v))
+    raise ValueError(f"setting default {value!r} is not a YAML scalar, list or mapping")
+
+
+def _extended(base: type, name: str, added: list[tuple[str, Any, Any]]) -> type:
+    """`base` plus the fields `added` (a dataclass named `name`); refuses a key `base` declares."""
+    taken = {f.name for f in fields(base)}
+    clash = [key for key, _, _ in added if key in taken]
+    if clash:
+        raise ValueError(f"setting {clash[0]!r} of an extension's YAML clashes with the key {name}.{clash[0]}")
+    cls = make_dataclass(name, added, bases=(base,))
+    cls.__module__, cls.__doc__ = __name__, base.__doc__
+    return cls
+
+
+def model_config_class() -> type:
+    """`_ModelBase` + every unit type's size settings (its YAML's keys), flat: `model.lora_r`, ...
+
+    Raises:
+        ValueError: two YAMLs declare one key, or a key clashes with a model key.
+    """
+    added: dict[str, tuple[str, Any, Any]] = {}
+    for name, path in settings_files("unit").items():
+        for key, value in read_settings(path).items():
+            if key in added:
+                raise ValueError(f"unit setting {key!r} of {name!r} ({str(path)!r}) is declared by another unit YAML")
+            added[key] = (key, *_setting_field(value))
+    return _extended(_ModelBase, "ModelConfig", list(added.values()))
+
+
+def search_config_class() -> type:
+    """`_SearchBase` + one section per criterion with a settings YAML: `search.<name>.<setting>`."""
+    added = []
+    for name, path in settings_files("criterion").items():
+        section = _extended(_Section, f"{name}_settings", [(k, *_setting_field(v)) for k, v in read_settings(path).items()])
+        added.append((name, section, field(default_factory=section)))
+    return _extended(_SearchBase, "SearchConfig", added)
+
+
+@dataclass
+class _Section:
+    """A criterion's settings section (its fields come from the criterion's YAML)."""
 
 
 @dataclass
@@ -30,8 +89,8 @@ class TinyModelConfig:
 
 
 @dataclass
-class ModelConfig:
-    """A backbone: where to load it from, its family, and its default PEFT unit sizes."""
+class _ModelBase:
+    """A backbone: where to load it from, its family (its PEFT unit sizes: `ModelConfig`)."""
 
     name: str = MISSING
     # Hugging Face hub id (used when no local source resolves; users have internet).
@@ -43,12 +102,11 @@ class ModelConfig:
     family: str = MISSING  # key of prunepeft.models.families.FAMILIES
     dtype: str = "float32"
     tiny: Optional[TinyModelConfig] = None
-    # PEFT unit sizes (docs/method.md#sizes; paper, roberta-large: r=32, bottleneck 128).
-    lora_r: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-    adapter_bottleneck: int = 64
-    adapter_activation: str = "relu"
+
+
+# The model keys + the unit sizes (docs/method.md#sizes; paper, roberta-large: r=32, bottleneck 128)
+# from each unit type's YAML (peft/units/lora.yaml: lora_r, lora_alpha, lora_dropout; adapter.yaml).
+ModelConfig = model_config_class()
 
 
 @dataclass
@@ -153,17 +211,6 @@ class WarmupConfig:
 
 
 @dataclass
-class ZerosConfig:
-    rel_tol: float = 0.1
-
-
-@dataclass
-class ThresholdConfig:
-    quantile: float = 0.5
-    t: Optional[float] = None
-
-
-@dataclass
 class DiagnosticsConfig:
     """What each pruning decision knows (`search.diagnostics.enabled`; off by default, it costs)."""
 
@@ -176,8 +223,8 @@ class DiagnosticsConfig:
 
 
 @dataclass
-class SearchConfig:
-    """The search loop (Algorithm 1)."""
+class _SearchBase:
+    """The search loop (Algorithm 1); the criteria's own settings are added by `SearchConfig`."""
 
     k: int = 2
     reinit: str = "paper"  # paper | standard | keep
@@ -187,12 +234,8 @@ class SearchConfig:
         default_factory=lambda: ["weight", "zeros", "threshold", "activation", "taylor", "gradient"]
     )
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
-    # The settings of the built-in criteria (their classes in pruning/criteria/<name>.py own the
-    # defaults and the checks; these keep the `search.<name>.<field>` spelling).
-    zeros: ZerosConfig = field(default_factory=ZerosConfig)
-    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
-    # Any criterion's settings, by name: `search.criterion_settings.<name>.<field>=value` (a criterion
-    # added with register_criterion needs no line here); applied over `search.<name>`.
+    # Each criterion with settings has its section `search.<name>` from its own YAML (SearchConfig).
+    # Also accepted, applied over it: `+search.criterion_settings.<name>.<field>=value`.
     criterion_settings: dict[str, Any] = field(default_factory=dict)
     # Remove the per-unit-type offset of these criteria (none | zscore within each unit type).
     # activation, taylor and gradient prefer one type on untrained and shuffled-label supernets
@@ -213,6 +256,10 @@ class SearchConfig:
     # or an integer n >= 1 (a stratified slice of n x batch rows; pruning/light_peft.py).
     round_steps: Optional[str] = None
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+
+
+# The search keys + `search.<name>` for each criterion's YAML (pruning/criteria/zeros.yaml, threshold.yaml).
+SearchConfig = search_config_class()
 
 
 @dataclass
@@ -332,10 +379,26 @@ class EvaluateConfig:
     out: Optional[str] = None  # also write the metrics as JSON here
 
 
+def run_config_class() -> type:
+    """RunConfig, rebuilt with the settings YAMLs of extensions registered since this module loaded."""
+    model, search = model_config_class(), search_config_class()
+    if [f.name for f in fields(model)] == [f.name for f in fields(ModelConfig)] and \
+            [f.name for f in fields(search)] == [f.name for f in fields(SearchConfig)]:
+        return RunConfig
+    return _extended_run(model, search)
+
+
+def _extended_run(model: type, search: type) -> type:
+    cls = make_dataclass("RunConfig", [("model", model, field(default=MISSING)),
+                                       ("search", search, field(default_factory=search))], bases=(RunConfig,))
+    cls.__module__, cls.__doc__ = __name__, RunConfig.__doc__
+    return cls
+
+
 def register_configs() -> None:
-    """Register the schemas with Hydra's ConfigStore (idempotent)."""
+    """Register the schemas with Hydra's ConfigStore (idempotent; picks up registered extensions)."""
     cs = ConfigStore.instance()
-    cs.store(name="run_schema", node=RunConfig)
+    cs.store(name="run_schema", node=run_config_class())
     cs.store(name="report_schema", node=ReportConfig)
     cs.store(name="export_schema", node=ExportConfig)
     cs.store(name="predict_schema", node=PredictConfig)

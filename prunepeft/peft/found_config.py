@@ -18,7 +18,7 @@ Layout (every layer listed, empty ones too; `params` per unit from `accounting`)
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +122,7 @@ class FoundConfig:
             params = data["params"]
             units: dict[UnitId, UnitSizes] = {}
             per_unit: dict[UnitId, int] = {}
-            known = {f.name for f in fields(UnitSizes)}
+            known = {*UnitSizes.names(), "site_sizes"}
             for entry in data["layers"]:
                 for unit in entry["units"]:
                     uid = (int(entry["layer"]), str(unit["type"]))

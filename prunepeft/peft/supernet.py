@@ -8,7 +8,6 @@ costs no compute and never reaches an optimizer (`peft_parameters()` lists activ
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -188,7 +187,7 @@ class Supernet:
         now = {site: kept.get(site, 0) for site in unit.type.sites}
         if now == {site: unit.type.site_size(unit.sizes, site) for site in unit.type.sites}:
             return unit.sizes
-        return dataclasses.replace(unit.sizes, site_sizes=now)
+        return unit.sizes.replace(site_sizes=now)
 
     def branches(self, uid: UnitId) -> list[tuple[str, Branch]]:
         """(site, branch) pairs of a unit, in the type's site order (site_index order)."""

@@ -9,13 +9,13 @@ from prunepeft.pruning.criteria.base import Criterion, CriterionContext, Scores,
 
 @dataclass(frozen=True)
 class ToySettings:
-    """`search.criterion_settings.toy_scaled.scale`."""
+    """`search.toy_scaled.scale` (default in toy_criterion.yaml beside this file)."""
 
     scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.scale > 0:
-            raise UserError(f"search.criterion_settings.toy_scaled.scale must be > 0, got {self.scale!r}")
+            raise UserError(f"search.toy_scaled.scale must be > 0, got {self.scale!r}")
 
 
 class ToyScaledCriterion(Criterion):

@@ -8,14 +8,39 @@ acts before the residual add / LayerNorm that follows it — the placement of th
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from prunepeft.errors import check_choice
-from prunepeft.peft.units.base import ACTIVATIONS, UnitSizes, UnitType
+from prunepeft.errors import UserError, check_choice, choice_error
+from prunepeft.peft.units.base import UnitSizes, UnitType
 from prunepeft.peft.wrapper import INIT_SCHEMES, Branch, branch_dtype, init_kaiming, init_normal, init_zeros
 
+# Adapter activations by config name (`model.adapter_activation`).
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "swish": nn.SiLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "identity": nn.Identity,
+}
+
+
+@dataclass(frozen=True)
+class AdapterSettings:
+    """The adapters' (and Houlsby's) size settings: `model.<field>`, defaults in `adapter.yaml`."""
+
+    adapter_bottleneck: int = 64  # bottleneck width b (the size knob: budget-sized baselines, rank pruning)
+    adapter_activation: str = "relu"  # a name in ACTIVATIONS
+
+    def __post_init__(self) -> None:
+        if self.adapter_bottleneck < 1:
+            raise UserError(f"adapter_bottleneck must be >= 1, got {self.adapter_bottleneck}")
+        if self.adapter_activation not in ACTIVATIONS:
+            raise choice_error("adapter activation", self.adapter_activation, ACTIVATIONS)
 
 
 def make_activation(name: str) -> nn.Module:
@@ -65,8 +90,8 @@ class AdapterType(UnitType):
     name = "adapter"
     kind = "serial"
     sites = ("ffn_out",)
+    settings = AdapterSettings
     size_field = "adapter_bottleneck"
-    json_fields = ("adapter_bottleneck", "adapter_activation")
 
     def make_branch(self, linear: nn.Linear, sizes: UnitSizes, site: str | None = None) -> Branch:
         return AdapterBranch(linear, self.site_size(sizes, site), sizes.adapter_activation)

@@ -10,25 +10,19 @@ the types, and the types import this module, so the import graph has no circle.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields
 from typing import Any, ClassVar, Optional
 
 from torch import nn
 
-from prunepeft.errors import UserError, choice_error
+from prunepeft.errors import UserError
 
 UnitId = tuple[int, str]
 
-# Adapter activations by config name (validated with the sizes; `adapter.make_activation` builds one).
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "swish": nn.SiLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "identity": nn.Identity,
-}
+# The registered unit types by name, in registry order: filled by `units/__init__.py` (the built-ins
+# in one explicit tuple, then `register_unit_type`). It lives here so that `UnitSizes` can find each
+# type's settings class without importing the registry module.
+REGISTRY: dict[str, "UnitType"] = {}
 
 
 def unit_key(uid: UnitId) -> str:
@@ -49,77 +43,152 @@ def parse_unit_key(key: str) -> UnitId:
     return int(layer), name
 
 
-@dataclass
-class UnitSizes:
-    """Sizes of PEFT units (per-model config keys, docs/method.md#sizes).
+def settings_classes() -> list[type]:
+    """The size-settings dataclasses of the registered unit types, each once, in registry order."""
+    out: list[type] = []
+    for unit_type in REGISTRY.values():
+        if unit_type.settings is not None and unit_type.settings not in out:
+            out.append(unit_type.settings)
+    return out
 
-    `lora_*` apply to lora and dora; `adapter_*` to adapter and houlsby.
+
+def _defaults() -> dict[str, Any]:
+    return {f.name: getattr(cls(), f.name) for cls in settings_classes() for f in fields(cls)}
+
+
+class UnitSizes:
+    """The size settings of every registered unit type, by name, plus the per-site sizes.
+
+    Each unit type owns its settings (a frozen dataclass next to it, e.g. `units/lora.py:
+    LoraSettings` with `lora_r`, `lora_alpha`, `lora_dropout`; defaults in its YAML, config keys
+    `model.<name>`, docs/method.md#sizes); this object holds the values of all of them, read as
+    attributes (`sizes.lora_r`), so one object sizes a whole supernet. `UnitSizes(lora_r=4)` takes
+    the other settings' defaults; an unknown name is a TypeError, as for a dataclass.
+
+    `site_sizes`: the per-site rank / bottleneck width after rank-level pruning, e.g.
+    {"query": 3, "value": 5} (None: every site at the uniform size). A site at 0 has no branch.
+    LoRA keeps the scaling lora_alpha / lora_r of the unpruned rank (docs/method.md, "Rank-level
+    pruning").
     """
 
-    lora_r: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-    adapter_bottleneck: int = 64
-    adapter_activation: str = "relu"
-    # Per-site rank / bottleneck width after rank-level pruning, e.g. {"query": 3, "value": 5}
-    # (None: every site at the uniform size). A site at 0 has no branch. LoRA keeps the scaling
-    # lora_alpha / lora_r of the unpruned rank (docs/method.md, "Rank-level pruning").
-    site_sizes: Optional[dict[str, int]] = None
+    __slots__ = ("_values", "site_sizes")
+    __hash__ = None  # mutable, like the dataclass it replaces
+
+    def __init__(self, site_sizes: Optional[dict[str, int]] = None, **values: Any) -> None:
+        defaults = _defaults()
+        unknown = sorted(set(values) - set(defaults))
+        if unknown:
+            raise TypeError(f"UnitSizes() got an unexpected keyword argument {unknown[0]!r}")
+        object.__setattr__(self, "_values", {**defaults, **values})
+        object.__setattr__(self, "site_sizes", site_sizes)
+
+    def __getattr__(self, name: str) -> Any:
+        values = _slot(self)
+        if values is not None and name in values:
+            return values[name]
+        raise AttributeError(f"UnitSizes has no setting {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "site_sizes":
+            object.__setattr__(self, name, value)
+        elif name in self._values:
+            self._values[name] = value
+        else:
+            raise AttributeError(f"UnitSizes has no setting {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UnitSizes):
+            return NotImplemented
+        return self._values == other._values and self.site_sizes == other.site_sizes
+
+    def __repr__(self) -> str:
+        items = [f"{k}={v!r}" for k, v in self._values.items()] + [f"site_sizes={self.site_sizes!r}"]
+        return f"UnitSizes({', '.join(items)})"
+
+    def __getstate__(self) -> tuple:
+        return dict(self._values), self.site_sizes
+
+    def __setstate__(self, state: tuple) -> None:
+        object.__setattr__(self, "_values", dict(state[0]))
+        object.__setattr__(self, "site_sizes", state[1])
+
+    @staticmethod
+    def names() -> list[str]:
+        """The setting names of the registered unit types (`lora_r`, ..., `adapter_activation`, ...)."""
+        return list(_defaults())
+
+    def as_dict(self) -> dict[str, Any]:
+        """{setting: value} (without `site_sizes`)."""
+        return dict(self._values)
+
+    def replace(self, **changes: Any) -> UnitSizes:
+        """A copy with `changes` (settings and/or `site_sizes`)."""
+        site_sizes = changes.pop("site_sizes", self.site_sizes)
+        return UnitSizes(site_sizes=site_sizes, **{**self._values, **changes})
 
     @classmethod
-    def from_model(
-        cls, model_cfg: Any, lora_r: int | None = None, adapter_bottleneck: int | None = None
-    ) -> UnitSizes:
-        """Sizes from a ModelConfig, with optional overrides of the rank / bottleneck width.
+    def from_model(cls, model_cfg: Any, **overrides: Any) -> UnitSizes:
+        """Sizes from a model config (`model.lora_r`, ...), with overrides (`lora_r=4`; None = no override).
 
-        An overridden rank keeps the model's `lora_alpha` (peft's semantics: scale = alpha / r).
+        Each value is converted to its default's type (a YAML `lora_alpha: 32` is 32.0). An
+        overridden rank keeps the model's `lora_alpha` (peft's semantics: scale = alpha / r).
+
+        Raises:
+            UserError: a value fails its unit type's checks.
         """
-        defaults = cls()
-        kw = {f.name: getattr(model_cfg, f.name, getattr(defaults, f.name)) for f in fields(cls)}
-        if lora_r is not None:
-            kw["lora_r"] = lora_r
-        if adapter_bottleneck is not None:
-            kw["adapter_bottleneck"] = adapter_bottleneck
-        sizes = cls(
-            lora_r=int(kw["lora_r"]),
-            lora_alpha=float(kw["lora_alpha"]),
-            lora_dropout=float(kw["lora_dropout"]),
-            adapter_bottleneck=int(kw["adapter_bottleneck"]),
-            adapter_activation=str(kw["adapter_activation"]),
-        )
+        defaults = _defaults()
+        kw = {name: getattr(model_cfg, name, default) for name, default in defaults.items()}
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        sizes = cls(**{k: _as_type_of(defaults[k], v) for k, v in kw.items()})
         sizes.validate()
         return sizes
 
     def validate(self) -> None:
-        """Raise UserError on a non-positive rank/width or an unknown activation."""
-        if self.lora_r < 1:
-            raise UserError(f"lora_r must be >= 1, got {self.lora_r}")
-        if self.adapter_bottleneck < 1:
-            raise UserError(f"adapter_bottleneck must be >= 1, got {self.adapter_bottleneck}")
+        """Raise UserError when a value fails its unit type's checks (or on bad `site_sizes`)."""
+        for settings in settings_classes():
+            settings(**{f.name: self._values[f.name] for f in fields(settings)})
         if self.site_sizes is not None:
             bad = {k: v for k, v in self.site_sizes.items() if not isinstance(v, int) or v < 0}
             if bad or not any(self.site_sizes.values()):
                 raise UserError(f"site_sizes must be integers >= 0 with at least one > 0, got {self.site_sizes}")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise UserError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        if self.adapter_activation not in ACTIVATIONS:
-            raise choice_error("adapter activation", self.adapter_activation, ACTIVATIONS)
 
+
+def _slot(sizes: UnitSizes) -> Optional[dict[str, Any]]:
+    """The values slot, or None while unpickling (so `__getattr__` cannot recurse)."""
+    try:
+        return object.__getattribute__(sizes, "_values")
+    except AttributeError:
+        return None
+
+
+def _as_type_of(default: Any, value: Any) -> Any:
+    """`value` as `default`'s scalar type (int, float, str, bool); other values unchanged."""
+    if value is None or default is None or isinstance(default, bool) or not isinstance(default, (int, float, str)):
+        return value
+    return type(default)(value)
 
 
 class UnitType:
-    """A PEFT unit type: where it attaches and how to build / count one branch per site.
+    """A PEFT unit type: where it attaches, its size settings, and how to build / count one branch per site.
 
     Subclasses set `name`, `kind` ("parallel" adds to the site output from the site input;
-    "serial" transforms the site output), `sites`, `size_field` (the UnitSizes knob that
-    `sizing` scales) and `json_fields` (the UnitSizes fields recorded in found_config.json).
+    "serial" transforms the site output), `sites`, `settings` (a frozen dataclass in the type's
+    file: one field per size setting, its defaults, checks in `__post_init__` raising UserError;
+    a YAML next to that file holds the same defaults for the config, see `config/extensions.py`)
+    and `size_field` (the setting that `sizing` and rank pruning change: the rank or width).
+    A subclass may share its parent's settings (DoRA uses LoRA's, Houlsby the adapter's).
     """
 
     name: ClassVar[str]
     kind: ClassVar[str]
     sites: ClassVar[tuple[str, ...]]
+    settings: ClassVar[Optional[type]] = None
     size_field: ClassVar[str]
-    json_fields: ClassVar[tuple[str, ...]]
+
+    @property
+    def json_fields(self) -> tuple[str, ...]:
+        """The settings recorded per unit in found_config.json (this type's settings' fields)."""
+        return tuple(f.name for f in fields(self.settings)) if self.settings is not None else ()
 
     def make_branch(self, linear: nn.Linear, sizes: UnitSizes, site: str | None = None) -> nn.Module:
         """Build this unit's branch for one site Linear (weights on its device)."""
@@ -147,7 +216,7 @@ class UnitType:
 
     def with_size(self, sizes: UnitSizes, size: int) -> UnitSizes:
         """A copy of `sizes` with this type's size knob (rank or bottleneck width) set to `size`."""
-        return replace(sizes, **{self.size_field: int(size)})
+        return sizes.replace(**{self.size_field: int(size)})
 
     def own_sizes(self, sizes: UnitSizes) -> UnitSizes:
         """`sizes` with the fields this type does not use reset to defaults (a canonical form)."""

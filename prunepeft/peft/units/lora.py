@@ -7,13 +7,29 @@ names mirror peft's (`lora_A`, `lora_B`) so export is a straight copy.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from prunepeft.errors import check_choice
+from prunepeft.errors import UserError, check_choice
 from prunepeft.peft.units.base import UnitSizes, UnitType
 from prunepeft.peft.wrapper import INIT_SCHEMES, Branch, branch_dtype, init_kaiming, init_normal, init_zeros
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA's (and DoRA's) size settings: `model.<field>`, defaults in `lora.yaml` (docs/method.md#sizes)."""
+
+    lora_r: int = 8  # rank r (the size knob: budget-sized baselines, rank pruning)
+    lora_alpha: float = 16.0  # the branch is scaled by alpha / r
+    lora_dropout: float = 0.0  # dropout on the branch input
+
+    def __post_init__(self) -> None:
+        if self.lora_r < 1:
+            raise UserError(f"lora_r must be >= 1, got {self.lora_r}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise UserError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
 
 
 class LoraBranch(Branch):
@@ -57,8 +73,8 @@ class LoraType(UnitType):
     name = "lora"
     kind = "parallel"
     sites = ("query", "value")
+    settings = LoraSettings
     size_field = "lora_r"
-    json_fields = ("lora_r", "lora_alpha", "lora_dropout")
 
     def make_branch(self, linear: nn.Linear, sizes: UnitSizes, site: str | None = None) -> Branch:
         return LoraBranch(linear, self.site_size(sizes, site), sizes.lora_alpha, sizes.lora_dropout, sizes.lora_r)

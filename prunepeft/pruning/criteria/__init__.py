@@ -1,14 +1,16 @@
 """Registry of the pruning criteria (Table 1), in registry order.
 
 Registry order breaks ties in the warm-up assignment (docs/method.md#warm-up). Adding a criterion is
-one file here (the class, and its `settings` dataclass when it has settings) plus one line in
-`BUILT_INS`; a criterion defined elsewhere (a plug-in, a test) is added with `register_criterion`
-and comes after the built-ins.
+one file here (the class, and its `settings` dataclass when it has settings), plus, with settings,
+one YAML beside it holding their defaults (`zeros.yaml`, composed into `search.zeros`), plus one
+line in `BUILT_INS`; a criterion defined elsewhere (a plug-in, a test) is added with
+`register_criterion`, comes after the built-ins, and its YAML is composed the same way.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from prunepeft.config.extensions import add_settings_file, remove_settings_file, yaml_beside
 from prunepeft.errors import choice_error
 from prunepeft.pruning.criteria.activation import ActivationCriterion
 from prunepeft.pruning.criteria.base import REGISTRY, Criterion, CriterionContext
@@ -36,13 +38,16 @@ CRITERIA: dict[str, Criterion] = REGISTRY
 
 
 def register_criterion(criterion: Criterion) -> Criterion:
-    """Add `criterion` after those registered so far; its settings become `search.criterion_settings.<name>`.
+    """Add `criterion` after those registered so far; its settings' YAML becomes `search.<name>`.
 
     Raises:
         ValueError: no name, or the name is taken.
     """
     if not criterion.name or criterion.name in CRITERIA:
         raise ValueError(f"cannot register criterion {criterion.name!r}: empty or already registered")
+    path = yaml_beside(criterion.settings) if criterion.settings is not None else None
+    if path is not None:
+        add_settings_file("criterion", criterion.name, path)
     CRITERIA[criterion.name] = criterion
     return criterion
 
@@ -52,6 +57,7 @@ def unregister_criterion(name: str) -> None:
     if name in {c.name for c in BUILT_INS}:
         raise ValueError(f"criterion {name!r} is built in")
     CRITERIA.pop(name, None)
+    remove_settings_file("criterion", name)
 
 
 for _criterion in BUILT_INS:

@@ -82,9 +82,9 @@ class CriterionContext:
     def from_search_config(cls, search: Any, seed: int) -> "CriterionContext":
         """Build from the `search` config group (SearchConfig / DictConfig) and a seed.
 
-        A criterion's settings are read from its own section: `search.<name>` (the keys declared in
-        the schema, e.g. `search.zeros.rel_tol`), then `search.criterion_settings.<name>` on top
-        (open: a criterion added later needs no schema line).
+        A criterion's settings are read from its own section: `search.<name>` (composed from the
+        criterion's YAML, e.g. `search.zeros.rel_tol`), then `search.criterion_settings.<name>` on
+        top (open: `+search.criterion_settings.<name>.<field>=...`).
         """
         extra = _get(search, "criterion_settings") or {}
         settings: dict[str, dict[str, Any]] = {}
@@ -157,9 +157,10 @@ class Criterion:
     # False: a larger raw value means a more important unit, so `oriented` negates it.
     higher_is_prunable: bool = False
     # The criterion's own settings: a frozen dataclass whose fields are its config keys
-    # (`search.<name>.<field>` / `search.criterion_settings.<name>.<field>`), its defaults the
-    # defaults, and whose __post_init__ raises UserError naming the key and its valid range.
-    # None: the criterion has no settings. Read them in `raw` with `ctx.settings_of(self)`.
+    # (`search.<name>.<field>`), its defaults the defaults (repeated, for the config, in a YAML
+    # beside the file that defines it: zeros.py -> zeros.yaml), and whose __post_init__ raises
+    # UserError naming the key and its valid range. None: the criterion has no settings. Read
+    # them in `raw` with `ctx.settings_of(self)`.
     settings: Optional[type] = None
 
     def raw(self, stats: Stats, ctx: CriterionContext) -> Scores:

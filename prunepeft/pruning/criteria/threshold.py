@@ -23,7 +23,7 @@ from prunepeft.pruning.criteria.base import (
 
 @dataclass(frozen=True)
 class ThresholdSettings:
-    """`search.threshold.*` (or `search.criterion_settings.threshold.*`): this criterion's own settings."""
+    """`search.threshold.*`: this criterion's own settings (the config's defaults: `threshold.yaml` beside this file)."""
 
     quantile: float = 0.5  # t = this quantile of all active |w| pooled
     t: Optional[float] = None  # an absolute t (overrides the quantile when set)

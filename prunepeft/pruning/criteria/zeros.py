@@ -26,7 +26,7 @@ from prunepeft.pruning.criteria.base import (
 
 @dataclass(frozen=True)
 class ZerosSettings:
-    """`search.zeros.*` (or `search.criterion_settings.zeros.*`): this criterion's own settings."""
+    """`search.zeros.*`: this criterion's own settings (the config's defaults: `zeros.yaml` beside this file)."""
 
     rel_tol: float = 0.1  # ε = rel_tol × RMS of all active units' weights pooled (0: the literal ε = 0)
 
