@@ -30,8 +30,21 @@ from prunepeft import outputs  # noqa: E402
 from prunepeft.io import read_jsonl  # noqa: E402
 from prunepeft.report.collect import TASK_ORDER, task_name  # noqa: E402
 
-CRITERIA_ORDER = ("weight", "zeros", "threshold", "activation", "taylor", "gradient", "random")
-TYPE_ORDER = ("lora", "dora", "adapter", "houlsby")
+# No list of criterion or unit-type names here (the report never imports the registries): criteria
+# are drawn in the order the run files list them (the search writes them in registry order), unit
+# types in the order of the run's search space, then any other type seen, by name.
+
+
+def _first_seen(*groups) -> list:
+    """The items of `groups`, each once, in order of first appearance."""
+    return list(dict.fromkeys(x for group in groups for x in group))
+
+
+def _space(search_space) -> list[str]:
+    """A run's search space as a list (`"lora,adapter"` in the runs table, a list in found_config.json)."""
+    if isinstance(search_space, str):
+        return [t for t in search_space.split(",") if t]
+    return [str(t) for t in search_space] if isinstance(search_space, (list, tuple)) else []
 
 
 @dataclass(frozen=True)
@@ -81,9 +94,8 @@ def _grid(runs: pd.DataFrame, seen: set[tuple[int, str]]) -> tuple[int, list[str
     """(number of layers, unit types) for a model: from the runs' records, else from the units seen."""
     layers = pd.to_numeric(runs.get("num_layers"), errors="coerce").max() if "num_layers" in runs else math.nan
     n = int(layers) if layers == layers else max((l for l, _ in seen), default=-1) + 1
-    types = {t for s in runs.get("search_space", pd.Series(dtype=object)).dropna() for t in str(s).split(",") if t}
-    types |= {t for _, t in seen}
-    return n, [t for t in TYPE_ORDER if t in types] + sorted(types - set(TYPE_ORDER))
+    spaces = runs.get("search_space", pd.Series(dtype=object)).dropna()
+    return n, _first_seen(*(_space(s) for s in spaces), sorted({t for _, t in seen}))
 
 
 def _grid_axes(n: int, ncols: int = 3, w: float = 4.2, h: float = 2.2) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -111,7 +123,7 @@ def figure1(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
         counts = {k: v for k, v in counts.items() if sum(v.values())}
         if not counts:
             continue
-        crits = [c for c in CRITERIA_ORDER if c in counts] + sorted(set(counts) - set(CRITERIA_ORDER))
+        crits = list(counts)
         n_layers, types = _grid(group, {_unit(k) for c in counts.values() for k in c})
         fig, axes = _grid_axes(len(crits))
         shares = {}
@@ -287,8 +299,7 @@ def found_config_plots(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
                       for i, r in enumerate(read_jsonl(path / outputs.ROUNDS)) for k in r.get("removed", [])}
         found = _read_json(path / outputs.FOUND_CONFIG)
         n_layers = int(found.get("num_layers") or max((l for l, _ in kept | set(removed_in)), default=-1) + 1)
-        seen = {t for _, t in kept | set(removed_in)} | set(found.get("search_space") or [])
-        types = [t for t in TYPE_ORDER if t in seen] + sorted(seen - set(TYPE_ORDER))
+        types = _first_seen(_space(found.get("search_space")), sorted({t for _, t in kept | set(removed_in)}))
         n_rounds = max(removed_in.values(), default=1)
         params = {(int(e["layer"]), u["type"]): u.get("params") for e in found.get("layers", [])
                   if isinstance(e, dict) for u in e.get("units", [])}
@@ -325,9 +336,10 @@ def warmup_plots(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
         tau = warm.get("tendencies") or warm.get("tendency") or {}
         if not tau:
             continue
-        crits = [c for c in CRITERIA_ORDER if c in tau] + sorted(set(tau) - set(CRITERIA_ORDER))
-        keys = sorted({k for c in crits for k in tau[c]}, key=lambda k: (k.split(":")[0], TYPE_ORDER.index(k.split(":")[1])
-                      if ":" in k and k.split(":")[1] in TYPE_ORDER else 9))
+        crits = list(tau)
+        keys = _first_seen(*(tau[c] for c in crits))
+        order = _first_seen(_space(getattr(row, "search_space", None)), sorted({k.partition(":")[2] for k in keys}))
+        keys = sorted(keys, key=lambda k: (k.partition(":")[0], order.index(k.partition(":")[2])))
         m = np.array([[tau[c].get(k, np.nan) for k in keys] for c in crits], dtype=float)
         fig, ax = plt.subplots(figsize=(1.6 + 0.8 * len(keys), 1.0 + 0.42 * len(crits)), layout="constrained")
         im = ax.imshow(m, cmap="viridis", vmin=0, vmax=1, aspect="auto")
