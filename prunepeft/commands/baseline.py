@@ -31,8 +31,14 @@ from prunepeft.seed import seed_everything
 
 log = logging.getLogger(__name__)
 
-UNIFORM_METHODS = ("lora", "dora", "adapter", "houlsby")
-METHODS = ("fft", "head", *UNIFORM_METHODS, "found")
+
+def methods() -> tuple[str, ...]:
+    """fft, head, one uniform baseline per registered unit type (peft.units.UNIT_TYPES), found."""
+    from prunepeft.peft.units import UNIT_TYPES
+
+    return ("fft", "head", *UNIT_TYPES, "found")
+
+
 FOUND_FILE = outputs.FOUND_CONFIG
 
 
@@ -123,7 +129,7 @@ def validate(cfg: DictConfig) -> None:
     from prunepeft.metrics import check_task_metrics
     from prunepeft.train.device import check_train_config
 
-    check_choice("method", cfg.method, METHODS)
+    check_choice("method", cfg.method, methods())
     if cfg.method == "found":
         _found_path(cfg)
     check_task_metrics(cfg.task)
