@@ -29,6 +29,14 @@ def budget_params(percent: float | None, params: int | None, base_params: int) -
     return int(percent / 100.0 * base_params)
 
 
+def _size_keys(unit_params: Mapping[object, int]) -> list[str]:
+    """`model.<size setting>` of each unit type in `unit_params` ((layer, type) keys), e.g. model.lora_r."""
+    from prunepeft.peft.units import UNIT_TYPES
+
+    types = {uid[1] for uid in unit_params if isinstance(uid, tuple) and len(uid) == 2}
+    return sorted({f"model.{UNIT_TYPES[t].size_field}" for t in types if t in UNIT_TYPES}) or ["model.<size setting>"]
+
+
 def check_budget(budget: int, unit_params: Mapping[object, int]) -> bool:
     """Validate B against the supernet; return True when there is something to prune.
 
@@ -41,6 +49,6 @@ def check_budget(budget: int, unit_params: Mapping[object, int]) -> bool:
     if budget < smallest:
         raise UserError(
             f"budget of {budget:,} parameters is below the smallest unit ({smallest:,} parameters); "
-            "raise budget.percent / budget.params or use smaller units (model.lora_r, model.adapter_bottleneck)"
+            f"raise budget.percent / budget.params or use smaller units ({', '.join(_size_keys(unit_params))})"
         )
     return sum(unit_params.values()) > budget
