@@ -86,6 +86,64 @@ def test_physical_removal_equals_masked_model(family):
         prune(fresh, fam, kept)
 
 
+def decoder(family: str, kv_heads: int | None = None):
+    """A tiny decoder (4 heads of 8, 3 layers); `kv_heads` < 4 gives grouped-query attention."""
+    cfg = OmegaConf.create({"name": "t", "family": family, "kind": "tiny",
+                            "tiny": {"hidden_size": H, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
+                                     "intermediate_size": FF, "vocab_size": 512}})
+    model, tok = build_tiny(cfg, 2, 0)
+    if kv_heads is not None:
+        from transformers import AutoModelForSequenceClassification
+
+        model.config.num_key_value_heads = kv_heads
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_config(model.config)
+    return model.eval(), tok, get_family(family)
+
+
+@pytest.mark.parametrize("family, kv_heads", [("llama", None), ("qwen2", None), ("llama", 2)])
+def test_decoder_masked_equals_pruned(family, kv_heads):
+    """Decoders: masks at 1 change nothing; 0/1 masks == the physically pruned model (logits within 1e-5);
+    under grouped-query attention whole key/value groups go; the parameter count matches by hand."""
+    model, tok, fam = decoder(family, kv_heads)
+    inputs = batch(tok)
+    before_logits = logits(model, inputs)
+    fresh = copy.deepcopy(model)
+    before = base_model_parameter_count(model, fam)
+    masks = BackboneMasks.install(model, fam)
+    assert torch.equal(logits(model, inputs), before_logits)
+    g = HEADS // (kv_heads or HEADS)
+    assert masks.group == [g] * LAYERS
+    with torch.no_grad():
+        for layer, m in enumerate(masks.heads):  # layer l loses key/value group l % (4 / g)
+            k = layer % (HEADS // g)
+            m[k * g:(k + 1) * g] = 0.0
+        for m in masks.neurons:
+            m[::3] = 0.0
+    masked = logits(model, inputs)
+    assert not torch.allclose(masked, before_logits)
+    kept = select(masks, heads=0.3, ffn=0.3)
+    k0 = [h for h in range(HEADS) if h // g != 0]
+    assert kept.heads[0] == k0 and len(kept.heads[1]) == HEADS - g
+    prune(fresh, fam, kept)
+    assert torch.allclose(logits(fresh, inputs), masked, atol=1e-5)
+    attn = fresh.get_submodule(f"{fam.layers_path}.0.self_attn")
+    d = H // HEADS
+    assert attn.q_proj.out_features == (HEADS - g) * d and attn.k_proj.out_features == (HEADS // g - 1) * d
+    assert attn.num_key_value_groups == g
+    # by hand: a cut group = g query rows + 1 key row + 1 value row + g o_proj columns of d each
+    # (qwen2: q/k/v biases); a cut neuron = a gate row, an up row and a down column
+    qkv_bias = 1 if family == "qwen2" else 0
+    per_group = (g + 2) * d * (H + qkv_bias) + g * d * H
+    assert before - base_model_parameter_count(fresh, fam) == LAYERS * per_group + LAYERS * (FF // 3 + 1) * 3 * H
+    with pytest.raises(UserError, match="already pruned"):
+        prune(fresh, fam, kept)
+    if g > 1:
+        split = KeptStructures([[0, 2, 3]] + kept.heads[1:], kept.neurons, HEADS, FF)
+        with pytest.raises(UserError, match="split a group"):
+            prune(decoder(family, kv_heads)[0], fam, split)
+
+
 def test_kept_indices_round_trip_reprune_identically(tmp_path):
     model, tok, fam = tiny()
     masks = BackboneMasks.install(model, fam)
@@ -163,11 +221,11 @@ def test_masks_train_in_fit_and_penalty_shrinks_them():
 
 
 def test_unsupported_family_and_wrapped_sites_are_refused():
-    cfg = OmegaConf.create({"name": "t", "family": "llama", "kind": "tiny",
+    cfg = OmegaConf.create({"name": "t", "family": "mistral", "kind": "tiny",
                             "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                      "intermediate_size": 64, "vocab_size": 512}})
     with pytest.raises(UserError, match="not supported"):
-        BackboneMasks.install(build_tiny(cfg, 2, 0)[0], get_family("llama"))
+        BackboneMasks.install(build_tiny(cfg, 2, 0)[0], get_family("mistral"))
     model, _, fam = tiny()
     layer0 = model.get_submodule(f"{fam.layers_path}.0")
     layer0.attention.self.query = torch.nn.Sequential(layer0.attention.self.query)  # stands in for a PEFT wrapper
@@ -413,3 +471,21 @@ def test_light_peft_with_pruned_backbone_killed_at_the_handoff_resumes_identical
     summary, reference = read_json(got / "summary.json"), read_json(ref / "summary.json")
     assert summary["metrics"] == reference["metrics"] and summary["backbone"] == reference["backbone"]
     assert summary["params"] == reference["params"] and len(read_jsonl(got / "rounds.jsonl")) == 1
+
+
+def test_search_on_a_pruned_llama_backbone(compose_cfg, glue_dir, tmp_path):
+    """tiny_llama end to end: estimation, pruning, search, retrain, load_run re-prunes the same way."""
+    from prunepeft.api import load_run
+    from prunepeft.commands import search as search_cmd
+    from prunepeft.models.backbone_prune import FILE
+
+    overrides = ["model=tiny_llama", "task=rte", "train=test", f"data.dir={glue_dir}", "data.train_subset=64",
+                 "data.eval_subset=32", *SEARCH, *BP, "budget.params=1500"]
+    summary = search_cmd.run(compose_cfg("search", overrides), tmp_path)
+    kept = KeptStructures.load(tmp_path / FILE)
+    assert summary["backbone"]["heads_kept"] == 4 == kept.counts()[0]  # 2 heads per layer -> 1, 4 layers
+    assert summary["params"]["base"] == summary["backbone"]["params_after"] < summary["backbone"]["params_before"]
+    assert summary["params"]["peft"] <= 1500
+    model, _ = load_run(tmp_path)
+    assert model.get_submodule("model.layers.0.self_attn.q_proj").out_features == 16  # one head of 16
+    assert model.get_submodule("model.layers.0.mlp.down_proj").in_features == len(kept.neurons[0])

@@ -27,8 +27,19 @@ transformers cannot rebuild a pruned model from its config, so the run saves the
 (`backbone_prune.json`, `KeptStructures.save`) and every loader re-prunes a freshly loaded backbone
 with `prune(model, family, KeptStructures.load(path))` before loading PEFT weights.
 
-Families: bert and roberta (same module layout). Prune BEFORE the PEFT units are injected: `prune`
-refuses sites already wrapped by a unit.
+Families: bert and roberta (same module layout), and the decoders llama and qwen2:
+
+- the head mask is a forward pre-hook on `self_attn.o_proj` (its input is the concatenated per-head
+  context), the neuron mask a forward pre-hook on `mlp.down_proj` (its input is act(gate) · up);
+- under grouped-query attention (`num_key_value_heads` < `num_attention_heads`) a key/value head
+  serves a group of query heads, so heads are cut by whole groups: a group's value is the mean of
+  its query heads' masks, and a cut group loses its query rows, its key and value rows and its
+  o_proj columns (with one query head per key/value head this is the per-head rule above);
+- a neuron's gate_proj and up_proj rows and down_proj column go.
+
+Prune BEFORE the PEFT units are injected: `prune` refuses sites already wrapped by a unit. The
+masks' hooks sit on modules the units do not replace (bert: the attention-output block; decoders:
+o_proj/down_proj themselves, whose serial units act on their output).
 """
 from __future__ import annotations
 
@@ -52,6 +63,7 @@ L1_COEF = 1e-4
 
 # Module paths inside one transformer layer, per family (bert and roberta share HF's layout).
 _BERT_LAYOUT = {
+    "kind": "encoder",
     "self": "attention.self",  # has query/key/value, num_attention_heads, attention_head_size
     "attn_output": "attention.output",  # forward(context, residual): the head mask scales `context`
     "attn_out_dense": "attention.output.dense",
@@ -59,7 +71,17 @@ _BERT_LAYOUT = {
     "ffn_act": "intermediate",  # output = act(ffn_in(x)): the neuron mask scales it
     "ffn_out": "output.dense",
 }
-LAYOUTS: dict[str, dict[str, str]] = {"bert": _BERT_LAYOUT, "roberta": _BERT_LAYOUT}
+# Decoders (HF Llama layout): heads are sized from q_proj's rows (the config is shared by the layers).
+_DECODER_LAYOUT = {
+    "kind": "decoder",
+    "self": "self_attn",  # has head_dim and num_key_value_groups (query heads per key/value head)
+    "q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
+    "attn_out_dense": "self_attn.o_proj",  # its input is the per-head context: the head mask's pre-hook
+    "gate": "mlp.gate_proj", "up": "mlp.up_proj",
+    "ffn_out": "mlp.down_proj",  # its input is act(gate) * up: the neuron mask's pre-hook
+}
+LAYOUTS: dict[str, dict[str, str]] = {"bert": _BERT_LAYOUT, "roberta": _BERT_LAYOUT, "llama": _DECODER_LAYOUT,
+                                      "qwen2": _DECODER_LAYOUT}
 
 
 def layout(family: Family) -> dict[str, str]:
@@ -71,9 +93,21 @@ def layout(family: Family) -> dict[str, str]:
 
 
 def _heads(layer: nn.Module, lay: dict[str, str]) -> tuple[int, int]:
-    """(number of heads, head size) of one layer's self-attention."""
+    """(number of (query) heads, head size) of one layer's self-attention."""
     attn = layer.get_submodule(lay["self"])
+    if lay["kind"] == "decoder":
+        size = int(attn.head_dim)
+        return int(layer.get_submodule(lay["q"]).out_features) // size, size
     return int(attn.num_attention_heads), int(attn.attention_head_size)
+
+
+def _group(layer: nn.Module, lay: dict[str, str]) -> int:
+    """Query heads per key/value head (1 for encoders and multi-head decoders)."""
+    return int(getattr(layer.get_submodule(lay["self"]), "num_key_value_groups", 1)) if lay["kind"] == "decoder" else 1
+
+
+def _ffn_size(layer: nn.Module, lay: dict[str, str]) -> int:
+    return int(layer.get_submodule(lay["gate"] if lay["kind"] == "decoder" else lay["ffn_in"]).out_features)
 
 
 class BackboneMasks(nn.Module):
@@ -91,14 +125,19 @@ class BackboneMasks(nn.Module):
         ref = next(model.parameters())
         kw = {"device": ref.device, "dtype": torch.float32}
         self.head_size = [_heads(layer, lay)[1] for layer in layers]
+        self.group = [_group(layer, lay) for layer in layers]  # heads are cut by groups of this size
         self.heads = nn.ParameterList(nn.Parameter(torch.ones(_heads(layer, lay)[0], **kw)) for layer in layers)
-        self.neurons = nn.ParameterList(
-            nn.Parameter(torch.ones(layer.get_submodule(lay["ffn_in"]).out_features, **kw)) for layer in layers)
+        self.neurons = nn.ParameterList(nn.Parameter(torch.ones(_ffn_size(layer, lay), **kw)) for layer in layers)
         self._handles: list[Any] = []
+        decoder = lay["kind"] == "decoder"
         for i, layer in enumerate(layers):
-            self._handles.append(layer.get_submodule(lay["attn_output"]).register_forward_pre_hook(
-                self._head_hook(i), with_kwargs=True))
-            self._handles.append(layer.get_submodule(lay["ffn_act"]).register_forward_hook(self._neuron_hook(i)))
+            head_site = layer.get_submodule(lay["attn_out_dense"] if decoder else lay["attn_output"])
+            self._handles.append(head_site.register_forward_pre_hook(self._head_hook(i), with_kwargs=True))
+            if decoder:
+                self._handles.append(layer.get_submodule(lay["ffn_out"]).register_forward_pre_hook(
+                    self._neuron_pre_hook(i), with_kwargs=True))
+            else:
+                self._handles.append(layer.get_submodule(lay["ffn_act"]).register_forward_hook(self._neuron_hook(i)))
 
     @classmethod
     def install(cls, model: nn.Module, family: Family) -> "BackboneMasks":
@@ -115,6 +154,11 @@ class BackboneMasks(nn.Module):
     def _neuron_hook(self, i: int):
         def hook(module, args, output):
             return output * self.neurons[i].to(output.dtype)
+        return hook
+
+    def _neuron_pre_hook(self, i: int):
+        def hook(module, args, kwargs):
+            return (args[0] * self.neurons[i].to(args[0].dtype), *args[1:]), kwargs
         return hook
 
     def remove(self) -> None:
@@ -201,13 +245,18 @@ def select(masks: BackboneMasks, heads: float, ffn: float) -> KeptStructures:
         heads: fraction of heads to cut in each layer (the per-layer quantile q; kept if m > q-quantile).
         ffn: fraction of FFN neurons to cut over all layers together (global quantile).
     Every layer keeps at least one head and one neuron. A fraction of 0 keeps everything.
+    Under grouped-query attention the per-layer cut is over key/value groups, each valued by the
+    mean of its query heads' masks; the kept heads are those of the kept groups.
     """
     for name, q in (("heads", heads), ("ffn", ffn)):
         if not 0.0 <= float(q) < 1.0:
             raise UserError(f"backbone_prune.{name} must be in [0, 1), got {q}")
     head_vals, neuron_vals = masks.values()
-    kept_heads = [list(range(len(v))) if heads == 0 else _kept_above(v, float(np.quantile(v, heads)))
-                  for v in head_vals]
+    kept_heads = []
+    for v, g in zip(head_vals, getattr(masks, "group", [1] * len(head_vals))):
+        groups = v.reshape(-1, g).mean(1)  # g = 1: the heads themselves
+        kept = list(range(len(groups))) if heads == 0 else _kept_above(groups, float(np.quantile(groups, heads)))
+        kept_heads.append([k * g + j for k in kept for j in range(g)])
     if ffn == 0:
         kept_neurons = [list(range(len(v))) for v in neuron_vals]
     else:
@@ -250,6 +299,10 @@ def prune(model: nn.Module, family: Family, kept: KeptStructures) -> None:
     layers = transformer_layers(model, family)
     if len(kept.heads) != len(layers) or len(kept.neurons) != len(layers):
         raise UserError(f"backbone_prune: the kept indices are for {len(kept.heads)} layers, the model has {len(layers)}")
+    if lay["kind"] == "decoder":
+        for layer, heads, neurons in zip(layers, kept.heads, kept.neurons):
+            _prune_decoder_layer(layer, lay, kept, heads, neurons)
+        return
     for layer, heads, neurons in zip(layers, kept.heads, kept.neurons):
         attn = layer.get_submodule(lay["self"])
         n_heads, size = int(attn.num_attention_heads), int(attn.attention_head_size)
@@ -268,6 +321,30 @@ def prune(model: nn.Module, family: Family, kept: KeptStructures) -> None:
             idx = torch.tensor(neurons, dtype=torch.long)
             _replace(layer, lay["ffn_in"], _slice_linear(layer.get_submodule(lay["ffn_in"]), idx, 0))
             _replace(layer, lay["ffn_out"], _slice_linear(layer.get_submodule(lay["ffn_out"]), idx, 1))
+
+
+def _prune_decoder_layer(layer: nn.Module, lay: dict[str, str], kept: KeptStructures, heads: list[int],
+                         neurons: list[int]) -> None:
+    """`prune` for one decoder layer: whole key/value groups of heads, then FFN neurons."""
+    n_heads, size = _heads(layer, lay)
+    g = _group(layer, lay)
+    if n_heads != kept.num_heads or _ffn_size(layer, lay) != kept.intermediate_size:
+        raise UserError("backbone_prune: the model is already pruned or does not match the kept indices")
+    if not heads or not neurons:
+        raise UserError("backbone_prune: every layer must keep at least one head and one neuron")
+    groups = sorted({h // g for h in heads})
+    if sorted(heads) != [k * g + j for k in groups for j in range(g)]:
+        raise UserError(f"backbone_prune: under grouped-query attention heads go by whole groups of {g}; "
+                        f"the kept heads {heads} split a group")
+    if len(heads) < n_heads:
+        q_idx = torch.tensor([h * size + j for h in heads for j in range(size)], dtype=torch.long)
+        kv_idx = torch.tensor([k * size + j for k in groups for j in range(size)], dtype=torch.long)
+        for key, idx, dim in (("q", q_idx, 0), ("k", kv_idx, 0), ("v", kv_idx, 0), ("attn_out_dense", q_idx, 1)):
+            _replace(layer, lay[key], _slice_linear(layer.get_submodule(lay[key]), idx, dim))
+    if len(neurons) < kept.intermediate_size:
+        idx = torch.tensor(neurons, dtype=torch.long)
+        for key, dim in (("gate", 0), ("up", 0), ("ffn_out", 1)):
+            _replace(layer, lay[key], _slice_linear(layer.get_submodule(lay[key]), idx, dim))
 
 
 def removed_params(hidden: int, head_size: int, kept: KeptStructures, layers: int, bias: bool = True) -> int:
