@@ -1,7 +1,9 @@
 """Unit types and the site wrapper, on bare nn.Linear layers (no model needed)."""
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 from types import SimpleNamespace
 
 import pytest
@@ -62,6 +64,27 @@ def test_unit_sizes_from_model_overrides_and_validation():
         UnitSizes.from_model(SimpleNamespace(adapter_activation="swoosh"))
     with pytest.raises(UserError, match="lora_r"):
         UnitSizes(lora_r=0).validate()
+
+
+def test_unit_sizes_hold_each_types_own_settings():
+    # the settings classes live with their types; UnitSizes holds the values of all registered ones
+    assert UnitSizes.names() == ["lora_r", "lora_alpha", "lora_dropout", "adapter_bottleneck", "adapter_activation"]
+    assert get_unit_type("dora").settings is get_unit_type("lora").settings
+    assert get_unit_type("houlsby").settings is get_unit_type("adapter").settings
+    assert [get_unit_type(n).json_fields for n in ("lora", "adapter")] == [
+        ("lora_r", "lora_alpha", "lora_dropout"), ("adapter_bottleneck", "adapter_activation")]
+    s = UnitSizes(lora_r=4)
+    assert (s.lora_r, s.lora_alpha, s.adapter_bottleneck) == (4, 16.0, 64)  # the rest: the settings' defaults
+    assert s.replace(site_sizes={"query": 2}).site_sizes == {"query": 2} and s.site_sizes is None
+    assert s == UnitSizes(lora_r=4) != UnitSizes(lora_r=5)
+    assert copy.deepcopy(s) == s == pickle.loads(pickle.dumps(s))
+    with pytest.raises(TypeError, match="lora_rank"):
+        UnitSizes(lora_rank=4)
+    with pytest.raises(AttributeError, match="no setting 'rank'"):
+        s.rank  # noqa: B018
+    # a model config's values take their default's type (a YAML `lora_alpha: 32` is 32.0)
+    assert UnitSizes.from_model(SimpleNamespace(lora_alpha=32, lora_r="8")).as_dict()["lora_alpha"] == 32.0
+    assert isinstance(UnitSizes.from_model(SimpleNamespace(lora_r=8.0)).lora_r, int)
 
 
 def test_lora_delta_is_scaled_low_rank_update():
