@@ -100,6 +100,8 @@ def run_one(study: str, arm: str, seed: int, command: str, overrides: list[str],
     cmd = [args.python, "-m", "prunepeft.cli", command, *_arm(COMMON + overrides, **dict(o.split("=", 1) for o in args.extra)),
            f"seed={seed}", f"hydra.run.dir={work}"]
     started = time.time()
+    if _finished_with(work, cmd[4:]):  # finished after an earlier orchestrator died: collect, don't rerun
+        return _collect(work, dest, record)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                               timeout=args.run_timeout)
@@ -109,12 +111,26 @@ def run_one(study: str, arm: str, seed: int, command: str, overrides: list[str],
     if proc.returncode != 0 or not (work / "summary.json").exists():
         print(f"FAILED {study}/{arm}-s{seed} ({proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr, flush=True)
         return None
+    print(f"{study}/{arm}-s{seed}: {time.time() - started:.0f}s", file=sys.stderr, flush=True)
+    return _collect(work, dest, record)
+
+
+def _finished_with(work: Path, argv: list[str]) -> bool:
+    """A finished run in `work` whose recorded command line is `argv` (run.json's argv)."""
+    try:
+        run = json.loads((work / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (work / "summary.json").exists() and run.get("status") == "done" and run.get("argv", [])[1:] == argv
+
+
+def _collect(work: Path, dest: Path, record: dict) -> dict:
+    """Copy a finished run's small files to its committed folder; return its summary."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in SMALL_FILES:
         if (work / name).exists():
             shutil.copy2(work / name, dest / name)
     (dest / "overrides.json").write_text(json.dumps(record, indent=1) + "\n")
-    print(f"{study}/{arm}-s{seed}: {time.time() - started:.0f}s", file=sys.stderr, flush=True)
     return json.loads((dest / "summary.json").read_text())
 
 
@@ -255,7 +271,8 @@ def grid_phase(args, winner: str) -> None:
 
 def rules_phase(args, winner: str) -> None:
     """Round 1 with every warm-up rule in the grid, one run per seed (Deliver 3's choice)."""
-    run_many([("rules", "hybrid", s, "search", [*SETTINGS[winner], *RULES]) for s in RULES_SEEDS], args)
+    seeds = args.seeds or RULES_SEEDS
+    run_many([("rules", "hybrid", s, "search", [*SETTINGS[winner], *RULES]) for s in seeds], args)
 
 
 def grid_cells(study: str) -> dict[str, dict[int, dict[str, float]]]:
@@ -402,6 +419,7 @@ def main() -> None:
     ap.add_argument("--work", default=str(ROOT / "outputs" / "signal_study"))
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--extra", nargs="*", default=[], help="overrides for every run (e.g. model.local=...)")
+    ap.add_argument("--seeds", type=int, nargs="*", help="rules only: these seeds instead of the study's")
     ap.add_argument("--report", action="store_true")
     args = ap.parse_args()
     if args.report:
