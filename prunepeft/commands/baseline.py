@@ -67,6 +67,13 @@ def _uniform_sizes(cfg: DictConfig, model, family, base: int):
     return get_unit_type(cfg.method).with_size(UnitSizes.from_model(cfg.model), size)
 
 
+def _size_record(sizes) -> dict:
+    """summary.json's `sizes`: the size knob of every registered unit type ({"lora_r": .., "adapter_bottleneck": ..})."""
+    from prunepeft.peft.units import UNIT_TYPES
+
+    return {knob: getattr(sizes, knob) for knob in dict.fromkeys(t.size_field for t in UNIT_TYPES.values())}
+
+
 class Prepared(NamedTuple):
     """What `prepare` made: the model to train, its parameter groups, the params report, and the
     supernet holding the units (None for fft/head, which train no units)."""
@@ -118,7 +125,7 @@ def prepare(cfg: DictConfig, model, family) -> Prepared:
         groups = {"peft": net.peft_parameters(), "head": net.head_parameters()}
         report = {"peft": counted.peft, "head": counted.head, "base": counted.base}
         if sizes is not None:
-            report["sizes"] = {"lora_r": sizes.lora_r, "adapter_bottleneck": sizes.adapter_bottleneck}
+            report["sizes"] = _size_record(sizes)
     report["percent"] = round(100.0 * report["peft"] / report["base"], 4)
     report["trainable"] = sum(p.numel() for g in groups.values() for p in g)
     return Prepared(model, groups, report, net)
