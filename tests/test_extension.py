@@ -68,6 +68,20 @@ def test_toy_criterion_and_unit_type_run_a_search(toys, glue_dir, tmp_path):
         assert unit["params"] == 3 * (hidden + hidden)
 
 
+def test_the_toy_unit_type_is_a_uniform_baseline_too(toys, compose_cfg, tiny_overrides, tmp_path):
+    from prunepeft.commands import baseline
+
+    summary = baseline.run(compose_cfg("baseline", [*tiny_overrides, "method=toy_value", "model.toy_rank=3",
+                                                    "train.epochs=1"]), tmp_path)
+    params = summary["params"]
+    assert params["peft"] == 4 * 3 * (32 + 32)  # tiny_bert: 4 layers, value projection 32 -> 32, rank 3
+    assert params["sizes"]["toy_rank"] == 3
+    assert params["sizes"]["lora_r"] == 4  # the built-ins' knobs, as before
+    summary = baseline.run(compose_cfg("baseline", [*tiny_overrides, "method=toy_value", "size_to_budget=true",
+                                                    "budget.params=700", "train.epochs=1"]), tmp_path / "sized")
+    assert summary["params"]["sizes"]["toy_rank"] == 2  # the largest rank within B: 4 x 2 x 64 = 512 <= 700
+
+
 def test_the_toys_settings_are_composed_typed_and_checked(toys, compose_cfg):
     cfg = compose_cfg("search", ["model=tiny_bert"])
     assert cfg.search.toy_scaled.scale == 1.0 and cfg.model.toy_rank == 2  # their YAMLs' defaults
