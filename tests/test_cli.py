@@ -195,8 +195,10 @@ def test_wheel_ships_every_config(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("prunepeft-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    yamls = sorted(str(p.relative_to(REPO)) for p in CONF.rglob("*.yaml"))
+    # conf/ and the extension points' own YAMLs (pruning/criteria/zeros.yaml, peft/units/lora.yaml, ...)
+    yamls = sorted(str(p.relative_to(REPO)) for p in (REPO / "prunepeft").rglob("*.yaml"))
     assert "prunepeft/conf/search.yaml" in yamls and "prunepeft/conf/baseline.yaml" in yamls
+    assert "prunepeft/peft/units/lora.yaml" in yamls and "prunepeft/pruning/criteria/zeros.yaml" in yamls
     assert len([y for y in yamls if "/task/" in y]) == 9
     missing = [y for y in yamls if y not in names]
     assert not missing, missing
