@@ -45,7 +45,11 @@ from prunepeft.pruning.partitions import Partition, PartitionKey, key_str
 from prunepeft.pruning.selection import select_top_k
 from prunepeft.pruning.statistics import UnitId
 
-COMBINATIONS = ("paper", "rank", "zscore", "reference")  # the grid's column order (all in COMBINATION_FNS)
+# The grid's columns: every registered combination (combine.COMBINATIONS). The first four keep the
+# order the committed grids were computed in (each new type composition met draws the next seed of
+# the random sets, so the order is part of the seeded result); any later one is appended.
+_FIRST = ("paper", "rank", "zscore", "reference")
+COMBINATIONS = tuple(c for c in _FIRST if c in COMBINATION_FNS) + tuple(c for c in COMBINATION_FNS if c not in _FIRST)
 DRAWS = 5  # permuted / random assignments averaged per round (each draw costs masked passes)
 
 
