@@ -11,6 +11,10 @@ The report reads every version (`report.collect.lr_label` takes both `lr` shapes
 committed results are read by stay in every version: task, model, method (search: also strategy),
 seed, primary, params, search (search only), train, metrics.
 
+No other module spells these names (tests/test_outputs.py scans the package for them). The trained
+units and head (`UNITS`, `HEAD`, and the checkpoint's weights) are written and read by ONE pair of
+functions, `prunepeft.peft.weights.save_trained` / `load_trained` (one key scheme for all three).
+
 This module imports nothing from the package (any layer may use it).
 """
 from __future__ import annotations
