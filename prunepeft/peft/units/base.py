@@ -74,7 +74,7 @@ class UnitSizes:
     __slots__ = ("_values", "site_sizes")
     __hash__ = None  # mutable, like the dataclass it replaces
 
-    def __init__(self, site_sizes: Optional[dict[str, int]] = None, **values: Any) -> None:
+    def __init__(self, *, site_sizes: Optional[dict[str, int]] = None, **values: Any) -> None:
         defaults = _defaults()
         unknown = sorted(set(values) - set(defaults))
         if unknown:
