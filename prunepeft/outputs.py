@@ -86,6 +86,9 @@ def summary(command: str, cfg: Any, method: str, result: Any, params: dict[str, 
     return {
         "schema_version": SCHEMA_VERSION, "command": command, "task": str(cfg.task.name),
         "model": str(cfg.model.name), "method": method, "seed": int(cfg.seed),
+        # The study arm a run belongs to (`arm=`): two arms can share a strategy, e.g. two readings
+        # of the hybrid's assignment rule; default the strategy (search) or the method (baseline).
+        "arm": str(cfg.get("arm") or extra.get("strategy") or method),
         **extra,
         "metrics": result.last,
         "primary": {"split": split, "metric": metric, "value": result.last.get(split, {}).get(metric)},

@@ -37,7 +37,7 @@ RECOVERY_HINT = (f"to start this run over, re-run the same command with restart=
 # `restart` says what to do with the directory, not what to compute. `data.dir` may move: the data's
 # content is checked instead (`note_data`).
 # `logger` (the experiment tracker, prunepeft.trackers) only watches a run.
-VOLATILE_KEYS = ("debug", "train.progress", "train.log_every", "data.dir", "extra", "restart", "logger")
+VOLATILE_KEYS = ("debug", "train.progress", "train.log_every", "data.dir", "extra", "restart", "logger", "arm")
 
 # -- debug kill points ---------------------------------------------------------------------------
 DEBUG_POINTS = ("event", "between_checkpoint_writes", "after_checkpoint")

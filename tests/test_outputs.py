@@ -38,6 +38,15 @@ def test_search_only_summary_has_no_primary_value():
     assert s["primary"]["value"] is None and s["strategy"] == "hybrid" and list(s)[-1] == "history"
 
 
+def test_summary_arm_is_the_label_given_else_the_strategy_or_method():
+    none = FitResult([], {})
+    assert outputs.summary("search", _cfg(), "prunepeft", none, params={}, train={}, strategy="hybrid")["arm"] == "hybrid"
+    assert outputs.summary("baseline", _cfg(), "lora", none, params={}, train={}, run=None)["arm"] == "lora"
+    cfg = _cfg()
+    cfg.arm = "hybrid_agreement"  # both readings of the hybrid have strategy=hybrid; the arm tells them apart
+    assert outputs.summary("search", cfg, "prunepeft", none, params={}, train={}, strategy="hybrid")["arm"] == "hybrid_agreement"
+
+
 def _spelled_names(source: str) -> list[tuple[int, str]]:
     """(line, literal) of every string literal (docstrings aside) that is a contract name or a path
     ending in one; f-string pieces count (their constant parts are literals too)."""

@@ -307,6 +307,8 @@ class RunConfig:
 
     command: str = MISSING
     seed: int = 42
+    # A label for studies, written to summary.json's "arm" (default: the strategy or the method).
+    arm: Optional[str] = None
     model: ModelConfig = MISSING
     task: TaskConfig = MISSING
     train: TrainConfig = MISSING
