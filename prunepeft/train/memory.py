@@ -11,9 +11,10 @@ Four parts, in bytes (estimates, not a measurement; BENCHMARKS.md §12b compares
   `torch.cuda.max_memory_allocated` reports on a GPU.
 - **CPU allocator slack** (CPU only): glibc's heap does not give the freed activation blocks of a
   step back, and the step's temporaries fragment it, so the process's peak RSS exceeds the tensor
-  peak. Measured on MiniLM-L6 (§12b): 0.4–0.8 × the activations; `CPU_ALLOCATOR_SLACK` is their
-  middle. `MALLOC_MMAP_THRESHOLD_=131072` (large blocks always mmapped, returned on free) removes
-  most of it.
+  peak. Measured on MiniLM-L6 (BENCHMARKS.md §12b): 0.45–0.8 × the activations;
+  `CPU_ALLOCATOR_SLACK` is their middle. With `MALLOC_MMAP_THRESHOLD_=131072` in the environment
+  (large blocks always mmapped, given back on free) the peak RSS is the tensor peak, and no slack
+  is added.
 
 Activations, per token and layer, counted from the tensors autograd saves (checked against the saved
 tensors of a MiniLM step). A frozen Linear saves nothing for its own weight gradient, so with a
@@ -49,6 +50,7 @@ memory before the model loads.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,8 +60,8 @@ log = logging.getLogger(__name__)
 
 GIB = 1024**3
 ADAMW_MOMENT_BYTES = 8  # exp_avg + exp_avg_sq, fp32
-# glibc heap kept beyond the tensor peak in one CPU training step, as a share of the activations:
-# 0.42–0.83 measured on MiniLM-L6 (batch × length 32×64, 32×128, 8×256; BENCHMARKS.md §12b).
+# glibc heap kept beyond the tensor peak over CPU training steps, as a share of the activations:
+# 0.46–0.79 measured on MiniLM-L6 (batch × length 32×64, 16×128, 32×128, 8×256; BENCHMARKS.md §12b).
 CPU_ALLOCATOR_SLACK = 0.65
 
 
@@ -206,6 +208,13 @@ def peft_activation_bytes(unit_names: list[str], sizes: Any, hidden: int, dtype:
     return per_token, fixed
 
 
+def _glibc_returns_blocks() -> bool:
+    """True when MALLOC_MMAP_THRESHOLD_ (read by glibc at start) is at most 1 MiB: every activation
+    block is then mmapped and unmapped on free, and the peak RSS is the tensor peak (§12b)."""
+    value = os.environ.get("MALLOC_MMAP_THRESHOLD_", "")
+    return value.isdigit() and int(value) <= 2**20
+
+
 def estimate(model: torch.nn.Module, *, batch_size: int, max_length: int, gradient_checkpointing: bool,
              decoder: bool, autocast_bytes: int | None = None, peft_bytes: int = 0, peft_fixed_bytes: int = 0,
              device_type: str = "cuda", backbone_trainable: bool | None = None) -> MemoryEstimate:
@@ -234,7 +243,7 @@ def estimate(model: torch.nn.Module, *, batch_size: int, max_length: int, gradie
                             decoder=decoder, gradient_checkpointing=gradient_checkpointing,
                             peft_bytes=peft_bytes, backbone_trainable=backbone_trainable,
                             device_type=device_type) + n_layers * peft_fixed_bytes
-    slack = int(CPU_ALLOCATOR_SLACK * acts) if device_type == "cpu" else 0
+    slack = int(CPU_ALLOCATOR_SLACK * acts) if device_type == "cpu" and not _glibc_returns_blocks() else 0
     return MemoryEstimate(weights=int(weights), trainable_states=int(states), activations=acts,
                           trainable_params=sum(p.numel() for p in trainable), batch_size=int(batch_size),
                           max_length=int(max_length), gradient_checkpointing=bool(gradient_checkpointing),
