@@ -11,6 +11,8 @@ BertConfig of the same shape if they are not installed) and a RoBERTa-large-shap
 weights (hidden 1024, 24 layers, 16 heads, intermediate 4096; no download).
 
 Precision: bf16 autocast on CUDA (prunepeft.train.device), plain fp32 on CPU.
+Memory estimate: `prunepeft.train.memory.estimate` for each arm, beside the measured peak (on CUDA
+the allocated part against max_memory_allocated: the GPU check of the estimator).
 Peak memory: torch.cuda.max_memory_allocated on CUDA (reset before each arm's first step); on CPU the
 max-RSS delta of `resource.getrusage` across the arm. ru_maxrss is a process high-water mark, so an
 in-process CPU delta is exact only for the first arm (later arms show 0 when they stay below an
@@ -41,6 +43,7 @@ from prunepeft.config.schema import TrainConfig
 from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import Supernet, UnitSizes
 from prunepeft.train.device import autocast, resolve_device, resolve_precision
+from prunepeft.train.memory import estimate, peft_activation_bytes
 from prunepeft.train.optim import build_optimizer, build_param_groups
 
 ARMS = ("uniform_lora", "supernet", "peft_lora")
@@ -154,9 +157,10 @@ def bench_arm(arm: str, base, family: str, sizes: UnitSizes, batch: dict, device
             elapsed += time.perf_counter() - start
         losses.append(float(loss.detach()))
     n_tokens = steps * batch["input_ids"].numel()
+    est = _estimate(arm, model, sizes, batch, device, precision)
     out = {"arm": arm, "trainable_params": trainable, "steps": steps,
            "step_ms": 1000 * elapsed / steps, "tokens_per_s": n_tokens / elapsed if elapsed > 0 else float("nan"),
-           "final_loss": losses[-1]}
+           "final_loss": losses[-1], "est_allocated_mib": est.allocated / 2**20, "est_total_mib": est.total / 2**20}
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
         out.update(peak_mib=peak, peak_delta_mib=peak - alloc0, memory="cuda.max_memory_allocated")
@@ -166,6 +170,20 @@ def bench_arm(arm: str, base, family: str, sizes: UnitSizes, batch: dict, device
     del model, opt, groups
     gc.collect()
     return out
+
+
+def _estimate(arm: str, model: torch.nn.Module, sizes: UnitSizes, batch: dict, device: torch.device,
+              precision: str):
+    """prunepeft's memory estimate for this arm (peft's LoRA counted as ours: the same ops)."""
+    space = ["lora", "adapter"] if arm == "supernet" else ["lora"]
+    autocast_bytes = 2 if precision == "bf16" else None
+    dtype = torch.bfloat16 if autocast_bytes else next(model.parameters()).dtype
+    per_token, fixed = peft_activation_bytes(space, sizes, model.config.hidden_size, dtype, autocast_bytes or 4,
+                                             inputs_kept=False)
+    b, t = batch["input_ids"].shape
+    return estimate(model, batch_size=b, max_length=t, gradient_checkpointing=False, decoder=False,
+                    autocast_bytes=autocast_bytes, peft_bytes=per_token, peft_fixed_bytes=fixed,
+                    device_type=device.type, backbone_trainable=False)
 
 
 def _isolated(name: str, arm: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -247,11 +265,16 @@ def render(report: dict[str, Any]) -> str:
     env = report["env"]
     lines = [f"gpu_check: {env['card']} ({env['device']}), {env['precision']}, batch {env['batch']} x length "
              f"{env['length']}, {env['steps']} timed steps after {env['warmup']}, torch {env['torch']}",
-             "", "| model | arm | trainable params | step (ms) | tokens/s | peak (MiB) | peak delta (MiB) |",
-             "|---|---|---|---|---|---|---|"]
+             "", "| model | arm | trainable params | step (ms) | tokens/s | peak (MiB) | peak delta (MiB) "
+             "| estimate (MiB) | estimate / peak |", "|---|---|---|---|---|---|---|---|---|"]
+    cuda = env["device"].startswith("cuda")
     for r in report["results"]:
+        # CUDA: the allocated estimate against max_memory_allocated (weights included); CPU: the total
+        # (with glibc's slack) against the max-RSS delta, which is exact only for an isolated arm.
+        est, peak = (r["est_allocated_mib"], r["peak_mib"]) if cuda else (r["est_total_mib"], r["peak_delta_mib"])
         lines.append(f"| {r['model']} | {r['arm']} | {r['trainable_params']:,} | {r['step_ms']:.1f} | "
-                     f"{r['tokens_per_s']:,.0f} | {r['peak_mib']:.0f} | {r['peak_delta_mib']:.0f} |")
+                     f"{r['tokens_per_s']:,.0f} | {r['peak_mib']:.0f} | {r['peak_delta_mib']:.0f} | {est:.0f} | "
+                     f"{est / peak if peak > 0 else float('nan'):.2f} |")
     by = {(r["model"], r["arm"]): r for r in report["results"]}
     for model in dict.fromkeys(r["model"] for r in report["results"]):
         lora, peft_, sup = (by.get((model, a)) for a in ARMS)

@@ -26,6 +26,7 @@ def test_gpu_check_smoke(tmp_path, capsys):
         assert math.isfinite(r["tokens_per_s"]) and r["tokens_per_s"] > 0, r
         assert math.isfinite(r["final_loss"]), r
         assert r["hidden_size"] == 32 and r["num_hidden_layers"] == 2
+        assert 0 < r["est_allocated_mib"] <= r["est_total_mib"], r  # the memory estimate beside the peak
     by = {(r["model"], r["arm"]): r for r in results}
     for model in gpu_check.MODELS:
         assert by[(model, "supernet")]["trainable_params"] > by[(model, "uniform_lora")]["trainable_params"]
@@ -34,4 +35,4 @@ def test_gpu_check_smoke(tmp_path, capsys):
     assert report["env"]["precision"] == "fp32" and report["env"]["smoke"] is True
     assert json.loads(out.read_text())["results"] == json.loads(json.dumps(results))
     table = capsys.readouterr().out
-    assert "| model | arm |" in table and "peft_lora" in table
+    assert "| model | arm |" in table and "peft_lora" in table and "estimate / peak" in table

@@ -21,7 +21,7 @@ tensors of a MiniLM step). A frozen Linear saves nothing for its own weight grad
 frozen backbone (PEFT) only the tensors on the gradient path to the units are kept:
 
   encoder (BERT/RoBERTa/DeBERTa: post-LayerNorm, GELU FFN)
-      s·(2h [LayerNorm inputs] + 3h [q, k, v] + i [GELU input]) + 2h·m [hidden dropout masks]
+      s·(3h [q, k, v] + i [GELU input]) + 2h·n [LayerNorm inputs] + 2h·m [hidden dropout masks]
   decoder (Llama/Qwen2/Mistral: RMSNorm upcast to fp32, SwiGLU FFN)
       2·4h [fp32 RMSNorm inputs] + s·(3h [q, k, v; grouped KV is repeated to h before SDPA when a
       padding mask is passed] + 3i [gate, SiLU output, up])
@@ -36,9 +36,11 @@ frozen backbone (PEFT) only the tensors on the gradient path to the units are ke
       input of the parallel units (h, shared by their sites).
 
   h = hidden size, i = intermediate size, a = heads, T = max length, s = bytes of an activation
-  (2 under bf16/fp16 weights or autocast, else 4), m = bytes of a dropout mask (1 on CUDA, where
-  dropout keeps a bool mask; s on CPU, where it multiplies by a float noise tensor). Dropout is
-  taken from the model config (hidden_dropout_prob, attention_probs_dropout_prob, attention_dropout).
+  (2 under bf16/fp16 weights or autocast, else 4), n = bytes of a weight (autocast runs LayerNorm
+  in fp32, so the residual stream keeps the weights' dtype), m = bytes of a dropout mask (1 on
+  CUDA, where dropout keeps a bool mask; s on CPU, where it multiplies by a float noise tensor).
+  Dropout is taken from the model config (hidden_dropout_prob, attention_probs_dropout_prob,
+  attention_dropout).
 
 Without gradient checkpointing every layer's share is kept; with it only each layer's input (h·s per
 token) plus one layer's share, recomputed in backward. The backward working set adds one layer's
@@ -114,7 +116,7 @@ def _cfg_dropout(config: Any, *names: str) -> bool:
 
 def activation_bytes(config: Any, *, batch_size: int, max_length: int, act_bytes: int, decoder: bool,
                      gradient_checkpointing: bool, peft_bytes: int = 0, backbone_trainable: bool = False,
-                     device_type: str = "cuda") -> int:
+                     device_type: str = "cuda", norm_bytes: int | None = None) -> int:
     """Activations autograd keeps for one batch, plus the backward working set (module docstring).
 
     Args:
@@ -125,6 +127,8 @@ def activation_bytes(config: Any, *, batch_size: int, max_length: int, act_bytes
         peft_bytes: bytes the PEFT units keep per token and layer (`peft_activation_bytes`).
         backbone_trainable: the backbone's Linears train (method=fft) and so keep their inputs.
         device_type: "cuda" or "cpu" (dropout mask size, SDPA's kernel choice).
+        norm_bytes: bytes of an encoder LayerNorm input (None = act_bytes). Autocast runs
+            LayerNorm in fp32, so an fp32 model under bf16 autocast keeps a 4-byte residual stream.
     """
     h = _cfg_int(config, "hidden_size", "d_model")
     n_layers = _cfg_int(config, "num_hidden_layers", "n_layer")
@@ -138,7 +142,7 @@ def activation_bytes(config: Any, *, batch_size: int, max_length: int, act_bytes
     if decoder:
         per_token = 2 * 4 * h + s * (3 * h + 3 * inter)
     else:
-        per_token = s * (2 * h + 3 * h + inter) + (2 * h * mask if hidden_dropout else 0)
+        per_token = (norm_bytes or s) * 2 * h + s * (3 * h + inter) + (2 * h * mask if hidden_dropout else 0)
     eager = getattr(config, "_attn_implementation", None) in (None, "eager")
     probs_kept = eager or (cpu and attn_dropout)  # CPU SDPA runs its math path for dropout
     if probs_kept:
@@ -242,7 +246,7 @@ def estimate(model: torch.nn.Module, *, batch_size: int, max_length: int, gradie
     acts = activation_bytes(model.config, batch_size=batch_size, max_length=max_length, act_bytes=act,
                             decoder=decoder, gradient_checkpointing=gradient_checkpointing,
                             peft_bytes=peft_bytes, backbone_trainable=backbone_trainable,
-                            device_type=device_type) + n_layers * peft_fixed_bytes
+                            device_type=device_type, norm_bytes=weight_bytes) + n_layers * peft_fixed_bytes
     slack = int(CPU_ALLOCATOR_SLACK * acts) if device_type == "cpu" and not _glibc_returns_blocks() else 0
     return MemoryEstimate(weights=int(weights), trainable_states=int(states), activations=acts,
                           trainable_params=sum(p.numel() for p in trainable), batch_size=int(batch_size),
