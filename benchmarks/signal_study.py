@@ -291,7 +291,11 @@ def grid_cells(study: str) -> dict[str, dict[int, dict[str, float]]]:
 
 def choose_rule(study: str = "rules", base: str = "rule:tendency|paper") -> Optional[dict]:
     """The usable rule (a warm-up rule x a combination) with the lowest mean decision percentile,
-    with its paired difference to the paper's reading (`base`) over the study's seeds."""
+    with its paired difference to the paper's reading (`base`) over the study's seeds.
+
+    The rule fixed before the runs: the CPU default changes to the best rule only if its paired
+    difference to `base` has a 95 % interval entirely below 0 ("adopt"); otherwise the paper's
+    reading stays the default ("keep")."""
     cells = grid_cells(study)
     usable = {n: v for n, v in cells.items() if n.startswith("rule:") and len(v) >= 2}
     if base not in usable:
@@ -300,7 +304,9 @@ def choose_rule(study: str = "rules", base: str = "rule:tendency|paper") -> Opti
     best = ranked[0]
     seeds = sorted(set(usable[best]) & set(usable[base]))
     diff = mean_ci([usable[best][s]["pct"] - usable[base][s]["pct"] for s in seeds])
+    adopt = best != base and diff is not None and diff[0] + diff[1] < 0
     return {"winner": best, "base": base, "seeds": seeds, "ranking": ranked,
+            "decision": "adopt" if adopt else "keep", "default": best if adopt else base,
             "mean_pct": {n: statistics.mean(x["pct"] for x in usable[n].values()) for n in ranked},
             "paired_pct_diff": diff}
 
@@ -380,9 +386,10 @@ def report() -> str:
     choice = choose_rule()
     if choice:
         d = choice["paired_pct_diff"]
-        lines += ["", f"Chosen rule (lowest mean decision percentile, {len(choice['seeds'])} seeds): "
+        lines += ["", f"Best rule (lowest mean decision percentile, {len(choice['seeds'])} seeds): "
                       f"**{choice['winner']}**; against {choice['base']}: "
-                      + ("—" if d is None else f"{100 * d[0]:+.0f} ± {100 * d[1]:.0f} percentile points (paired, 95 %)")]
+                      + ("—" if d is None else f"{100 * d[0]:+.0f} ± {100 * d[1]:.0f} percentile points (paired, 95 %)")
+                      + f"; decision: {choice['decision']} (default {choice['default']})"]
     return "\n".join(lines)
 
 
