@@ -225,6 +225,11 @@ def evidence_phase(args, winner: str) -> None:
         block = list(range(len(seeds) + 1, len(seeds) + 9))
         seeds += block
         run_many([("evidence", a, s, "search", [*search, f"strategy={a}"]) for s in block for a in ("hybrid", "random")], args)
+        primary = ["random", "uniform_lora_eqparams"]
+        if rule_arm():  # the adopted hybrid rule, paired with the paper's reading (issue 15, Deliver 4)
+            name, overrides = rule_arm()
+            run_many([("evidence", name, s, "search", [*search, "strategy=hybrid", *overrides]) for s in block], args)
+            primary.append(name)
         lora = []
         for s in block:
             hyb = RESULTS / "evidence" / f"hybrid-s{s}" / "summary.json"
@@ -235,7 +240,7 @@ def evidence_phase(args, winner: str) -> None:
                               "train.epochs=2"]))
         run_many(lora, args)
         runs = load_runs("evidence")
-        widths = [paired(runs, a, "hybrid", "train_heldout") for a in ("random", "uniform_lora_eqparams")]
+        widths = [paired(runs, a, "hybrid", "train_heldout") for a in primary]
         if all(w is not None and w[1] <= 1.0 for w in widths):
             break
     descriptive = [("evidence", "none", s, "search", [*search, "strategy=none"]) for s in range(1, 6)]
@@ -273,6 +278,25 @@ def rules_phase(args, winner: str) -> None:
     """Round 1 with every warm-up rule in the grid, one run per seed (Deliver 3's choice)."""
     seeds = args.seeds or RULES_SEEDS
     run_many([("rules", "hybrid", s, "search", [*SETTINGS[winner], *RULES]) for s in seeds], args)
+    choice = choose_rule()
+    if choice:
+        (RESULTS / "rules" / "choice.json").write_text(json.dumps(
+            {k: v for k, v in choice.items() if k != "paired_pct_diff"}
+            | {"paired_pct_diff": [float(x) for x in choice["paired_pct_diff"] or []]}, indent=1) + "\n")
+
+
+def rule_arm() -> Optional[tuple[str, list[str]]]:
+    """Stage B's arm for the rule the rules study adopted: (arm name, overrides), or None when the
+    paper's reading stays the default (Deliver 4: a PRIMARY arm paired with hybrid)."""
+    path = RESULTS / "rules" / "choice.json"
+    if not path.exists():
+        return None
+    choice = json.loads(path.read_text())
+    if choice.get("decision") != "adopt":
+        return None
+    rule, combo = choice["default"].removeprefix("rule:").split("|")
+    name = f"hybrid_{rule}_{combo}"
+    return name, [f"search.warmup.assign={rule}", f"strategy.combine={combo}", f"arm={name}"]
 
 
 def grid_cells(study: str) -> dict[str, dict[int, dict[str, float]]]:
