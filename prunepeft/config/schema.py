@@ -255,6 +255,13 @@ class _SearchBase:
     # light_peft = max(100, ceil(0.04 x the retrain's steps)), Light-PEFT's estimation length;
     # or an integer n >= 1 (a stratified slice of n x batch rows; pruning/light_peft.py).
     round_steps: Optional[str] = None
+    # granularity=rank: the unit rounds stop at the first total <= B / (1 - rank_ratio), still
+    # above B, and the rank stage removes the rest down to B. null = 0 (units stop just above B);
+    # strategy=light_peft sets Light-PEFT's rank ratio 0.5 (pruning/rank_stage.py).
+    rank_ratio: Optional[float] = None
+    # The retrain's start: fresh (null, every preset but light_peft) = fresh units and head; warm =
+    # the search's trained units, sliced to their kept ranks, and head (Light-PEFT's stage 2).
+    retrain_init: Optional[str] = None
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
 
 

@@ -67,6 +67,8 @@ class SearchSettings:
     strategy: StrategySettings
     budget: BudgetSettings
     crash_after_round: Optional[int]  # debug: stop after this round (0 = after the warm-up)
+    rank_ratio: float = 0.0  # granularity=rank: units stop at <= B / (1 - rank_ratio); null = 0
+    retrain_init: str = "fresh"  # fresh | warm (the search's trained units and head; null = fresh)
 
     @classmethod
     def from_config(cls, cfg: Any) -> "SearchSettings":
@@ -89,4 +91,6 @@ class SearchSettings:
             budget=BudgetSettings(percent=None if cfg.budget.percent is None else float(cfg.budget.percent),
                                   params=None if cfg.budget.params is None else int(cfg.budget.params)),
             crash_after_round=None if crash is None else int(crash),
+            rank_ratio=float(search.get("rank_ratio") or 0.0),
+            retrain_init=str(search.get("retrain_init") or "fresh"),
         )

@@ -15,6 +15,17 @@ about 3.8 % of its 10-epoch fine-tuning on SST-2. Scaled to any task and retrain
 A round of n steps trains on a label-stratified subset of n × `train.batch_size` rows of the round's
 set, drawn with the round's seed (so a resumed search redraws the same rows), for one epoch: exactly
 n steps. When the set has fewer rows it trains ⌈rows / |set|⌉ epochs over all of it (at least n steps).
+
+Two more settings make the arm faithful to Light-PEFT's stage 2 (docs/method.md, "The Light-PEFT arm"):
+
+- `search.rank_ratio` ρ (`strategy=light_peft`: 0.5, Light-PEFT's `rank_pruning_ratio`; null = 0): under
+  `search.granularity=rank` the unit rounds stop at the first total <= B / (1 − ρ), so the rank stage
+  removes about ρ of the survivors' parameters, as Light-PEFT's rank quantile does
+  (`rank_stage.module_stop`, `rank_stage.select_round_for_ranks`);
+- `search.retrain_init` (`fresh` | `warm`; null = fresh, `strategy=light_peft`: warm): `warm` starts
+  the retrain from the search's trained units, sliced to the ranks they kept, and its trained head,
+  as Light-PEFT loads its stage-1 `adapter_model.bin` (LoRA weights + classifier) before stage 2
+  (`start_retrain`). `fresh` is our retrain (fresh units, fresh head): like for like with PrunePEFT.
 """
 from __future__ import annotations
 
@@ -22,11 +33,12 @@ import logging
 import math
 from typing import Any, Optional
 
-from prunepeft.errors import UserError
+from prunepeft.errors import UserError, check_choice
 
 log = logging.getLogger(__name__)
 
 LIGHT_PEFT = "light_peft"
+RETRAIN_INITS = ("fresh", "warm")
 
 
 def retrain_steps(cfg: Any, train_size: int) -> int:
@@ -41,7 +53,9 @@ def _setting(cfg: Any) -> Optional[str]:
 
 
 def validate(cfg: Any) -> None:
-    """The cheap check of `search.round_steps` (before the run directory is written)."""
+    """The cheap checks of `search.round_steps`, `search.rank_ratio` and `search.retrain_init`
+    (before the run directory is written)."""
+    _validate_handoff(cfg)
     value = _setting(cfg)
     if value is None:
         return
@@ -80,3 +94,58 @@ def round_data(cfg: Any, train_ds: Any, seed: int) -> tuple[Any, int]:
              len(train_ds))
     return stratified_subset(train_ds, rows, seed, "labels", int(cfg.task.num_labels) == 1,
                              key="search.round_steps"), 1
+
+
+# ------------------------------------------------------------------------------ the handoff
+def retrain_init(cfg: Any) -> str:
+    """`search.retrain_init`, validated (null and configs written before it existed: fresh)."""
+    value = getattr(cfg.search, "retrain_init", None)
+    return check_choice("search.retrain_init", "fresh" if value is None else str(value), RETRAIN_INITS)
+
+
+def rank_ratio(cfg: Any) -> float:
+    """`search.rank_ratio` ρ, validated: 0 <= ρ < 1, and ρ > 0 only under search.granularity=rank."""
+    value = getattr(cfg.search, "rank_ratio", None)
+    if value is None:
+        return 0.0
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        ratio = float("nan")
+    if not 0.0 <= ratio < 1.0:  # also NaN
+        raise UserError(f"search.rank_ratio must be a number in [0, 1) (the share of the survivors' parameters the "
+                        f"rank stage removes; Light-PEFT's 0.5) or null (= 0), got {value!r}")
+    granularity = str(getattr(cfg.search, "granularity", None) or "unit")
+    if ratio > 0 and granularity != "rank":
+        raise UserError(f"search.rank_ratio={value} stops the unit rounds at B / (1 - {value}) for the rank stage to "
+                        f"finish; it needs search.granularity=rank, got search.granularity={granularity} "
+                        f"(choices: rank, unit)")
+    return ratio
+
+
+def _validate_handoff(cfg: Any) -> None:
+    rank_ratio(cfg)
+    if retrain_init(cfg) == "warm" and bool(getattr(cfg.search, "fill_budget", False)):
+        # A unit given back by fill_budget holds the weights it had when it was removed, which a
+        # resumed search does not have (the checkpoint keeps the active units only).
+        raise UserError("search.retrain_init=warm does not combine with search.fill_budget=true (a unit given back "
+                        "has no estimation weights a resume could restore): drop one, or use "
+                        "search.granularity=rank, which fills B without it")
+
+
+def start_retrain(final: Any, supernet: Any, how: str) -> None:
+    """Start the retrain of `final` (the found configuration, freshly built) as `search.retrain_init` says.
+
+    `fresh`: nothing to do (fresh units and the fresh backbone's head). `warm`: copy in the search's
+    trained units, each site sliced to the ranks it kept (`rank_stage.kept_tensors`), and its trained
+    head, as Light-PEFT warm-starts stage 2 from stage 1. `supernet` is the search's, as the last
+    round left it; after a resume it was restored from the search checkpoint's supernet tensors
+    (`checkpoint.restore_weights`), so an interrupted search starts its retrain from the same values.
+    """
+    if how != "warm":
+        return
+    from prunepeft.peft.weights import load_trained_tensors
+    from prunepeft.pruning.rank_stage import kept_tensors
+
+    load_trained_tensors(final, kept_tensors(supernet), where="the search's trained units (search.retrain_init=warm)")
+    log.info("retrain warm-started from the search's trained units and head (search.retrain_init=warm)")

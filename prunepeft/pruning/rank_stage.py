@@ -5,7 +5,9 @@ search lands well under B. Light-PEFT (Gu et al. 2024) prunes at two granulariti
 iterative unit rounds and add its fine one (docs/method.md, "Rank-level pruning"):
 
 1. The last unit round removes only the prefix of its removal order that keeps the total ABOVE B
-   (`select_round_for_ranks`).
+   (`select_round_for_ranks`). With `search.rank_ratio` ρ > 0 (Light-PEFT's rank ratio, 0.5 in
+   `strategy=light_peft`) it stops earlier: at the first total <= B / (1 − ρ), still above B, so
+   the rank stage removes about ρ of the survivors' parameters.
 2. The rank stage then removes single ranks (a row of LoRA's A with its column of B; one adapter
    bottleneck dimension: a down row, its bias and an up column) across all active units, lowest
    score first (exact ties by a seeded permutation), until the total is <= B. A site that loses
@@ -27,6 +29,7 @@ is by score alone (never by score/cost), so the last removal overshoots B by les
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +39,7 @@ import torch
 from prunepeft import outputs
 from prunepeft.errors import check_choice
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
+from prunepeft.peft.weights import HEAD_PREFIX, trained_tensors
 from prunepeft.pruning.selection import select_for_budget, select_top_k
 from prunepeft.pruning.statistics import UnitId
 from prunepeft.train.callbacks import Callback
@@ -54,19 +58,34 @@ def granularity(cfg: Any) -> str:
 
 
 # ------------------------------------------------------------------------------ the unit rounds
-def select_round_for_ranks(p: Mapping[UnitId, float], k: int, param_counts: Mapping[UnitId, int],
-                           active_total: int, budget: int, seed: int) -> tuple[list[UnitId], bool]:
-    """`selection.select_round` for granularity=rank: the last unit round stays ABOVE B.
+def module_stop(budget: int, ratio: float) -> int:
+    """Where the unit phase stops, in parameters: the first total <= B / (1 − ρ) (`search.rank_ratio`
+    ρ; totals are integers, so the floor). ρ = 0 gives B itself."""
+    return int(math.floor(int(budget) / (1.0 - float(ratio)) + 1e-9))
 
-    Returns (removed units, last). When the top-k would reach <= B, this is the last unit round
-    and it removes the longest prefix of the removal order that keeps the total > B; the rank
-    stage then brings it down to B.
+
+def select_round_for_ranks(p: Mapping[UnitId, float], k: int, param_counts: Mapping[UnitId, int],
+                           active_total: int, budget: int, seed: int,
+                           stop: int | None = None) -> tuple[list[UnitId], bool]:
+    """`selection.select_round` for granularity=rank: the unit rounds end at `stop`, always ABOVE B.
+
+    `stop` (>= B; default B) is where the unit phase ends: B / (1 − search.rank_ratio)
+    (`module_stop`). Returns (removed units, last). When the top-k would reach
+    <= stop, this is the last unit round: it removes the shortest prefix of the removal order that
+    brings the total to <= stop, minus its last unit if that prefix reaches <= B (the rank stage
+    must have something to remove: a run ends within one rank of B). With stop = B that is the
+    longest prefix that keeps the total > B.
     """
+    stop = int(budget if stop is None else stop)
+    if stop < budget:
+        raise ValueError(f"the unit phase's stop {stop} is below the budget {budget}")
     top = select_top_k(p, k, seed)
-    if int(active_total) - sum(int(param_counts[u]) for u in top) > budget:
+    if int(active_total) - sum(int(param_counts[u]) for u in top) > stop:
         return top, False
-    prefix = select_for_budget(p, param_counts, active_total, budget, seed)
-    return prefix[:-1], True
+    prefix = select_for_budget(p, param_counts, active_total, stop, seed)
+    if int(active_total) - sum(int(param_counts[u]) for u in prefix) <= budget:
+        prefix = prefix[:-1]
+    return prefix, True
 
 
 # ------------------------------------------------------------------------------ the scores
@@ -154,7 +173,9 @@ def prune_ranks(supernet: Any, stats: Mapping[UnitId, Any], cfg: Any, budget: in
         supernet.deactivate(uid)
     after = count_parameters(supernet).peft
     assert after == total, (after, total)  # the incremental costs are the accounting's
-    record = {"budget": budget, "params_before": before, "params_after": after, "ranks_removed": dropped,
+    ratio = float(getattr(cfg.search, "rank_ratio", None) or 0.0)
+    record = {"budget": budget, "rank_ratio": ratio, "module_stop": module_stop(budget, ratio),
+              "params_before": before, "params_after": after, "ranks_removed": dropped,
               "units_emptied": [unit_key(u) for u in emptied],
               "kept": {unit_key(u): supernet.unit_sizes(u).site_sizes or "all" for u in supernet.active_ids()}}
     if run is not None:
@@ -162,6 +183,37 @@ def prune_ranks(supernet: Any, stats: Mapping[UnitId, Any], cfg: Any, budget: in
     log.info("rank stage: %d ranks removed, %d units emptied, params %d -> %d (B = %d)",
              dropped, len(emptied), before, after, budget)
     return emptied
+
+
+# ------------------------------------------------------------------------------ the kept ranks
+def kept_tensors(supernet: Any) -> dict[str, torch.Tensor]:
+    """The active units' tensors with every site sliced to the ranks it kept, and the head's.
+
+    Keys as `prunepeft.peft.weights.trained_tensors`; the shapes are those of the found
+    configuration's units (`Supernet.from_units` with the per-site sizes), so the retrain can load
+    them (`search.retrain_init=warm`). A rank is the row of the down matrix (and its bias, for an
+    adapter) with the column of the up matrix (`Branch.rank_factors`); every other tensor (DoRA's
+    magnitude, the adapter up-bias) is a fixed part, kept whole. A site that kept no rank is left
+    out (the found configuration has no branch there); a site that kept every rank is copied as is.
+    Sliced like Light-PEFT's rank pruning of its stage-1 weights (kept rows of A, columns of B).
+    """
+    out = {k: v for k, v in trained_tensors(supernet).items() if k.startswith(HEAD_PREFIX)}
+    for uid in supernet.active_ids():
+        for site, branch in supernet.branches(uid):
+            if branch.kept_ranks() == 0:
+                continue
+            down, up = branch.rank_factors()
+            rank_dim = {id(down): 0, id(up): 1}
+            for module in branch.modules():  # the down projection's bias goes with its rows
+                if getattr(module, "weight", None) is down and getattr(module, "bias", None) is not None:
+                    rank_dim[id(module.bias)] = 0
+            keep = None if branch.rank_mask is None else torch.nonzero(branch.rank_mask.cpu() > 0).flatten()
+            for name, param in branch.named_parameters():
+                tensor = param.detach().cpu()
+                if keep is not None and id(param) in rank_dim:
+                    tensor = tensor.index_select(rank_dim[id(param)], keep)
+                out[f"{unit_key(uid)}.{site}.{name}"] = tensor.clone()
+    return out
 
 
 # ------------------------------------------------------------------------------ checkpoint

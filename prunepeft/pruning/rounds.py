@@ -21,7 +21,7 @@ from prunepeft.io import append_jsonl
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.progress_log import log_round, log_warmup
 from prunepeft.pruning.checkpoint import supernet_tensors
-from prunepeft.pruning.rank_stage import prune_ranks, select_round_for_ranks
+from prunepeft.pruning.rank_stage import module_stop, prune_ranks, select_round_for_ranks
 from prunepeft.pruning.scoring import snapshot_to_json
 from prunepeft.pruning.selection import select_round, select_top_k
 from prunepeft.pruning.statistics import UnitId
@@ -39,11 +39,14 @@ def choose_removals(counts: Any, p: Mapping[UnitId, float], s: SearchSettings, r
 
     `counts` is the supernet's accounting before the removal (`count_parameters`, taken once per
     round by `record_round` or `stages.resume`). The last allowed round (`search.max_rounds`)
-    removes down to B: a run never ends above the budget.
+    removes down to B: a run never ends above the budget. Under granularity=rank the unit rounds
+    end at B / (1 − search.rank_ratio), above B, and the rank stage finishes (`remove_units`).
     """
     k = s.k if round_index < s.max_rounds else len(p)
-    select = select_round_for_ranks if s.granularity == "rank" else select_round
-    return select(p, k, counts.per_unit, counts.peft, budget, s.seed + round_index)
+    if s.granularity == "rank":
+        return select_round_for_ranks(p, k, counts.per_unit, counts.peft, budget, s.seed + round_index,
+                                      stop=module_stop(budget, s.rank_ratio))
+    return select_round(p, k, counts.per_unit, counts.peft, budget, s.seed + round_index)
 
 
 def remove_units(supernet: Any, removed: list[UnitId], stats: Mapping[UnitId, Any], cfg: Any, budget: int,

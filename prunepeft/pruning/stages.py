@@ -8,7 +8,8 @@ algorithm (docs/architecture.md#the-search-step-by-step):
   checkpoint after it and the debug crash hook;
 - `resume`: before the rounds, drop unfinished rows of `rounds.jsonl`, replay the removals and
   restore the checkpointed weights;
-- `retrain`: step 5, saving the retrained units and head, and the run's summary.
+- `retrain`: step 5, saving the retrained units and head, and the run's summary (fresh units, or
+  with `search.retrain_init=warm` the search's trained ones: `light_peft.start_retrain`).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from prunepeft.models import get_family
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.peft.found_config import FoundConfig, build_from_found
 from prunepeft.peft.weights import save_trained
-from prunepeft.pruning import backbone_stage
+from prunepeft.pruning import backbone_stage, light_peft
 from prunepeft.pruning.budget import budget_params, check_budget
 from prunepeft.pruning.checkpoint import SearchState, restore_weights, supernet_tensors
 from prunepeft.pruning.partitions import Partition
@@ -116,7 +117,10 @@ def drop_unfinished_rounds(run: Any, rounds_done: int) -> None:
 
 def retrain(cfg: Any, s: SearchSettings, run: Any, strategy: str, found: FoundConfig, supernet: Any,
             state: SearchState, data: Any, dev: dict) -> dict[str, Any]:
-    """Step 5: the found configuration from fresh units on the full training set; returns the summary.
+    """Step 5: the found configuration on the full training set; returns the summary.
+
+    Its units and head start fresh (`search.retrain_init=fresh`, Algorithm 1) or from the search's
+    trained ones sliced to their kept ranks (`warm`, Light-PEFT's stage 2).
 
     `search.retrain_epochs=0` is search only (settings studies): the found configuration is the result.
     """
@@ -129,6 +133,7 @@ def retrain(cfg: Any, s: SearchSettings, run: Any, strategy: str, found: FoundCo
     seed_everything(seed)
     model, tokenizer = backbone_stage.load_run_backbone(cfg.model, int(cfg.task.num_labels), seed, run.path)
     final = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
+    light_peft.start_retrain(final, supernet, s.retrain_init)  # fresh | warm (the search's trained units)
     retrained = train_supernet(final, tokenizer, data.train, dev, cfg, epochs=epochs, seed=seed,
                                phase="retrain", run=run)
     save_trained(final, run.path)  # units + head: for `prunepeft export`, load_run and reuse
@@ -143,7 +148,8 @@ def summary(cfg, s: SearchSettings, strategy: str, found, params, retrained, sta
     return outputs.summary(
         "search", cfg, "prunepeft", retrained,
         params={"peft": params.peft, "head": params.head, "base": params.base, "percent": params.percent},
-        train={"epochs": epochs, "wall_s": retrained.wall_s, "examples_seen": retrained.examples_seen},
+        train={"epochs": epochs, "wall_s": retrained.wall_s, "examples_seen": retrained.examples_seen,
+               "init": s.retrain_init},  # search.retrain_init: fresh | warm
         strategy=strategy, criterion=s.strategy.criterion if strategy == "single" else None,
         combine=s.strategy.combine, fidelity=s.fidelity,
         found={"units": [unit_key(u) for u in found.units], "num_units": len(found.units)},
