@@ -192,3 +192,25 @@ def test_offline_hub_missing_dataset_is_one_clear_message(offline_datasets, comp
     task = compose_cfg("search", ["task=rte"]).task
     with pytest.raises(UserError, match=r"cannot load nyu-mll/glue/rte from the Hugging Face hub.*data\.dir"):
         load_raw_splits(task, None)
+
+
+def test_offline_hub_missing_dataset_exits_2_from_the_cli(offline_datasets, tmp_path, capsys, monkeypatch):
+    """The same failure through `prunepeft search`: exit 2, the one message, no traceback, no run."""
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from prunepeft import cli
+
+    run_dir = tmp_path / "run"
+    argv = ["search", "model=tiny_bert", "task=rte", "train=test", f"hydra.run.dir={run_dir}"]
+    monkeypatch.setattr(sys, "argv", ["prunepeft", *argv])  # cli.main rewrites sys.argv
+    try:
+        with pytest.raises(SystemExit) as stop:
+            cli.main(argv)
+    finally:
+        GlobalHydra.instance().clear()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert "cannot load nyu-mll/glue/rte from the Hugging Face hub" in err and "Traceback" not in err
+    assert not (run_dir / "run.json").exists()
