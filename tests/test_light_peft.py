@@ -245,3 +245,54 @@ def test_killed_at_the_handoff_resumes_to_the_same_warm_retrain(glue_dir, tmp_pa
     from safetensors.torch import load_file
 
     _assert_same(load_file(str(got / "units.safetensors")), load_file(str(ref / "units.safetensors")))
+
+
+# ------------------------------------------------------------------------------ slicing
+@pytest.mark.parametrize("space", [["lora", "adapter"], ["dora", "houlsby"]])
+def test_warm_started_units_compute_what_the_masked_supernet_did(space):
+    """kept_tensors + a found configuration built with the kept ranks gives the masked supernet's
+    logits (α / r_original), for every built-in unit type; emptied sites and units are left out."""
+    from omegaconf import OmegaConf
+
+    from prunepeft.models import get_family
+    from prunepeft.models.loading import build_tiny
+    from prunepeft.peft import Supernet, UnitSizes
+    from prunepeft.peft.found_config import FoundConfig, build_from_found
+    from prunepeft.peft.weights import load_trained_tensors
+    from prunepeft.pruning.rank_stage import kept_tensors
+
+    model_cfg = OmegaConf.create({"name": "t", "family": "bert", "kind": "tiny", "tiny": {
+        "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+        "vocab_size": 512}})
+    sizes = UnitSizes(lora_r=4, lora_alpha=8.0, adapter_bottleneck=6)
+
+    def fresh():
+        torch.manual_seed(0)
+        model, tok = build_tiny(model_cfg, 2, 0)
+        return model.eval(), tok
+
+    model, tok = fresh()
+    net = Supernet.build(model, get_family("bert"), space, sizes, 32)
+    net.reinit(net.unit_ids(), "paper", torch.Generator().manual_seed(3))  # every tensor non-zero
+    units = net.unit_ids()
+    net.deactivate(units[0])  # a unit the module phase removed
+    split = next(u for u in units[1:] if len(net.branches(u)) > 1)
+    emptied = net.branches(split)[0][1]
+    for i in range(emptied.num_ranks):
+        emptied.drop_rank(i)  # one site loses every rank, its sibling stays
+    for uid in units[1:]:
+        for _, b in net.branches(uid):
+            if b is not emptied:
+                b.drop_rank(1)
+                b.drop_rank(3)
+    inputs = tok(["the story was good", "not a great day at all"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = net.model(**inputs).logits
+    found = FoundConfig.from_supernet(net)
+    model2, _ = fresh()
+    final = build_from_found(model2, get_family("bert"), found, 32)
+    load_trained_tensors(final, kept_tensors(net))
+    with torch.no_grad():
+        got = final.model(**inputs).logits
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    assert sum(p.numel() for p in final.peft_parameters()) == found.peft_params
