@@ -55,3 +55,25 @@ def test_submitit_local_sweep_requeues_on_usr2_and_resumes(glue_dir, tmp_path):
     # ... and ends with the configuration of an uninterrupted run.
     search_cmd.run(compose_config("search", overrides + ["budget.params=2000"]), tmp_path / "plain")
     assert read_json(job / "found_config.json") == read_json(tmp_path / "plain" / "found_config.json")
+
+
+def test_submitit_local_two_process_job_joins_one_process_group(glue_dir, tmp_path):
+    """`hydra.launcher.tasks_per_node=2`: submitit starts 2 tasks of one job, each exports its rank
+    from submitit's job environment and joins one gloo group; the run is data parallel (world_size 2
+    in run.json) and finds what one process finds."""
+    from conftest import compose_config, tiny_overrides_for
+
+    overrides = tiny_overrides_for(glue_dir) + SEARCH + ["model.tiny.dropout=0", "budget.params=2000"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    cmd = [sys.executable, "-m", "prunepeft.cli", "search", "-m", "hydra/launcher=submitit_local",
+           "hydra.launcher.tasks_per_node=2", *overrides, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    job = next((tmp_path / "sweep").rglob("run.json")).parent
+    info = read_json(job / "run.json")
+    assert info["world_size"] == 2 and info["status"] == "done"
+
+    search_cmd.run(compose_config("search", overrides), tmp_path / "one")
+    assert read_json(job / "found_config.json") == read_json(tmp_path / "one" / "found_config.json")

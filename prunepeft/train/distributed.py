@@ -56,12 +56,33 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def _export_submitit_env() -> None:
+    """Inside a submitit job of several tasks (`hydra.launcher.tasks_per_node` or `nodes` > 1), set
+    torch.distributed's env:// variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) from
+    submitit's own job environment, so each task joins one process group as under torchrun.
+
+    A job started by torchrun already has WORLD_SIZE and is left alone; so is a one-task job.
+    CUDA_VISIBLE_DEVICES is not narrowed: `setup` picks the GPU by LOCAL_RANK.
+    """
+    if "WORLD_SIZE" in os.environ or not os.environ.get("SUBMITIT_EXECUTOR"):
+        return
+    try:
+        from submitit import JobEnvironment
+        from submitit.helpers import TorchDistributedEnvironment
+    except ImportError:  # the launcher is an optional extra
+        return
+    if JobEnvironment().num_tasks > 1:
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
 def setup() -> None:
-    """Join the process group of a `torchrun` launch (no-op in a single process or when joined).
+    """Join the process group of a `torchrun` launch or of a several-task submitit job (no-op in a
+    single process or when joined).
 
     Ranks other than 0 stop printing to stdout and log warnings only, and drop the run-log file
     handler: results and logs appear once, from rank 0.
     """
+    _export_submitit_env()
     if not launched() or (dist.is_available() and dist.is_initialized()):
         return
     cuda = torch.cuda.is_available() and os.environ.get("PRUNEPEFT_DIST_BACKEND", "") != "gloo"
