@@ -11,6 +11,7 @@ handling, not network resolution.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 from pathlib import Path
@@ -19,7 +20,6 @@ import datasets
 import huggingface_hub.constants as hf_constants
 import pytest
 from datasets import Dataset
-from datasets.load import LocalDatasetModuleFactory, get_dataset_builder_class
 
 from prunepeft.data.glue import load_raw_splits
 from prunepeft.data.task_data import build_task_data
@@ -108,19 +108,17 @@ def write_datasets_cache(glue_dir: Path, repo: Path, cache: Path) -> Path:
     """Write the Arrow cache an online `load_dataset("nyu-mll/glue", "rte")` leaves behind.
 
     The real RTE parquet files (byte-identical to the hub's, see the data README) are laid out as
-    in the hub repo, with its README's config block. datasets' own module factory and parquet
-    builder then prepare them, exactly as online, except that the builder writes to the hub
-    dataset's cache folder through `output_dir` (a builder given `repo_id` insists on `hf://` data
-    files). Returns the `<commit>` folder.
+    in the hub repo (a folder named `glue`), with its README's config block. datasets' public
+    `load_dataset_builder` resolves that folder to the parquet builder of config `rte`, as it does
+    the hub repo online, and `download_and_prepare` writes the Arrow files and dataset_info.json
+    into the hub dataset's cache folder (`output_dir`: from a local folder datasets would otherwise
+    file them under the folder's name, not `nyu-mll___glue/.../<commit>`). Returns that folder.
     """
     (repo / "rte").mkdir(parents=True)
     for split in ("train", "validation", "test"):
         shutil.copyfile(glue_dir / "rte" / f"{split}.parquet", repo / "rte" / f"{split}-00000-of-00001.parquet")
     (repo / "README.md").write_text(GLUE_README)
-    module = LocalDatasetModuleFactory(str(repo)).get_module()
-    builder_cls = get_dataset_builder_class(module, dataset_name="glue")
-    builder = builder_cls(cache_dir=str(repo.parent / "scratch"), dataset_name="glue", config_name="rte",
-                          hash=GLUE_COMMIT, base_path=module.builder_kwargs["base_path"])
+    builder = datasets.load_dataset_builder(str(repo), "rte", cache_dir=str(repo.parent / "scratch"))
     target = cache / "nyu-mll___glue" / "rte" / "0.0.0" / GLUE_COMMIT
     builder.download_and_prepare(output_dir=str(target))
     return target
@@ -157,8 +155,10 @@ def test_offline_hub_glue_from_datasets_arrow_cache(glue_dir, tmp_path, offline_
     rows, not network resolution: no socket may connect.
     """
     cache = offline_datasets if via == "HF_DATASETS_CACHE" else tmp_path / "own_cache"
-    folder = write_datasets_cache(glue_dir, tmp_path / "glue_repo", cache)
+    folder = write_datasets_cache(glue_dir, tmp_path / "nyu-mll" / "glue", cache)
     assert {p.name for p in folder.iterdir()} >= {"dataset_info.json", "glue-train.arrow", "glue-validation.arrow"}
+    info = json.loads((folder / "dataset_info.json").read_text())
+    assert (info["builder_name"], info["dataset_name"], info["config_name"]) == ("parquet", "glue", "rte")
     overrides = ["task=rte", "model=tiny_bert", "data.train_subset=64", "data.eval_subset=32"]
     if via == "data.cache_dir":
         overrides.append(f"data.cache_dir={cache}")
