@@ -6,7 +6,8 @@ huggingface_hub's cache there with offline mode on, and loads `model=roberta_bas
 `from_pretrained` calls (spied on, to assert the hub id and arguments). The data test writes the
 Arrow cache datasets itself writes for `nyu-mll/glue` (`nyu-mll___glue/rte/0.0.0/<commit>/`) from the
 real RTE parquet files and loads it with `HF_DATASETS_OFFLINE=1` through the real
-`datasets.load_dataset`, nothing patched. So these test the cached path and our column and split
+`datasets.load_dataset` (not replaced; only the offline switches that datasets reads at import are
+set, and any socket connect fails). So these test the cached path and our column and split
 handling, not network resolution.
 """
 from __future__ import annotations
