@@ -4,7 +4,9 @@
 #   2. a tiny search (tiny_bert, RTE slice) in fp32 and in bf16 autocast: both finish, bf16 is
 #      recorded, found configurations printed side by side (bf16 may differ: it is not bit-exact);
 #   3. one MiniLM-L6 search (the demo's settings, bf16 autocast) with its wall-clock;
-#   4. with 2+ GPUs: the tiny search data-parallel on 2 GPUs (torchrun, NCCL) against (2) in fp32.
+#   4. with 2+ GPUs: the tiny search data-parallel on 2 GPUs (torchrun, NCCL) against (2) in fp32;
+#   5. benchmarks/gpu_check.py: one bf16 step per arm (uniform LoRA, supernet, peft LoRA) on MiniLM-L6
+#      and a RoBERTa-large shape: tokens/s, max_memory_allocated and the memory estimate beside it.
 # Prints device, precision and timings; outputs under $OUT (default outputs/gpu_check, re-runs
 # start over). On a machine without CUDA it stops after (1) unless GPU_CHECK_CPU=1 (a CPU smoke
 # run of 2 and 4 with gloo, for checking the script itself).
@@ -92,5 +94,12 @@ print(f"1 vs 2 processes: same found configuration: {same}; worst relative stati
 EOF
 else
   echo "skipped: one GPU"
+fi
+
+echo "== 5. one training step per arm: tokens/s, peak memory and the memory estimate (gpu_check.py)"
+if [ "$DEVICE" = cuda ]; then
+  "$PY" benchmarks/gpu_check.py --out "$OUT/gpu_check.json" | tee "$OUT/gpu_check.md"
+else
+  "$PY" benchmarks/gpu_check.py --smoke --device cpu --out "$OUT/gpu_check.json" | tee "$OUT/gpu_check.md"
 fi
 echo "outputs in $OUT"
