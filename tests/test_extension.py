@@ -98,6 +98,19 @@ def test_the_toys_settings_are_composed_typed_and_checked(toys, compose_cfg):
     assert UnitSizes.from_model(compose_cfg("search", ["model.toy_rank=5"]).model).toy_rank == 5
 
 
+def test_a_registered_type_may_share_another_registered_types_settings(toys, compose_cfg):
+    """As DoRA shares LoRA's: a subclass of the toy type keeps its settings (and YAML), composed once."""
+
+    class Twin(ValueOnlyType):
+        name = "toy_twin"
+
+    register_unit_type(Twin())
+    try:
+        assert compose_cfg("search", ["model.toy_rank=3"]).model.toy_rank == 3
+    finally:
+        unregister_unit_type("toy_twin")
+
+
 def test_criterion_settings_mapping_still_applies_on_top(toys, compose_cfg):
     cfg = compose_cfg("search", ["model=tiny_bert", "+search.criterion_settings.toy_scaled.scal=2"])
     with pytest.raises(UserError, match="unknown search.criterion_settings.toy_scaled key 'scal'; valid choices: scale"):

@@ -51,7 +51,11 @@ def model_config_class() -> type:
         ValueError: two YAMLs declare one key, or a key clashes with a model key.
     """
     added: dict[str, tuple[str, Any, Any]] = {}
+    read: set = set()
     for name, path in settings_files("unit").items():
+        if path.resolve() in read:  # a type sharing another's settings (as DoRA shares LoRA's): read once
+            continue
+        read.add(path.resolve())
         for key, value in read_settings(path).items():
             if key in added:
                 raise ValueError(f"unit setting {key!r} of {name!r} ({str(path)!r}) is declared by another unit YAML")
