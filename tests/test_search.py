@@ -165,6 +165,7 @@ def test_budget_below_smallest_unit_is_a_clear_error(compose_cfg, search_overrid
     ("search.k=0", "search.k must be >= 1"),
     # checked up front, not first when the warm-up scores its first snapshot (after run.json exists)
     ("search.threshold.quantile=1.5", "search.threshold.quantile must be in"),
+    ("search.threshold.t=abc", "search.threshold.t must be >= 0 or null, got 'abc'"),  # null default: untyped key
     ("search.zeros.rel_tol=-1", "search.zeros.rel_tol must be >= 0"),
     ("search.warmup.snapshots=0", "search.warmup.snapshots must be >= 1"),
     ("search.max_rounds=0", "search.max_rounds must be >= 1"),

@@ -29,10 +29,15 @@ class ThresholdSettings:
     t: Optional[float] = None  # an absolute t (overrides the quantile when set)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.quantile <= 1.0:
+        # Checked for type too: `t` defaults to null in threshold.yaml, so the schema cannot type it.
+        if not _number(self.quantile) or not 0.0 <= self.quantile <= 1.0:
             raise UserError(f"search.threshold.quantile must be in [0, 1], got {self.quantile!r}")
-        if self.t is not None and not self.t >= 0:
+        if self.t is not None and (not _number(self.t) or not self.t >= 0):
             raise UserError(f"search.threshold.t must be >= 0 or null, got {self.t!r}")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def threshold_t(stats: Stats, settings: ThresholdSettings) -> float:
