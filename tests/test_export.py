@@ -11,13 +11,14 @@ import torch
 from omegaconf import OmegaConf
 from peft import PeftModel
 
+from prunepeft import outputs
 from prunepeft.commands import export as export_cmd
 from prunepeft.errors import UserError
 from prunepeft.io import atomic_write_json
 from prunepeft.models import build_tiny, get_family
 from prunepeft.peft.accounting import count_parameters
 from prunepeft.peft.export import export_peft, lora_config_kwargs
-from prunepeft.peft.found_config import UNITS_FILE, FoundConfig, build_from_found
+from prunepeft.peft.found_config import FoundConfig, build_from_found
 from prunepeft.peft.supernet import Supernet
 from prunepeft.peft.units import UnitSizes
 from prunepeft.peft.weights import save_trained
@@ -221,7 +222,7 @@ def test_export_command_errors(tmp_path, compose_cfg):
     with pytest.raises(UserError, match="is the run directory"):
         export_cmd.run(compose_cfg("export", [f"run={run}", f"out={run}"]))
     lora_run, _ = _fake_run(tmp_path / "b", compose_cfg, ["lora"])
-    (lora_run / UNITS_FILE).unlink()
+    (lora_run / outputs.UNITS).unlink()
     with pytest.raises(UserError, match="units.safetensors"):
         export_cmd.run(compose_cfg("export", [f"run={lora_run}"]))
 

@@ -3,8 +3,8 @@
 Library-neutral and always written by the search (docs/architecture.md#the-run-output-contract): per layer the units and
 their sizes, the parameter counts (from `accounting`, the one source of truth) and % of the
 backbone, the model family and id. `build_from_found` puts fresh units of that shape on a
-backbone (retrain, architecture transfer: Table 6). The search also writes the retrained unit
-and head weights next to it as `UNITS_FILE` and `HEAD_FILE` (safetensors).
+backbone (retrain, architecture transfer: Table 6). The retrained unit and head weights next to
+it are written and read by `prunepeft.peft.weights` (`save_trained` / `load_trained`).
 
 Layout (every layer listed, empty ones too; `params` per unit from `accounting`):
 
@@ -33,7 +33,7 @@ from prunepeft.peft.accounting import count_parameters
 from prunepeft.peft.supernet import Supernet
 from prunepeft.peft.units import UnitId, UnitSizes, get_unit_type, unit_key
 
-FOUND_CONFIG_FILE, UNITS_FILE, HEAD_FILE = outputs.FOUND_CONFIG, outputs.UNITS, outputs.HEAD  # the run-output contract
+FOUND_CONFIG_FILE = outputs.FOUND_CONFIG  # the run-output contract
 FORMAT = "prunepeft.found_config/1"
 
 
