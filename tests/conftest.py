@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,32 @@ def tiny_overrides_for(glue_dir: Path) -> list[str]:
 def tiny_overrides(glue_dir) -> list[str]:
     """Fixture form of `tiny_overrides_for`."""
     return tiny_overrides_for(glue_dir)
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL in-process (a BaseException: no `except Exception` swallows it)."""
+
+
+@pytest.fixture
+def simulated_kill(monkeypatch):
+    """SIGKILL at a `debug.kill_at` point becomes `Killed` (TERM and INT stay real signals)."""
+    from prunepeft import runs
+
+    real = runs._kill
+
+    def kill(signum: int) -> None:
+        if signum == signal.SIGKILL:
+            raise Killed()
+        real(signum)
+
+    monkeypatch.setattr(runs, "_kill", kill)
+
+
+def cli_ok(args: list[str]) -> None:
+    """`prunepeft <args>` in-process; the test fails unless it exits 0 (`Killed` passes through)."""
+    from prunepeft import cli
+
+    try:
+        cli.main([str(a) for a in args])
+    except SystemExit as stop:
+        assert not stop.code

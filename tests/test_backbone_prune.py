@@ -430,39 +430,25 @@ def test_report_command_exits_2_on_mixed_backbones(tmp_path):
 
 # -- kill and resume: the full Light-PEFT arm (pruned backbone, one estimation round, rank stage) ----
 @pytest.mark.parametrize("point", ["between_checkpoint_writes:1", "after_checkpoint:1"])
-def test_light_peft_with_pruned_backbone_killed_at_the_handoff_resumes_identically(glue_dir, tmp_path, monkeypatch,
+def test_light_peft_with_pruned_backbone_killed_at_the_handoff_resumes_identically(glue_dir, tmp_path, simulated_kill,
                                                                                    point):
     """SIGKILL (in-process stand-in) while the estimation round is committed, or right after it (before
     the retrain): the resumed run re-prunes from backbone_prune.json and ends exactly like an
     uninterrupted one (found configuration with its per-site ranks, metrics, one round)."""
-    import signal
-
-    from prunepeft import cli, runs
+    from conftest import Killed, cli_ok
     from prunepeft.io import read_json, read_jsonl
     from prunepeft.models.backbone_prune import FILE
 
-    class Killed(BaseException):
-        pass
-
-    real = runs._kill
-    monkeypatch.setattr(runs, "_kill", lambda signum: (_ for _ in ()).throw(Killed()) if signum == signal.SIGKILL
-                        else real(signum))
     args = ["search", "task=rte", "model=tiny_bert", "train=test", "data.train_subset=64", "data.eval_subset=32",
             f"data.dir={glue_dir}", "strategy=light_peft", "search.retrain_epochs=1", "budget.params=2000",
             "search.round_steps=6", *BP]
 
-    def run(run_dir, *extra):
-        try:
-            cli.main([*args, f"hydra.run.dir={run_dir}", *extra])
-        except SystemExit as stop:
-            assert not stop.code
-
-    run(tmp_path / "ref")
+    cli_ok([*args, f"hydra.run.dir={tmp_path / 'ref'}"])
     with pytest.raises(Killed):
-        run(tmp_path / "run", f"debug.kill_at={point}")
+        cli_ok([*args, f"hydra.run.dir={tmp_path / 'run'}", f"debug.kill_at={point}"])
     assert not (tmp_path / "run" / "DONE").exists() and (tmp_path / "run" / FILE).exists()
     written = (tmp_path / "run" / FILE).read_text()
-    run(tmp_path / "run")
+    cli_ok([*args, f"hydra.run.dir={tmp_path / 'run'}"])
     ref, got = tmp_path / "ref", tmp_path / "run"
     assert (got / FILE).read_text() == written == (ref / FILE).read_text()  # not re-estimated
     assert read_json(got / "found_config.json") == read_json(ref / "found_config.json")

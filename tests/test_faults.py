@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -23,16 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import Killed  # and the simulated_kill fixture
 from prunepeft import cli, runs
 from prunepeft.io import read_json, read_jsonl
 
 TINY = ["task=rte", "model=tiny_bert", "train=test", "data.train_subset=64", "data.eval_subset=32"]
 SEARCH = ["search.warmup.subset=32", "search.warmup.epochs=1", "search.warmup.snapshots=2",
           "search.retrain_epochs=1", "budget.params=2000", "search.k=2"]
-
-
-class Killed(BaseException):
-    """Stands in for SIGKILL in-process (a BaseException: no `except Exception` swallows it)."""
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
@@ -69,19 +65,6 @@ def reference(search_args, tmp_path_factory) -> Path:
         assert not stop.code
     assert (run_dir / "DONE").exists()
     return run_dir
-
-
-@pytest.fixture
-def simulated_kill(monkeypatch):
-    """SIGKILL at a `debug.kill_at` point becomes `Killed` (TERM and INT stay real signals)."""
-    real = runs._kill
-
-    def kill(signum: int) -> None:
-        if signum == signal.SIGKILL:
-            raise Killed()
-        real(signum)
-
-    monkeypatch.setattr(runs, "_kill", kill)
 
 
 def killed_run(search_args, run_dir: Path, point: str, capsys) -> None:

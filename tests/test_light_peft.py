@@ -206,34 +206,19 @@ def test_fresh_retrain_starts_from_a_fresh_init_with_the_same_found_configuratio
     assert all(float(v.abs().max()) == 0 for k, v in seen.items() if k.endswith(("lora_B.weight", "up.weight")))
 
 
-def test_killed_at_the_handoff_resumes_to_the_same_warm_retrain(glue_dir, tmp_path, monkeypatch):
+def test_killed_at_the_handoff_resumes_to_the_same_warm_retrain(glue_dir, tmp_path, simulated_kill):
     """SIGKILL (in-process stand-in) right after the estimation round is committed, before the retrain:
     the resumed run restores the estimation weights and rank masks from the checkpoint, warm-starts
     the retrain from them and ends exactly like an uninterrupted run."""
-    import signal
+    from conftest import Killed, cli_ok
 
-    from prunepeft import cli, runs
-
-    class Killed(BaseException):
-        pass
-
-    real = runs._kill
-    monkeypatch.setattr(runs, "_kill", lambda signum: (_ for _ in ()).throw(Killed()) if signum == signal.SIGKILL
-                        else real(signum))
     args = ["search", "task=rte", "model=tiny_bert", "train=test", "data.train_subset=64", "data.eval_subset=32",
             f"data.dir={glue_dir}", *ARM, "budget.params=1200"]
-
-    def run(run_dir, *extra):
-        try:
-            cli.main([*args, f"hydra.run.dir={run_dir}", *extra])
-        except SystemExit as stop:
-            assert not stop.code
-
-    run(tmp_path / "ref")
+    cli_ok([*args, f"hydra.run.dir={tmp_path / 'ref'}"])
     with pytest.raises(Killed):
-        run(tmp_path / "run", "debug.kill_at=after_checkpoint:1")
+        cli_ok([*args, f"hydra.run.dir={tmp_path / 'run'}", "debug.kill_at=after_checkpoint:1"])
     assert not (tmp_path / "run" / "summary.json").exists()
-    run(tmp_path / "run")
+    cli_ok([*args, f"hydra.run.dir={tmp_path / 'run'}"])
     ref, got = tmp_path / "ref", tmp_path / "run"
     for name in ("found_config.json", "rank_stage.json"):
         assert read_json(got / name) == read_json(ref / name), name
