@@ -179,6 +179,7 @@ def test_light_peft_arm_end_to_end_stop_rule_budget_and_warm_start(compose_cfg, 
     _assert_same({k: v for k, v in seen.items() if k.startswith(HEAD_PREFIX)},
                  {k: v for k, v in estimation.items() if k.startswith(HEAD_PREFIX)})
     assert summary["train"]["init"] == "warm"
+    assert summary["arm"] == "light_peft" and summary["strategy"] == "single"  # the preset's label
     assert sum(v.numel() for k, v in seen.items() if not k.startswith(HEAD_PREFIX)) == peft
 
 
