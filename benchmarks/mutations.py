@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worktree", action="store_true", help="mutate the working tree, not the committed HEAD")
     args = parser.parse_args(argv)
     chosen = [m for m in MUTATIONS if not args.ids or m.id in args.ids]
+    # The commit the copy is taken from (read now: HEAD may move while the mutations run).
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="prunepeft-mutations-") as tmp:
         repo = copy_tree(Path(tmp), args.worktree)
         env = {**os.environ, "PYTHONPATH": str(repo)}
@@ -245,7 +247,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mutation score: {caught}/{len(rows)} = {100 * caught / max(1, len(rows)):.0f}%")
     if not args.ids or OUT.exists():
         OUT.parent.mkdir(parents=True, exist_ok=True)
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
         OUT.write_text(json.dumps({"command": " ".join(["python benchmarks/mutations.py", *(["--worktree"] if args.worktree else [])]),
                                    "head": head, "worktree": args.worktree, "caught": caught, "total": len(rows),
                                    "mutations": rows}, indent=1) + "\n")
