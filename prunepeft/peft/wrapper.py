@@ -53,6 +53,22 @@ def init_zeros(param: torch.Tensor) -> None:
         param.zero_()
 
 
+def init_down_up(down: torch.Tensor, up: torch.Tensor, scheme: str, generator: torch.Generator | None,
+                 hidden: int) -> None:
+    """The two projections of a LoRA or bottleneck unit (A/B, down/up) under an init scheme.
+
+    `standard`: Kaiming-uniform down (peft's LoRA A), zero up, so a fresh branch is an exact no-op.
+    `paper`: Eq. (4)-(5), both projections N(0, 1/sqrt(hidden)).
+    """
+    if scheme == "standard":
+        init_kaiming(down, generator)
+        init_zeros(up)
+    else:
+        std = 1.0 / math.sqrt(hidden)
+        init_normal(down, std, generator)
+        init_normal(up, std, generator)
+
+
 class Branch(nn.Module):
     """One unit's computation at one site. Subclasses implement `forward` and `reset`.
 

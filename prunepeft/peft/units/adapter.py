@@ -7,7 +7,6 @@ acts before the residual add / LayerNorm that follows it — the placement of th
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +14,7 @@ from torch import nn
 
 from prunepeft.errors import UserError, check_choice, choice_error
 from prunepeft.peft.units.base import UnitSizes, UnitType
-from prunepeft.peft.wrapper import INIT_SCHEMES, Branch, branch_dtype, init_kaiming, init_normal, init_zeros
+from prunepeft.peft.wrapper import INIT_SCHEMES, Branch, branch_dtype, init_down_up, init_zeros
 
 # Adapter activations by config name (`model.adapter_activation`).
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -73,15 +72,8 @@ class AdapterBranch(Branch):
 
     def reset(self, scheme: str, generator: torch.Generator | None, hidden: int) -> None:
         check_choice("init scheme", scheme, INIT_SCHEMES)
-        if scheme == "standard":
-            # Kaiming down, up weight and bias exactly 0: a fresh adapter is an exact identity.
-            init_kaiming(self.down.weight, generator)
-            init_zeros(self.up.weight)
-        else:
-            # Eq. (4)-(5): both projections N(0, 1/sqrt(hidden)).
-            std = 1.0 / math.sqrt(hidden)
-            init_normal(self.down.weight, std, generator)
-            init_normal(self.up.weight, std, generator)
+        # `standard`: up weight and bias exactly 0, so a fresh adapter is an exact identity.
+        init_down_up(self.down.weight, self.up.weight, scheme, generator, hidden)
         init_zeros(self.down.bias)
         init_zeros(self.up.bias)
 

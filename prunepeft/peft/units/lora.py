@@ -6,7 +6,6 @@ names mirror peft's (`lora_A`, `lora_B`) so export is a straight copy.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +13,7 @@ from torch import nn
 
 from prunepeft.errors import UserError, check_choice
 from prunepeft.peft.units.base import UnitSizes, UnitType
-from prunepeft.peft.wrapper import INIT_SCHEMES, Branch, branch_dtype, init_kaiming, init_normal, init_zeros
+from prunepeft.peft.wrapper import INIT_SCHEMES, Branch, branch_dtype, init_down_up
 
 
 @dataclass(frozen=True)
@@ -58,15 +57,7 @@ class LoraBranch(Branch):
 
     def reset(self, scheme: str, generator: torch.Generator | None, hidden: int) -> None:
         check_choice("init scheme", scheme, INIT_SCHEMES)
-        if scheme == "standard":
-            # peft's default: Kaiming-uniform A, zero B -> the branch starts as an exact no-op.
-            init_kaiming(self.lora_A.weight, generator)
-            init_zeros(self.lora_B.weight)
-        else:
-            # Eq. (4)-(5): both projections N(0, 1/sqrt(hidden)).
-            std = 1.0 / math.sqrt(hidden)
-            init_normal(self.lora_A.weight, std, generator)
-            init_normal(self.lora_B.weight, std, generator)
+        init_down_up(self.lora_A.weight, self.lora_B.weight, scheme, generator, hidden)  # peft's default or Eq. (4)-(5)
 
 
 class LoraType(UnitType):
