@@ -226,10 +226,13 @@ def evidence_phase(args, winner: str) -> None:
         seeds += block
         run_many([("evidence", a, s, "search", [*search, f"strategy={a}"]) for s in block for a in ("hybrid", "random")], args)
         primary = ["random", "uniform_lora_eqparams"]
-        if rule_arm():  # the adopted hybrid rule, paired with the paper's reading (issue 15, Deliver 4)
-            name, overrides = rule_arm()
-            run_many([("evidence", name, s, "search", [*search, "strategy=hybrid", *overrides]) for s in block], args)
-            primary.append(name)
+        if rule_arm():  # the adopted hybrid rule, paired with the paper's reading (issue 15, Deliver 4),
+            name, overrides = rule_arm()  # and the best single criterion joins the primary arms with it
+            best = best_single_criterion(winner)
+            run_many([("evidence", name, s, "search", [*search, "strategy=hybrid", *overrides]) for s in block]
+                     + [("evidence", f"single_{best}", s, "search",
+                         [*search, "strategy=single", f"strategy.criterion={best}"]) for s in block], args)
+            primary += [name, f"single_{best}"]
         lora = []
         for s in block:
             hyb = RESULTS / "evidence" / f"hybrid-s{s}" / "summary.json"
