@@ -16,7 +16,7 @@ Assignments (which criterion S judges each partition key):
   (an upper bound, not a usable rule);
 - `rule:<r>`: S under each warm-up rule r of `search.warmup.assign` (`tendency`, `consensus`, and
   `agreement` when the warm-up measured importances), from the same warm-up snapshots
-  (`warmup.HybridAssignment.alternatives`).
+  (`hybrid_assignment.HybridAssignment.alternatives`).
 Combinations (how S's scores become p):
 - `paper`: Eq. (1), softmax(sigmoid(ρ)·Θ̃) — Θ̃ of different criteria on different scales;
 - `rank`: ρ under S_i alone (a common percentile scale);
