@@ -1,0 +1,72 @@
+"""Stage-B comparisons that fit on a CPU: retrained accuracy of paired seeds, committed under
+`benchmarks/results/confirm_cpu/<arm>-s<seed>/`.
+
+The stage-B settings of the search-signal study (MiniLM-L6, SST-2 2k, the fixed 5k held-out slice,
+the chosen `keep` settings, a 2-epoch retrain), with the diagnostics OFF (they change nothing the
+search decides, `test_diagnostics_change_nothing_the_search_decides`, and would double the CPU time).
+Every arm is paired by seed with `hybrid`, the paper's reading.
+
+- `confirm` (issue "A hybrid that earns its name", Deliver 3): the hybrid rule the rules study
+  adopted (`rules/choice.json`, `signal_study.rule_arm`) against the paper's reading.
+- `granularity` (issue "Light-PEFT in the house", Deliver 5, accuracy at equal params): hybrid
+  with rank-level pruning (`search.granularity=rank`, fills B to within one rank), and the
+  Light-PEFT arm warm-started (its own recipe) and fresh-initialised (like our retrain).
+
+    python benchmarks/cpu_stage_b.py --phase all --workers 2 --deadline 6000
+    python benchmarks/cpu_stage_b.py --report          # the paired table, rebuilt from the committed files
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import signal_study as s  # noqa: E402  (one runner, one results layout, one set of statistics)
+
+STUDY = "confirm_cpu"
+BASE = [*s.SETTINGS["keep"], "search.retrain_epochs=2"]
+GRANULARITY_ARMS: dict[str, list[str]] = {
+    "hybrid_rank": ["strategy=hybrid", "search.granularity=rank", "arm=hybrid_rank"],
+    "light_peft": ["strategy=light_peft"],  # the preset sets arm=light_peft and retrain_init=warm
+    "light_peft_fresh": ["strategy=light_peft", "search.retrain_init=fresh", "arm=light_peft_fresh"],
+}
+
+
+def arms(phase: str) -> dict[str, list[str]]:
+    """{arm: overrides after BASE} of one phase; `hybrid` (the pairing base) is in every phase."""
+    out = {"hybrid": ["strategy=hybrid"]}
+    if phase in ("confirm", "all") and s.rule_arm():
+        name, overrides = s.rule_arm()
+        out[name] = ["strategy=hybrid", *overrides]
+    if phase in ("granularity", "all"):
+        out.update(GRANULARITY_ARMS)
+    return out
+
+
+def jobs(phase: str, seeds: list[int]) -> list[tuple]:
+    """Seed-major, so that whatever finishes before the deadline is a set of complete pairs."""
+    return [(STUDY, arm, seed, "search", [*BASE, *ov]) for seed in seeds for arm, ov in arms(phase).items()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--phase", choices=["confirm", "granularity", "all"], default="all")
+    ap.add_argument("--seeds", type=int, nargs="*", default=list(range(1, 9)))
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--deadline", type=float, default=1e9, help="seconds after which no new run starts")
+    ap.add_argument("--run-timeout", type=float, default=3600, help="seconds one run may take")
+    ap.add_argument("--work", default=str(s.ROOT / "outputs" / "cpu_stage_b"))
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--report", action="store_true")
+    args = ap.parse_args()
+    args.extra = []
+    if not args.report:
+        args.deadline_at = time.time() + args.deadline
+        s.run_many(jobs(args.phase, args.seeds), args)
+    print("\n".join(s.evidence_table(STUDY)))
+
+
+if __name__ == "__main__":
+    main()
