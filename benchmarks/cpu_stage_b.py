@@ -29,8 +29,11 @@ STUDY = "confirm_cpu"
 BASE = [*s.SETTINGS["keep"], "search.retrain_epochs=2"]
 GRANULARITY_ARMS: dict[str, list[str]] = {
     "hybrid_rank": ["strategy=hybrid", "search.granularity=rank", "arm=hybrid_rank"],
-    "light_peft": ["strategy=light_peft"],  # the preset sets arm=light_peft and retrain_init=warm
-    "light_peft_fresh": ["strategy=light_peft", "search.retrain_init=fresh", "arm=light_peft_fresh"],
+    # Light-PEFT's estimation counts its steps on the full training set D (fidelity=high); the
+    # preset sets arm=light_peft and retrain_init=warm.
+    "light_peft": ["strategy=light_peft", "search.fidelity=high"],
+    "light_peft_fresh": ["strategy=light_peft", "search.fidelity=high", "search.retrain_init=fresh",
+                         "arm=light_peft_fresh"],
 }
 
 
