@@ -53,6 +53,44 @@ def jobs(phase: str, seeds: list[int]) -> list[tuple]:
     return [(STUDY, arm, seed, "search", [*BASE, *ov]) for seed in seeds for arm, ov in arms(phase).items()]
 
 
+# Decision rules, fixed before the runs they judge (committed at the start of those runs).
+NONINFERIORITY = 1.0  # points of held-out accuracy: stage B's precision target (95 % half-width <= 1 point)
+MIN_PAIRS = 8
+
+
+def decide(arm: str, base: str = "hybrid", runs: dict | None = None) -> dict:
+    """Judge `arm` against `base` by the paired held-out difference (points, 95 % interval).
+
+    `better`: the interval lies above 0; `non-inferior`: its lower end is above -NONINFERIORITY;
+    `worse`: it lies below 0; `inconclusive` otherwise, or with fewer than MIN_PAIRS pairs.
+    """
+    runs = s.load_runs(STUDY) if runs is None else runs
+    d = s.paired(runs, arm, base, "train_heldout")
+    out = {"arm": arm, "base": base, "paired_heldout": d, "n": d[2] if d else 0}
+    if d is None or d[2] < MIN_PAIRS:
+        return out | {"verdict": "inconclusive", "why": f"fewer than {MIN_PAIRS} paired seeds"}
+    low, high = d[0] - d[1], d[0] + d[1]
+    verdict = ("better" if low > 0 else "worse" if high < 0 else
+               "non-inferior" if low > -NONINFERIORITY else "inconclusive")
+    return out | {"verdict": verdict, "why": f"95 % interval [{low:+.2f}, {high:+.2f}] points"}
+
+
+def decisions(runs: dict | None = None) -> dict[str, dict]:
+    """The two defaults these runs decide, by rules fixed before the runs:
+    - issue 15, Deliver 3: the `scale=cpu` presets take the adopted hybrid rule when it is at least
+      non-inferior to the paper's reading in retrained accuracy (it already wins on decisions);
+    - issue 14, Deliver 1: `search.granularity` becomes `rank` only when rank-level pruning is
+      `better` (stage B's committed runs use `unit`, so a switch must pay for their comparability).
+    """
+    out = {}
+    if s.rule_arm():
+        r = decide(s.rule_arm()[0], runs=runs)
+        out["hybrid_rule"] = r | {"adopt_on_cpu": r["verdict"] in ("better", "non-inferior")}
+    r = decide("hybrid_rank", runs=runs)
+    out["granularity"] = r | {"default": "rank" if r["verdict"] == "better" else "unit"}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--phase", choices=["confirm", "granularity", "all"], default="all")
@@ -69,6 +107,8 @@ def main() -> None:
         args.deadline_at = time.time() + args.deadline
         s.run_many(jobs(args.phase, args.seeds), args)
     print("\n".join(s.evidence_table(STUDY)))
+    for name, d in decisions().items():
+        print(f"{name}: {d['verdict']} (n={d['n']}; {d['why']})")
 
 
 if __name__ == "__main__":
