@@ -1,9 +1,10 @@
 """Search-signal study (settings) and evidence (hybrid vs random vs uniform LoRA), with committed results.
 
-Every run is `prunepeft search|baseline` in its own process with an explicit `hydra.run.dir`; its
-small files (run.json, summary.json, found_config.json, warmup.json, rounds.jsonl, overrides.json)
-are copied to `benchmarks/results/<study>/<arm>-s<seed>/`. A run already there is skipped; one whose
-recorded overrides differ from the arm's is refused. `--report` rebuilds every number from there.
+Every run is `prunepeft search|baseline` in its own process (`study_runner.py`); its small files
+(run.json, summary.json, found_config.json, warmup.json, rounds.jsonl, overrides.json) are copied to
+`benchmarks/results/<study>/<arm>-s<seed>/`. A run already there is skipped; one whose recorded
+overrides differ from the arm's is refused. `--report` rebuilds every number from there. The
+hybrid-rule studies (`--study grid|rules`) live in `rules_study.py`.
 
 Studies (MiniLM-L6, SST-2 2k, the fixed 5k held-out slice of SST-2 train, diagnostics on):
 
@@ -23,39 +24,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rules_study import (RULES_SEEDS, choose_rule, grid_phase, grid_table,  # noqa: E402,F401  (rule_arm:
+                         rule_arm, rules_phase)  # stage B's arm for the adopted rule, re-exported)
+from study_runner import ROOT, RESULTS, _arm, accuracy, load_runs, paired, run_many  # noqa: E402
 from prunepeft.report.signal import fisher_mean, mde, mean_ci  # noqa: E402  (one implementation of the statistics)
 
-RESULTS = ROOT / "benchmarks" / "results"
-SMALL_FILES = ("run.json", "summary.json", "found_config.json", "warmup.json", "rounds.jsonl", "DONE")
-
-COMMON = ["task=sst2", "model=minilm_l6", "train=cpu", "train.max_length=64", "data.train_subset=2000",
-          "data.heldout=5000", "budget.percent=0.75", "train.progress=false"]
 SEARCH = ["search.diagnostics.enabled=true", "search.retrain_epochs=2"]
 DEMO = ["search.reinit=paper", "search.fidelity=low", "search.warmup.subset=512", "search.k=4",
         "search.type_norm=none"]
-
-
-def _arm(base: list[str], **changes: str) -> list[str]:
-    """`base` overrides with some keys changed (a later override of the same key replaces it)."""
-    out: dict[str, str] = {}
-    for o in base:
-        out[o.split("=", 1)[0]] = o
-    out.update({k: f"{k}={v}" for k, v in changes.items()})
-    return list(out.values())
-
-
 KEEP = _arm(DEMO, **{"search.reinit": "keep"})
 SETTINGS: dict[str, list[str]] = {
     "demo": DEMO,
@@ -71,96 +53,6 @@ SETTINGS: dict[str, list[str]] = {
     "keep_k2": _arm(KEEP, **{"search.k": "2"}),
 }
 SETTINGS_SEEDS = [101, 102, 103]
-# The hybrid-rule grid (issue "A hybrid that earns its name", Deliver 1): round 1 of the chosen
-# settings, every assignment x combination judged on the same trained state; seeds 201-210.
-GRID = ["search.diagnostics.enabled=true", "search.diagnostics.grid=true", "search.diagnostics.warmup=false",
-        "search.diagnostics.probe=256", "search.diagnostics.random_sets=20", "search.max_rounds=1",
-        "search.retrain_epochs=0"]
-GRID_SEEDS = list(range(201, 211))
-# Choosing the CPU defaults of the hybrid rules (issue "A hybrid that earns its name", Deliver 3):
-# the same round-1 grid, on seeds disjoint from the evidence (1-24) and grid (201-210) seeds, with
-# the warm-up run under `assign=agreement` so that it measures importances and every warm-up rule
-# (tendency, consensus, agreement) is judged on the same trained state (rule:<r> rows of the grid).
-RULES = [*GRID, "search.warmup.assign=agreement"]
-RULES_SEEDS = list(range(301, 311))
-
-
-# ------------------------------------------------------------------------------------ running
-def run_one(study: str, arm: str, seed: int, command: str, overrides: list[str], args) -> dict | None:
-    """Run one (arm, seed) unless its results are committed; return its summary (None on failure)."""
-    dest = RESULTS / study / f"{arm}-s{seed}"
-    record = {"command": command, "overrides": overrides}
-    if (dest / "summary.json").exists():
-        old = json.loads((dest / "overrides.json").read_text())
-        if old != record:
-            raise SystemExit(f"{dest} holds a run with other overrides: {old} != {record}; remove it or rename the arm")
-        return json.loads((dest / "summary.json").read_text())
-    work = Path(args.work) / study / f"{arm}-s{seed}"
-    cmd = [args.python, "-m", "prunepeft.cli", command, *_arm(COMMON + overrides, **dict(o.split("=", 1) for o in args.extra)),
-           f"seed={seed}", f"hydra.run.dir={work}"]
-    started = time.time()
-    if _finished_with(work, cmd[4:]):  # finished after an earlier orchestrator died: collect, don't rerun
-        return _collect(work, dest, record)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                              timeout=args.run_timeout)
-    except subprocess.TimeoutExpired:
-        print(f"TIMEOUT {study}/{arm}-s{seed} after {args.run_timeout}s", file=sys.stderr, flush=True)
-        return None
-    if proc.returncode != 0 or not (work / "summary.json").exists():
-        print(f"FAILED {study}/{arm}-s{seed} ({proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr, flush=True)
-        return None
-    print(f"{study}/{arm}-s{seed}: {time.time() - started:.0f}s", file=sys.stderr, flush=True)
-    return _collect(work, dest, record)
-
-
-def _finished_with(work: Path, argv: list[str]) -> bool:
-    """A finished run in `work` whose recorded command line is `argv` (run.json's argv)."""
-    try:
-        run = json.loads((work / "run.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return (work / "summary.json").exists() and run.get("status") == "done" and run.get("argv", [])[1:] == argv
-
-
-def _collect(work: Path, dest: Path, record: dict) -> dict:
-    """Copy a finished run's small files to its committed folder; return its summary."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in SMALL_FILES:
-        if (work / name).exists():
-            shutil.copy2(work / name, dest / name)
-    (dest / "overrides.json").write_text(json.dumps(record, indent=1) + "\n")
-    return json.loads((dest / "summary.json").read_text())
-
-
-def run_many(jobs: list[tuple], args) -> list:
-    """Run (study, arm, seed, command, overrides) jobs on `args.workers` processes, before the deadline."""
-    def guarded(job):
-        if time.time() > args.deadline_at:
-            return None
-        return run_one(*job, args)
-
-    with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        return list(pool.map(guarded, jobs))
-
-
-# ------------------------------------------------------------------------------------ statistics
-def load_runs(study: str) -> dict[str, dict[int, dict]]:
-    """{arm: {seed: {"summary":…, "rounds": […], "warmup": …}}} of the committed runs."""
-    out: dict[str, dict[int, dict]] = {}
-    for d in sorted((RESULTS / study).glob("*-s*")):
-        if not (d / "summary.json").exists():
-            continue
-        arm, seed = d.name.rsplit("-s", 1)
-        rounds = [json.loads(x) for x in (d / "rounds.jsonl").read_text().splitlines()] if (d / "rounds.jsonl").exists() else []
-        out.setdefault(arm, {})[int(seed)] = {"summary": json.loads((d / "summary.json").read_text()), "rounds": rounds}
-    return out
-
-
-def accuracy(summary: dict, split: str) -> float | None:
-    """The run's primary metric (accuracy for SST-2, MCC for CoLA) on `split`."""
-    metric = summary.get("primary", {}).get("metric", "accuracy")
-    return summary.get("metrics", {}).get(split, {}).get(metric)
 
 
 def signal_row(runs: dict[int, dict]) -> dict:
@@ -195,13 +87,6 @@ def choose_settings(rows: dict[str, dict]) -> tuple[str, str, str]:
         return second, best, (f"{second} (runner-up by correlation) retrains {100 * (acc[second] - acc[best]):.1f} "
                               f"points better on the held-out slice than {best}")
     return best, second, f"highest null-corrected correlation; runner-up {second}"
-
-
-def paired(runs: dict[str, dict[int, dict]], arm: str, base: str, split: str) -> tuple | None:
-    """Paired difference arm − base over common seeds: (mean, ±95 %, n), in accuracy points."""
-    seeds = sorted(set(runs.get(arm, {})) & set(runs.get(base, {})))
-    diffs = [100 * (accuracy(runs[arm][s]["summary"], split) - accuracy(runs[base][s]["summary"], split)) for s in seeds]
-    return mean_ci(diffs)
 
 
 # ------------------------------------------------------------------------------------ phases
@@ -269,104 +154,6 @@ def descriptive_phase(args, winner: str) -> None:
                          ["task=cola", "method=lora", "size_to_budget=true", f"budget.params={params}",
                           "budget.percent=null", "train.epochs=2"]))
     run_many(lora, args)
-
-
-def grid_phase(args, winner: str) -> None:
-    """Round 1 of the chosen settings with the rule grid, one run per seed."""
-    run_many([("grid", "hybrid", s, "search", [*SETTINGS[winner], *GRID]) for s in GRID_SEEDS], args)
-
-
-def rules_phase(args, winner: str) -> None:
-    """Round 1 with every warm-up rule in the grid, one run per seed (Deliver 3's choice)."""
-    seeds = args.seeds or RULES_SEEDS
-    run_many([("rules", "hybrid", s, "search", [*SETTINGS[winner], *RULES]) for s in seeds], args)
-    choice = choose_rule()
-    if choice:
-        (RESULTS / "rules" / "choice.json").write_text(json.dumps(
-            {k: v for k, v in choice.items() if k != "paired_pct_diff"}
-            | {"paired_pct_diff": [float(x) for x in choice["paired_pct_diff"] or []]}, indent=1) + "\n")
-
-
-def rule_arm() -> Optional[tuple[str, list[str]]]:
-    """Stage B's arm for the rule the rules study adopted: (arm name, overrides), or None when the
-    paper's reading stays the default (Deliver 4: a PRIMARY arm paired with hybrid)."""
-    path = RESULTS / "rules" / "choice.json"
-    if not path.exists():
-        return None
-    choice = json.loads(path.read_text())
-    if choice.get("decision") != "adopt":
-        return None
-    rule, combo = choice["default"].removeprefix("rule:").split("|")
-    name = f"hybrid_{rule}_{combo}"
-    return name, [f"search.warmup.assign={rule}", f"strategy.combine={combo}", f"arm={name}"]
-
-
-def grid_cells(study: str) -> dict[str, dict[int, dict[str, float]]]:
-    """cell name -> seed -> {corrected, pct, spread, key} of a grid study's round 1."""
-    out: dict[str, dict[int, dict[str, float]]] = {}
-    for seed, run in load_runs(study).get("hybrid", {}).items():
-        for r in run["rounds"][:1]:
-            d = r.get("diagnostics") or {}
-            null = d.get("spearman_null")
-            for name, c in (d.get("grid") or {}).get("cells", {}).items():
-                out.setdefault(name, {})[seed] = {
-                    "corrected": None if c["spearman"] is None or null is None else c["spearman"] - null,
-                    "pct": c["decision_percentile"], "spread": c["spread"], "key": c["key_spearman"]}
-    return out
-
-
-def choose_rule(study: str = "rules", base: str = "rule:tendency|paper") -> Optional[dict]:
-    """The usable rule (a warm-up rule x a combination) with the lowest mean decision percentile,
-    with its paired difference to the paper's reading (`base`) over the study's seeds.
-
-    The rule fixed before the runs: the CPU default changes to the best rule only if its paired
-    difference to `base` has a 95 % interval entirely below 0 ("adopt"); otherwise the paper's
-    reading stays the default ("keep")."""
-    cells = grid_cells(study)
-    usable = {n: v for n, v in cells.items() if n.startswith("rule:") and len(v) >= 2}
-    if base not in usable:
-        return None
-    ranked = sorted(usable, key=lambda n: (statistics.mean(x["pct"] for x in usable[n].values()), n))
-    best = ranked[0]
-    seeds = sorted(set(usable[best]) & set(usable[base]))
-    diff = mean_ci([usable[best][s]["pct"] - usable[base][s]["pct"] for s in seeds])
-    adopt = best != base and diff is not None and diff[0] + diff[1] < 0
-    return {"winner": best, "base": base, "seeds": seeds, "ranking": ranked,
-            "decision": "adopt" if adopt else "keep", "default": best if adopt else base,
-            "mean_pct": {n: statistics.mean(x["pct"] for x in usable[n].values()) for n in ranked},
-            "paired_pct_diff": diff}
-
-
-def grid_table(study: str = "grid", seeds: Sequence[int] = GRID_SEEDS) -> list[str]:
-    """Per assignment x combination: mean over seeds of the null-corrected Spearman and the decision pct."""
-    cells: dict[str, dict[str, list]] = {}
-    for seed, run in load_runs(study).get("hybrid", {}).items():
-        for r in run["rounds"]:
-            d = r.get("diagnostics") or {}
-            null = d.get("spearman_null")
-            for name, c in (d.get("grid") or {}).get("cells", {}).items():
-                acc = cells.setdefault(name, {"corrected": [], "pct": [], "spread": [], "key": []})
-                if c["spearman"] is not None and null is not None:
-                    acc["corrected"].append(c["spearman"] - null)
-                acc["pct"].append(c["decision_percentile"])
-                acc["spread"].append(c["spread"])
-                acc["key"].append(c["key_spearman"])
-    if not cells:
-        return []
-    lines = ["", f"### Hybrid rules on one trained state ({study}: round 1, seeds {seeds[0]}-{seeds[-1]})", "",
-             "| assignment | combination | corrected Spearman | decision pct | key-level Spearman | spread of key ρ |",
-             "|---|---|---|---|---|---|"]
-
-    def fmt(v, scale=1.0, digits=2):
-        m = mean_ci([x for x in v if x is not None])
-        return "—" if m is None else f"{scale * m[0]:+.{digits}f} ± {scale * m[1]:.{digits}f} (n={m[2]})"
-
-    for name in sorted(cells, key=lambda n: (not n.startswith("rule:"), n.split("|")[0] != "argmax", n)):
-        rule, combo = name.split("|")
-        c = cells[name]
-        lines.append(f"| {rule} | {combo} | {fmt(c['corrected'])} | {fmt(c['pct'], 100, 0)} | {fmt(c['key'])} | "
-                     f"{fmt(c['spread'])} |")
-    return lines
 
 
 def best_single_criterion(winner: str) -> str:
@@ -466,9 +253,9 @@ def main() -> None:
         winner = winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"]
         evidence_phase(args, winner)
     if args.study == "grid":
-        grid_phase(args, winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"])
+        grid_phase(args, SETTINGS[winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"]])
     if args.study == "rules":
-        rules_phase(args, winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"])
+        rules_phase(args, SETTINGS[winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"]])
     if args.study in ("descriptive", "all"):
         winner = winner or json.loads((RESULTS / "settings" / "choice.json").read_text())["winner"]
         descriptive_phase(args, winner)

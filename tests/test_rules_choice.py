@@ -16,10 +16,10 @@ RULES = ROOT / "benchmarks" / "results" / "rules"
 def study():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        import signal_study
+        import rules_study
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    return signal_study
+    return rules_study
 
 
 def test_the_committed_rules_study_reproduces_its_recorded_choice(study):
