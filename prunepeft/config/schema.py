@@ -1,13 +1,18 @@
-"""Typed schemas for every config group.
+"""Typed schemas for every config group, and their registration with Hydra.
 
-Hydra merges each YAML of `conf/<group>/` into the matching dataclass below, so a key that is not
-declared here (a typo such as `train.lrr=1e-3`) fails at compose time instead of being ignored.
+Hydra merges each YAML of `conf/<group>/` into the matching dataclass, so a key that is not
+declared (a typo such as `train.lrr=1e-3`) fails at compose time instead of being ignored.
 The primary configs (`conf/search.yaml`, `conf/baseline.yaml`, ...) start their defaults list
 with the schema registered by `register_configs()`.
 
 The settings of the extension points are not declared here: each criterion and unit type keeps
 them in a YAML of its own (`config/extensions.py`), and `ModelConfig` / `SearchConfig` gain one
 typed field per key of those YAMLs (`model.lora_r`, `search.zeros.rel_tol`, ...).
+
+This module holds those extension-built schemas (`ModelConfig`, `SearchConfig`), `RunConfig`
+and `register_configs()`. The fixed groups live in `config/groups.py` and the report, export,
+predict and evaluate schemas in `config/command_configs.py`; both are re-exported here, the
+import path every caller uses.
 """
 from __future__ import annotations
 
@@ -17,7 +22,26 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from prunepeft.config.command_configs import EvaluateConfig, ExportConfig, PredictConfig, ReportConfig
 from prunepeft.config.extensions import read_settings, settings_files
+from prunepeft.config.groups import (
+    BackbonePruneConfig,
+    BudgetConfig,
+    DataConfig,
+    DebugConfig,
+    DiagnosticsConfig,
+    LoggerConfig,
+    StrategyConfig,
+    TaskConfig,
+    TinyModelConfig,
+    TrainConfig,
+    WarmupConfig,
+)
+
+__all__ = ["BackbonePruneConfig", "BudgetConfig", "DataConfig", "DebugConfig", "DiagnosticsConfig", "EvaluateConfig",
+           "ExportConfig", "LoggerConfig", "ModelConfig", "PredictConfig", "ReportConfig", "RunConfig", "SearchConfig",
+           "StrategyConfig", "TaskConfig", "TinyModelConfig", "TrainConfig", "WarmupConfig", "model_config_class",
+           "register_configs", "run_config_class", "search_config_class"]
 
 
 def _setting_field(value: Any) -> tuple[Any, Any]:
@@ -78,21 +102,6 @@ class _Section:
 
 
 @dataclass
-class TinyModelConfig:
-    """Sizes of a random-weight model built from a config (tests only)."""
-
-    hidden_size: int = 32
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 2
-    intermediate_size: int = 64
-    vocab_size: int = 512
-    max_position_embeddings: int = 512
-    # Dropout of every layer (hidden, attention, classifier); None = the family's default.
-    # 0 makes 1 and N data-parallel processes compute the same thing (tests/test_distributed.py).
-    dropout: Optional[float] = None
-
-
-@dataclass
 class _ModelBase:
     """A backbone: where to load it from, its family (its PEFT unit sizes: `ModelConfig`)."""
 
@@ -111,119 +120,6 @@ class _ModelBase:
 # The model keys + the unit sizes (docs/method.md#sizes; paper, roberta-large: r=32, bottleneck 128)
 # from each unit type's YAML (peft/units/lora.yaml: lora_r, lora_alpha, lora_dropout; adapter.yaml).
 ModelConfig = model_config_class()
-
-
-@dataclass
-class TaskConfig:
-    """A GLUE task: where its data lives, its text fields, labels and metrics."""
-
-    name: str = MISSING
-    hub_dataset: str = "nyu-mll/glue"
-    hub_config: str = MISSING
-    text_fields: list[str] = field(default_factory=list)
-    label_field: str = "label"
-    num_labels: int = 2  # 1 = regression
-    metrics: list[str] = field(default_factory=lambda: ["accuracy"])
-    primary_metric: str = "accuracy"
-    train_split: str = "train"
-    eval_splits: list[str] = field(default_factory=lambda: ["validation"])
-    # warm-up subset size d for the search (count); tasks set their own default.
-    warmup_subset: int = 256
-
-    @property
-    def is_regression(self) -> bool:
-        return self.num_labels == 1
-
-
-@dataclass
-class DataConfig:
-    """Where GLUE files come from and which slice of them a run uses."""
-
-    # Local directory of `<task>/<split>.parquet`; falls back to $PRUNEPEFT_DATA_DIR, then the hub.
-    dir: Optional[str] = None
-    # Label-stratified, seeded subsets: an int count or a float fraction in (0, 1]; null = all.
-    train_subset: Optional[float] = None
-    eval_subset: Optional[float] = None
-    # Rows of the training split set aside before any subset is drawn: a FIXED, seed-independent,
-    # label-stratified slice, never trained on, evaluated as the extra split `train_heldout`
-    # (SST-2's 872-row dev set alone carries 1.35 points of sampling error; 5k rows carry 0.57).
-    heldout: Optional[int] = None
-    cache_dir: Optional[str] = None
-
-
-@dataclass
-class TrainConfig:
-    """The one training loop's knobs (the paper's setting is `train/default.yaml`)."""
-
-    epochs: int = 20
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    max_length: int = 256
-    grad_accum: int = 1
-    # Learning rates per parameter group.
-    lr_peft: float = 5e-4
-    lr_head: float = 5e-4
-    lr_backbone: float = 2e-5
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.06
-    max_grad_norm: float = 1.0
-    # `auto` = bf16 autocast on CUDA, fp32 on CPU.
-    precision: str = "auto"
-    device: str = "auto"
-    log_every: int = 10
-    progress: bool = True
-    # Optimizer steps with a non-finite loss or gradient norm that may be skipped before the run
-    # stops as diverged (0: the first one stops it).
-    max_nonfinite_steps: int = 0
-    # Recompute each backbone layer's activations in backward (non-reentrant): less memory for
-    # deep decoders (Llama-3-8B), ~30 % more compute. Statistics are unchanged.
-    gradient_checkpointing: bool = False
-
-
-@dataclass
-class BudgetConfig:
-    """Trainable-parameter budget B: a % of the base model or an absolute count."""
-
-    percent: Optional[float] = 0.75
-    params: Optional[int] = None
-
-
-@dataclass
-class StrategyConfig:
-    """How units are scored (Table 5): hybrid, single, random, none, hybrid_no_partition."""
-
-    name: str = "hybrid"
-    criterion: Optional[str] = None  # for `single`
-    # `paper` = Eq. (1) (default); `reference` = the authors' later variant (not the paper's);
-    # `rank` = ρ under S_i alone; `zscore` = (s − median)/MAD under S_i (pruning/combine.py).
-    combine: str = "paper"
-    from_run: Optional[str] = None  # reuse a saved S_H (strategy transfer, Table 6)
-
-
-@dataclass
-class WarmupConfig:
-    subset: Optional[float] = None  # null = task.warmup_subset
-    # The warm-up's initialisation: null = the one the rounds start from (search.reinit), and
-    # `paper` under reinit=keep (whose rounds continue from the warm-up's weights).
-    init: Optional[str] = None
-    epochs: int = 2
-    snapshots: int = 4
-    # S_H per partition key (pruning/assign_rules.py): tendency (argmax τ, the paper's reading and
-    # the default) | consensus | agreement (masked passes at each snapshot on its own probe).
-    assign: str = "tendency"
-    agreement_probe: int = 512  # unused training rows of assign=agreement (disjoint from diagnostics)
-
-
-@dataclass
-class DiagnosticsConfig:
-    """What each pruning decision knows (`search.diagnostics.enabled`; off by default, it costs)."""
-
-    enabled: bool = False
-    probe: int = 512  # held-out training rows on which each unit is masked (never trained on)
-    random_sets: int = 50  # random removal sets the round's removed set is compared with
-    learned_margin: float = 0.02  # a round "learned nothing" when train loss >= ln(classes) - this
-    warmup: bool = True  # also measure each warm-up snapshot (one masked pass per unit per snapshot)
-    grid: bool = False  # also judge every assignment x combination rule on each round (pruning/rule_grid.py)
 
 
 @dataclass
@@ -274,45 +170,6 @@ SearchConfig = search_config_class()
 
 
 @dataclass
-class BackbonePruneConfig:
-    """Opt-in early pruning of the backbone (Light-PEFT's masked early pruning; prunepeft.models.backbone_prune)."""
-
-    enabled: bool = False
-    heads: float = 1 / 3  # fraction of heads cut in each layer (raw-mask quantile; >= 1 head kept per layer)
-    ffn: float = 1 / 3  # fraction of FFN neurons cut over all layers together (global quantile)
-    l1: float = 1e-4  # λ of λ·Σ|m| (the plain sum over every mask)
-    # Estimation length in optimizer steps; null = max(100, ceil(0.04 × the retrain's steps)).
-    steps: Optional[int] = None
-    mask_lr: Optional[float] = None  # null = train.lr_peft
-
-
-@dataclass
-class DebugConfig:
-    crash_after_round: Optional[int] = None
-    # "<point>:<n>[:KILL|TERM|INT]": signal the process the n-th time it reaches <point> (event,
-    # between_checkpoint_writes, after_checkpoint); for fault tests and benchmarks/faults.py.
-    kill_at: Optional[str] = None
-
-
-@dataclass
-class LoggerConfig:
-    """The experiment tracker a run reports to (`logger=<name>`, prunepeft.trackers)."""
-
-    # none | csv | tensorboard | mlflow | wandb (csv needs nothing; the others the `trackers` extra)
-    name: str = "none"
-    # Where it writes; null = <run>/trackers/<name> (mlflow: the store below, artifacts there).
-    dir: Optional[str] = None
-    # mlflow: the tracking store; null = sqlite:///<run>/mlflow.db
-    tracking_uri: Optional[str] = None
-    # mlflow experiment / wandb project
-    project: str = "prunepeft"
-    # wandb: offline (the default: writes <dir>/wandb/offline-run-*, `wandb sync` uploads it) | online | disabled
-    mode: str = "offline"
-    entity: Optional[str] = None
-    tags: list[str] = field(default_factory=list)
-
-
-@dataclass
 class RunConfig:
     """Everything one `prunepeft search` or `prunepeft baseline` run reads."""
 
@@ -343,53 +200,6 @@ class RunConfig:
     # The experiment tracker (conf/logger/); it only watches a run (runs.VOLATILE_KEYS).
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ReportConfig:
-    """`prunepeft report`: read run outputs under `runs`, write tables and figures to `out`."""
-
-    command: str = "report"
-    runs: str = "outputs"
-    out: str = "reports"
-    tables: list[str] = field(default_factory=lambda: ["table2", "table3", "table4", "table5", "table6"])
-    figures: bool = True
-    reference_csv: Optional[str] = None
-
-
-@dataclass
-class ExportConfig:
-    """`prunepeft export run=<dir> [to=auto|peft|prunepeft] [out=<dir>]`."""
-
-    command: str = "export"
-    run: str = MISSING
-    # auto = peft when every unit is LoRA/DoRA, else prunepeft's self-contained format.
-    to: str = "auto"
-    out: Optional[str] = None  # null = exports/<run-name>-<format>/
-
-
-@dataclass
-class PredictConfig:
-    """`prunepeft predict run=<run or export dir> input=<tsv|csv|parquet|jsonl> out=<file>`."""
-
-    command: str = "predict"
-    run: str = MISSING
-    input: str = MISSING
-    out: str = MISSING
-    batch_size: int = 64
-
-
-@dataclass
-class EvaluateConfig:
-    """`prunepeft evaluate run=<dir> [task=<t>] [split=<s>]`: recompute a run's metrics."""
-
-    command: str = "evaluate"
-    run: str = MISSING
-    # `task=<name>` picks conf/task/<name>.yaml (a config group); null = the run's own task.
-    task: Optional[TaskConfig] = None
-    split: Optional[str] = None  # null = the task's first eval split
-    data_dir: Optional[str] = None  # null = the run's data.dir / $PRUNEPEFT_DATA_DIR / the hub
-    out: Optional[str] = None  # also write the metrics as JSON here
 
 
 def run_config_class() -> type:
