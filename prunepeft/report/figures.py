@@ -9,11 +9,11 @@
   line) and the dev metric over the pruning rounds; the found configuration (layers × unit types:
   kept, or the round that removed it); the warm-up tendencies τ with the assignment S_H marked.
 - Per finished run: training curves (loss per step, dev metric per epoch), one colour per phase.
-Every figure is written as PNG and PDF (matplotlib's headless Agg backend).
+Every figure is written as PNG and PDF (matplotlib's headless Agg backend). What each figure reads
+from the run files (pick counts, found units, the round series) is computed in `report/figure_data.py`.
 """
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -29,22 +29,18 @@ import pandas as pd  # noqa: E402
 from prunepeft import outputs  # noqa: E402
 from prunepeft.io import read_jsonl  # noqa: E402
 from prunepeft.report.collect import TASK_ORDER, task_name  # noqa: E402
-
-# No list of criterion or unit-type names here (the report never imports the registries): criteria
-# are drawn in the order the run files list them (the search writes them in registry order), unit
-# types in the order of the run's search space, then any other type seen, by name.
-
-
-def _first_seen(*groups) -> list:
-    """The items of `groups`, each once, in order of first appearance."""
-    return list(dict.fromkeys(x for group in groups for x in group))
-
-
-def _space(search_space) -> list[str]:
-    """A run's search space as a list (`"lora,adapter"` in the runs table, a list in found_config.json)."""
-    if isinstance(search_space, str):
-        return [t for t in search_space.split(",") if t]
-    return [str(t) for t in search_space] if isinstance(search_space, (list, tuple)) else []
+from prunepeft.report.figure_data import (  # noqa: E402
+    _dev_value,
+    _first_seen,
+    _grid,
+    _kept,
+    _read_json,
+    _searches,
+    _space,
+    _unit,
+    pick_counts,
+    round_series,
+)
 
 
 @dataclass(frozen=True)
@@ -67,37 +63,6 @@ def _save(fig: plt.Figure, out_dir: Path, name: str) -> FigureFile:
     return FigureFile(name, png, pdf, panels)
 
 
-def _unit(key: str) -> tuple[int, str]:
-    layer, kind = key.split(":", 1)
-    return int(layer), kind
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def pick_counts(run: Path) -> dict[str, Counter]:
-    """Per criterion, how often each unit was in its top-k: warm-up snapshots plus search rounds."""
-    counts: dict[str, Counter] = {}
-    for crit, units in (_read_json(run / outputs.WARMUP).get("pick_counts") or {}).items():
-        counts.setdefault(crit, Counter()).update({k: int(v) for k, v in units.items()})
-    for rec in read_jsonl(run / outputs.ROUNDS):
-        for crit, units in (rec.get("picks") or {}).items():
-            counts.setdefault(crit, Counter()).update(units)
-    return counts
-
-
-def _grid(runs: pd.DataFrame, seen: set[tuple[int, str]]) -> tuple[int, list[str]]:
-    """(number of layers, unit types) for a model: from the runs' records, else from the units seen."""
-    layers = pd.to_numeric(runs.get("num_layers"), errors="coerce").max() if "num_layers" in runs else math.nan
-    n = int(layers) if layers == layers else max((l for l, _ in seen), default=-1) + 1
-    spaces = runs.get("search_space", pd.Series(dtype=object)).dropna()
-    return n, _first_seen(*(_space(s) for s in spaces), sorted({t for _, t in seen}))
-
-
 def _grid_axes(n: int, ncols: int = 3, w: float = 4.2, h: float = 2.2) -> tuple[plt.Figure, list[plt.Axes]]:
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
@@ -106,10 +71,6 @@ def _grid_axes(n: int, ncols: int = 3, w: float = 4.2, h: float = 2.2) -> tuple[
     for ax in flat[n:]:
         fig.delaxes(ax)
     return fig, flat[:n]
-
-
-def _searches(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[(runs["command"] == "search") & runs["complete"]] if not runs.empty else runs
 
 
 def figure1(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
@@ -146,23 +107,6 @@ def figure1(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
     return files
 
 
-def _kept(path: Path) -> set[tuple[int, str]] | None:
-    """Units of a run's found configuration, or None without found_config.json.
-
-    Accepts the flat `units` list ("3:lora", ...) and `layers` as {"3": [{"type": ...}]} or as
-    [{"layer": 3, "units": [{"type": ...}]}].
-    """
-    found = _read_json(path / outputs.FOUND_CONFIG)
-    if isinstance(found.get("units"), list):
-        return {_unit(k) for k in found["units"]}
-    layers = found.get("layers")
-    if isinstance(layers, dict):
-        return {(int(l), u["type"]) for l, units in layers.items() for u in units}
-    if isinstance(layers, list):
-        return {(int(e["layer"]), u["type"]) for e in layers for u in e.get("units", [])}
-    return None
-
-
 def figure3(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
     """Figure 3, one file per model: pruning frequency per (layer, type) over PrunePEFT's found configs."""
     files = []
@@ -194,54 +138,6 @@ def figure3(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
         fig.suptitle(f"Figure 3 — pruning frequency of the found configurations ({model})", fontsize=10)
         files.append(_save(fig, out_dir, f"figure3_{model}"))
     return files
-
-
-def _dev_value(dev: dict, metric: str | None) -> float:
-    """The round's dev metric: `{"accuracy": v}` or `{split: {"accuracy": v}}`."""
-    if metric in dev and not isinstance(dev[metric], dict):
-        return float(dev[metric])
-    for v in dev.values():
-        if isinstance(v, dict):
-            return _dev_value(v, metric)
-    return float(next(iter(dev.values()))) if dev else math.nan
-
-
-def _unit_params(path: Path, rounds: list[dict]) -> dict[str, float]:
-    """Parameters of one unit of each type: from found_config.json, else from a round that removed
-    only that unknown type, else the weight-matrix count in the round statistics (no biases)."""
-    found = _read_json(path / outputs.FOUND_CONFIG)
-    per_type: dict[str, float] = {}
-    for entry in found.get("layers", []) if isinstance(found.get("layers"), list) else []:
-        for unit in entry.get("units", []):
-            if unit.get("params"):
-                per_type.setdefault(unit["type"], float(unit["params"]))
-    for prev, rec in zip(rounds, rounds[1:]):
-        removed = [_unit(k)[1] for k in rec.get("removed", [])]
-        unknown = {t for t in removed if t not in per_type}
-        if len(unknown) == 1 and None not in (prev.get("params_left"), rec.get("params_left")):
-            t = unknown.pop()
-            rest = sum(per_type[x] for x in removed if x != t)
-            per_type[t] = (prev["params_left"] - rec["params_left"] - rest) / removed.count(t)
-    for key, stats in (rounds[0].get("statistics") or {}).items() if rounds else []:
-        per_type.setdefault(_unit(key)[1], float(stats.get("numel", math.nan)))
-    return per_type
-
-
-def round_series(path: Path, rounds: list[dict]) -> tuple[list[int], list[float], float | None]:
-    """(x = 0..R, active PEFT params % after each round with round 0 = the supernet, budget %)."""
-    base = next((r["params_left"] / r["percent_left"] * 100 for r in rounds
-                 if r.get("params_left") and r.get("percent_left")), None)
-    x = [0] + [int(r.get("round", i + 1)) for i, r in enumerate(rounds)]
-    pct = [r.get("percent_left", math.nan) for r in rounds]
-    first = rounds[0]
-    if base and first.get("params_left") is not None:
-        per_type = _unit_params(path, rounds)
-        before = first["params_left"] + sum(per_type.get(_unit(k)[1], math.nan) for k in first.get("removed", []))
-        start = before / base * 100
-    else:
-        start = math.nan
-    budget = rounds[0].get("budget")
-    return x, [start, *pct], (budget / base * 100 if budget is not None and base else None)
 
 
 def _metric_range(metric: str | None) -> tuple[float, float]:
