@@ -13,6 +13,7 @@ Every arm is paired by seed with `hybrid`, the paper's reading.
   Light-PEFT arm warm-started (its own recipe) and fresh-initialised (like our retrain).
 
     python benchmarks/cpu_stage_b.py --phase all --workers 2 --deadline 6000
+    python benchmarks/cpu_stage_b.py --phase granularity --arms light_peft --seeds 1 2 3 4 5
     python benchmarks/cpu_stage_b.py --report          # the paired table, rebuilt from the committed files
 """
 from __future__ import annotations
@@ -48,9 +49,11 @@ def arms(phase: str) -> dict[str, list[str]]:
     return out
 
 
-def jobs(phase: str, seeds: list[int]) -> list[tuple]:
-    """Seed-major, so that whatever finishes before the deadline is a set of complete pairs."""
-    return [(STUDY, arm, seed, "search", [*BASE, *ov]) for seed in seeds for arm, ov in arms(phase).items()]
+def jobs(phase: str, seeds: list[int], only: list[str] | None = None) -> list[tuple]:
+    """Seed-major, so that whatever finishes before the deadline is a set of complete pairs
+    (`only`: these arms of the phase, e.g. to run the pairs that matter most first)."""
+    return [(STUDY, arm, seed, "search", [*BASE, *ov]) for seed in seeds for arm, ov in arms(phase).items()
+            if not only or arm in only]
 
 
 # Decision rules, fixed before the runs they judge (committed at the start of those runs).
@@ -95,6 +98,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--phase", choices=["confirm", "granularity", "all"], default="all")
     ap.add_argument("--seeds", type=int, nargs="*", default=list(range(1, 9)))
+    ap.add_argument("--arms", nargs="*", help="only these arms of the phase (default: all, hybrid included)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--deadline", type=float, default=1e9, help="seconds after which no new run starts")
     ap.add_argument("--run-timeout", type=float, default=3600, help="seconds one run may take")
@@ -105,7 +109,7 @@ def main() -> None:
     args.extra = []
     if not args.report:
         args.deadline_at = time.time() + args.deadline
-        s.run_many(jobs(args.phase, args.seeds), args)
+        s.run_many(jobs(args.phase, args.seeds, args.arms), args)
     print("\n".join(s.evidence_table(STUDY)))
     for name, d in decisions().items():
         print(f"{name}: {d['verdict']} (n={d['n']}; {d['why']})")
