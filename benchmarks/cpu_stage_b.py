@@ -28,14 +28,6 @@ import signal_study as s  # noqa: E402  (one runner, one results layout, one set
 
 STUDY = "confirm_cpu"
 BASE = [*s.SETTINGS["keep"], "search.retrain_epochs=2"]
-GRANULARITY_ARMS: dict[str, list[str]] = {
-    "hybrid_rank": ["strategy=hybrid", "search.granularity=rank", "arm=hybrid_rank"],
-    # Light-PEFT's estimation counts its steps on the full training set D (fidelity=high); the
-    # preset sets arm=light_peft and retrain_init=warm.
-    "light_peft": ["strategy=light_peft", "search.fidelity=high"],
-    "light_peft_fresh": ["strategy=light_peft", "search.fidelity=high", "search.retrain_init=fresh",
-                         "arm=light_peft_fresh"],
-}
 
 
 def arms(phase: str) -> dict[str, list[str]]:
@@ -45,7 +37,7 @@ def arms(phase: str) -> dict[str, list[str]]:
         name, overrides = s.rule_arm()
         out[name] = ["strategy=hybrid", *overrides]
     if phase in ("granularity", "all"):
-        out.update(GRANULARITY_ARMS)
+        out.update(s.GRANULARITY_ARMS)
     return out
 
 

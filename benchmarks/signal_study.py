@@ -53,6 +53,15 @@ SETTINGS: dict[str, list[str]] = {
     "keep_k2": _arm(KEEP, **{"search.k": "2"}),
 }
 SETTINGS_SEEDS = [101, 102, 103]
+# Issue "Light-PEFT in the house", Deliver 3 and 5: hybrid with rank-level pruning (fills B to within
+# one rank) and the Light-PEFT arm, warm-started (its recipe) and fresh-initialised (like our retrain).
+# Its estimation counts steps on the full training set D (fidelity=high); the preset sets arm=light_peft.
+GRANULARITY_ARMS: dict[str, list[str]] = {
+    "hybrid_rank": ["strategy=hybrid", "search.granularity=rank", "arm=hybrid_rank"],
+    "light_peft": ["strategy=light_peft", "search.fidelity=high"],
+    "light_peft_fresh": ["strategy=light_peft", "search.fidelity=high", "search.retrain_init=fresh",
+                         "arm=light_peft_fresh"],
+}
 
 
 def signal_row(runs: dict[int, dict]) -> dict:
@@ -137,11 +146,13 @@ def evidence_phase(args, winner: str) -> None:
 
 
 def descriptive_phase(args, winner: str) -> None:
-    """5 seeds each: the best single criterion of the settings study on SST-2, and a second task (CoLA)."""
+    """5 seeds each: the best single criterion of the settings study on SST-2, the rank-level and
+    Light-PEFT arms (issue "Light-PEFT in the house"), and a second task (CoLA)."""
     search = [*SETTINGS[winner], "search.retrain_epochs=2"]
     best = best_single_criterion(winner)
     jobs = [("evidence", f"single_{best}", s, "search", [*search, "strategy=single", f"strategy.criterion={best}"])
             for s in range(1, 6)]
+    jobs += [("evidence", arm, s, "search", [*search, *ov]) for s in range(1, 6) for arm, ov in GRANULARITY_ARMS.items()]
     jobs += [("evidence_cola", a, s, "search", ["task=cola", *search, f"strategy={a}"])
              for s in range(1, 6) for a in ("hybrid", "random")]
     run_many(jobs, args)
