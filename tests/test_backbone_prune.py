@@ -55,13 +55,17 @@ def test_masks_at_one_change_nothing(family):
 
 
 def _zero_one_masks(masks: BackboneMasks) -> None:
-    """Exactly 0/1 masks: layer l loses head l (layer 0 also head 3); neurons: every third is 0."""
+    """Exactly 0/1 masks: layer l loses heads l and l - 1 (mod 4); neurons: every third is 0 (22 of
+    64 per layer). `ZEROS` are the fractions that cut exactly the zeros (select cuts a fixed count)."""
     with torch.no_grad():
         for layer, m in enumerate(masks.heads):
             m[layer % HEADS] = 0.0
-        masks.heads[0][3] = 0.0
+            m[(layer - 1) % HEADS] = 0.0
         for m in masks.neurons:
             m[::3] = 0.0
+
+
+ZERO_NEURONS = 22 * LAYERS / (FF * LAYERS)  # 66 of 192: numpy's quantile position 65.7 cuts 66
 
 
 @pytest.mark.parametrize("family", ["bert", "roberta"])
@@ -73,8 +77,8 @@ def test_physical_removal_equals_masked_model(family):
     masks = BackboneMasks.install(model, fam)
     _zero_one_masks(masks)
     masked = logits(model, inputs)
-    kept = select(masks, heads=0.3, ffn=0.3)
-    assert kept.heads[0] == [1, 2] and kept.heads[1] == [0, 2, 3] and kept.heads[2] == [0, 1, 3]
+    kept = select(masks, heads=0.5, ffn=ZERO_NEURONS)
+    assert kept.heads == [[1, 2], [2, 3], [0, 3]]
     assert all(n == [i for i in range(FF) if i % 3] for n in kept.neurons)
     prune(fresh, fam, kept)
     assert torch.allclose(logits(fresh, inputs), masked, atol=1e-5)
@@ -123,7 +127,7 @@ def test_decoder_masked_equals_pruned(family, kv_heads):
             m[::3] = 0.0
     masked = logits(model, inputs)
     assert not torch.allclose(masked, before_logits)
-    kept = select(masks, heads=0.3, ffn=0.3)
+    kept = select(masks, heads=0.3, ffn=ZERO_NEURONS)  # 0.3: one group per layer, of 4 or of 2
     k0 = [h for h in range(HEADS) if h // g != 0]
     assert kept.heads[0] == k0 and len(kept.heads[1]) == HEADS - g
     prune(fresh, fam, kept)
@@ -168,15 +172,32 @@ def test_selection_rules():
     model, _, fam = tiny()
     masks = BackboneMasks.install(model, fam)
     with torch.no_grad():
-        masks.heads[0].copy_(torch.tensor([0.1, 0.1, 0.1, 0.1]))  # all equal: keeps one head (>= 1 per layer)
+        masks.heads[0].copy_(torch.tensor([0.1, 0.1, 0.1, 0.1]))  # all equal: cuts the quantile's count, lowest index first
         masks.heads[1].copy_(torch.tensor([-0.5, 0.2, 0.9, 0.4]))  # raw values, not |m|
         masks.neurons[0].fill_(0.0)  # the global cut empties layer 0: it keeps one neuron
     kept = select(masks, heads=0.25, ffn=1 / 3)
-    assert len(kept.heads[0]) == 1 and kept.heads[1] == [1, 2, 3] and kept.heads[2] == [0, 1, 2, 3][: len(kept.heads[2])]
-    assert len(kept.neurons[0]) == 1
+    assert kept.heads == [[1, 2, 3], [1, 2, 3], [1, 2, 3]]  # layer 2: untouched masks, all at 1
+    assert len(kept.neurons[0]) == 1 and kept.counts()[1] == 1 + 2 * FF  # 64 cut = layer 0's neurons
     assert select(masks, heads=0.0, ffn=0.0).counts() == (LAYERS * HEADS, LAYERS * FF)
     with pytest.raises(UserError, match="backbone_prune.heads"):
         select(masks, heads=1.0, ffn=0.0)
+
+
+def test_masks_that_never_moved_cut_exactly_the_fraction():
+    """Tied mask values (e.g. masks that never trained) cut what the quantile rule cuts on distinct
+    values, not everything at the quantile: 2 of 4 heads per layer at q = 1/3 (numpy's quantile
+    position 1.0), 64 of 192 neurons (position 63.67), the tied neurons spread over the layers."""
+    model, _, fam = tiny()
+    masks = BackboneMasks.install(model, fam)
+    kept = select(masks, heads=1 / 3, ffn=1 / 3)
+    assert kept.heads == [[2, 3]] * LAYERS
+    assert kept.counts() == (LAYERS * 2, LAYERS * FF - 64) and [len(n) for n in kept.neurons] == [42, 43, 43]
+    distinct = BackboneMasks.install(tiny()[0], fam)
+    with torch.no_grad():
+        for m in [*distinct.heads, *distinct.neurons]:
+            m.copy_(torch.randperm(m.numel()).float())
+    kept = select(distinct, heads=1 / 3, ffn=1 / 3)  # distinct values: the same counts as "m > quantile"
+    assert kept.counts() == (LAYERS * 2, LAYERS * FF - 64)
 
 
 def test_l1_penalty_gradient_is_coef_times_sign():

@@ -181,3 +181,57 @@ def test_light_peft_estimation_length_rule():
         validate(cfg("light_peft", fidelity="low"))
     validate(cfg("light_peft"))
     validate(cfg(12))
+
+
+class _TwoUnits:
+    """The supernet surface `prune_ranks` reads: an adapter (h = 32, bottleneck 2) and a LoRA (r = 4)."""
+
+    def __init__(self):
+        sizes = UnitSizes(lora_r=4, adapter_bottleneck=2)
+        self.sizes = sizes
+        self.units = {(0, "adapter"): [("ffn_out", get_unit_type("adapter").make_branch(nn.Linear(32, 32), sizes, "ffn_out"))],
+                      (1, "lora"): [("query", get_unit_type("lora").make_branch(nn.Linear(32, 32), sizes, "query"))]}
+        self.active = set(self.units)
+        self.base_params = 10**6
+
+    def active_ids(self):
+        return sorted(self.active)
+
+    def branches(self, uid):
+        return self.units[uid]
+
+    def deactivate(self, uid):
+        self.active.discard(uid)
+
+    def head_parameters(self):
+        return []
+
+    def unit_sizes(self, uid):
+        return self.sizes
+
+    def total(self):
+        return sum(b.param_count() for u in self.active_ids() for _, b in self.branches(u))
+
+
+def test_a_sites_last_rank_with_its_fixed_part_is_deferred_to_stay_within_one_rank():
+    """The adapter's two dimensions score lowest. Its last one would take the up-bias (h = 32) along and
+    land 96 under B (more than the largest rank, 65); it is deferred and a LoRA rank (64) closes the gap."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from prunepeft.pruning.rank_stage import prune_ranks
+    net = _TwoUnits()
+    stats = {(0, "adapter"): SimpleNamespace(rank_scores={"ffn_out": torch.tensor([0.0, 0.1])}),
+             (1, "lora"): SimpleNamespace(rank_scores={"query": torch.tensor([1.0, 2.0, 3.0, 4.0])})}
+    cfg = OmegaConf.create({"search": {"granularity": "rank", "rank_ratio": 0.0}})
+    budget = net.total() - 65 - 1  # one adapter dimension (2h + 1 = 65) is not enough
+    assert prune_ranks(net, stats, cfg, budget, True, 0) == []
+    assert budget - 65 < net.total() <= budget
+    adapter, lora = net.units[(0, "adapter")][0][1], net.units[(1, "lora")][0][1]
+    assert (adapter.kept_ranks(), lora.kept_ranks()) == (1, 3)  # dimension 0 went, then LoRA rank 0
+    # Nothing else to remove: the deferred rank goes after all (the site leaves with its fixed part).
+    net2 = _TwoUnits()
+    net2.units.pop((1, "lora"))
+    net2.active = set(net2.units)
+    assert prune_ranks(net2, stats, cfg, net2.total() - 66, True, 0) == [(0, "adapter")]

@@ -230,11 +230,20 @@ class KeptStructures:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def _kept_above(values: np.ndarray, threshold: float, at_least: int = 1) -> list[int]:
-    """Indices with value > threshold; if fewer than `at_least`, the `at_least` largest (stable order)."""
-    kept = np.flatnonzero(values > threshold)
-    if len(kept) < at_least:
-        kept = np.sort(np.argsort(-values, kind="stable")[:at_least])
+def _cut_count(n: int, q: float) -> int:
+    """How many of n values Light-PEFT's rule "keep m > the q-quantile" cuts when the values are
+    distinct: those at or below numpy's q-quantile position, computed on the ranks 0..n-1 so that
+    ties among the values cannot make it cut more (masks that never moved would otherwise all sit at
+    the quantile and all be cut)."""
+    ranks = np.arange(n)
+    return int(np.sum(ranks <= np.quantile(ranks, q)))
+
+
+def _kept_after_cut(values: np.ndarray, cut: int, at_least: int = 1) -> list[int]:
+    """Indices left after cutting the `cut` lowest values (ties: the lower index goes first), at least
+    `at_least` kept (the largest ones)."""
+    order = np.argsort(values, kind="stable")
+    kept = np.sort(order[min(cut, len(values) - at_least):])
     return [int(i) for i in kept]
 
 
@@ -244,7 +253,9 @@ def select(masks: BackboneMasks, heads: float, ffn: float) -> KeptStructures:
     Args:
         heads: fraction of heads to cut in each layer (the per-layer quantile q; kept if m > q-quantile).
         ffn: fraction of FFN neurons to cut over all layers together (global quantile).
-    Every layer keeps at least one head and one neuron. A fraction of 0 keeps everything.
+    Every layer keeps at least one head and one neuron. A fraction of 0 keeps everything. The
+    number cut is the one the quantile rule cuts on distinct values (`_cut_count`), so tied mask
+    values never cut more than the fraction asks.
     Under grouped-query attention the per-layer cut is over key/value groups, each valued by the
     mean of its query heads' masks; the kept heads are those of the kept groups.
     """
@@ -255,13 +266,26 @@ def select(masks: BackboneMasks, heads: float, ffn: float) -> KeptStructures:
     kept_heads = []
     for v, g in zip(head_vals, getattr(masks, "group", [1] * len(head_vals))):
         groups = v.reshape(-1, g).mean(1)  # g = 1: the heads themselves
-        kept = list(range(len(groups))) if heads == 0 else _kept_above(groups, float(np.quantile(groups, heads)))
+        kept = list(range(len(groups))) if heads == 0 else _kept_after_cut(groups, _cut_count(len(groups), heads))
         kept_heads.append([k * g + j for k in kept for j in range(g)])
     if ffn == 0:
         kept_neurons = [list(range(len(v))) for v in neuron_vals]
     else:
-        threshold = float(np.quantile(np.concatenate(neuron_vals), ffn))
-        kept_neurons = [_kept_above(v, threshold) for v in neuron_vals]
+        # One global order over all layers' neurons; ties go round-robin over the layers (position in
+        # the layer, then layer), so tied masks thin every layer alike; a layer left empty keeps its
+        # largest neuron.
+        flat = np.concatenate(neuron_vals)
+        position = np.concatenate([np.arange(len(v)) for v in neuron_vals])
+        layer = np.concatenate([np.full(len(v), i) for i, v in enumerate(neuron_vals)])
+        order = np.lexsort((layer, position, flat))
+        cut_flat = np.zeros(len(flat), dtype=bool)
+        cut_flat[order[:_cut_count(len(flat), ffn)]] = True
+        kept_neurons, start = [], 0
+        for v in neuron_vals:
+            cut = cut_flat[start:start + len(v)]
+            start += len(v)
+            kept_neurons.append(_kept_after_cut(v, int(cut.sum())) if cut.all() else
+                                [int(i) for i in np.flatnonzero(~cut)])
     return KeptStructures(kept_heads, kept_neurons, len(head_vals[0]), len(neuron_vals[0]))
 
 

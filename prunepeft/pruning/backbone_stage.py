@@ -173,4 +173,4 @@ def validate(cfg: Any) -> None:
             raise UserError(f"backbone_prune.{key} must be in [0, 1), got {bp[key]}")
     if float(bp.l1) < 0 or (bp.steps is not None and int(bp.steps) < 1):
         raise UserError("backbone_prune.l1 must be >= 0 and backbone_prune.steps >= 1 (or null)")
-    layout(get_family(cfg.model.family))  # bert / roberta only
+    layout(get_family(cfg.model.family))  # refuses families without a known layout (bert, roberta, llama, qwen2)

@@ -173,10 +173,13 @@ class StatisticsCollector(Callback):
         ratio = delta.float().norm(dim=-1) / base.detach().float().norm(dim=-1)
         ratio = torch.nan_to_num(ratio, nan=0.0, posinf=0.0, neginf=0.0)
         mask = self._mask
-        if mask is not None and ratio.dim() == 2 and tuple(mask.shape) == tuple(ratio.shape):
+        if mask is not None:
+            if tuple(mask.shape) != tuple(ratio.shape):  # never average pad tokens in silently
+                raise ValueError(f"output_ratio: attention mask of shape {tuple(mask.shape)} for per-token "
+                                 f"ratios of shape {tuple(ratio.shape)} at {uid}, site {site}")
             m = mask.to(device=ratio.device, dtype=torch.float32)
             value = (ratio * m).sum() / m.sum().clamp_min(1.0)
-        else:
+        else:  # no attention mask in the batch: every token is a real token
             value = ratio.mean()
         self._ratio.setdefault((uid, int(site)), []).append(value)
 

@@ -24,7 +24,11 @@ again. Ranks are masked during the search (`Branch.rank_mask`, counted out by th
 found_config.json records per-site sizes and the retrain builds units of exactly those sizes.
 
 Cost of one rank: LoRA/DoRA d_in + d_out per site, an adapter dimension 2h + 1. The greedy order
-is by score alone (never by score/cost), so the last removal overshoots B by less than one rank.
+is by score alone (never by score/cost), so the last removal overshoots B by less than one rank,
+with one exception handled: a site's last rank takes the site's fixed part along (DoRA's d_out,
+the adapter up-bias h), and when that fixed part alone would cross B the rank is deferred (the next
+rank in score order goes instead) so the gap stays under one rank. Only when nothing else is left
+do the deferred ranks go, in score order.
 """
 from __future__ import annotations
 
@@ -158,16 +162,23 @@ def prune_ranks(supernet: Any, stats: Mapping[UnitId, Any], cfg: Any, budget: in
     tie = np.random.default_rng(int(seed) % 2**63).permutation(len(entries))
     order = sorted(range(len(entries)), key=lambda n: (entries[n][0], int(tie[n])))
     branches = {(uid, site): b for uid in supernet.active_ids() for site, b in supernet.branches(uid)}
-    total, dropped = before, 0
+    total, dropped, deferred = before, 0, []
     for n in order:
         if total <= budget:
             break
         _, uid, site, i = entries[n]
         branch = branches[(uid, site)]
-        was = branch.param_count()
-        branch.drop_rank(i)
-        total -= was - branch.param_count()
-        dropped += 1
+        if branch.kept_ranks() == 1 and total - branch.fixed_params() <= budget:
+            # Its site's last rank takes the fixed part along, and that alone would cross B: the gap
+            # to B would exceed one rank. Defer it; a later rank closes the gap to within one rank.
+            deferred.append(n)
+            continue
+        total, dropped = _drop(branch, i, total), dropped + 1
+    for n in deferred:  # nothing else was left to remove: the deferred ranks, in score order
+        if total <= budget:
+            break
+        _, uid, site, i = entries[n]
+        total, dropped = _drop(branches[(uid, site)], i, total), dropped + 1
     emptied = [uid for uid in supernet.active_ids() if all(b.kept_ranks() == 0 for _, b in supernet.branches(uid))]
     for uid in emptied:
         supernet.deactivate(uid)
@@ -183,6 +194,13 @@ def prune_ranks(supernet: Any, stats: Mapping[UnitId, Any], cfg: Any, budget: in
     log.info("rank stage: %d ranks removed, %d units emptied, params %d -> %d (B = %d)",
              dropped, len(emptied), before, after, budget)
     return emptied
+
+
+def _drop(branch: Any, index: int, total: int) -> int:
+    """Mask rank `index` of `branch` out; the new total (its site's fixed part leaves with its last rank)."""
+    was = branch.param_count()
+    branch.drop_rank(index)
+    return total - (was - branch.param_count())
 
 
 # ------------------------------------------------------------------------------ the kept ranks
