@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import signal_study as s  # noqa: E402  (one runner, one results layout, one set of statistics)
+from prunepeft.report.signal import bootstrap_ci  # noqa: E402
 
 STUDY = "confirm_cpu"
 BASE = [*s.SETTINGS["keep"], "search.retrain_epochs=2"]
@@ -61,7 +62,10 @@ def decide(arm: str, base: str = "hybrid", runs: dict | None = None) -> dict:
     """
     runs = s.load_runs(STUDY) if runs is None else runs
     d = s.paired(runs, arm, base, "train_heldout")
-    out = {"arm": arm, "base": base, "paired_heldout": d, "n": d[2] if d else 0}
+    seeds = sorted(set(runs.get(arm, {})) & set(runs.get(base, {})))
+    boot = bootstrap_ci([100 * (s.accuracy(runs[arm][x]["summary"], "train_heldout")
+                                - s.accuracy(runs[base][x]["summary"], "train_heldout")) for x in seeds])
+    out = {"arm": arm, "base": base, "paired_heldout": d, "paired_heldout_bootstrap": boot, "n": d[2] if d else 0}
     if d is None or d[2] < MIN_PAIRS:
         return out | {"verdict": "inconclusive", "why": f"fewer than {MIN_PAIRS} paired seeds"}
     low, high = d[0] - d[1], d[0] + d[1]
@@ -104,7 +108,9 @@ def main() -> None:
         s.run_many(jobs(args.phase, args.seeds, args.arms), args)
     print("\n".join(s.evidence_table(STUDY)))
     for name, d in decisions().items():
-        print(f"{name}: {d['verdict']} (n={d['n']}; {d['why']})")
+        boot = d["paired_heldout_bootstrap"]
+        print(f"{name}: {d['verdict']} (n={d['n']}; {d['why']}"
+              + (f"; seed bootstrap [{boot[1]:+.2f}, {boot[2]:+.2f}]" if boot else "") + ")")
 
 
 if __name__ == "__main__":

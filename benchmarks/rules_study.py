@@ -12,6 +12,8 @@ from typing import Optional, Sequence
 
 from study_runner import RESULTS, load_runs, mean_ci, run_many
 
+from prunepeft.report.signal import bootstrap_ci
+
 # The hybrid-rule grid (issue "A hybrid that earns its name", Deliver 1): round 1 of the chosen
 # settings, every assignment x combination judged on the same trained state; seeds 201-210.
 GRID = ["search.diagnostics.enabled=true", "search.diagnostics.grid=true", "search.diagnostics.warmup=false",
@@ -84,12 +86,15 @@ def choose_rule(study: str = "rules", base: str = "rule:tendency|paper") -> Opti
     ranked = sorted(usable, key=lambda n: (statistics.mean(x["pct"] for x in usable[n].values()), n))
     best = ranked[0]
     seeds = sorted(set(usable[best]) & set(usable[base]))
-    diff = mean_ci([usable[best][s]["pct"] - usable[base][s]["pct"] for s in seeds])
+    diffs = [usable[best][s]["pct"] - usable[base][s]["pct"] for s in seeds]
+    diff = mean_ci(diffs)
     adopt = best != base and diff is not None and diff[0] + diff[1] < 0
     return {"winner": best, "base": base, "seeds": seeds, "ranking": ranked,
             "decision": "adopt" if adopt else "keep", "default": best if adopt else base,
             "mean_pct": {n: statistics.mean(x["pct"] for x in usable[n].values()) for n in ranked},
-            "paired_pct_diff": diff}
+            "paired_pct_diff": diff,
+            # the issue's seed-bootstrap interval beside the t interval the decision rule was fixed on
+            "paired_pct_diff_bootstrap": bootstrap_ci(diffs)}
 
 
 def grid_table(study: str = "grid", seeds: Sequence[int] = GRID_SEEDS) -> list[str]:

@@ -31,6 +31,9 @@ def test_the_committed_rules_study_reproduces_its_recorded_choice(study):
     assert choice["ranking"] == recorded["ranking"]
     mean, half, n = choice["paired_pct_diff"]
     assert (round(100 * mean), round(100 * half), n) == (-38, 24, 10)  # the numbers quoted in §11.1
+    mean_b, low, high, n_b = choice["paired_pct_diff_bootstrap"]  # the seed bootstrap agrees: below 0
+    assert (round(100 * low), round(100 * high), n_b) == (-57, -18, 10) and low < mean_b < high < 0
+    assert recorded["paired_pct_diff_bootstrap"] == pytest.approx(list(choice["paired_pct_diff_bootstrap"]))
     # The paper's reading sits at chance, every other warm-up rule far below it.
     pct = choice["mean_pct"]
     assert round(100 * pct["rule:tendency|paper"]) == 49
@@ -41,3 +44,12 @@ def test_an_adopted_rule_becomes_a_primary_stage_b_arm(study):
     name, overrides = study.rule_arm()
     assert name == "hybrid_agreement_zscore"
     assert overrides == ["search.warmup.assign=agreement", "strategy.combine=zscore", "arm=hybrid_agreement_zscore"]
+
+
+def test_seed_bootstrap_interval_is_seeded_and_brackets_the_mean():
+    from prunepeft.report.signal import bootstrap_ci
+    diffs = [-0.1, 0.84, -0.6, 1.62, 0.3]
+    a, b = bootstrap_ci(diffs), bootstrap_ci(diffs)
+    assert a == b and a[1] < a[0] < a[2] and a[3] == 5
+    assert min(diffs) <= a[1] and a[2] <= max(diffs)  # a percentile interval of means stays in the data's range
+    assert bootstrap_ci([1.0]) is None and bootstrap_ci([2.0, 2.0])[1:3] == (2.0, 2.0)

@@ -58,6 +58,20 @@ def mean_sd(values: list[float]) -> Optional[tuple[float, float, int]]:
     return statistics.mean(values), statistics.stdev(values), len(values)
 
 
+def bootstrap_ci(values: list[float], resamples: int = 10_000, seed: int = 0) -> Optional[tuple[float, float, float, int]]:
+    """Seed-bootstrap 95 % percentile interval of the mean (paired: pass the per-seed differences):
+    (mean, low, high, n), or None below two values. Resamples seeds with replacement; seeded."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return None
+    res = bootstrap((np.asarray(values, dtype=float),), np.mean, n_resamples=resamples, confidence_level=0.95,
+                    method="percentile", random_state=np.random.default_rng(seed))
+    return statistics.mean(values), float(res.confidence_interval.low), float(res.confidence_interval.high), len(values)
+
+
 def mde(half_width: float) -> float:
     """Minimum detectable effect at 80 % power for a paired design with this 95 % half-width."""
     return half_width * (1.96 + 0.84) / 1.96
