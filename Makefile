@@ -38,11 +38,14 @@ test: $(VENV)/.dev  ## run the test suite (creates .venv if missing)
 # The demo: a low-fidelity PrunePEFT search on a stratified 2k SST-2 subset with the bundled
 # MiniLM-L6 (warm-up d=512, rounds on d, k=4 -> <= 3 rounds, 2 retrain epochs, max length 64).
 # Rounds continue from the warm-up's weights (search.reinit=keep, the CPU default chosen by the
-# settings study in BENCHMARKS.md); diagnostics measure each round against ground truth on 128
-# held-out rows and print how far to trust the answer.
+# settings study in BENCHMARKS.md), and the hybrid assigns criteria by agreement with masked
+# importance and combines them by z-score (the CPU default chosen in BENCHMARKS.md §11.1);
+# diagnostics measure each round against ground truth on 128 held-out rows and print how far to
+# trust the answer.
 DEMO_DIR ?= outputs/demo/sst2-minilm_l6-hybrid-low
 DEMO_ARGS ?= task=sst2 model=minilm_l6 train=cpu train.max_length=64 data.train_subset=2000 \
 	search.fidelity=low search.warmup.subset=512 search.k=4 search.retrain_epochs=2 search.reinit=keep \
+	search.warmup.assign=agreement strategy.combine=zscore \
 	search.diagnostics.enabled=true search.diagnostics.probe=128 search.diagnostics.random_sets=10 \
 	search.diagnostics.warmup=false hydra.run.dir=$(DEMO_DIR)
 

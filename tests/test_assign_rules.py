@@ -161,6 +161,25 @@ def test_agreement_probe_rows_are_disjoint_from_the_diagnostics_probe():
         agreement_rows(cfg, pool)
 
 
+@pytest.mark.parametrize("pool_rows, expected", [(590, 490), (1000, 512), (227, None)])
+def test_agreement_probe_null_takes_the_rows_left_up_to_512_and_needs_128(pool_rows, expected):
+    """`scale=cpu` on RTE: a 2k subset of 2,490 rows leaves 490, fewer than 512 (the diagnostics
+    probe's 100 rows come out first)."""
+    from datasets import Dataset
+    from omegaconf import OmegaConf
+
+    from prunepeft.pruning.assign_rules import agreement_rows
+
+    pool = Dataset.from_dict({"row": list(range(pool_rows)), "label": [i % 2 for i in range(pool_rows)]})
+    cfg = OmegaConf.create({"seed": 3, "task": {"num_labels": 2, "label_field": "label"},
+                            "search": {"warmup": {"agreement_probe": None}, "diagnostics": {"probe": 100}}})
+    if expected is None:
+        with pytest.raises(UserError, match=r"needs 128 training rows .* only 127 are left.*null asks for 128 to 512"):
+            agreement_rows(cfg, pool)
+    else:
+        assert len(agreement_rows(cfg, pool)) == expected
+
+
 def test_agreement_search_end_to_end(tmp_path, glue_dir):
     """A tiny search under assign=agreement: warmup.json holds the rule, its scores, one importance map
     per snapshot, and S_H re-derives from the file."""

@@ -114,3 +114,14 @@ def test_train_profiles():
     defaults = OmegaConf.load(CONF / "train" / "default.yaml")
     assert (defaults.epochs, defaults.batch_size, defaults.max_length) == (20, 32, 256)  # the paper's
     assert OmegaConf.load(CONF / "train" / "cpu.yaml").epochs <= 2
+
+
+def test_scale_cpu_presets_take_the_adopted_hybrid_rule_and_paper_presets_the_papers_reading(compose_cfg):
+    """BENCHMARKS §11.1: on CPU the hybrid assigns by agreement and combines by z-score (up to 512
+    unused rows); the paper scale and a plain search keep the paper's reading (tendency + Eq. (1))."""
+    cpu = validated(compose_cfg("search", ["experiment=table5", "scale=cpu"]))
+    assert (cpu.search.warmup.assign, cpu.strategy.combine, cpu.search.warmup.agreement_probe) == ("agreement", "zscore", None)
+    assert cpu.search.reinit == "keep"
+    for overrides in (["experiment=table5", "scale=paper"], []):
+        run = validated(compose_cfg("search", overrides))
+        assert (run.search.warmup.assign, run.strategy.combine, run.search.warmup.agreement_probe) == ("tendency", "paper", 512)

@@ -53,3 +53,23 @@ def test_seed_bootstrap_interval_is_seeded_and_brackets_the_mean():
     assert a == b and a[1] < a[0] < a[2] and a[3] == 5
     assert min(diffs) <= a[1] and a[2] <= max(diffs)  # a percentile interval of means stays in the data's range
     assert bootstrap_ci([1.0]) is None and bootstrap_ci([2.0, 2.0])[1:3] == (2.0, 2.0)
+
+
+def test_the_committed_confirmation_is_non_inferior_and_the_cpu_defaults_follow_it():
+    """Deliver 3: retrained accuracy of the adopted rule against the paper's reading, paired seeds
+    (benchmarks/results/confirm_cpu/), judged by the rule fixed before the runs; the CPU defaults
+    (make demo, scale=cpu) take the rule only while that verdict holds."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import cpu_stage_b
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    verdict = cpu_stage_b.decisions()["hybrid_rule"]
+    assert verdict["arm"] == "hybrid_agreement_zscore" and verdict["n"] >= 8
+    assert verdict["verdict"] in ("better", "non-inferior") and verdict["adopt_on_cpu"]
+    mean, half, _ = verdict["paired_heldout"]
+    assert mean - half > -cpu_stage_b.NONINFERIORITY
+    demo = (ROOT / "Makefile").read_text()
+    assert "search.warmup.assign=agreement strategy.combine=zscore" in demo
+    common = (ROOT / "prunepeft" / "conf" / "experiment" / "common.yaml").read_text()
+    assert "warmup_assign: agreement" in common and "combine: zscore" in common

@@ -124,9 +124,12 @@ class WarmupConfig:
     epochs: int = 2
     snapshots: int = 4
     # S_H per partition key (pruning/assign_rules.py): tendency (argmax τ, the paper's reading and
-    # the default) | consensus | agreement (masked passes at each snapshot on its own probe).
+    # the default) | consensus | agreement (masked passes at each snapshot on its own probe; the
+    # `scale=cpu` presets and `make demo` use agreement + strategy.combine=zscore, BENCHMARKS §11.1).
     assign: str = "tendency"
-    agreement_probe: int = 512  # unused training rows of assign=agreement (disjoint from diagnostics)
+    # Unused training rows of assign=agreement (disjoint from the diagnostics probe); null = as many
+    # as are left, up to 512 and at least 128 (`scale=cpu`: RTE's 2k subset leaves only 490).
+    agreement_probe: Optional[int] = 512
 
 
 @dataclass

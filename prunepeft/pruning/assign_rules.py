@@ -97,11 +97,15 @@ def get_assign_rule(name: str) -> Callable[..., Scores]:
     return ASSIGN_RULES[check_choice("search.warmup.assign", str(name), ASSIGN_RULES)]
 
 
+AGREEMENT_AUTO_ROWS = (128, 512)  # agreement_probe=null: as many unused rows as are left, within these
+
+
 def agreement_rows(cfg: Any, pool: Any) -> Any:
     """The raw rows of the agreement probe: `search.warmup.agreement_probe` rows of `pool` (the
     run's unused training rows), label-stratified with seed + AGREEMENT_SEED_OFFSET, after removing
     the rows the diagnostics probe draws (removed whenever the pool could hold them, diagnostics on
-    or off, so the search does not depend on `search.diagnostics.enabled`).
+    or off, so the search does not depend on `search.diagnostics.enabled`). With agreement_probe
+    null, the probe takes every row left, up to 512, and needs at least 128.
 
     Raises:
         UserError: no unused training rows, or fewer than asked for.
@@ -110,10 +114,11 @@ def agreement_rows(cfg: Any, pool: Any) -> Any:
     from prunepeft.data.subsets import stratified_indices, stratified_subset
     from prunepeft.pruning.diagnostics import PROBE_SEED_OFFSET
 
-    size = int(cfg.search.warmup.agreement_probe)
+    asked = cfg.search.warmup.agreement_probe
+    size = AGREEMENT_AUTO_ROWS[0] if asked is None else int(asked)
     regression = int(cfg.task.num_labels) == 1
     if size < 2:
-        raise UserError(f"search.warmup.agreement_probe must be >= 2, got {size}")
+        raise UserError(f"search.warmup.agreement_probe must be >= 2 (or null), got {size}")
     if pool is not None:
         diag_size = int(cfg.search.diagnostics.probe)
         if diag_size >= 2 and len(pool) >= diag_size:
@@ -125,7 +130,9 @@ def agreement_rows(cfg: Any, pool: Any) -> Any:
         raise UserError(
             f"search.warmup.assign=agreement needs {size} training rows the search never trains on (outside the "
             f"diagnostics probe), but only {have} are left: set data.train_subset (e.g. 2000) or lower "
-            f"search.warmup.agreement_probe")
+            f"search.warmup.agreement_probe" + (f" (null asks for {size} to {AGREEMENT_AUTO_ROWS[1]})" if asked is None else ""))
+    if asked is None:
+        size = min(have, AGREEMENT_AUTO_ROWS[1])
     return stratified_subset(pool, size, int(cfg.seed) + AGREEMENT_SEED_OFFSET, cfg.task.label_field, regression)
 
 
@@ -140,5 +147,5 @@ def agreement_probe(cfg: Any, data: Any, tokenizer: Any) -> Any:
     return Probe(batches, int(cfg.task.num_labels), 0, 0.0, str(cfg.train.precision), int(cfg.seed))
 
 
-__all__ = ["AGREEMENT_SEED_OFFSET", "ASSIGN_RULES", "agreement_probe", "agreement_rows", "agreement_scores", "consensus_scores",
+__all__ = ["AGREEMENT_AUTO_ROWS", "AGREEMENT_SEED_OFFSET", "ASSIGN_RULES", "agreement_probe", "agreement_rows", "agreement_scores", "consensus_scores",
            "get_assign_rule", "importance_percentiles", "key_means", "tendency_scores"]
