@@ -8,17 +8,23 @@ Every arm is paired by seed with `hybrid`, the paper's reading.
 
 - `confirm` (issue "A hybrid that earns its name", Deliver 3): the hybrid rule the rules study
   adopted (`rules/choice.json`, `signal_study.rule_arm`) against the paper's reading.
+- `stageb` (issue "A hybrid that earns its name", Deliver 4, on CPU): the adopted rule with stage B's
+  other primary arms, random, the best single criterion and uniform LoRA at hybrid's parameter
+  count, paired with hybrid (signal_study's sequential rule: blocks of 8 seeds until every 95 %
+  half-width is <= 1 point, or 24 seeds).
 - `granularity` (issue "Light-PEFT in the house", Deliver 5, accuracy at equal params): hybrid
   with rank-level pruning (`search.granularity=rank`, fills B to within one rank), and the
   Light-PEFT arm warm-started (its own recipe) and fresh-initialised (like our retrain).
 
     python benchmarks/cpu_stage_b.py --phase all --workers 2 --deadline 6000
     python benchmarks/cpu_stage_b.py --phase granularity --arms light_peft --seeds 1 2 3 4 5
+    python benchmarks/cpu_stage_b.py --phase stageb --seeds 1 2 3 4 5 6 7 8 --workers 2   # issue 15 Deliver 4 on CPU
     python benchmarks/cpu_stage_b.py --report          # the paired table, rebuilt from the committed files
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -34,9 +40,13 @@ BASE = [*s.SETTINGS["keep"], "search.retrain_epochs=2"]
 def arms(phase: str) -> dict[str, list[str]]:
     """{arm: overrides after BASE} of one phase; `hybrid` (the pairing base) is in every phase."""
     out = {"hybrid": ["strategy=hybrid"]}
-    if phase in ("confirm", "all") and s.rule_arm():
+    if phase in ("confirm", "stageb", "all") and s.rule_arm():
         name, overrides = s.rule_arm()
         out[name] = ["strategy=hybrid", *overrides]
+    if phase in ("stageb", "all"):  # stage B's other primary search arms (signal_study.evidence_phase)
+        out["random"] = ["strategy=random"]
+        best = s.best_single_criterion("keep")
+        out[f"single_{best}"] = ["strategy=single", f"strategy.criterion={best}"]
     if phase in ("granularity", "all"):
         out.update(s.GRANULARITY_ARMS)
     return out
@@ -47,6 +57,19 @@ def jobs(phase: str, seeds: list[int], only: list[str] | None = None) -> list[tu
     (`only`: these arms of the phase, e.g. to run the pairs that matter most first)."""
     return [(STUDY, arm, seed, "search", [*BASE, *ov]) for seed in seeds for arm, ov in arms(phase).items()
             if not only or arm in only]
+
+
+def lora_jobs(seeds: list[int]) -> list[tuple]:
+    """Stage B's uniform LoRA at each hybrid run's parameter count (after the hybrid runs exist)."""
+    out = []
+    for seed in seeds:
+        hyb = s.RESULTS / STUDY / f"hybrid-s{seed}" / "summary.json"
+        if hyb.exists():
+            params = json.loads(hyb.read_text())["params"]["peft"]
+            out.append((STUDY, "uniform_lora_eqparams", seed, "baseline",
+                        ["method=lora", "size_to_budget=true", f"budget.params={params}", "budget.percent=null",
+                         "train.epochs=2"]))
+    return out
 
 
 # Decision rules, fixed before the runs they judge (committed at the start of those runs).
@@ -92,7 +115,7 @@ def decisions(runs: dict | None = None) -> dict[str, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--phase", choices=["confirm", "granularity", "all"], default="all")
+    ap.add_argument("--phase", choices=["confirm", "stageb", "granularity", "all"], default="all")
     ap.add_argument("--seeds", type=int, nargs="*", default=list(range(1, 9)))
     ap.add_argument("--arms", nargs="*", help="only these arms of the phase (default: all, hybrid included)")
     ap.add_argument("--workers", type=int, default=1)
@@ -106,6 +129,8 @@ def main() -> None:
     if not args.report:
         args.deadline_at = time.time() + args.deadline
         s.run_many(jobs(args.phase, args.seeds, args.arms), args)
+        if args.phase in ("stageb", "all") and (not args.arms or "uniform_lora_eqparams" in args.arms):
+            s.run_many(lora_jobs(args.seeds), args)
     print("\n".join(s.evidence_table(STUDY)))
     for name, d in decisions().items():
         boot = d["paired_heldout_bootstrap"]
