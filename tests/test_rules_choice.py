@@ -73,3 +73,26 @@ def test_the_committed_confirmation_is_non_inferior_and_the_cpu_defaults_follow_
     assert "search.warmup.assign=agreement strategy.combine=zscore" in demo
     common = (ROOT / "prunepeft" / "conf" / "experiment" / "common.yaml").read_text()
     assert "warmup_assign: agreement" in common and "combine: zscore" in common
+
+
+def test_the_committed_granularity_study_keeps_unit_and_rank_runs_fill_the_budget():
+    """Issue 14, Deliver 1 and 5 (BENCHMARKS §10.3): rank pruning ends within one rank under B in every
+    committed seed, retrains no better than unit pruning, so the shipped default stays `unit`."""
+    import json
+
+    from prunepeft.config.schema import SearchConfig
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import cpu_stage_b
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    verdict = cpu_stage_b.decisions()["granularity"]
+    assert verdict["n"] >= 8 and verdict["verdict"] != "better" and verdict["default"] == "unit"
+    assert SearchConfig().granularity == "unit"
+    runs = sorted((ROOT / "benchmarks" / "results" / "confirm_cpu").glob("hybrid_rank-s*"))
+    assert len(runs) >= 8
+    for run in runs:
+        peft = json.loads((run / "summary.json").read_text())["params"]["peft"]
+        last = json.loads((run / "rounds.jsonl").read_text().splitlines()[-1])
+        assert last["last"] and last["budget"] == 170_349  # 0.75 % of MiniLM-L6
+        assert last["budget"] - 769 < peft == last["params_left"] <= last["budget"]  # the largest rank costs 769
