@@ -19,6 +19,7 @@ Every arm is paired by seed with `hybrid`, the paper's reading.
     python benchmarks/cpu_stage_b.py --phase all --workers 2 --deadline 6000
     python benchmarks/cpu_stage_b.py --phase granularity --arms light_peft --seeds 1 2 3 4 5
     python benchmarks/cpu_stage_b.py --phase stageb --seeds 1 2 3 4 5 6 7 8 --workers 2   # issue 15 Deliver 4 on CPU
+    python benchmarks/cpu_stage_b.py --phase next --workers 2     # the next block of every contrast still open
     python benchmarks/cpu_stage_b.py --report          # the paired table, rebuilt from the committed files
 """
 from __future__ import annotations
@@ -113,9 +114,81 @@ def decisions(runs: dict | None = None) -> dict[str, dict]:
     return out
 
 
+# Stage B's sequential rule (signal_study.evidence_phase), applied per contrast on CPU, where one seed of
+# every arm costs about 20 CPU-minutes: a contrast with hybrid stops at the first whole block of 8 seeds
+# (seeds 1..8b) whose 95 % half-width is <= HALF_WIDTH_TARGET points, or at MAX_SEEDS; only contrasts
+# still open get the next block (with hybrid, their pair). Fixed before block 1's results were seen.
+HALF_WIDTH_TARGET = 1.0
+BLOCK = 8
+MAX_SEEDS = 24
+
+
+def primary_arms() -> list[str]:
+    """Stage B's primary arms besides hybrid (issue 15, Deliver 4): the adopted rule, random, the best
+    single criterion and uniform LoRA at hybrid's parameter count."""
+    rule = [s.rule_arm()[0]] if s.rule_arm() else []
+    return [*rule, "random", f"single_{s.best_single_criterion('keep')}", "uniform_lora_eqparams"]
+
+
+def sequential_status(runs: dict | None = None) -> dict[str, dict]:
+    """Per primary arm: the whole blocks it has with hybrid, and whether its contrast has stopped.
+
+    `blocks` = the largest b with seeds 1..8b all paired; `stopped_at` = the first such block whose
+    half-width over seeds 1..8b meets the target (or MAX_SEEDS), else None; `next_seeds` = the seeds
+    of the block to run next (empty once stopped).
+    """
+    runs = s.load_runs(STUDY) if runs is None else runs
+    out = {}
+    for arm in primary_arms():
+        common = set(runs.get(arm, {})) & set(runs.get("hybrid", {}))
+        blocks, stopped, widths = 0, None, []
+        while blocks * BLOCK < MAX_SEEDS and set(range(1, (blocks + 1) * BLOCK + 1)) <= common:
+            blocks += 1
+            sub = {a: {x: r for x, r in runs[a].items() if x <= blocks * BLOCK} for a in (arm, "hybrid")}
+            d = s.paired(sub, arm, "hybrid", "train_heldout")
+            widths.append(float(d[1]))
+            if d[1] <= HALF_WIDTH_TARGET or blocks * BLOCK >= MAX_SEEDS:
+                stopped = blocks * BLOCK
+                break
+        nxt = [] if stopped else list(range(blocks * BLOCK + 1, (blocks + 1) * BLOCK + 1))
+        out[arm] = {"blocks": blocks, "half_widths": widths, "stopped_at": stopped, "next_seeds": nxt}
+    return out
+
+
+def next_block_jobs(runs: dict | None = None) -> tuple[list[tuple], list[int]]:
+    """The search jobs of every open contrast's next block (hybrid first, seed-major), and the seeds
+    whose uniform-LoRA partner must follow once hybrid has run."""
+    status = sequential_status(runs)
+    wanted = {a: set(st["next_seeds"]) for a, st in status.items()}
+    wanted["hybrid"] = set().union(*wanted.values())  # every open block runs with its pair
+    jobs_ = [(STUDY, a, x, "search", [*BASE, *ov]) for x in sorted(wanted["hybrid"])
+             for a, ov in arms("stageb").items() if x in wanted.get(a, ())]
+    return jobs_, sorted(wanted.get("uniform_lora_eqparams", ()))
+
+
+def rule_pairings(runs: dict | None = None) -> list[str]:
+    """Deliver 4's pairings of the adopted rule: Δ held-out against every other stage-B arm."""
+    runs = s.load_runs(STUDY) if runs is None else runs
+    if not s.rule_arm() or s.rule_arm()[0] not in runs:
+        return []
+    rule = s.rule_arm()[0]
+    lines = [f"| {rule} against | n | Δ held-out (paired, 95 %) | seed bootstrap |", "|---|---|---|---|"]
+    for other in ["hybrid", *[a for a in primary_arms() if a != rule]]:
+        d = s.paired(runs, rule, other, "train_heldout")
+        if d is None:
+            continue
+        seeds = sorted(set(runs[rule]) & set(runs[other]))
+        b = bootstrap_ci([100 * (s.accuracy(runs[rule][x]["summary"], "train_heldout")
+                                 - s.accuracy(runs[other][x]["summary"], "train_heldout")) for x in seeds])
+        lines.append(f"| {other} | {d[2]} | {d[0]:+.2f} ± {d[1]:.2f} | "
+                     + (f"[{b[1]:+.2f}, {b[2]:+.2f}] |" if b else "— |"))
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--phase", choices=["confirm", "stageb", "granularity", "all"], default="all")
+    ap.add_argument("--phase", choices=["confirm", "stageb", "next", "granularity", "all"], default="all",
+                    help="next: the next block of 8 seeds of every stage-B contrast still open (sequential rule)")
     ap.add_argument("--seeds", type=int, nargs="*", default=list(range(1, 9)))
     ap.add_argument("--arms", nargs="*", help="only these arms of the phase (default: all, hybrid included)")
     ap.add_argument("--workers", type=int, default=1)
@@ -128,10 +201,20 @@ def main() -> None:
     args.extra = []
     if not args.report:
         args.deadline_at = time.time() + args.deadline
-        s.run_many(jobs(args.phase, args.seeds, args.arms), args)
-        if args.phase in ("stageb", "all") and (not args.arms or "uniform_lora_eqparams" in args.arms):
-            s.run_many(lora_jobs(args.seeds), args)
+        if args.phase == "next":
+            search_jobs, lora_seeds = next_block_jobs()
+            s.run_many(search_jobs, args)
+            s.run_many(lora_jobs(lora_seeds), args)
+        else:
+            s.run_many(jobs(args.phase, args.seeds, args.arms), args)
+            if args.phase in ("stageb", "all") and (not args.arms or "uniform_lora_eqparams" in args.arms):
+                s.run_many(lora_jobs(args.seeds), args)
     print("\n".join(s.evidence_table(STUDY)))
+    print("\n".join(["", *rule_pairings()]))
+    for arm, st in sequential_status().items():
+        print(f"sequential rule, {arm} vs hybrid: {st['blocks']} whole block(s), half-widths "
+              f"{[round(w, 2) for w in st['half_widths']]}; "
+              + (f"stopped at {st['stopped_at']} seeds" if st["stopped_at"] else f"next seeds {st['next_seeds']}"))
     for name, d in decisions().items():
         boot = d["paired_heldout_bootstrap"]
         print(f"{name}: {d['verdict']} (n={d['n']}; {d['why']}"

@@ -1,0 +1,63 @@
+"""benchmarks/cpu_stage_b.py's sequential rule (issue 15, Deliver 4 on CPU): which stage-B contrast
+stops, at which block, and what runs next, on hand-built paired results with known answers."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def stage_b():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import cpu_stage_b
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return cpu_stage_b
+
+
+def _runs(heldout: dict[str, dict[int, float]]) -> dict:
+    return {arm: {x: {"summary": {"metrics": {"train_heldout": {"accuracy": acc}}}} for x, acc in seeds.items()}
+            for arm, seeds in heldout.items()}
+
+
+def test_each_contrast_stops_at_its_first_block_within_the_target_and_only_open_ones_run_on(stage_b):
+    assert stage_b.primary_arms() == ["hybrid_agreement_zscore", "random", "single_weight", "uniform_lora_eqparams"]
+    hybrid = {x: 0.84 for x in range(1, 17)}
+    runs = _runs({
+        "hybrid": hybrid,
+        # ±0.001 alternating: sd 0.107 points over 8 seeds, half-width 0.09 -> stops after block 1
+        "uniform_lora_eqparams": {x: 0.84 + (0.001 if x % 2 else -0.001) for x in range(1, 9)},
+        # ±0.02 alternating: half-width 1.79 after 8 seeds and 1.10 after 16 (t quantiles 2.365, 2.131) -> open after two blocks
+        "random": {x: 0.84 + (0.02 if x % 2 else -0.02) for x in range(1, 17)},
+        # seeds 1-7 only: no whole block yet
+        "single_weight": {x: 0.85 for x in range(1, 8)},
+    })
+    status = stage_b.sequential_status(runs)
+    assert status["uniform_lora_eqparams"]["stopped_at"] == 8 and status["uniform_lora_eqparams"]["next_seeds"] == []
+    assert status["uniform_lora_eqparams"]["half_widths"] == [pytest.approx(0.0894, abs=1e-3)]
+    assert status["random"]["blocks"] == 2 and status["random"]["stopped_at"] is None
+    assert status["random"]["half_widths"] == [pytest.approx(1.7875, abs=1e-3), pytest.approx(1.1007, abs=1e-3)]
+    assert status["random"]["next_seeds"] == list(range(17, 25))
+    assert status["single_weight"]["blocks"] == 0 and status["single_weight"]["next_seeds"] == list(range(1, 9))
+    assert status["hybrid_agreement_zscore"]["next_seeds"] == list(range(1, 9))
+
+    jobs, lora = stage_b.next_block_jobs(runs)
+    planned = {(arm, seed) for _, arm, seed, _, _ in jobs}
+    assert lora == []  # its contrast has stopped
+    assert {("random", x) for x in range(17, 25)} <= planned and ("random", 9) not in planned
+    assert {("hybrid", x) for x in [*range(1, 9), *range(17, 25)]} <= planned  # every open block with its pair
+    assert ("single_weight", 3) in planned and ("single_weight", 17) not in planned
+    assert all(cmd == "search" for _, _, _, cmd, _ in jobs)
+
+
+def test_a_contrast_stops_at_24_seeds_whatever_its_width(stage_b):
+    runs = _runs({"hybrid": {x: 0.84 for x in range(1, 25)},
+                  "random": {x: 0.84 + (0.05 if x % 2 else -0.05) for x in range(1, 25)}})
+    status = stage_b.sequential_status(runs)["random"]
+    assert status["blocks"] == 3 and status["stopped_at"] == 24 and status["next_seeds"] == []
+    assert status["half_widths"][-1] > stage_b.HALF_WIDTH_TARGET
