@@ -11,7 +11,7 @@ ifneq ($(wildcard $(SHARED_GLUE)/rte/train.parquet),)
 endif
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help venv install install-demo test demo clean
+.PHONY: help install test demo clean
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'

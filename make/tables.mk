@@ -11,7 +11,7 @@ CRITERIA  ?= weight,zeros,threshold,activation,taylor,gradient
 RUNS      ?= outputs/$(SCALE)
 REPORTS   ?= reports/$(SCALE)
 PRUNEPEFT ?= $(VENV)/bin/prunepeft
-TABLES_DEPS ?= $(VENV)/.demo
+TABLES_DEPS ?= $(if $(LAUNCHER),$(VENV)/.dev,$(VENV)/.demo)  # a launcher (joblib, submitit) comes with the dev extras
 SWEEP     = scale=$(SCALE) extra.runs_root=$(RUNS) $(if $(SEEDS),seed=$(SEEDS)) $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER))
 REPORT    = $(PRUNEPEFT) report runs=$(RUNS) out=$(REPORTS)
 
