@@ -35,6 +35,10 @@ from prunepeft.pruning.rule_grid import (  # noqa: E402
 from prunepeft.pruning.scoring import CriterionScores  # noqa: E402
 from prunepeft.report.signal import mean_ci  # noqa: E402
 
+# Draws of the `permuted` and `random` assignments per round: the issue's 100 (offline they cost no
+# masked pass; the in-run grid keeps rule_grid.DRAWS = 5).
+OFFLINE_DRAWS = 100
+
 
 def snapshot_from_json(criteria: dict) -> dict[str, CriterionScores]:
     """Rebuild a round's scored snapshot from its `rounds.jsonl` row."""
@@ -45,7 +49,7 @@ def snapshot_from_json(criteria: dict) -> dict[str, CriterionScores]:
                                   bool(c["degenerate"])) for name, c in criteria.items()}
 
 
-def grid_for_round(row: dict, num_layers: int, k: int, seed: int) -> dict[str, dict]:
+def grid_for_round(row: dict, num_layers: int, k: int, seed: int, draws: int = OFFLINE_DRAWS) -> dict[str, dict]:
     """Per rule: Spearman (null-corrected), key-level Spearman and spread for one recorded round."""
     diag = row["diagnostics"]
     snapshot = snapshot_from_json(row["criteria"])
@@ -56,7 +60,7 @@ def grid_for_round(row: dict, num_layers: int, k: int, seed: int) -> dict[str, d
     criteria = [c for c in snapshot if c != "random"]
     oracle = oracle_assignment(snapshot, partition, importance, criteria)
     keys = partition.keys(importance)
-    rules = assignments(argmax, keys, criteria, oracle, np.random.default_rng(seed))
+    rules = assignments(argmax, keys, criteria, oracle, np.random.default_rng(seed), draws)
     null = diag["spearman_null"] or 0.0
     out = {}
     for rule, draws in rules.items():
@@ -79,6 +83,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", default="settings")
     ap.add_argument("--arms", nargs="+", default=["keep"])
+    ap.add_argument("--draws", type=int, default=OFFLINE_DRAWS, help="permuted / random draws per round")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "hybrid_grid_offline.json")
     args = ap.parse_args()
     cells: dict[str, dict[str, list]] = {}
@@ -92,13 +97,14 @@ def main() -> None:
                 if "diagnostics" not in row or row.get("combined", {}).get("method") != "paper":
                     continue
                 rounds += 1
-                for name, v in grid_for_round(row, num_layers, int(cfg["search"]["k"]), int(cfg["seed"])).items():
+                for name, v in grid_for_round(row, num_layers, int(cfg["search"]["k"]), int(cfg["seed"]),
+                                                args.draws).items():
                     acc = cells.setdefault(name, {"corrected": [], "key": [], "spread": []})
                     for m in acc:
                         if v[m] is not None and not np.isnan(v[m]):
                             acc[m].append(float(v[m]))
     summary = {name: {m: mean_ci(v) for m, v in c.items()} for name, c in cells.items()}
-    args.out.write_text(json.dumps({"arms": args.arms, "rounds": rounds, "cells": summary}, indent=1) + "\n")
+    args.out.write_text(json.dumps({"arms": args.arms, "rounds": rounds, "draws": args.draws, "cells": summary}, indent=1) + "\n")
     print(f"{rounds} rounds from {args.study}/{{{','.join(args.arms)}}}\n")
     print("| assignment | combination | corrected Spearman (mean ± 95 %) | key-level Spearman | spread of key ρ |")
     print("|---|---|---|---|---|")

@@ -274,6 +274,26 @@ def test_rule_grid_constant_assignments_remove_the_same_set_under_every_combinat
                                    "b3:lora", "b3:adapter"}
 
 
+def test_rule_grid_draws_keep_the_argmax_criteria_when_permuted_and_the_in_run_count_by_default():
+    """`permuted` reuses exactly S_H's criteria (key link broken), `random` any criterion per key;
+    offline grids ask for the issue's 100 draws, the in-run grid keeps DRAWS (each costs masked passes)."""
+    from collections import Counter
+
+    from prunepeft.pruning.rule_grid import DRAWS, assignments
+
+    keys = ["k0", "k1", "k2", "k3"]
+    argmax = {"k0": "weight", "k1": "weight", "k2": "taylor", "k3": "zeros"}
+    criteria = ["weight", "zeros", "activation", "taylor"]
+    rules = assignments(argmax, keys, criteria, argmax, np.random.default_rng(0), draws=100)
+    assert len(rules["permuted"]) == len(rules["random"]) == 100
+    assert all(Counter(d.values()) == Counter(argmax.values()) for d in rules["permuted"])
+    assert len({tuple(d.values()) for d in rules["permuted"]}) == 12  # every distinct arrangement of w, w, t, z
+    assert {c for d in rules["random"] for c in d.values()} == set(criteria)
+    default = assignments(argmax, keys, criteria, argmax, np.random.default_rng(0))
+    assert len(default["permuted"]) == len(default["random"]) == DRAWS == 5
+    assert default["permuted"] == rules["permuted"][:DRAWS]  # the same seeded stream, drawn further
+
+
 def test_signal_summary_and_the_printed_trust_line():
     from rich.console import Console
 

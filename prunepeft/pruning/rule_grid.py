@@ -78,13 +78,14 @@ def oracle_assignment(snapshot: Mapping[str, Any], partition: Partition, importa
 
 
 def assignments(assignment: Mapping[PartitionKey, str], keys: Sequence[PartitionKey], criteria: Sequence[str],
-                oracle: Mapping[PartitionKey, str], rng: np.random.Generator) -> dict[str, list[dict]]:
-    """Every assignment rule of the grid: name -> one or more {key: criterion} draws."""
+                oracle: Mapping[PartitionKey, str], rng: np.random.Generator, draws: int = DRAWS) -> dict[str, list[dict]]:
+    """Every assignment rule of the grid: name -> one or more {key: criterion} draws (`draws` each of
+    `permuted` and `random`: DRAWS in-run, where each draw costs masked passes; more offline)."""
     keys = list(keys)
     chosen = [assignment[k] for k in keys]
     out: dict[str, list[dict]] = {"argmax": [dict(assignment)], "oracle": [dict(oracle)]}
-    out["permuted"] = [dict(zip(keys, rng.permutation(chosen).tolist())) for _ in range(DRAWS)]
-    out["random"] = [{k: str(rng.choice(list(criteria))) for k in keys} for _ in range(DRAWS)]
+    out["permuted"] = [dict(zip(keys, rng.permutation(chosen).tolist())) for _ in range(draws)]
+    out["random"] = [{k: str(rng.choice(list(criteria))) for k in keys} for _ in range(draws)]
     for c in criteria:
         out[f"const:{c}"] = [{k: c for k in keys}]
     # S under every warm-up rule (`search.warmup.assign`), derived from the same warm-up snapshots.
