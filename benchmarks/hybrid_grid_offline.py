@@ -33,7 +33,7 @@ from prunepeft.pruning.rule_grid import (  # noqa: E402
     oracle_assignment,
 )
 from prunepeft.pruning.scoring import CriterionScores  # noqa: E402
-from prunepeft.report.signal import mean_ci  # noqa: E402
+from prunepeft.report.signal import bootstrap_ci, mean_ci  # noqa: E402
 
 # Draws of the `permuted` and `random` assignments per round: the issue's 100 (offline they cost no
 # masked pass; the in-run grid keeps rule_grid.DRAWS = 5).
@@ -79,6 +79,25 @@ def grid_for_round(row: dict, num_layers: int, k: int, seed: int, draws: int = O
     return out
 
 
+# The issue's two contrasts (Deliver 1), and the hybrid against the best constant criterion.
+CONTRASTS = {
+    **{f"selection bias: argmax − permuted ({c})": (f"argmax|{c}", f"permuted|{c}") for c in COMBINATIONS},
+    "scale mixing: paper − rank (random per key)": ("random|paper", "random|rank"),
+    "scale mixing: paper − rank (permuted)": ("permuted|paper", "permuted|rank"),
+    "argmax (paper) − const:weight": ("argmax|paper", "const:weight|paper"),
+}
+
+
+def run_contrasts(per_run: list[dict[str, float]]) -> dict[str, dict]:
+    """Each CONTRASTS pair as a paired difference over runs (runs are the independent units; rounds
+    of one run are not): t interval and seed bootstrap."""
+    out = {}
+    for name, (a, b) in CONTRASTS.items():
+        diffs = [r[a] - r[b] for r in per_run if a in r and b in r]
+        out[name] = {"t": mean_ci(diffs), "bootstrap": bootstrap_ci(diffs)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", default="settings")
@@ -87,11 +106,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "hybrid_grid_offline.json")
     args = ap.parse_args()
     cells: dict[str, dict[str, list]] = {}
+    per_run: list[dict[str, float]] = []  # per run: each cell's mean corrected Spearman over its rounds
     rounds = 0
     for arm in args.arms:
         for run in sorted((ROOT / "benchmarks" / "results" / args.study).glob(f"{arm}-s*")):
             cfg = json.loads((run / "run.json").read_text())["config"]
             num_layers = json.loads((run / "found_config.json").read_text())["num_layers"]
+            run_cells: dict[str, list[float]] = {}
             for line in (run / "rounds.jsonl").read_text().splitlines():
                 row = json.loads(line)
                 if "diagnostics" not in row or row.get("combined", {}).get("method") != "paper":
@@ -103,8 +124,14 @@ def main() -> None:
                     for m in acc:
                         if v[m] is not None and not np.isnan(v[m]):
                             acc[m].append(float(v[m]))
+                    if v["corrected"] is not None:
+                        run_cells.setdefault(name, []).append(float(v["corrected"]))
+            if run_cells:
+                per_run.append({name: float(np.mean(v)) for name, v in run_cells.items()})
     summary = {name: {m: mean_ci(v) for m, v in c.items()} for name, c in cells.items()}
-    args.out.write_text(json.dumps({"arms": args.arms, "rounds": rounds, "draws": args.draws, "cells": summary}, indent=1) + "\n")
+    contrasts = run_contrasts(per_run)
+    args.out.write_text(json.dumps({"arms": args.arms, "rounds": rounds, "runs": len(per_run), "draws": args.draws,
+                                    "cells": summary, "contrasts": contrasts}, indent=1) + "\n")
     print(f"{rounds} rounds from {args.study}/{{{','.join(args.arms)}}}\n")
     print("| assignment | combination | corrected Spearman (mean ± 95 %) | key-level Spearman | spread of key ρ |")
     print("|---|---|---|---|---|")
@@ -116,6 +143,12 @@ def main() -> None:
         rule, combo = name.split("|")
         s = summary[name]
         print(f"| {rule} | {combo} | {f(s['corrected'])} | {f(s['key'])} | {f(s['spread'])} |")
+    print(f"\nPaired contrasts of corrected Spearman over the {len(per_run)} runs (each run's mean over its rounds):\n")
+    print("| contrast | mean ± 95 % (t) | seed bootstrap 95 % |")
+    print("|---|---|---|")
+    for name, c in contrasts.items():
+        b = c["bootstrap"]
+        print(f"| {name} | {f(c['t'])} | " + ("—" if b is None else f"[{b[1]:+.2f}, {b[2]:+.2f}]") + " |")
 
 
 if __name__ == "__main__":
