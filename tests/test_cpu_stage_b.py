@@ -2,22 +2,15 @@
 stops, at which block, and what runs next, on hand-built paired results with known answers."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import benchmark_module
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def stage_b():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import cpu_stage_b
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return cpu_stage_b
+    return benchmark_module("cpu_stage_b")
 
 
 def _runs(heldout: dict[str, dict[int, float]]) -> dict:

@@ -3,22 +3,17 @@ Deliver 1 on hand-built per-run cells, and the committed grid's provenance."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import benchmark_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def offline():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import hybrid_grid_offline
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return hybrid_grid_offline
+    return benchmark_module("hybrid_grid_offline")
 
 
 def test_contrasts_pair_cells_within_each_run(offline):

@@ -3,10 +3,10 @@ before the runs, applied to benchmarks/results/rules/, gives the recorded choice
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import benchmark_module
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "benchmarks" / "results" / "rules"
@@ -14,12 +14,7 @@ RULES = ROOT / "benchmarks" / "results" / "rules"
 
 @pytest.fixture(scope="module")
 def study():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import rules_study
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return rules_study
+    return benchmark_module("rules_study")
 
 
 def test_the_committed_rules_study_reproduces_its_recorded_choice(study):
@@ -59,11 +54,7 @@ def test_the_committed_confirmation_is_non_inferior_and_the_cpu_defaults_follow_
     """Deliver 3: retrained accuracy of the adopted rule against the paper's reading, paired seeds
     (benchmarks/results/confirm_cpu/), judged by the rule fixed before the runs; the CPU defaults
     (make demo, scale=cpu) take the rule only while that verdict holds."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import cpu_stage_b
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    cpu_stage_b = benchmark_module("cpu_stage_b")
     verdict = cpu_stage_b.decisions()["hybrid_rule"]
     assert verdict["arm"] == "hybrid_agreement_zscore" and verdict["n"] >= 8
     assert verdict["verdict"] in ("better", "non-inferior") and verdict["adopt_on_cpu"]
@@ -81,11 +72,7 @@ def test_the_committed_granularity_study_keeps_unit_and_rank_runs_fill_the_budge
     import json
 
     from prunepeft.config.schema import SearchConfig
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import cpu_stage_b
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    cpu_stage_b = benchmark_module("cpu_stage_b")
     verdict = cpu_stage_b.decisions()["granularity"]
     assert verdict["n"] >= 8 and verdict["verdict"] != "better" and verdict["default"] == "unit"
     assert SearchConfig().granularity == "unit"
