@@ -15,11 +15,14 @@ Every arm is paired by seed with `hybrid`, the paper's reading.
 - `granularity` (issue "Light-PEFT in the house", Deliver 5, accuracy at equal params): hybrid
   with rank-level pruning (`search.granularity=rank`, fills B to within one rank), and the
   Light-PEFT arm warm-started (its own recipe) and fresh-initialised (like our retrain).
+- `alternatives`: `search.warmup.assign=consensus` (free) against the adopted `agreement` (a masked
+  pass per unit and snapshot), both with zscore; descriptive, no default changes.
 
     python benchmarks/cpu_stage_b.py --phase all --workers 2 --deadline 6000
     python benchmarks/cpu_stage_b.py --phase granularity --arms light_peft --seeds 1 2 3 4 5
     python benchmarks/cpu_stage_b.py --phase stageb --seeds 1 2 3 4 5 6 7 8 --workers 2   # issue 15 Deliver 4 on CPU
     python benchmarks/cpu_stage_b.py --phase next --workers 2     # the next block of every contrast still open
+    python benchmarks/cpu_stage_b.py --phase alternatives --workers 2    # consensus against agreement
     python benchmarks/cpu_stage_b.py --report          # the paired table, rebuilt from the committed files
 """
 from __future__ import annotations
@@ -35,6 +38,9 @@ import signal_study as s  # noqa: E402  (one runner, one results layout, one set
 from prunepeft.report.signal import bootstrap_ci  # noqa: E402
 
 STUDY = "confirm_cpu"
+# `consensus` decided as well as `agreement` (§11.1: 5 ± 16 percentile points behind) at no cost; the
+# `alternatives` phase checks it by retrained accuracy, with the adopted rule's combination.
+CONSENSUS = ["search.warmup.assign=consensus", "strategy.combine=zscore", "arm=hybrid_consensus_zscore"]
 BASE = [*s.SETTINGS["keep"], "search.retrain_epochs=2"]
 
 
@@ -50,6 +56,9 @@ def arms(phase: str) -> dict[str, list[str]]:
         out[f"single_{best}"] = ["strategy=single", f"strategy.criterion={best}"]
     if phase in ("granularity", "all"):
         out.update(s.GRANULARITY_ARMS)
+    if phase in ("alternatives", "all"):  # the free warm-up rule, checked against the adopted one
+        out["hybrid_agreement_zscore"] = ["strategy=hybrid", *s.rule_arm()[1]] if s.rule_arm() else []
+        out["hybrid_consensus_zscore"] = ["strategy=hybrid", *CONSENSUS]
     return out
 
 
@@ -111,6 +120,10 @@ def decisions(runs: dict | None = None) -> dict[str, dict]:
         out["hybrid_rule"] = r | {"adopt_on_cpu": r["verdict"] in ("better", "non-inferior")}
     r = decide("hybrid_rank", runs=runs)
     out["granularity"] = r | {"default": "rank" if r["verdict"] == "better" else "unit"}
+    if s.rule_arm():
+        # Descriptive (no default changes): does the free rule retrain as well as the adopted one?
+        r = decide("hybrid_consensus_zscore", base=s.rule_arm()[0], runs=runs)
+        out["consensus"] = r | {"free_alternative_confirmed": r["verdict"] in ("better", "non-inferior")}
     return out
 
 
@@ -187,7 +200,7 @@ def rule_pairings(runs: dict | None = None) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--phase", choices=["confirm", "stageb", "next", "granularity", "all"], default="all",
+    ap.add_argument("--phase", choices=["confirm", "stageb", "next", "granularity", "alternatives", "all"], default="all",
                     help="next: the next block of 8 seeds of every stage-B contrast still open (sequential rule)")
     ap.add_argument("--seeds", type=int, nargs="*", default=list(range(1, 9)))
     ap.add_argument("--arms", nargs="*", help="only these arms of the phase (default: all, hybrid included)")
