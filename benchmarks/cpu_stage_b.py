@@ -35,19 +35,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import signal_study as s  # noqa: E402  (one runner, one results layout, one set of statistics)
-from prunepeft.report.signal import bootstrap_ci  # noqa: E402
+from prunepeft.report.signal import bootstrap_ci, mean_sd  # noqa: E402
 
 STUDY = "confirm_cpu"
-# `consensus` decided as well as `agreement` (§11.1: 5 ± 16 percentile points behind) at no cost; the
-# `alternatives` phase checks it by retrained accuracy, with the adopted rule's combination.
-CONSENSUS = ["search.warmup.assign=consensus", "strategy.combine=zscore", "arm=hybrid_consensus_zscore"]
+
+
+def consensus_arm() -> tuple[str, list[str]] | None:
+    """`consensus` decided as well as `agreement` (§11.1: 5 ± 16 percentile points behind) at no cost;
+    the `alternatives` phase checks it by retrained accuracy, under the adopted rule's combination."""
+    if not s.rule_arm():
+        return None
+    combo = next(o.split("=", 1)[1] for o in s.rule_arm()[1] if o.startswith("strategy.combine="))
+    name = f"hybrid_consensus_{combo}"
+    return name, ["search.warmup.assign=consensus", f"strategy.combine={combo}", f"arm={name}"]
 BASE = [*s.SETTINGS["keep"], "search.retrain_epochs=2"]
 
 
 def arms(phase: str) -> dict[str, list[str]]:
     """{arm: overrides after BASE} of one phase; `hybrid` (the pairing base) is in every phase."""
     out = {"hybrid": ["strategy=hybrid"]}
-    if phase in ("confirm", "stageb", "all") and s.rule_arm():
+    if phase in ("confirm", "stageb", "alternatives", "all") and s.rule_arm():
         name, overrides = s.rule_arm()
         out[name] = ["strategy=hybrid", *overrides]
     if phase in ("stageb", "all"):  # stage B's other primary search arms (signal_study.evidence_phase)
@@ -56,9 +63,9 @@ def arms(phase: str) -> dict[str, list[str]]:
         out[f"single_{best}"] = ["strategy=single", f"strategy.criterion={best}"]
     if phase in ("granularity", "all"):
         out.update(s.GRANULARITY_ARMS)
-    if phase in ("alternatives", "all"):  # the free warm-up rule, checked against the adopted one
-        out["hybrid_agreement_zscore"] = ["strategy=hybrid", *s.rule_arm()[1]] if s.rule_arm() else []
-        out["hybrid_consensus_zscore"] = ["strategy=hybrid", *CONSENSUS]
+    if phase in ("alternatives", "all") and s.rule_arm():  # the free warm-up rule against the adopted one
+        name, overrides = consensus_arm()
+        out[name] = ["strategy=hybrid", *overrides]
     return out
 
 
@@ -122,15 +129,17 @@ def decisions(runs: dict | None = None) -> dict[str, dict]:
     out["granularity"] = r | {"default": "rank" if r["verdict"] == "better" else "unit"}
     if s.rule_arm():
         # Descriptive (no default changes): does the free rule retrain as well as the adopted one?
-        r = decide("hybrid_consensus_zscore", base=s.rule_arm()[0], runs=runs)
+        r = decide(consensus_arm()[0], base=s.rule_arm()[0], runs=runs)
         out["consensus"] = r | {"free_alternative_confirmed": r["verdict"] in ("better", "non-inferior")}
     return out
 
 
 # Stage B's sequential rule (signal_study.evidence_phase), applied per contrast on CPU, where one seed of
-# every arm costs about 20 CPU-minutes: a contrast with hybrid stops at the first whole block of 8 seeds
+# every arm costs about 35 CPU-minutes: a contrast with hybrid stops at the first whole block of 8 seeds
 # (seeds 1..8b) whose 95 % half-width is <= HALF_WIDTH_TARGET points, or at MAX_SEEDS; only contrasts
-# still open get the next block (with hybrid, their pair). Fixed before block 1's results were seen.
+# still open get the next block (with hybrid, their pair). Fixed before seeds 5-8 of random and single
+# weight and every LoRA run had finished (seeds 1-4 of those two, and the agreement arm's seeds 1-10 of
+# Deliver 3, were committed already: the rule was applied to that contrast afterwards).
 HALF_WIDTH_TARGET = 1.0
 BLOCK = 8
 MAX_SEEDS = 24
@@ -179,6 +188,38 @@ def next_block_jobs(runs: dict | None = None) -> tuple[list[tuple], list[int]]:
     return jobs_, sorted(wanted.get("uniform_lora_eqparams", ()))
 
 
+def stage_b_table(runs: dict | None = None) -> list[str]:
+    """BENCHMARKS §11.2's table: hybrid and every primary arm over the seeds of the whole blocks the
+    sequential rule stopped at (1..8b), mean ± sd per arm and paired Δ to hybrid."""
+    runs = s.load_runs(STUDY) if runs is None else runs
+    status = sequential_status(runs)
+    last = max((st["stopped_at"] or st["blocks"] * BLOCK) for st in status.values())
+    if not last:
+        return []
+    lines = [f"Stage B, seeds 1-{last}:", "",
+             "| arm | n | PEFT params | dev (mean ± sd) | held-out 5k (mean ± sd) | Δ held-out vs hybrid "
+             "(paired, 95 %) | seed bootstrap | Δ dev |", "|---|---|---|---|---|---|---|---|"]
+    for arm in ["hybrid", *primary_arms()]:
+        sub = {a: {x: r for x, r in runs.get(a, {}).items() if x <= last} for a in (arm, "hybrid")}
+        seeds = sorted(set(sub[arm]) & set(sub["hybrid"]))
+        if len(seeds) < 2:
+            continue
+        peft = [sub[arm][x]["summary"]["params"]["peft"] for x in seeds]
+        dev, held = ([100 * s.accuracy(sub[arm][x]["summary"], split) for x in seeds]
+                     for split in ("validation", "train_heldout"))
+        row = [arm, str(len(seeds)), f"{min(peft) / 1e3:.0f}k–{max(peft) / 1e3:.0f}k",
+               "{:.1f} ± {:.1f}".format(*mean_sd(dev)), "{:.1f} ± {:.1f}".format(*mean_sd(held))]
+        if arm == "hybrid":
+            row += ["—", "—", "—"]
+        else:
+            dh, dd = (s.paired(sub, arm, "hybrid", split) for split in ("train_heldout", "validation"))
+            b = bootstrap_ci([100 * (s.accuracy(sub[arm][x]["summary"], "train_heldout")
+                                     - s.accuracy(sub["hybrid"][x]["summary"], "train_heldout")) for x in seeds])
+            row += [f"{dh[0]:+.2f} ± {dh[1]:.2f}", f"[{b[1]:+.2f}, {b[2]:+.2f}]", f"{dd[0]:+.2f} ± {dd[1]:.2f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
 def rule_pairings(runs: dict | None = None) -> list[str]:
     """Deliver 4's pairings of the adopted rule: Δ held-out against every other stage-B arm."""
     runs = s.load_runs(STUDY) if runs is None else runs
@@ -223,7 +264,7 @@ def main() -> None:
             if args.phase in ("stageb", "all") and (not args.arms or "uniform_lora_eqparams" in args.arms):
                 s.run_many(lora_jobs(args.seeds), args)
     print("\n".join(s.evidence_table(STUDY)))
-    print("\n".join(["", *rule_pairings()]))
+    print("\n".join(["", *stage_b_table(), "", *rule_pairings()]))
     for arm, st in sequential_status().items():
         print(f"sequential rule, {arm} vs hybrid: {st['blocks']} whole block(s), half-widths "
               f"{[round(w, 2) for w in st['half_widths']]}; "

@@ -63,10 +63,10 @@ def grid_for_round(row: dict, num_layers: int, k: int, seed: int, draws: int = O
     rules = assignments(argmax, keys, criteria, oracle, np.random.default_rng(seed), draws)
     null = diag["spearman_null"] or 0.0
     out = {}
-    for rule, draws in rules.items():
+    for rule, rule_draws in rules.items():
         for combo in COMBINATIONS:
             corr, key_corr, spread = [], [], []
-            for draw in draws:
+            for draw in rule_draws:
                 units = {u: draw[partition.key(u)] for u in importance}
                 p = combined_scores(combo, snapshot, units, k)
                 corr.append(prunability_correlation(p, importance))

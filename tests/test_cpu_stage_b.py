@@ -40,6 +40,8 @@ def test_each_contrast_stops_at_its_first_block_within_the_target_and_only_open_
     assert status["hybrid_agreement_zscore"]["next_seeds"] == list(range(1, 9))
 
     jobs, lora = stage_b.next_block_jobs(runs)
+    open_lora = {**runs, "uniform_lora_eqparams": {}}  # an open LoRA contrast: its seeds follow hybrid's
+    assert stage_b.next_block_jobs(open_lora)[1] == list(range(1, 9))
     planned = {(arm, seed) for _, arm, seed, _, _ in jobs}
     assert lora == []  # its contrast has stopped
     assert {("random", x) for x in range(17, 25)} <= planned and ("random", 9) not in planned
@@ -68,4 +70,6 @@ def test_the_committed_stage_b_stops_after_one_block_and_the_search_beats_random
     mean, half, n = stage_b.s.paired(block, "random", "hybrid", "train_heldout")
     assert n == 8 and mean + half < 0  # the numbers quoted in §11.2: -1.13 ± 0.69
     assert (round(mean, 2), round(half, 2)) == (-1.13, 0.69)
+    heldout = {a: {x: stage_b.s.accuracy(r["summary"], "train_heldout") for x, r in block[a].items()} for a in block}
+    assert all(heldout["random"][x] < heldout["hybrid"][x] for x in range(1, 9))
     assert any("| random | 8 | +1.18 ± 0.69 |" in line for line in stage_b.rule_pairings(runs))
