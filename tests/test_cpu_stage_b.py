@@ -73,3 +73,12 @@ def test_the_committed_stage_b_stops_after_one_block_and_the_search_beats_random
     heldout = {a: {x: stage_b.s.accuracy(r["summary"], "train_heldout") for x, r in block[a].items()} for a in block}
     assert all(heldout["random"][x] < heldout["hybrid"][x] for x in range(1, 9))
     assert any("| random | 8 | +1.18 ± 0.69 |" in line for line in stage_b.rule_pairings(runs))
+
+
+def test_the_committed_consensus_runs_are_not_confirmed_as_a_free_replacement(stage_b):
+    """BENCHMARKS §11.2: consensus + zscore against the adopted agreement + zscore, 8 paired seeds."""
+    verdict = stage_b.decisions()["consensus"]
+    assert (verdict["arm"], verdict["base"], verdict["n"]) == ("hybrid_consensus_zscore", "hybrid_agreement_zscore", 8)
+    mean, half, _ = verdict["paired_heldout"]
+    assert (round(mean, 2), round(half, 2)) == (-0.37, 0.73)
+    assert verdict["verdict"] == "inconclusive" and not verdict["free_alternative_confirmed"]
