@@ -38,6 +38,7 @@ import signal_study as s  # noqa: E402  (one runner, one results layout, one set
 from prunepeft.report.signal import bootstrap_ci, mean_sd  # noqa: E402
 
 STUDY = "confirm_cpu"
+BASE = [*s.SETTINGS["keep"], "search.retrain_epochs=2"]
 
 
 def consensus_arm() -> tuple[str, list[str]] | None:
@@ -48,7 +49,6 @@ def consensus_arm() -> tuple[str, list[str]] | None:
     combo = next(o.split("=", 1)[1] for o in s.rule_arm()[1] if o.startswith("strategy.combine="))
     name = f"hybrid_consensus_{combo}"
     return name, ["search.warmup.assign=consensus", f"strategy.combine={combo}", f"arm={name}"]
-BASE = [*s.SETTINGS["keep"], "search.retrain_epochs=2"]
 
 
 def arms(phase: str) -> dict[str, list[str]]:
@@ -242,7 +242,8 @@ def rule_pairings(runs: dict | None = None) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--phase", choices=["confirm", "stageb", "next", "granularity", "alternatives", "all"], default="all",
-                    help="next: the next block of 8 seeds of every stage-B contrast still open (sequential rule)")
+                    help="next: the next block of 8 seeds of every stage-B contrast still open (sequential rule; "
+                         "it picks its own seeds and arms)")
     ap.add_argument("--seeds", type=int, nargs="*", default=list(range(1, 9)))
     ap.add_argument("--arms", nargs="*", help="only these arms of the phase (default: all, hybrid included)")
     ap.add_argument("--workers", type=int, default=1)
