@@ -94,6 +94,13 @@ NONINFERIORITY = 1.0  # points of held-out accuracy: stage B's precision target 
 MIN_PAIRS = 8
 
 
+def heldout_bootstrap(runs: dict, arm: str, base: str) -> tuple | None:
+    """Seed bootstrap of the paired held-out difference arm − base (points) over their common seeds."""
+    seeds = sorted(set(runs.get(arm, {})) & set(runs.get(base, {})))
+    return bootstrap_ci([100 * (s.accuracy(runs[arm][x]["summary"], "train_heldout")
+                                - s.accuracy(runs[base][x]["summary"], "train_heldout")) for x in seeds])
+
+
 def decide(arm: str, base: str = "hybrid", runs: dict | None = None) -> dict:
     """Judge `arm` against `base` by the paired held-out difference (points, 95 % interval).
 
@@ -102,9 +109,7 @@ def decide(arm: str, base: str = "hybrid", runs: dict | None = None) -> dict:
     """
     runs = s.load_runs(STUDY) if runs is None else runs
     d = s.paired(runs, arm, base, "train_heldout")
-    seeds = sorted(set(runs.get(arm, {})) & set(runs.get(base, {})))
-    boot = bootstrap_ci([100 * (s.accuracy(runs[arm][x]["summary"], "train_heldout")
-                                - s.accuracy(runs[base][x]["summary"], "train_heldout")) for x in seeds])
+    boot = heldout_bootstrap(runs, arm, base)
     out = {"arm": arm, "base": base, "paired_heldout": d, "paired_heldout_bootstrap": boot, "n": d[2] if d else 0}
     if d is None or d[2] < MIN_PAIRS:
         return out | {"verdict": "inconclusive", "why": f"fewer than {MIN_PAIRS} paired seeds"}
@@ -213,8 +218,7 @@ def stage_b_table(runs: dict | None = None) -> list[str]:
             row += ["—", "—", "—"]
         else:
             dh, dd = (s.paired(sub, arm, "hybrid", split) for split in ("train_heldout", "validation"))
-            b = bootstrap_ci([100 * (s.accuracy(sub[arm][x]["summary"], "train_heldout")
-                                     - s.accuracy(sub["hybrid"][x]["summary"], "train_heldout")) for x in seeds])
+            b = heldout_bootstrap(sub, arm, "hybrid")
             row += [f"{dh[0]:+.2f} ± {dh[1]:.2f}", f"[{b[1]:+.2f}, {b[2]:+.2f}]", f"{dd[0]:+.2f} ± {dd[1]:.2f}"]
         lines.append("| " + " | ".join(row) + " |")
     return lines
@@ -231,9 +235,7 @@ def rule_pairings(runs: dict | None = None) -> list[str]:
         d = s.paired(runs, rule, other, "train_heldout")
         if d is None:
             continue
-        seeds = sorted(set(runs[rule]) & set(runs[other]))
-        b = bootstrap_ci([100 * (s.accuracy(runs[rule][x]["summary"], "train_heldout")
-                                 - s.accuracy(runs[other][x]["summary"], "train_heldout")) for x in seeds])
+        b = heldout_bootstrap(runs, rule, other)
         lines.append(f"| {other} | {d[2]} | {d[0]:+.2f} ± {d[1]:.2f} | "
                      + (f"[{b[1]:+.2f}, {b[2]:+.2f}] |" if b else "— |"))
     return lines
