@@ -6,6 +6,7 @@ number below was computed by hand from it (metric ×100, sample std, per-seed di
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -354,13 +355,37 @@ def test_slurm_preset_does_not_break_other_configs():
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def _dry_run_commands(cwd, *targets, env=None):
+    """The prunepeft command lines `make -n` would run, whatever the checkout's path.
+
+    `--no-print-directory` and the `make[N]:` filter keep make's own "Entering directory '…/prunepeft'" lines
+    out: under `make test` the inner make prints them, and the README's clone path contains "prunepeft".
+    """
+    out = subprocess.run(["make", "--no-print-directory", "-n", "-f", "Makefile", "-f", "make/tables.mk",
+                          *targets], cwd=cwd, capture_output=True, text=True, check=True, env=env)
+    return [" ".join(l.split()) for l in out.stdout.splitlines()
+            if "prunepeft " in l and not l.startswith("make")]
+
+
 def test_make_targets_dry_run():
-    out = subprocess.run(["make", "-n", "-f", "Makefile", "-f", "make/tables.mk", "table5", "SEEDS=1",
-                          "CRITERIA=taylor", "TABLES_DEPS="], cwd=REPO, capture_output=True, text=True, check=True)
-    lines = [" ".join(l.split()) for l in out.stdout.splitlines() if "prunepeft" in l]
+    lines = _dry_run_commands(REPO, "table5", "SEEDS=1", "CRITERIA=taylor", "TABLES_DEPS=")
     assert lines == [
         ".venv/bin/prunepeft search -m experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1",
         ".venv/bin/prunepeft search -m experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1 "
         "strategy.name=single strategy.criterion=taylor",
         ".venv/bin/prunepeft report runs=outputs/cpu out=reports/cpu 'tables=[table5]'",
     ]
+
+
+def test_make_targets_dry_run_from_a_clone_named_prunepeft_under_make(tmp_path):
+    """The README clones into `prunepeft/`, and `make test` runs the suite with MAKELEVEL set, so an inner make
+    prints "Entering directory '…/prunepeft'". The dry-run commands must depend on neither."""
+    clone = tmp_path / "work" / "prunepeft"
+    (clone / "make").mkdir(parents=True)
+    shutil.copy(REPO / "Makefile", clone / "Makefile")
+    shutil.copy(REPO / "make" / "tables.mk", clone / "make" / "tables.mk")
+    env = {**os.environ, "MAKELEVEL": "1"}
+    args = ("table5", "SEEDS=1", "CRITERIA=taylor", "TABLES_DEPS=")
+    lines = _dry_run_commands(clone, *args, env=env)
+    assert lines == _dry_run_commands(REPO, *args)
+    assert len(lines) == 3 and all(l.startswith(".venv/bin/prunepeft ") for l in lines)
