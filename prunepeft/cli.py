@@ -4,6 +4,11 @@ Before handing over to Hydra, the overrides are parsed by Hydra's own parser and
 (in a multirun: every sweep value once) so that a bad override (unknown group option, unknown
 key, wrong type) ends with one clear message and exit code 2 instead of Hydra's exit code 1.
 Everything else (sweeps, `--cfg`, `--info`, shell completion) is Hydra's.
+
+Nothing here imports torch or transformers before a command runs: `--help`, `<command> --help`,
+`--cfg`, `--info`, `--version` and every TAB completion go through `_hydra_app`, the command's Hydra
+app without the command's module, so each answers in a fraction of a second (a completion that
+imported torch took 13-28 s).
 """
 from __future__ import annotations
 
@@ -110,12 +115,15 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
         GlobalHydra.instance().clear()
     # The command's own cheap checks (unknown method, strategy, budget ...) before any directory exists.
     check = getattr(importlib.import_module(f"prunepeft.commands.{command}"), "validate", None)
-    if check is not None:
-        try:
-            for cfg in configs:
+    from prunepeft.runs import check_names  # names that become paths: nothing outside the output root
+
+    try:
+        for cfg in configs:
+            check_names(cfg)
+            if check is not None:
                 check(cfg)
-        except UserError as err:
-            return str(err)
+    except UserError as err:
+        return str(err)
     return None
 
 
@@ -151,6 +159,56 @@ def _flag_options(command: str, args: list[str]) -> list[str]:
     return out
 
 
+def command_help(command: str) -> str:
+    """`prunepeft <command> --help`: its page in `conf/hydra/help/<command>.yaml`, with the config
+    groups of the command's own defaults list (`$APP_CONFIG_GROUPS`) and their options.
+
+    Rendered here, not by Hydra: Hydra's help lists every group of the search path by deep-copying
+    its config repository once per group (about a second, and export's page listed the model and
+    strategy groups it never reads).
+    """
+    import string
+    from importlib import resources
+
+    import yaml
+
+    conf = resources.files("prunepeft.conf")
+    page = yaml.safe_load(conf.joinpath("hydra", "help", f"{command}.yaml").read_text(encoding="utf-8"))
+    defaults = yaml.safe_load(conf.joinpath(f"{command}.yaml").read_text(encoding="utf-8")).get("defaults", [])
+    groups = sorted(next(iter(entry)) for entry in defaults
+                    if isinstance(entry, dict) and not next(iter(entry)).startswith(("override ", "hydra/")))
+    lines = []
+    for group in groups:
+        options = sorted(p.name[:-len(".yaml")] for p in conf.joinpath(group).iterdir() if p.name.endswith(".yaml"))
+        lines.append(f"{group}: {', '.join(options)}")
+    text = page["template"].replace("${hydra.help.header}", page["header"]).replace("${hydra.help.footer}",
+                                                                                     page["footer"])
+    # As Hydra does: string.Template on the page ($$ is a literal $).
+    return string.Template(text).safe_substitute(APP_CONFIG_GROUPS="\n".join(lines), APP_NAME=page["app_name"])
+
+
+def _hydra_app(command: str):
+    """The Hydra app of `command` (same config, search path and job name) without importing
+    `prunepeft.commands.<command>`, for the flags that never run it: help, `--cfg`, `--info`,
+    shell completion.
+
+    Hydra locates the config and names the job from the task function's module name, a string:
+    pointing it at the command's module gives exactly the app that module's `hydra_entry` builds.
+    """
+    import hydra
+
+    from prunepeft import sweep  # noqa: F401 - registers ${pp.tag:}, which hydra.sweep.subdir uses
+    from prunepeft.config.schema import register_configs
+
+    register_configs()
+
+    def no_run(cfg) -> None:  # Hydra answers these flags itself and never calls the task
+        raise RuntimeError(f"prunepeft {command}: the help-only app cannot run a command")
+
+    no_run.__module__ = f"prunepeft.commands.{command}"
+    return hydra.main(config_path="../conf", config_name=command, version_base="1.3")(no_run)
+
+
 def _complete(args: list[str]) -> None:
     """`prunepeft -sc install=bash|zsh|fish` and the shell's `-sc query=...` calls.
 
@@ -174,9 +232,8 @@ def _complete(args: list[str]) -> None:
         os.environ["COMP_POINT"] = str(len(os.environ["COMP_LINE"]))
     else:
         command = "search"  # any app prints the same install/uninstall script, bound to `prunepeft`
-    module = importlib.import_module(f"prunepeft.commands.{command}")
     sys.argv = ["prunepeft", "-sc", *args]
-    module.hydra_entry()
+    _hydra_app(command)()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -216,9 +273,14 @@ def main(argv: list[str] | None = None) -> None:
         from prunepeft.sweep import swept_dirname_override
 
         rest = [*rest, *swept_dirname_override(rest)]
-    module = importlib.import_module(f"prunepeft.commands.{command}")
+    if "-h" in rest or "--help" in rest:
+        print(command_help(command).rstrip("\n") + "\n")
+        sys.exit(0)
     sys.argv = [f"prunepeft {command}", *rest]
-    module.hydra_entry()
+    if any(flag in rest for flag in _HYDRA_FLAGS):
+        _hydra_app(command)()  # help, --cfg, --info: no command module, no torch
+    else:
+        importlib.import_module(f"prunepeft.commands.{command}").hydra_entry()
     if multirun:
         from prunepeft.sweep import last_sweep_failures
 

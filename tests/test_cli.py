@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -94,6 +95,52 @@ def test_command_help_lists_config_groups(command, capsys, monkeypatch):
     # key descriptions, about a screen (not the ~110-line composed config)
     assert "budget.percent=0.75" in out and "train.lr_peft" in out and "--cfg job" in out
     assert len(out.splitlines()) <= 50
+
+
+# Groups each command's page lists: those of its own defaults list (export reads no model or task).
+PAGE_GROUPS = {"search": ["experiment", "logger", "model", "strategy", "task", "train"],
+               "baseline": ["experiment", "logger", "model", "task", "train"],
+               "evaluate": ["task"], "report": [], "export": [], "predict": []}
+
+
+@pytest.mark.parametrize("command", list(cli.COMMANDS))
+def test_every_command_has_its_own_help_page(command, capsys, monkeypatch):
+    code, out, _ = run_cli([command, "--help"], capsys, monkeypatch)
+    assert code == 0 and out.startswith(f"prunepeft {command} ") and "Powered by Hydra" not in out
+    assert f"Example:  prunepeft {command} " in out and "== Keys ==" in out and "$" not in out.replace("$PRUNE", "")
+    listed = [line.split(":")[0] for line in out.split("== Keys ==")[0].splitlines()
+              if ": " in line and not line.startswith(("prunepeft", "Example"))]
+    assert [g for g in listed if g in PAGE_GROUPS["search"]] == PAGE_GROUPS[command], out
+    # the page's example parses as the command's overrides (it runs as printed, given a run directory)
+    example = shlex.split(out.split("Example:  ")[1].splitlines()[0])[2:]
+    example = [a for a in cli._flag_options(command, example)]
+    assert cli._parse(example)
+
+
+# Each answers without importing torch or transformers; the bound is generous (a loaded 2-core CI
+# machine), the measured numbers are in BENCHMARKS (0.05-0.5 s).
+FAST_CALLS = [(["--help"], None), (["--version"], None), *(([c, "--help"], None) for c in cli.COMMANDS),
+              (["-sc", "query=bash"], "prunepeft se"), (["-sc", "query=bash"], "prunepeft search task="),
+              (["-sc", "install=bash"], None), (["search", "--cfg", "job"], None)]
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("argv, comp_line", FAST_CALLS, ids=lambda v: " ".join(v) if isinstance(v, list) else str(v))
+def test_help_version_and_completion_are_fast_and_import_no_torch(argv, comp_line):
+    import json
+    import time
+
+    probe = ("import json, sys\nfrom prunepeft import cli\ntry:\n    cli.main(sys.argv[1:])\n"
+             "except SystemExit as stop:\n    code = stop.code\nelse:\n    code = 0\n"
+             "print('PROBE' + json.dumps({'code': code, 'heavy': sorted(m for m in ('torch', 'transformers', "
+             "'peft', 'datasets', 'pandas') if m in sys.modules)}))\n")
+    env = {**os.environ, **({"COMP_LINE": comp_line, "COMP_POINT": str(len(comp_line))} if comp_line else {})}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=env, timeout=60)
+    wall = time.perf_counter() - start
+    result = json.loads(done.stdout.rsplit("PROBE", 1)[1])
+    assert result == {"code": 0, "heavy": []}, (result, done.stderr[-2000:])
+    assert wall < 5.0, f"prunepeft {' '.join(argv)} took {wall:.1f} s"
 
 
 def test_version(capsys, monkeypatch):
