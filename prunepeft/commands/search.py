@@ -20,6 +20,7 @@ from prunepeft.config.schema import register_configs
 from prunepeft.config.typed import SearchSettings
 from prunepeft.io import read_json, read_jsonl
 from prunepeft.progress_log import EpochLogger, estimate_rounds, log_banner, log_final
+from prunepeft.pruning.cost import log_line as cost_line
 from prunepeft.pruning.search import config_dict, search
 from prunepeft.pruning.search import validate as validate_search
 from prunepeft.runs import RunDir
@@ -120,6 +121,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         raise
     rd.finish(summary)
     log_final(summary, rd.path, time.time() - rd.started)
+    if summary.get("cost"):
+        log.info(cost_line(summary["cost"]))  # where the search's time went, and search/retrain
     print_found(rd.file(outputs.FOUND_CONFIG))
     print_result(summary)
     print_signal(read_jsonl(rd.file(outputs.ROUNDS)))

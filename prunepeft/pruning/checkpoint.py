@@ -46,6 +46,8 @@ class SearchState:
         warmup_done: the warm-up finished (warmup.json written).
         examples: training examples processed by the warm-up and the rounds (search cost).
         wall_s: wall-clock of the finished phases.
+        phases: seconds per cost phase (prunepeft.pruning.cost), summed over invocations.
+        forward_examples: forward-only rows of the search (dev evaluations, probe passes).
         generation: how many times this state was saved (names the weights file of the save).
         weights: the weights file committed with this state (None: no weights saved yet).
         weights_sha256: its SHA-256, checked when the weights are restored.
@@ -59,6 +61,8 @@ class SearchState:
     generation: int = 0
     weights: str | None = None
     weights_sha256: str | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    forward_examples: int = 0
 
     @classmethod
     def load(cls, directory: Path) -> "SearchState":
@@ -80,6 +84,7 @@ class SearchState:
             state.weights = WEIGHTS_FILE  # a checkpoint from before generations: no hash to check
         if state.weights is not None and not (directory / state.weights).is_file():
             raise damaged(directory, f"{STATE_FILE} names {state.weights}, which is missing")
+        state.charged_before = sum(state.phases.values())  # earlier invocations' cost (cost.summary)
         return state
 
     def save(self, directory: Path, tensors: dict[str, torch.Tensor] | None = None) -> None:

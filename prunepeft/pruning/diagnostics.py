@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -59,6 +60,28 @@ class Probe:
     precision: str
     seed: int
     grid: bool = False
+    # The probe's own cost since `take_cost` last ran: the wall-clock of `diagnose` / `importance`
+    # calls (outermost only) and the rows of every masked or base pass (`losses`).
+    spent_s: float = 0.0
+    forward_rows: int = 0
+    _timing: bool = False
+
+    @contextmanager
+    def _spending(self) -> Iterator[None]:
+        if self._timing:  # nested (importance inside diagnose): the outer call counts
+            yield
+            return
+        self._timing, started = True, time.time()
+        try:
+            yield
+        finally:
+            self._timing, self.spent_s = False, self.spent_s + time.time() - started
+
+    def take_cost(self) -> tuple[float, int]:
+        """(seconds, forward-only rows) of the probe passes since the last call; resets both."""
+        cost = (self.spent_s, self.forward_rows)
+        self.spent_s, self.forward_rows = 0.0, 0
+        return cost
 
     @classmethod
     def build(cls, cfg: Any, data: Any, tokenizer: Any) -> Optional["Probe"]:
@@ -106,6 +129,7 @@ class Probe:
                 counts[i % 2] += n
         finally:
             model.train(was_training)
+            self.forward_rows += sum(counts)
         whole = sum(totals) / sum(counts)
         halves = [t / c if c else math.nan for t, c in zip(totals, counts)]
         return whole, halves[0], halves[1]
@@ -118,6 +142,10 @@ class Probe:
 
     def importance(self, supernet: Any) -> tuple[dict[UnitId, float], Optional[float], tuple[float, float, float]]:
         """(loss rise per active unit masked alone, split-half reliability, base losses)."""
+        with self._spending():
+            return self._importance(supernet)
+
+    def _importance(self, supernet: Any) -> tuple[dict[UnitId, float], Optional[float], tuple[float, float, float]]:
         base = self.losses(supernet.model)
         rises = {uid: self.masked_rise(supernet, [uid], base) for uid in supernet.active_ids()}
         uids = sorted(rises)
@@ -133,6 +161,12 @@ class Probe:
         `grid` = (partition, assignment S_H or None, k): with `search.diagnostics.grid`, also judge
         every assignment × combination rule of `rule_grid` on this round's state.
         """
+        with self._spending():
+            return self._diagnose(supernet, snapshot, p=p, removed=removed, train_loss=train_loss, seed=seed, grid=grid)
+
+    def _diagnose(self, supernet: Any, snapshot: Mapping[str, Any], *, p: Optional[Mapping[UnitId, float]],
+                  removed: Sequence[UnitId], train_loss: Optional[float], seed: int,
+                  grid: Optional[tuple]) -> dict[str, Any]:
         started = time.time()
         importance, reliability, base = self.importance(supernet)
         params = {u: sum(int(t.numel()) for t in supernet.unit_parameters(u).values()) for u in importance}

@@ -6,7 +6,6 @@ gathers, in the same pass, what every criterion needs (Table 1; docs/method.md#c
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,10 +52,20 @@ class SnapshotTaker(Callback):
     diagnostics: list[dict] = field(default_factory=list)
     importances: list[dict] = field(default_factory=list)
     assign_wall_s: float = 0.0
+    assign_rows: int = 0
+    # Mean train loss of the steps between two snapshots, one per snapshot: did the warm-up learn?
+    train_losses: list[float] = field(default_factory=list)
+    _loss: tuple[float, int] = (0.0, 0)
+
+    def on_step_loss(self, step: int, loss: float, rows: int) -> None:
+        self._loss = (self._loss[0] + loss * rows, self._loss[1] + rows)
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         t = len(self.taken) + 1
         if t <= self.snapshots and step >= round(t * total_steps / self.snapshots):
+            total, rows = self._loss
+            self.train_losses.append(total / rows if rows else float("nan"))
+            self._loss = (0.0, 0)
             stats = self.collector.snapshot()
             ctx = CriterionContext.from_search_config(self.cfg.search, self.seed + t)
             self.taken.append(score_snapshot(stats, self.criteria, ctx))
@@ -64,9 +73,9 @@ class SnapshotTaker(Callback):
                 self.diagnostics.append({"snapshot": t, "step": step,
                                          **self.probe.diagnose(self.collector.supernet, self.taken[-1])})
             if self.assign_probe is not None:
-                started = time.time()
                 self.importances.append(self.assign_probe.importance(self.collector.supernet)[0])
-                self.assign_wall_s += time.time() - started
+                seconds, rows = self.assign_probe.take_cost()
+                self.assign_wall_s, self.assign_rows = self.assign_wall_s + seconds, self.assign_rows + rows
             self.collector.reset()
 
 
@@ -111,7 +120,8 @@ def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], s
     finally:
         collector.close()
     snapshots = WarmupSnapshots(taker.taken)
-    snapshots.assign = rule
+    snapshots.assign, snapshots.train_losses = rule, taker.train_losses
+    snapshots.probe_cost = (taker.assign_wall_s, taker.assign_rows)
     snapshots.rule_alternatives = bool(cfg.search.diagnostics.enabled and cfg.search.diagnostics.grid)
     if assign_probe is not None:
         snapshots.importances = taker.importances

@@ -19,7 +19,8 @@ from prunepeft import outputs
 from prunepeft.config.typed import SearchSettings
 from prunepeft.io import append_jsonl
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
-from prunepeft.progress_log import log_round, log_warmup
+from prunepeft.progress_log import estimate_rounds, log_round, log_warmup
+from prunepeft.pruning import cost
 from prunepeft.pruning.checkpoint import supernet_tensors
 from prunepeft.pruning.rank_stage import module_stop, prune_ranks, select_round_for_ranks
 from prunepeft.pruning.scoring import snapshot_to_json
@@ -72,6 +73,7 @@ class RoundOutcome:
     stats: Mapping[UnitId, Any]
     started: float
     diagnostics: Optional[dict] = None
+    probe: Any = None  # the diagnostics probe (search.diagnostics): its passes are charged apart
 
 
 def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, s: SearchSettings, budget: int,
@@ -100,9 +102,14 @@ def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, s: SearchSettin
     state.rounds_done, state.removed = r, state.removed + removed
     state.examples += fitted.examples_seen
     state.wall_s += time.time() - outcome.started
+    diag_s, diag_rows = outcome.probe.take_cost() if outcome.probe is not None else (0.0, 0)
+    cost.add(state, "round_diagnostics", diag_s, diag_rows)
+    cost.add(state, "rounds", time.time() - outcome.started - diag_s, fitted.eval_examples)
     state.save(ckpt, supernet_tensors(supernet))
     p = outcome.combined.p
-    log_round(r, None, {unit_key(u): float(p[u]) for u in outcome.removed}, left.peft, budget, fitted.last,
+    # ≈N: this round plus the rounds the units left above B still need at k per round
+    approx = r + estimate_rounds(left.peft, budget, len(outcome.active_before) - len(removed), s.k)
+    log_round(r, approx, {unit_key(u): float(p[u]) for u in outcome.removed}, left.peft, budget, fitted.last,
               time.time() - outcome.started)
     if outcome.diagnostics is not None:
         log.info("round %d %s", r, _signal_note(outcome.diagnostics))
@@ -111,11 +118,19 @@ def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, s: SearchSettin
     return left
 
 
-def record_warmup(run: Any, result: Any, k: int, fitted: Any, diagnostics: Optional[list]) -> None:
-    """Write warmup.json (τ, S_H, pick counts; per-snapshot diagnostics when measured) and log S_H."""
+def record_warmup(run: Any, result: Any, k: int, fitted: Any, diagnostics: Optional[list],
+                  learning: Optional[dict] = None) -> None:
+    """Write warmup.json (τ, S_H, pick counts; per-snapshot train loss and the learned flag; per-snapshot
+    diagnostics when measured) and log S_H, with one warning line when the supernet learned nothing."""
     run.write_json(outputs.WARMUP, {**result.to_json(), "k": k, "examples": fitted.examples_seen,
+                                   **({"learning": learning} if learning else {}),
                                    **({"diagnostics": diagnostics} if diagnostics else {})})
     log_warmup({key: c for key, c in result.to_json()["assignment"].items()}, result.margins(), result.assign_rule)
+    if learning and not learning["learned"]:
+        log.warning("the warm-up learned nothing (train loss %s, chance %.3f): its assignment S_H ranks the "
+                    "initialisation, not the task; train it longer (search.warmup.epochs), on more rows "
+                    "(search.warmup.subset) or at a higher train.lr_peft",
+                    " -> ".join(f"{x:.3f}" for x in learning["train_loss"]), learning["chance_loss"])
 
 
 def _signal_note(diagnostics: Optional[dict]) -> str:

@@ -31,7 +31,7 @@ from prunepeft.metrics import check_task_metrics
 from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import Supernet, UnitSizes
 from prunepeft.peft.found_config import FoundConfig
-from prunepeft.pruning import backbone_stage, light_peft
+from prunepeft.pruning import backbone_stage, cost, light_peft
 from prunepeft.pruning.checkpoint import SearchState
 from prunepeft.pruning.criteria import get_criterion
 from prunepeft.pruning.criteria.base import CriterionContext
@@ -146,6 +146,7 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None)
     assignment = transferred_assignment(s, supernet, partition) if needs_warmup else None
     # Every input a user can get wrong has been checked: only now does the run directory get written.
     run.start("search", seed, config_dict(cfg), str(resolve_device(cfg.train.device)))
+    cost.add(state, "setup", time.time() - run.started)  # backbone, data, supernet: paid by every invocation
     if needs_warmup and assignment is None:
         assignment = warm_up(supernet, tokenizer, warmup_set, cfg, s, run, state, ckpt, partition, strategy, probe,
                              data)
@@ -162,7 +163,7 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None)
                                                train_loss=fitted.history[-1]["train_loss"], grid=(partition, assignment, k))
         removed = remove_units(supernet, removed, stats, cfg, budget, last, seed + r, run)
         counts = record_round(run, state, ckpt, supernet, s, budget,
-                              RoundOutcome(r, active, removed, last, snapshot, combined, fitted, stats, started, diagnostics))
+                              RoundOutcome(r, active, removed, last, snapshot, combined, fitted, stats, started, diagnostics, probe))
     if prunable and s.fill_budget:
         fill_budget(supernet, state.removed, budget)
     found = FoundConfig.from_supernet(supernet, cfg.model)

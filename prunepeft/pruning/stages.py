@@ -27,13 +27,19 @@ from prunepeft.models import get_family
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.peft.found_config import FoundConfig, build_from_found
 from prunepeft.peft.weights import save_trained
-from prunepeft.pruning import backbone_stage, light_peft
+from prunepeft.pruning import backbone_stage, cost, light_peft
 from prunepeft.pruning.budget import budget_params, check_budget
 from prunepeft.pruning.checkpoint import SearchState, restore_weights, supernet_tensors
 from prunepeft.pruning.partitions import Partition
 from prunepeft.pruning.phases import run_warmup, train_supernet
 from prunepeft.pruning.rounds import SimulatedCrash, record_warmup
-from prunepeft.pruning.warmup import load_assignment, summarise_warmup, unit_assignment
+from prunepeft.pruning.warmup import (
+    chance_loss,
+    learning_record,
+    load_assignment,
+    summarise_warmup,
+    unit_assignment,
+)
 from prunepeft.seed import seed_everything
 from prunepeft.train.loop import FitResult
 
@@ -84,9 +90,17 @@ def warm_up(supernet: Any, tokenizer: Any, warmup_set: Any, cfg: Any, s: SearchS
     snapshots, fitted, diagnostics = run_warmup(supernet, tokenizer, warmup_set, cfg, seed=seed, run=run,
                                                 criteria=strategy.criteria, probe=probe, data=data)
     result = summarise_warmup(snapshots, partition, k, seed, strategy.criteria)
-    record_warmup(run, result, k, fitted, diagnostics)
+    regression = int(cfg.task.num_labels) == 1
+    learning = learning_record(snapshots.train_losses, chance_loss(warmup_set["labels"], regression),
+                               float(cfg.search.diagnostics.learned_margin), regression)
+    record_warmup(run, result, k, fitted, diagnostics, learning)
     state.warmup_done, state.examples = True, state.examples + fitted.examples_seen
     state.wall_s += time.time() - started
+    # The probes ran inside the warm-up's training loop: their time is taken out of warmup_train.
+    diag_s, diag_rows = probe.take_cost() if probe is not None else (0.0, 0)
+    assign_s, assign_rows = snapshots.probe_cost
+    cost.add(state, "warmup_probes", diag_s + assign_s, diag_rows + assign_rows)
+    cost.add(state, "warmup_train", time.time() - started - diag_s - assign_s)
     # The warm-up-trained weights: round 1 starts from them under reinit=keep, also after a resume.
     state.save(ckpt, supernet_tensors(supernet))
     if s.crash_after_round == 0:
@@ -124,11 +138,11 @@ def retrain(cfg: Any, s: SearchSettings, run: Any, strategy: str, found: FoundCo
 
     `search.retrain_epochs=0` is search only (settings studies): the found configuration is the result.
     """
-    epochs = s.retrain_epochs
+    epochs, started = s.retrain_epochs, time.time()
     if epochs == 0:
         params = count_parameters(supernet)
         return summary(cfg, s, strategy, found, params, FitResult([], {}), state, len(data.train), epochs,
-                       backbone_stage.summary_fields(cfg, supernet.model, params.base, run.path))
+                       backbone_stage.summary_fields(cfg, supernet.model, params.base, run.path), run)
     seed = s.seed
     seed_everything(seed)
     model, tokenizer = backbone_stage.load_run_backbone(cfg.model, int(cfg.task.num_labels), seed, run.path)
@@ -138,13 +152,15 @@ def retrain(cfg: Any, s: SearchSettings, run: Any, strategy: str, found: FoundCo
                                phase="retrain", run=run)
     save_trained(final, run.path)  # units + head: for `prunepeft export`, load_run and reuse
     params = count_parameters(final)
+    cost.add(state, "retrain", time.time() - started)
     return summary(cfg, s, strategy, found, params, retrained, state, len(data.train), epochs,
-                   backbone_stage.summary_fields(cfg, final.model, params.base, run.path))
+                   backbone_stage.summary_fields(cfg, final.model, params.base, run.path), run)
 
 
 def summary(cfg, s: SearchSettings, strategy: str, found, params, retrained, state: SearchState, train_size: int,
-            epochs: int, backbone: Optional[dict] = None) -> dict:
-    """summary.json (prunepeft.outputs.summary): the headline is the LAST retrain epoch (docs/method.md#retrain)."""
+            epochs: int, backbone: Optional[dict] = None, run: Any = None) -> dict:
+    """summary.json (prunepeft.outputs.summary): the headline is the LAST retrain epoch (docs/method.md#retrain);
+    `cost` is the wall-clock by phase and the examples trained and forward-only (prunepeft.pruning.cost)."""
     return outputs.summary(
         "search", cfg, "prunepeft", retrained,
         params={"peft": params.peft, "head": params.head, "base": params.base, "percent": params.percent},
@@ -156,6 +172,7 @@ def summary(cfg, s: SearchSettings, strategy: str, found, params, retrained, sta
         search={"wall_s": round(state.wall_s, 2), "rounds": state.rounds_done, "examples": state.examples,
                 # search cost in passes over the training set D (Table 4)
                 "epoch_equivalents": round(state.examples / max(1, train_size), 4)},
+        cost=cost.summary(state, run.started if run is not None else time.time(), retrained, train_size),
         transfer={"kind": "strategy", "from_run": s.strategy.from_run} if s.strategy.from_run else None,
         **({"backbone": backbone} if backbone else {}),  # early backbone pruning (backbone_stage)
     )

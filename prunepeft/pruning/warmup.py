@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import numpy as np
+
 from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.pruning.assign_rules import get_assign_rule, tendency_scores
@@ -60,6 +62,8 @@ class WarmupSnapshots(list):
     assign: str = "tendency"
     importances: Optional[list] = None
     probe: Optional[dict] = None
+    train_losses: Optional[list] = None  # mean train loss of the steps before each snapshot
+    probe_cost: tuple = (0.0, 0)  # (seconds, forward-only rows) of the agreement probe
     rule_alternatives: bool = False  # also derive every other rule's S (`search.diagnostics.grid`)
 
 
@@ -319,3 +323,32 @@ __all__ = [
     "tendencies",
     "unit_assignment",
 ]
+
+
+def chance_loss(labels: Sequence[float], regression: bool) -> float:
+    """The train loss of a model that learned nothing but the label distribution of d.
+
+    Classification: the entropy of d's label frequencies in nats (cross-entropy of predicting them;
+    ln(classes) when balanced, less for CoLA's 70/30). Regression: the labels' variance (the MSE
+    of predicting their mean).
+    """
+    values = np.asarray(labels, dtype=float)
+    if regression:
+        return float(values.var())
+    _, counts = np.unique(values, return_counts=True)
+    freq = counts / counts.sum()
+    return float(-(freq * np.log(freq)).sum())
+
+
+def learning_record(train_losses: Sequence[float], chance: float, margin: float, regression: bool) -> dict[str, Any]:
+    """warmup.json's `learning`: did the supernet the assignment S_H was made on learn anything?
+
+    `learned` is false when the last snapshot's train loss is not below the chance loss by
+    `search.diagnostics.learned_margin` (nats; for regression that fraction of the variance), the
+    same margin the diagnostics use for a round (docs/method.md#warm-up). Scores taken on a
+    supernet that learned nothing rank its initialisation, not the task.
+    """
+    need = margin * chance if regression else margin
+    last = float(train_losses[-1]) if train_losses else float("nan")
+    return {"train_loss": [round(float(x), 6) for x in train_losses], "chance_loss": round(chance, 6),
+            "margin": round(need, 6), "learned": bool(last < chance - need)}

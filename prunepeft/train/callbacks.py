@@ -8,6 +8,7 @@ The loop calls, in this order, for every optimizer step:
     on_before_optimizer_step(step)        # grads accumulated and unscaled, BEFORE clipping:
                                           # the |g| and |w.g| of the paper's Table 1 criteria
     clip_grad_norm_, optimizer.step(), scheduler.step(), zero_grad
+    on_step_loss(step, loss, rows)        # the step's mean train loss over its rows
     on_step_end(step, total_steps)        # after the update (snapshots for the warm-up)
 
 and after each epoch's evaluation `on_epoch_end(epoch, metrics)`. Steps and epochs count from 1.
@@ -29,6 +30,9 @@ class Callback:
     def on_before_optimizer_step(self, step: int) -> None:
         """Called after backward and gradient accumulation, before clipping and the update."""
 
+    def on_step_loss(self, step: int, loss: float, rows: int) -> None:
+        """Called after an applied update with the step's mean train loss over its `rows` rows."""
+
     def on_step_end(self, step: int, total_steps: int) -> None:
         """Called after optimizer and scheduler stepped; `step` in 1..total_steps."""
 
@@ -49,6 +53,12 @@ class CallbackList(Callback):
     def on_before_optimizer_step(self, step: int) -> None:
         for cb in self.callbacks:
             cb.on_before_optimizer_step(step)
+
+    def on_step_loss(self, step: int, loss: float, rows: int) -> None:
+        for cb in self.callbacks:  # added after the other hooks: duck-typed callbacks may lack it
+            hook = getattr(cb, "on_step_loss", None)
+            if hook is not None:
+                hook(step, loss, rows)
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         for cb in self.callbacks:

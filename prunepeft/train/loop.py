@@ -83,6 +83,7 @@ class FitResult:
     examples_seen: int = 0
     steps: int = 0
     wall_s: float = 0.0
+    eval_examples: int = 0  # rows of every evaluation pass (forward only): the cost of the dev metric
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -189,7 +190,7 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
     optimizer = build_optimizer(param_groups)
     scheduler = linear_schedule(optimizer, total_steps, train_cfg.warmup_ratio)
     params = trainable(param_groups)
-    history, best, best_epoch, step, seen, start = [], {}, 0, 0, 0, time.time()
+    history, best, best_epoch, step, seen, evaluated, start = [], {}, 0, 0, 0, 0, time.time()
     allowed, skipped = int(getattr(train_cfg, "max_nonfinite_steps", 0) or 0), 0
     log_loss, log_n, lr = 0.0, 0, optimizer.param_groups[0]["lr"]
 
@@ -250,6 +251,7 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 seen += n_step
+                cbs.on_step_loss(step, step_loss / max(1, step_n), step_n)
                 cbs.on_step_end(step, total_steps)
                 if run is not None and (step % train_cfg.log_every == 0 or step == total_steps):
                     run.event(phase=phase, kind="step", step=step, epoch=epoch, loss=round(log_loss / max(1, log_n), 6),
@@ -261,6 +263,7 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
             if eval_sets and (evaluate_every_epoch or epoch == epochs):
                 metrics = {split: evaluate(model, ds, tokenizer, task, train_cfg.eval_batch_size, train_cfg.precision)
                            for split, ds in eval_sets.items()}
+                evaluated += sum(len(ds) for ds in eval_sets.values())
                 if not best or _primary(metrics, task) > _primary(best, task):
                     best, best_epoch = metrics, epoch
             train_loss = epoch_loss / max(1, epoch_n)
@@ -272,4 +275,4 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
 
     last = next((h["metrics"] for h in reversed(history) if h["metrics"]), {})
     return FitResult(history=history, last=last, best=best, best_epoch=best_epoch,
-                     examples_seen=seen, steps=step, wall_s=round(time.time() - start, 3))
+                     examples_seen=seen, steps=step, wall_s=round(time.time() - start, 3), eval_examples=evaluated)
