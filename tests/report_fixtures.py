@@ -15,18 +15,28 @@ def _write(path: Path, obj) -> None:
     path.write_text(json.dumps(obj), encoding="utf-8")
 
 
+def _merge(base: dict, over: dict) -> dict:
+    for key, value in over.items():
+        base[key] = _merge(dict(base.get(key) or {}), value) if isinstance(value, dict) else value
+    return base
+
+
 def make_run(root: Path, rel: str, *, command: str, task: str, seed: int, value: float, model: str = "minilm_l6",
              family: str = "bert", method: str | None = None, strategy: str = "hybrid", criterion: str | None = None,
              fidelity: str = "high", lr: float = 1e-3, percent: float = 0.75, transfer: dict | None = None,
-             done: bool = True, search_wall: float = 100.0, train_wall: float = 200.0) -> Path:
-    """One run directory with run.json + summary.json (+ DONE when `done`)."""
+             done: bool = True, search_wall: float = 100.0, train_wall: float = 200.0, space: list | None = None,
+             config_over: dict | None = None) -> Path:
+    """One run directory with run.json + summary.json (+ DONE when `done`); `config_over` is merged into
+    run.json's resolved config (e.g. `{"data": {"train_subset": 500}}`)."""
     run = root / rel
     search = command == "search"
     metric = "pearson" if task == "stsb" else "accuracy"
     config = {"command": command, "seed": seed, "scale": "cpu", "method": method or "fft",
               "model": {"name": model, "family": family, "kind": "pretrained"}, "task": {"name": task},
               "strategy": {"name": strategy, "criterion": criterion, "combine": "paper", "from_run": None},
-              "search": {"fidelity": fidelity}, "search_space": SPACE, "train": {"lr_peft": lr}, "extra": {}}
+              "search": {"fidelity": fidelity}, "search_space": space or SPACE, "train": {"lr_peft": lr, "lr_head": lr},
+              "data": {"train_subset": 2000, "dir": None}, "logger": {"name": "none"}, "extra": {}}
+    _merge(config, config_over or {})
     status = "done" if done else "running"
     _write(run / "run.json", {"command": command, "seed": seed, "status": status, "config": config})
     summary = {"command": command, "task": task, "model": model, "method": "prunepeft" if search else method,
@@ -44,13 +54,14 @@ def make_run(root: Path, rel: str, *, command: str, task: str, seed: int, value:
     return run
 
 
-def add_search_files(run: Path, kept: dict[int, list[str]], num_layers: int = 6, seed: int = 1) -> None:
+def add_search_files(run: Path, kept: dict[int, list[str]], num_layers: int = 6, seed: int = 1,
+                     space: list | None = None) -> None:
     """found_config.json, warmup.json and rounds.jsonl of a search run (`kept`: layer -> unit types)."""
     if seed == 1:  # the layout of the brief: {"layer": [units]}
         found = {"layers": {str(i): [{"type": t} for t in kept.get(i, [])] for i in range(num_layers)}}
     else:  # the layout `prunepeft search` writes: a layer list plus the flat unit keys
         found = {"layers": [{"layer": i, "units": [{"type": t} for t in kept.get(i, [])]} for i in range(num_layers)],
-                 "units": [f"{i}:{t}" for i in sorted(kept) for t in kept[i]], "search_space": SPACE}
+                 "units": [f"{i}:{t}" for i in sorted(kept) for t in kept[i]], "search_space": space or SPACE}
     _write(run / "found_config.json", {"family": "bert", "model_id": "x", "num_layers": num_layers,
                                        "params": 170000, "percent": 0.75, **found})
     _write(run / "warmup.json", {

@@ -5,7 +5,9 @@
     prunepeft report reference_csv=my_paper_numbers.csv
 
 Reads only files under `runs` (summary.json, run.json, found_config.json, warmup.json,
-rounds.jsonl, DONE); never trains. Unfinished runs (no DONE) are listed in report.md, not used.
+rounds.jsonl, DONE); never trains. A run is a directory with run.json (tracker folders and exports
+are not). Unfinished runs (no DONE) are listed in report.md, not used. Runs of one method, model and
+task that differ in a result-changing config key get one row each (runs.csv: `fingerprint`).
 """
 from __future__ import annotations
 
@@ -85,7 +87,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     names = [str(n) for n in cfg.tables]
     df = collect_runs(runs_dir)
     if df.empty:
-        raise UserError(f"no runs found under {str(runs_dir)!r}: no summary.json or run.json below it; "
+        raise UserError(f"no runs found under {str(runs_dir)!r}: no run.json below it; "
                         "run `prunepeft search`/`prunepeft baseline` first or point runs= elsewhere")
     tables = build_tables(df, names, reference)
     written: list[tuple[str, str]] = []
@@ -98,7 +100,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     signal = build_signal(df, out)  # runs measured with search.diagnostics, and arms compared by seed
     if signal:
         written.append(("signal", signal))
-    atomic_write_text(out / "runs.csv", df.drop(columns=["path", "metrics"], errors="ignore")
+    atomic_write_text(out / "runs.csv", df.drop(columns=["path", "metrics", "config_keys"], errors="ignore")
                       .to_csv(index=False, lineterminator="\n"))
     figures = build_figures(df, out / "figures") if cfg.figures else []
     atomic_write_text(out / "report.md", _index(runs_dir, out, df, written, figures))

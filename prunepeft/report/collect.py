@@ -2,7 +2,8 @@
 
 The report reads files only (docs/architecture.md#the-run-output-contract): `summary.json` (final metrics, params, costs),
 `run.json` (status and the resolved config, used as a fallback for fields an older summary lacks),
-`found_config.json` (layers), and the `DONE` marker. Runs without `DONE` are kept with
+`found_config.json` (layers), and the `DONE` marker. Only a directory with `run.json` is a run
+(`find_run_dirs`); its resolved config gives the fingerprint that keeps configurations apart. Runs without `DONE` are kept with
 `complete=False`: they are listed as incomplete and never used in a table.
 """
 from __future__ import annotations
@@ -17,10 +18,10 @@ import pandas as pd
 
 from prunepeft import outputs
 from prunepeft.report.backbone_check import backbone_label
+from prunepeft.report.configs import fingerprint, fingerprint_id
 
 log = logging.getLogger(__name__)
 
-MARKERS = (outputs.SUMMARY, outputs.RUN_JSON)
 NUMERIC = ("seed", "value", "best_value", "params_percent", "params_peft", "search_wall_s", "search_epoch_eq",
            "search_rounds", "train_wall_s", "train_epochs", "num_layers")
 TASK_NAMES = {"rte": "RTE", "mrpc": "MRPC", "stsb": "STS-B", "cola": "CoLA", "sst2": "SST-2",
@@ -78,9 +79,21 @@ def lr_label(lr: Any, method: str | None) -> str:
 
 
 def find_run_dirs(root: Path) -> list[Path]:
-    """Every directory under `root` (itself included) holding summary.json or run.json."""
-    found = {p.parent for name in MARKERS for p in Path(root).rglob(name)}
-    return sorted(d for d in found if not any(part.startswith(".") for part in d.relative_to(root).parts))
+    """Every run directory under `root` (itself included): one holding the run file, `run.json`.
+
+    `RunDir.start` writes run.json first, so every run has it, finished or not. A `summary.json`
+    alone is not a run: the csv tracker keeps a copy in `trackers/csv/`, and exports, tracker stores
+    (mlflow, tensorboard, wandb), `.hydra/`, `checkpoint/` and `.aside/` are never runs either. A
+    directory inside a run (its trackers, checkpoint, an export written into it) belongs to that run.
+    """
+    root = Path(root)
+    found = sorted(p.parent for p in root.rglob(outputs.RUN_JSON) if p.is_file())
+    found = [d for d in found if not any(part.startswith(".") for part in d.relative_to(root).parts)]
+    runs: list[Path] = []
+    for d in found:  # sorted: a run comes before anything below it
+        if not any(d.is_relative_to(r) for r in runs):
+            runs.append(d)
+    return runs
 
 
 def _transfer(summary: dict, config: dict, method: str | None) -> tuple[str | None, str | None]:
@@ -155,7 +168,9 @@ def read_run(path: Path, root: Path) -> dict[str, Any]:
         "num_layers": found.get("num_layers"),
         "backbone": backbone_label(summary),  # unpruned | pruned (heads, ffn): one kind per report
         "search_space": ",".join(found.get("search_space") or config.get("search_space") or []) if search else None,
+        "config_keys": fingerprint(config, command, method),  # the keys that change a result (report.configs)
     }
+    row["fingerprint"] = fingerprint_id(row["config_keys"])
     if row["strategy"] != "single":
         row["criterion"] = None
     row["transfer_kind"], row["transfer_from"] = _transfer(summary, config, method)

@@ -12,6 +12,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from prunepeft import outputs
@@ -84,6 +85,23 @@ def _kept(path: Path) -> set[tuple[int, str]] | None:
     if isinstance(layers, list):
         return {(int(e["layer"]), u["type"]) for e in layers for u in e.get("units", [])}
     return None
+
+
+def _candidates(path: Path, search_space) -> set[str]:
+    """The unit types a run could prune: its search space (run.json / found_config.json); for a run that
+    records none, the types it kept or removed (a type it never had is never counted as pruned)."""
+    space = set(_space(search_space))
+    if space:
+        return space
+    kept = _kept(path) or set()
+    removed = {_unit(k) for r in read_jsonl(path / outputs.ROUNDS) for k in r.get("removed", [])}
+    return {t for _, t in kept | removed}
+
+
+def pruned_fraction(kept: dict[str, set], candidates: dict[str, set], paths, layer: int, kind: str) -> float:
+    """Share of the runs in `paths` that had `kind` as a candidate and pruned it at `layer` (NaN: none had it)."""
+    had = [p for p in paths if kind in candidates[p]]
+    return float(np.mean([(layer, kind) not in kept[p] for p in had])) if had else math.nan
 
 
 def _dev_value(dev: dict, metric: str | None) -> float:

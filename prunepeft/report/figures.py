@@ -4,7 +4,8 @@
   paper's evidence that criteria prefer different module types and depths (why Eq. (1) mixes them).
   Pick counts come from `warmup.json` (`pick_counts`) and `rounds.jsonl` (`picks`).
 - Figure 3: pruning frequency of each (layer, unit type) across the found configurations
-  (`found_config.json`) of PrunePEFT runs, one panel per task plus all tasks together.
+  (`found_config.json`) of PrunePEFT runs, one panel per task plus all tasks together; a type counts
+  only in the runs whose search space had it (pruned / had it as a candidate).
 - Per search run: active PEFT parameters (% of the base model; round 0 = the supernet, the budget
   line) and the dev metric over the pruning rounds; the found configuration (layers × unit types:
   kept, or the round that removed it); the warm-up tendencies τ with the assignment S_H marked.
@@ -30,6 +31,7 @@ from prunepeft import outputs  # noqa: E402
 from prunepeft.io import read_jsonl  # noqa: E402
 from prunepeft.report.collect import TASK_ORDER, task_name  # noqa: E402
 from prunepeft.report.figure_data import (  # noqa: E402
+    _candidates,
     _dev_value,
     _first_seen,
     _grid,
@@ -39,6 +41,7 @@ from prunepeft.report.figure_data import (  # noqa: E402
     _space,
     _unit,
     pick_counts,
+    pruned_fraction,
     round_series,
 )
 
@@ -117,7 +120,10 @@ def figure3(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
         if not found:
             continue
         group = group[group["path"].isin(list(found))]
+        spaces = group["search_space"] if "search_space" in group else pd.Series(None, index=group.index)
+        cands = {p: _candidates(Path(p), s) for p, s in zip(group["path"], spaces)}
         n_layers, types = _grid(group, {u for k in found.values() for u in k})
+        types = [t for t in types if any(t in c for c in cands.values())]
         tasks = sorted(group["task"].unique(), key=lambda t: TASK_ORDER.index(t) if t in TASK_ORDER else 99)
         panels = [(task_name(t), group[group["task"] == t]) for t in tasks]
         panels += [("All tasks", group)] if len(tasks) > 1 else []
@@ -125,13 +131,15 @@ def figure3(runs: pd.DataFrame, out_dir: Path) -> list[FigureFile]:
         width = 0.8 / len(types)
         for ax, (title, g) in zip(axes, panels):
             for i, kind in enumerate(types):
-                freq = [np.mean([(l, kind) not in found[p] for p in g["path"]]) for l in range(n_layers)]
+                # only runs that had `kind` as a candidate count (a type outside a run's search space
+                # is not "pruned" there); a panel whose runs never had it gets no bar
+                freq = [pruned_fraction(found, cands, list(g["path"]), l, kind) for l in range(n_layers)]
                 ax.bar(np.arange(n_layers) + (i - (len(types) - 1) / 2) * width, freq, width, label=kind)
             ax.set_title(f"{title} ({len(g)} runs)", fontsize=9)
             ax.set_xticks(range(n_layers))
             ax.set_ylim(0, 1.05)
             ax.set_xlabel("layer", fontsize=8)
-            ax.set_ylabel("pruned fraction", fontsize=8)
+            ax.set_ylabel("pruned fraction\n(runs with the type)", fontsize=8)
         # Below the panels: "outside upper right" shares the title's row and covered it with one panel.
         fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=7, ncols=len(types),
                    title="unit type", title_fontsize=7)

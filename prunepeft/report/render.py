@@ -1,8 +1,9 @@
 """A table model and its three renderings: markdown, LaTeX (booktabs) and CSV.
 
 As in the paper's tables, the best value of a column is bold and the second best underlined
-(markdown: `**best**`, `<u>second</u>`). Only measured rows are ranked; the paper's numbers are a
-separate block, labelled as the paper's, never ranked with or mixed into ours.
+(markdown: `**best**`, `<u>second</u>`). Only measured values are ranked; the paper's number for a
+row stands in its own column beside ours (`<column> paper`), with `<column> Δ` = ours − paper,
+never ranked with or averaged into ours. The three renderings show the same numbers.
 """
 from __future__ import annotations
 
@@ -40,10 +41,27 @@ class Table:
     delta_to: str = "PrunePEFT"
     legend: str = ""
     notes: list[str] = field(default_factory=list)
-    paper: pd.DataFrame | None = None  # index columns + one column per value column, strings
+    labels: dict[Row, str] = field(default_factory=dict)  # a row's method label without its configuration
+    paper: dict[tuple[Row, str], str] = field(default_factory=dict)  # the paper's printed number beside ours
+    paper_columns: list[str] = field(default_factory=list)  # value columns followed by `paper` and `Δ`
 
     def cell(self, row: Row, col: str) -> Cell:
         return self.cells.get((row, col), Cell())
+
+    def paper_delta(self, row: Row, col: str) -> tuple[float, int] | None:
+        """(ours − paper, digits) on the displayed (rounded) mean, or None where either is missing."""
+        c, printed = self.cell(row, col), self.paper.get((row, col))
+        if c.missing or printed is None:
+            return None
+        digits = max(c.digits, len(printed.partition(".")[2]))
+        return round(round(c.mean, c.digits) - float(printed), digits), digits
+
+    def header(self) -> list[str]:
+        """The value columns as rendered: each paired column followed by its paper and Δ columns."""
+        out = []
+        for col in self.columns:
+            out += [col.name] + ([f"{col.name} paper", f"{col.name} Δ"] if col.name in self.paper_columns else [])
+        return out
 
     def marks(self) -> dict[tuple[Row, str], str]:
         """{(row, column): "best" | "second"}, ranked on the displayed (rounded) means.
@@ -86,48 +104,47 @@ def _md_table(header: list[str], rows: list[list[str]], n_index: int) -> list[st
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+def _values(t: Table, r: Row, marks: dict, tex: bool = False) -> list[str]:
+    """One row's rendered value cells (ours marked best/second; paper and Δ beside the paired ones)."""
+    out = []
+    for col in t.columns:
+        s, m = fmt(t.cell(r, col.name), tex=tex), marks.get((r, col.name))
+        if tex:
+            out.append(f"\\textbf{{{s}}}" if m == "best" else f"\\underline{{{s}}}" if m == "second" else s)
+        else:
+            out.append(f"**{s}**" if m == "best" else f"<u>{s}</u>" if m == "second" else s)
+        if col.name in t.paper_columns:
+            delta = t.paper_delta(r, col.name)
+            none = "--" if tex else MISSING
+            out += [t.paper.get((r, col.name), none), none if delta is None else f"{delta[0]:+.{delta[1]}f}"]
+    return out
+
+
 def to_markdown(t: Table) -> str:
-    """Markdown: measured table, paired differences, notes, then the paper's numbers."""
+    """Markdown: the table (ours, the paper's number and Δ), paired differences, then the notes."""
     marks, names = t.marks(), [c.name for c in t.columns]
     out = [f"## {t.title}", ""]
     if not t.rows:
         out += ["No finished runs for this table.", ""]
     else:
-        body = []
-        for r in t.rows:
-            cells = []
-            for c in names:
-                s, m = fmt(t.cell(r, c)), marks.get((r, c))
-                cells.append(f"**{s}**" if m == "best" else f"<u>{s}</u>" if m == "second" else s)
-            body.append([*r, *cells])
-        out += _md_table([*t.index, *names], body, len(t.index)) + [""]
+        body = [[*r, *_values(t, r, marks)] for r in t.rows]
+        out += _md_table([*t.index, *t.header()], body, len(t.index)) + [""]
         if t.legend:
             out += [t.legend, ""]
     delta_cols = [c for c in names if any((r, c) in t.deltas for r in t.rows)]
     delta_rows = [r for r in t.rows if any((r, c) in t.deltas for c in delta_cols)]
     if delta_rows:
         out += [f"Paired per-seed difference to {t.delta_to} (row − {t.delta_to}, same model, task and seed; "
-                "mean ± std over shared seeds, n = pairs):", ""]
+                "mean ± sd over shared seeds, n = pairs):", ""]
         body = [[*r, *(fmt(t.deltas.get((r, c), Cell()), signed=True) for c in delta_cols)] for r in delta_rows]
         out += _md_table([*t.index, *delta_cols], body, len(t.index)) + [""]
     out += [f"- {n}" for n in t.notes] + ([""] if t.notes else [])
-    if t.paper is not None and not t.paper.empty:
-        out += [f"Reported in the paper (arXiv 2506.07587, {t.key.replace('table', 'Table ')}): "
-                f"{_paper_caption(t)} numbers from the paper, single runs on GPUs, not measured here and "
-                "never averaged with ours:", ""]
-        out += _md_table(list(t.paper.columns), t.paper.astype(str).values.tolist(), 2) + [""]
     return "\n".join(out)
-
-
-def _paper_caption(t: Table) -> str:
-    """`RoBERTa-large` / `RoBERTa-large and Llama-3-8B`: whose numbers the paper block holds."""
-    models = list(dict.fromkeys(str(m) for m in t.paper["Model"])) if t.paper is not None else []
-    return " and ".join(models) or "The paper's"
 
 
 def _tex(s: str) -> str:
     for a, b in (("\\", "\\textbackslash{}"), ("_", "\\_"), ("%", "\\%"), ("&", "\\&"), ("#", "\\#"),
-                 ("—", "--"), ("−", "-")):
+                 ("—", "--"), ("−", "-"), ("±", "$\\pm$"), ("×", "$\\times$"), ("Δ", "$\\Delta$")):
         s = s.replace(a, b)
     return s
 
@@ -139,29 +156,25 @@ def _tex_tabular(header: list[str], rows: list[list[str]], n_index: int) -> list
 
 
 def to_latex(t: Table) -> str:
-    """LaTeX (booktabs; \\textbf best, \\underline second); the paper's numbers in a second tabular."""
-    marks, names = t.marks(), [c.name for c in t.columns]
+    """LaTeX (booktabs; \\textbf best, \\underline second): the columns of the markdown, legend as a note."""
+    marks = t.marks()
     lines = [f"% {t.title} -- generated by `prunepeft report` from run outputs", "\\begin{table}[t]",
              "\\centering", f"\\caption{{{_tex(t.title)}}}", f"\\label{{tab:{t.key}}}"]
-    body = []
-    for r in t.rows:
-        cells = []
-        for c in names:
-            s, m = fmt(t.cell(r, c), tex=True), marks.get((r, c))
-            cells.append(f"\\textbf{{{s}}}" if m == "best" else f"\\underline{{{s}}}" if m == "second" else s)
-        body.append([_tex(x) for x in r] + cells)
-    lines += _tex_tabular([_tex(h) for h in [*t.index, *names]], body, len(t.index))
-    if t.paper is not None and not t.paper.empty:
-        lines += ["", "\\medskip", f"{{\\small {_tex(_paper_caption(t))} numbers from the paper (arXiv 2506.07587), "
-                  "not measured here}",
-                  "", "\\medskip"]
-        paper_rows = [[_tex(str(x)) for x in row] for row in t.paper.values.tolist()]
-        lines += _tex_tabular([_tex(h) for h in t.paper.columns], paper_rows, 2)
+    body = [[_tex(x) for x in r] + _values(t, r, marks, tex=True) for r in t.rows]  # values: LaTeX already
+    lines += _tex_tabular([_tex(h) for h in [*t.index, *t.header()]], body, len(t.index))
+    if t.legend:
+        lines += ["", "\\medskip", f"{{\\small {_tex(_plain(t.legend))}}}"]
     return "\n".join(lines + ["\\end{table}", ""])
 
 
+def _plain(s: str) -> str:
+    """The legend without markdown marks (LaTeX shows bold and underline itself)."""
+    return s.replace("**best**", "bold = best").replace("<u>second</u>", "underlined = second")
+
+
 def to_csv(t: Table) -> str:
-    """Long CSV, measured values only: one line per (row, column) with mean, std, n, seeds, mark, delta."""
+    """Long CSV: one line per (row, column) with mean, sd (`std`), n, seeds, mark, the paired delta to
+    PrunePEFT, and the paper's number with Δ = ours − paper (empty where the paper has none)."""
     marks, recs = t.marks(), []
     for r in t.rows:
         for col in t.columns:
@@ -169,9 +182,11 @@ def to_csv(t: Table) -> str:
             recs.append({"table": t.key, **{k.lower().replace(" ", "_"): v for k, v in zip(t.index, r)},
                          "column": col.name, "mean": c.mean, "std": c.std, "n": c.n,
                          "seeds": ";".join(map(str, c.seeds)), "mark": marks.get((r, col.name), ""),
-                         "delta_mean": d.mean, "delta_std": d.std, "delta_n": d.n})
+                         "delta_mean": d.mean, "delta_std": d.std, "delta_n": d.n,
+                         "paper": t.paper.get((r, col.name), ""),
+                         "delta_paper": (t.paper_delta(r, col.name) or (math.nan,))[0]})
     cols = ["table", *(k.lower().replace(" ", "_") for k in t.index), "column", "mean", "std", "n", "seeds",
-            "mark", "delta_mean", "delta_std", "delta_n"]
+            "mark", "delta_mean", "delta_std", "delta_n", "paper", "delta_paper"]
     buf = io.StringIO()
     pd.DataFrame(recs, columns=cols).round(4).to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue()

@@ -6,112 +6,34 @@
 - Table 5: ablations (no pruning, random, best single criterion, no partition, hybrid).
 - Table 6: strategy transfer (reuse S_H) and architecture transfer (retrain a found config).
 
-Metric cells are dev-set values ×100 of the last epoch (docs/method.md#retrain), mean ± sample std over
-seeds with n; baseline/ablation rows also get the paired per-seed difference to PrunePEFT.
+Metric cells are dev-set values ×100 of the last epoch (docs/method.md#retrain), mean ± sd (sample standard
+deviation) over seeds with n; baseline/ablation rows also get the paired per-seed difference to PrunePEFT.
+A cell pools the seeds of one configuration (report.configs): a method run in several gets one row
+each. Beside each row stands the paper's number for its method and Δ = ours − paper (report.paper).
 """
 from __future__ import annotations
-
-import csv
-import re
-from pathlib import Path
 
 import pandas as pd
 
 from prunepeft.errors import UserError
 from prunepeft.report.aggregate import Cell, paired_delta, seed_cell, select_lr, stats
 from prunepeft.report.backbone_check import check_one_backbone
-from prunepeft.report.collect import DECODER_FAMILIES, TASK_NAMES, TASK_ORDER, task_name
+from prunepeft.report.collect import DECODER_FAMILIES, TASK_ORDER, task_name
+from prunepeft.report.configs import row_label, split_note, split_variants
+from prunepeft.report.paper import base_label, load_reference, paper_numbers
 from prunepeft.report.render import Column, Table
 
+__all__ = ["TABLES", "build_tables", "load_reference"]
+
 TABLES = ("table2", "table3", "table4", "table5", "table6")
-REFERENCE_CSV = Path(__file__).with_name("paper_reference.csv")
-REFERENCE_HEADER = ["table", "model", "method", "column", "value", "source", "note"]
 MAIN_ROWS = ["FFT", "Head only", "Adapter", "Houlsby", "LoRA", "DoRA", "PrunePEFT", "PrunePEFT (low fidelity)"]
 ABLATION_ROWS = ["No pruning", "Random pruning", "Single criterion", "No partition", "PrunePEFT"]
-LEGEND = ("Cells: dev-set metric ×100 (last epoch), mean ± sample std over seeds (n = seeds); Avg = mean of the "
-          "task means (rows with every task){params}; **best**, <u>second</u> per column and model; "
-          "— = no finished run.")
-
-
-def load_reference(path: str | Path | None = None) -> pd.DataFrame:
-    """The paper's reported numbers (versioned CSV; header `table,model,method,column,value,source,note`)."""
-    path = Path(path) if path else REFERENCE_CSV
-    if not path.is_file():
-        raise UserError(f"reference_csv={str(path)!r} does not exist; "
-                        f"give a CSV with header {','.join(REFERENCE_HEADER)}")
-    with open(path, encoding="utf-8", newline="") as fh:
-        header = next(csv.reader(fh), [])
-    if header != REFERENCE_HEADER:
-        raise UserError(f"reference_csv={str(path)!r} has header {header}; expected {','.join(REFERENCE_HEADER)}")
-    ref = pd.read_csv(path, dtype=str, keep_default_na=False)
-    bad = [v for v in ref["value"] if not _is_number(v)]
-    if bad:
-        raise UserError(f"reference_csv={str(path)!r}: non-numeric value(s) {bad[:3]}; "
-                        "leave a number out instead of guessing")
-    return ref
-
-
-def _is_number(v: str) -> bool:
-    try:
-        float(v)
-        return True
-    except ValueError:
-        return False
-
-
-def _column_name(key: str) -> str:
-    return {"avg": "Avg", "params": "Params (%)"}.get(key, task_name(key) if key in TASK_ORDER else key)
-
-
-PAPER_MODELS = {"roberta-large": "RoBERTa-large", "llama3-8b": "Llama-3-8B"}
-# The paper's Table 4 columns (paper_reference.csv) -> ours.
-PAPER_COLUMNS = {"search_epochs": "Search (epoch-eq.)", "retrain_epochs": "Retrain epochs", "ratio": "Search / retrain"}
-_DISPLAY_TO_TASK = {name: key for key, name in TASK_NAMES.items()}
-
-
-def _paper_key(column: str) -> str:
-    """A reference column as our key: `SST-2` or `sst2` -> `sst2`, `Avg` -> `avg`, others as they are."""
-    return _DISPLAY_TO_TASK.get(column, "avg" if column.lower() == "avg" else column)
-
-
-def _paper_params(note: str) -> str | None:
-    """The printed `%Param.` of a row (`%param 0.40%` -> `0.40`), or None."""
-    match = re.search(r"%param\s*([0-9.]+)\s*%", note or "", flags=re.IGNORECASE)
-    return match.group(1) if match else None
-
-
-def paper_model_label(model: str) -> str:
-    """`roberta-large` -> `RoBERTa-large` (other names as written in the CSV)."""
-    return PAPER_MODELS.get(model, model)
-
-
-def _paper_block(ref: pd.DataFrame, key: str) -> pd.DataFrame | None:
-    """The paper's rows of table `key`, in our column names and order (values kept exactly as printed).
-
-    Table 2/3 rows get the printed `%Param.` (the CSV's note) as `Params (%)`, beside ours.
-    """
-    sub = ref[ref["table"] == key]
-    if sub.empty:
-        return None
-    keys = [_paper_key(c) for c in sub["column"]]
-    sub = sub.assign(key=keys)
-    order = sorted(dict.fromkeys(keys), key=lambda c: (_task_rank(c), c == "avg", list(PAPER_COLUMNS).index(c)
-                                                       if c in PAPER_COLUMNS else 0, c))
-    params = any(_paper_params(n) for n in sub["note"])
-    rows = []
-    for (model, method), g in sub.groupby(["model", "method"], sort=False):
-        values = dict(zip(g["key"], g["value"]))
-        row = [paper_model_label(model), f"{method} (paper)", *(values.get(c, "—") for c in order)]
-        if params:
-            row.append(next((v for n in g["note"] if (v := _paper_params(n))), "—"))
-        rows.append(row)
-    names = [PAPER_COLUMNS.get(c, _column_name(c)) for c in order] + (["Params (%)"] if params else [])
-    return pd.DataFrame(rows, columns=["Model", "Method", *names])
-
-
-def paper_models(block: pd.DataFrame | None) -> list[str]:
-    """The backbones of a paper block, for its caption (`RoBERTa-large`, `Llama-3-8B`)."""
-    return [] if block is None or block.empty else list(dict.fromkeys(block["Model"]))
+LEGEND = ("Cells: dev-set metric ×100 (last epoch), mean ± sd (sample standard deviation over seeds), n = seeds "
+          "in that cell; Avg = mean of the task means (rows with every task){params}; **best**, <u>second</u> per "
+          "column and model; — = no finished run.")
+PAPER_LEGEND = ("paper = the number arXiv 2506.07587 ({models}) reports for the row's method beside each of our "
+                "columns it has (a single run on the paper's backbone, not measured here, never ranked or averaged "
+                "with ours; — where it reports none); Δ = ours − paper, in {unit}.")
 
 
 def _task_rank(task: str) -> int:
@@ -123,38 +45,66 @@ def _order(labels: list[str], preferred: list[str]) -> list[str]:
     return [l for l in preferred if l in labels] + sorted(l for l in labels if l not in preferred)
 
 
+def _variants(dl: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(variant, runs) of one (model, label): one configuration each (report.configs.split_variants)."""
+    return [(v, dl[dl["variant"] == v]) for v in sorted(dl["variant"].unique())]
+
+
+def _split_notes(t: Table) -> list[str]:
+    """One note per (model, method) shown in several configurations."""
+    split: dict[tuple[str, str], list[str]] = {}
+    for row, label in t.labels.items():
+        if row[-1] != label:
+            split.setdefault((row[0], label), []).append(row[-1][len(label) + 2:-1])
+    return [split_note(model, label, variants) for (model, label), variants in split.items()]
+
+
 def _metric_table(key: str, title: str, d: pd.DataFrame, preferred: list[str], lr_choices: pd.DataFrame,
                   params: bool = False) -> Table:
-    """Rows (model, method) × task columns (+ Avg, + Params %), with deltas to PrunePEFT."""
+    """Rows (model, method) × task columns (+ Avg, + Params %), with deltas to PrunePEFT.
+
+    A method run in several configurations has one row per configuration. The paired difference to
+    PrunePEFT needs PrunePEFT in one configuration on that task (else it is left out and said so).
+    """
     tasks = [t for t in TASK_ORDER if t in set(d["task"])] + sorted(set(d["task"]) - set(TASK_ORDER))
     cols = [Column(task_name(t)) for t in tasks] + ([Column("Avg")] if len(tasks) > 1 else [])
     cols += [Column("Params (%)", better=None)] if params else []
     t = Table(key, title, ["Model", "Method"], cols,
               legend=LEGEND.format(params="; Params = mean % of the base model over the row's runs" if params else ""))
+    unpaired = set()
     for model in sorted(d["model"].unique()):
         dm = d[d["model"] == model]
         for label in _order(list(dm["label"].unique()), preferred):
-            row, dl = (model, label), dm[dm["label"] == label]
-            means = []
-            for task in tasks:
-                t.cells[(row, task_name(task))] = c = seed_cell(dl[dl["task"] == task])
-                means.append(c.mean)
-                ref = dm[(dm["label"] == "PrunePEFT") & (dm["task"] == task)]
-                if label != "PrunePEFT" and not c.missing and not ref.empty:
+            for variant, dl in _variants(dm[dm["label"] == label]):
+                row, means = (model, row_label(label, variant)), []
+                t.labels[row] = label
+                for task in tasks:
+                    t.cells[(row, task_name(task))] = c = seed_cell(dl[dl["task"] == task])
+                    means.append(c.mean)
+                    ref = dm[(dm["label"] == "PrunePEFT") & (dm["task"] == task)]
+                    if label == "PrunePEFT" or c.missing or ref.empty:
+                        continue
+                    if ref["variant"].nunique() > 1:
+                        unpaired.add(f"{model} on {task_name(task)}")
+                        continue
                     t.deltas[(row, task_name(task))] = paired_delta(dl[dl["task"] == task], ref)
-            if len(tasks) > 1 and all(m == m for m in means):  # Avg only over complete rows
-                t.cells[(row, "Avg")] = Cell(sum(means) / len(means), n=len(means), digits=1, show_std=False)
-            if params:
-                t.cells[(row, "Params (%)")] = stats(dl["params_percent"].dropna(), digits=2, show_std=False)
-            t.rows.append(row)
+                if len(tasks) > 1 and all(m == m for m in means):  # Avg only over complete rows
+                    t.cells[(row, "Avg")] = Cell(sum(means) / len(means), n=len(means), digits=1, show_std=False)
+                if params:
+                    t.cells[(row, "Params (%)")] = stats(dl["params_percent"].dropna(), digits=2, show_std=False)
+                t.rows.append(row)
+    t.notes += _split_notes(t)
+    if unpaired:
+        t.notes.append("No paired difference to PrunePEFT where PrunePEFT ran in several configurations: "
+                       + ", ".join(sorted(unpaired)) + ".")
     t.notes += _lr_notes(lr_choices, d)
     return t
 
 
 def _lr_notes(choices: pd.DataFrame, d: pd.DataFrame) -> list[str]:
-    used = set(zip(d["model"], d["label"], d["task"]))
-    picked = [f"{r.model} {r.label} on {task_name(r.task)}: lr {r.lr} (of {r.candidates})"
-              for r in choices.itertuples() if (r.model, r.label, r.task) in used]
+    used = set(zip(d["model"], d["label"], d["variant"], d["task"]))
+    picked = [f"{r.model} {row_label(r.label, r.variant)} on {task_name(r.task)}: lr {r.lr} (of {r.candidates})"
+              for r in choices.itertuples() if (r.model, r.label, r.variant, r.task) in used]
     if not picked:
         return []
     return ["Learning rate chosen per (method, task) by the best mean dev metric over seeds, as the paper tuned "
@@ -165,20 +115,25 @@ def _table4(d: pd.DataFrame) -> Table:
     """Table 4: search cost vs retrain cost; baselines give the cost of training one configuration."""
     d = d[d["label"].isin(MAIN_ROWS) & d["transfer_kind"].isna()]
     cols = [Column("Search (epoch-eq.)", None), Column("Search (s)", None), Column("Retrain epochs", None),
-            Column("Retrain (s)", None), Column("Search / retrain", None)]
+            Column("Retrain (s)", None), Column("Search / retrain", None), Column("Search / retrain (epoch-eq.)", None)]
     t = Table("table4", "Table 4 — search vs retrain cost", ["Model", "Task", "Method"], cols,
-              legend="Cells: mean ± sample std over seeds (n = seeds); wall-clock in seconds on the run's own "
-                     "device; epoch-equivalents = training examples processed by the search / training-set size; "
-                     "— = not applicable or not recorded.")
-    d = d.assign(ratio=d["search_wall_s"] / d["train_wall_s"])
+              legend="Cells: mean ± sd (sample standard deviation over seeds), n = seeds in that cell; wall-clock in "
+                     "seconds on the run's own device; epoch-equivalents = training examples processed by the search "
+                     "/ training-set size; Search / retrain = wall-clock ratio, (epoch-eq.) = search epoch-eq. / "
+                     "retrain epochs, the paper's ratio; — = not applicable or not recorded.")
+    d = d.assign(ratio=d["search_wall_s"] / d["train_wall_s"], ratio_epochs=d["search_epoch_eq"] / d["train_epochs"])
+    fields = (("Search (epoch-eq.)", "search_epoch_eq", 2), ("Search (s)", "search_wall_s", 1),
+              ("Retrain epochs", "train_epochs", 0), ("Retrain (s)", "train_wall_s", 1),
+              ("Search / retrain", "ratio", 2), ("Search / retrain (epoch-eq.)", "ratio_epochs", 2))
     for (model, task), g in sorted(d.groupby(["model", "task"]), key=lambda kv: (kv[0][0], _task_rank(kv[0][1]))):
         for label in _order(list(g["label"].unique()), MAIN_ROWS):
-            row, gl = (model, task_name(task), label), g[g["label"] == label]
-            for col, field, digits in (("Search (epoch-eq.)", "search_epoch_eq", 2), ("Search (s)", "search_wall_s", 1),
-                                       ("Retrain epochs", "train_epochs", 0), ("Retrain (s)", "train_wall_s", 1),
-                                       ("Search / retrain", "ratio", 2)):
-                t.cells[(row, col)] = seed_cell(gl, field, digits, show_std=col != "Retrain epochs")
-            t.rows.append(row)
+            for variant, gl in _variants(g[g["label"] == label]):
+                row = (model, task_name(task), row_label(label, variant))
+                t.labels[row] = label
+                for col, field, digits in fields:
+                    t.cells[(row, col)] = seed_cell(gl, field, digits, show_std=col != "Retrain epochs")
+                t.rows.append(row)
+    t.notes += _split_notes(t)
     return t
 
 
@@ -231,6 +186,34 @@ def _table6(d: pd.DataFrame, lr_choices: pd.DataFrame) -> Table:
     return t
 
 
+def attach_paper(t: Table, reference: pd.DataFrame) -> None:
+    """The paper's number beside each of our rows that the paper reports (report.paper), with Δ.
+
+    The paper's Avg stands beside ours only when it averages the same tasks as our columns.
+    """
+    values, avg_tasks, models = paper_numbers(reference, t.key)
+    names = [c.name for c in t.columns]
+    ours = [n for n in names if n in {task_name(k) for k in TASK_ORDER}]
+    other_avg = set()
+    for row in t.rows:
+        label = base_label(t.labels.get(row, row[-1]))
+        for col in names:
+            if (label, col) not in values:
+                continue
+            if col == "Avg" and sorted(avg_tasks.get(label, [])) != sorted(ours):
+                other_avg.add(", ".join(avg_tasks.get(label, [])))
+                continue
+            t.paper[(row, col)] = values[(label, col)]
+    t.paper_columns = [n for n in names if any((r, n) in t.paper for r in t.rows)]
+    if t.paper_columns:
+        unit = "points" if t.key != "table4" else "the column's unit"
+        t.legend += " " + PAPER_LEGEND.format(models=models, unit=unit + (" (Params: percentage points)"
+                                                                         if "Params (%)" in t.paper_columns else ""))
+    if other_avg:
+        t.notes.append(f"The paper's Avg is over other tasks ({'; '.join(sorted(other_avg))}) than ours "
+                       f"({', '.join(ours)}): not beside ours.")
+
+
 def build_tables(runs: pd.DataFrame, names: list[str] | tuple[str, ...] = TABLES,
                  reference: pd.DataFrame | None = None) -> list[Table]:
     """Tables `names` from the finished runs in `runs` (see collect_runs); unknown names -> UserError."""
@@ -241,8 +224,9 @@ def build_tables(runs: pd.DataFrame, names: list[str] | tuple[str, ...] = TABLES
     d = runs[runs["complete"] & runs["value"].notna()].copy() if not runs.empty else runs
     check_one_backbone(d)  # pruned and unpruned backbones never share a table (UserError naming the runs)
     if d.empty:
-        d = pd.DataFrame(columns=[*runs.columns, "points"])
-    d, lr_choices = select_lr(d)
+        d = pd.DataFrame(columns=[*runs.columns, "points", "variant"])
+    d = split_variants(d)  # one configuration per cell: runs differing in a result-changing key are split
+    d, lr_choices = select_lr(d, ("model", "label", "variant", "task"))
     d = d.assign(points=d["value"].astype(float) * 100)
     decoder = d["family"].isin(DECODER_FAMILIES)
     plain = d["transfer_kind"].isna()
@@ -259,6 +243,6 @@ def build_tables(runs: pd.DataFrame, names: list[str] | tuple[str, ...] = TABLES
     tables = []
     for name in names:
         table = builders[name]()
-        table.paper = _paper_block(reference, name)
+        attach_paper(table, reference)
         tables.append(table)
     return tables
