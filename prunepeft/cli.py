@@ -92,6 +92,12 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
 
     Overrides are parsed by Hydra's parser; in a multirun (`-m`) each sweep value is composed and
     checked once. Hydra's own overrides (`hydra.*`, `hydra/launcher=...`) are left to Hydra.
+
+    In a multirun, what Hydra cannot compose (a typo in a key, an unknown group option, a value of
+    the wrong type) stops the sweep at once: Hydra would stop it anyway, at that job. A value that
+    composes but the command refuses (an impossible budget, an unknown method) fails only its own
+    jobs: they run, fail with the one-line reason (recorded in the sweep summary), and the others
+    run; a warning names them now. Only when every value is refused does the sweep stop here.
     """
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
@@ -106,6 +112,7 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
             plain = [o for o in overrides if not o.startswith("-")]
             parsed = _parse(plain, GlobalHydra.instance().config_loader())
             trials = _trials([o for o in parsed if not o.is_hydra_override()], is_multirun(flags))
+            swept = {o.get_key_element() for o in parsed if o.is_sweep_override() and not o.is_hydra_override()}
             configs = [compose(config_name=command, overrides=trial) for trial in trials]
     except UserError as err:
         return f"bad override for `prunepeft {command}`: {err}"
@@ -117,13 +124,24 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
     check = getattr(importlib.import_module(f"prunepeft.commands.{command}"), "validate", None)
     from prunepeft.runs import check_names  # names that become paths: nothing outside the output root
 
-    try:
-        for cfg in configs:
-            check_names(cfg)
+    refused = []
+    for trial, cfg in zip(trials, configs):
+        try:
+            check_names(cfg)  # a name Hydra makes a job directory of: refused before any job, always
+        except UserError as err:
+            return str(err)
+        try:
             if check is not None:
                 check(cfg)
-    except UserError as err:
-        return str(err)
+        except UserError as err:
+            if not is_multirun(flags):
+                return str(err)
+            refused.append((trial, str(err)))
+    if refused and len(refused) == len(configs):
+        return refused[0][1]  # nothing of the sweep would run
+    for trial, err in refused:
+        values = " ".join(o for o in trial if o.partition("=")[0] in swept) or " ".join(trial)
+        print(f"warning: the jobs with {values} will fail: {err} (the other jobs run)", file=sys.stderr)
     return None
 
 

@@ -60,7 +60,9 @@ TRACKER_METRICS = "metrics.csv"
 TRACKER_SUMMARY = SUMMARY  # a copy of the run's summary.json
 
 # -- a sweep directory (Hydra multirun; prunepeft.sweep) -------------------------------------------
-SWEEP_RECORD = ".sweep"  # .sweep/current.json -> .sweep/<id>/{sweep.json, job-<num>.json}
+# Each sweep's own directory: sweeps/current.json -> sweeps/<id>/{sweep.json, job-<num>.json,
+# sweep_summary.json, sweep_summary.md}; an earlier sweep's directory is never rewritten.
+SWEEP_RECORD = "sweeps"
 SWEEP_CURRENT = "current.json"
 SWEEP_META = "sweep.json"
 SWEEP_SUMMARY = "sweep_summary.json"

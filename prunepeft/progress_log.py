@@ -76,10 +76,27 @@ def log_warmup(assignment: Mapping[str, str], margins: Mapping[str, float] | Non
     log.info("warm-up assignment S_H%s: %s", "" if rule == "tendency" else f" ({rule})", "; ".join(parts))
 
 
+# The ≈ number of rounds of the search running in this process: `plan["round"]` of its EpochLogger
+# (commands/search.py fills it with `estimate_rounds`), for `log_round` calls that pass none.
+_round_plan: dict[str, int | None] = {"rounds": None}
+
+
+def rounds_of(i: int, params_left: int, budget: int, estimate: int | None) -> int | None:
+    """The ≈N printed as "round i of ≈N": the estimate from B and k, never below i, and above i while
+    the supernet is still over B (the mean unit size is a guess; a round more is the honest reading)."""
+    if not estimate:
+        return None
+    return max(int(estimate), i + 1 if params_left > budget else i)
+
+
 def log_round(i: int, approx_total: int | None, removed: Mapping[str, float], params_left: int, budget: int,
               dev: Mapping[str, Mapping[str, float]] | None, seconds: float) -> None:
-    """One pruning round: removed units with their p, params left, dev metric, round time."""
-    of = f" of ≈{approx_total}" if approx_total else ""
+    """One pruning round: "round i of ≈N", removed units with their p, params left, dev metric, round time.
+
+    `approx_total` None: N is the running search's estimate (`EpochLogger` plan, `estimate_rounds`).
+    """
+    total = rounds_of(i, params_left, budget, approx_total or _round_plan["rounds"])
+    of = f" of ≈{total}" if total else ""
     units = ", ".join(f"{u} (p={p:.3f})" for u, p in removed.items())
     log.info("round %d%s: removed %s; %s params left (budget %s); dev %s; %s", i, of, units or "-",
              f"{params_left:,}", f"{budget:,}", _metrics(dev or {}) or "-", _duration(seconds))
@@ -90,11 +107,13 @@ class EpochLogger:
 
     Args:
         plan: expected epochs per phase, in order (e.g. {"warmup": 2, "round": 3, "retrain": 20});
-            phases named `round<i>` count against "round". Unknown phases count as they come.
+            phases named `round<i>` count against "round" (one epoch each, so "round" is also the
+            ≈ number of rounds `log_round` prints). Unknown phases count as they come.
     """
 
     def __init__(self, plan: Mapping[str, int]) -> None:
         self.plan = dict(plan)
+        _round_plan["rounds"] = self.plan.get("round") or None  # this run's ≈N (None: no rounds)
         self.done: dict[str, int] = {}
         self.seconds: dict[str, float] = {}
         self.start = time.time()

@@ -7,9 +7,12 @@
   the sweep goes on (`run_job_tolerant`); the CLI exits 2 at the end when any job failed. Hydra 1.3's
   basic sweeper re-raises a failed job after the batch and skips the summary, and a `SystemExit`
   escapes its launchers altogether, hence no `sys.exit` inside a job.
-- **Summary.** `SweepSummary` records this sweep's jobs under `<sweep dir>/.sweep/<id>/` and rewrites
-  `<sweep dir>/sweep_summary.{json,md}` after every job (`on_job_end`, which runs in the job's own
-  process under joblib/submitit), so it exists even when the sweep is cut short.
+- **Summary.** Each sweep has its own directory, `<sweep dir>/sweeps/<id>/` (`<id>` = start time and
+  pid, so they sort by time): `SweepSummary` records the sweep's jobs there and rewrites its
+  `sweep_summary.{json,md}` after every job (`on_job_end`, which runs in the job's own process under
+  joblib/submitit), so it exists even when the sweep is cut short. A later sweep into the same sweep
+  dir gets a directory of its own: earlier summaries are kept. `sweeps/current.json` names the
+  latest (`latest_summary`).
 """
 from __future__ import annotations
 
@@ -209,11 +212,23 @@ def _markdown(swept: list[str], rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + f"\n\n{len(rows)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "\n"
 
 
+def summary_dir(sweep_dir: Path, sweep_id: str) -> Path:
+    """The directory of sweep `sweep_id`: its job records and its summary."""
+    return Path(sweep_dir) / _SWEEP_RECORD / sweep_id
+
+
+def latest_summary(sweep_dir: Path) -> Path | None:
+    """sweep_summary.json of the latest sweep into `sweep_dir` (None before any)."""
+    pointer = Path(sweep_dir) / _SWEEP_RECORD / outputs.SWEEP_CURRENT
+    return summary_dir(sweep_dir, read_json(pointer)["id"]) / outputs.SWEEP_SUMMARY if pointer.exists() else None
+
+
 def write_summary(sweep_dir: Path, sweep_id: str) -> list[dict[str, Any]]:
-    """Rewrite sweep_summary.json / .md from this sweep's job records; return the rows."""
+    """Rewrite this sweep's sweep_summary.json / .md (in its own directory) from its job records;
+    return the rows."""
     swept, rows = sweep_rows(sweep_dir, sweep_id)
-    atomic_write_json(Path(sweep_dir) / outputs.SWEEP_SUMMARY, rows)
-    atomic_write_text(Path(sweep_dir) / outputs.SWEEP_SUMMARY_MD, _markdown(swept, rows))
+    atomic_write_json(summary_dir(sweep_dir, sweep_id) / outputs.SWEEP_SUMMARY, rows)
+    atomic_write_text(summary_dir(sweep_dir, sweep_id) / outputs.SWEEP_SUMMARY_MD, _markdown(swept, rows))
     return rows
 
 
@@ -238,6 +253,10 @@ class SweepSummary(Callback):
         _last_failures = 0
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        n = 1
+        while summary_dir(sweep_dir, sweep_id).exists():  # two sweeps within a second: never share one
+            n += 1
+            sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{n}"
         task = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
         params = OmegaConf.select(config, "hydra.sweeper.params") or {}
         swept = list(dict.fromkeys([*(str(k) for k in params), *swept_keys(task)]))
@@ -287,4 +306,5 @@ class SweepSummary(Callback):
         rows = write_summary(sweep_dir, sweep_id)
         _last_failures = sum(r["status"] != "done" for r in rows)
         failed = sum(r["status"] in ("failed", "stale") for r in rows)
-        print(f"sweep summary: {sweep_dir / outputs.SWEEP_SUMMARY_MD} ({len(rows)} jobs, {failed} failed)")
+        print(f"sweep summary: {summary_dir(sweep_dir, sweep_id) / outputs.SWEEP_SUMMARY_MD} "
+              f"({len(rows)} jobs, {failed} failed)")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from prunepeft.io import read_json
+from prunepeft.sweep import latest_summary
 
 BIN = Path(sys.executable).parent / "prunepeft"
 COMMON = ["model=tiny_bert", "train=test", "data.train_subset=48", "data.eval_subset=24", "task=rte,wnli",
@@ -39,7 +40,7 @@ def test_joblib_multirun_then_report_tables_2_and_5(glue_dir, tmp_path):
     baseline = _sweep("baseline", lora, glue_dir, tmp_path)
     assert baseline.returncode == 0, baseline.stderr[-3000:]
 
-    summary = read_json(tmp_path / "sweeps/search/sweep_summary.json")
+    summary = read_json(latest_summary(tmp_path / "sweeps/search"))
     assert len(summary) == 8 and all(row["status"] == "done" for row in summary)
     runs = sorted((tmp_path / "sweeps").rglob("DONE"))
     assert len(runs) == 8 + 8
@@ -64,7 +65,7 @@ def test_joblib_multirun_then_report_tables_2_and_5(glue_dir, tmp_path):
         (partial / task).symlink_to(glue_dir / task)
     again = _sweep("baseline", [*lora, "task=rte,wnli,cola", f"data.dir={partial}"], glue_dir, tmp_path)
     assert again.returncode == 2 and again.stdout.count("already finished") == 8, again.stderr[-3000:]
-    rows = read_json(tmp_path / "sweeps/baseline/sweep_summary.json")
+    rows = read_json(latest_summary(tmp_path / "sweeps/baseline"))
     assert sorted(r["status"] for r in rows) == ["done"] * 8 + ["failed"] * 4
     assert all(r["swept"]["task"] == "cola" for r in rows if r["status"] == "failed")
 
@@ -103,10 +104,10 @@ def test_a_failing_job_does_not_stop_the_sweep(glue_dir, tmp_path, monkeypatch):
             f"data.dir={_rte_only(glue_dir, tmp_path)}", "data.train_subset=16", "data.eval_subset=8",
             f"hydra.sweep.dir={sweep}"]
     assert _main(argv, monkeypatch) == 2
-    rows = {row["swept"]["task"]: row for row in read_json(sweep / "sweep_summary.json")}
+    rows = {row["swept"]["task"]: row for row in read_json(latest_summary(sweep))}
     assert rows["rte"]["status"] == "done" and rows["rte"]["value"] is not None
     assert rows["wnli"]["status"] == "failed" and "missing data file" in rows["wnli"]["error"]
-    table = (sweep / "sweep_summary.md").read_text()
+    table = latest_summary(sweep).with_name("sweep_summary.md").read_text()
     assert "| job | task | status |" in table and "2 jobs: 1 done, 1 failed" in table
 
 
@@ -118,11 +119,51 @@ def test_swept_keys_name_the_job_dirs_and_the_summary_is_this_sweeps(glue_dir, t
     assert _main([*base, "method=lora", "lora_r=2,4", "seed=range(1,2)"], monkeypatch) == 0
     dirs = sorted(p.parent.name for p in sweep.rglob("DONE"))
     assert dirs == ["lora_lora_r=2-s1", "lora_lora_r=4-s1"]
-    # a later sweep into the same sweep dir lists only its own job
+    first = latest_summary(sweep)
+    first_text = first.read_text()
+    # a later sweep into the same sweep dir lists only its own jobs, in a directory of its own
     assert _main([*base, "method=head", "seed=1,2"], monkeypatch) == 0
-    rows = read_json(sweep / "sweep_summary.json")
+    rows = read_json(latest_summary(sweep))
     assert [(r["swept"]["seed"], r["status"]) for r in rows] == [("1", "done"), ("2", "done")]
     assert all("/head-s" in r["dir"] for r in rows)
+    # the earlier sweep's summary is kept, unchanged
+    assert latest_summary(sweep).parent != first.parent and first.read_text() == first_text
+    assert sorted(p.parent for p in sweep.glob("sweeps/*/sweep_summary.md")) == sorted(
+        [first.parent, latest_summary(sweep).parent])
+
+
+def test_an_invalid_value_fails_only_its_own_jobs(glue_dir, tmp_path, monkeypatch, capsys):
+    """A value the command refuses (here an unknown method) fails its jobs with the one-line reason;
+    the other jobs run; the sweep exits 2 at the end. A typo in a key still stops the sweep at once."""
+    sweep = tmp_path / "sweep"
+    base = ["baseline", "-m", "model=tiny_bert", "train=test", "task=rte", f"data.dir={glue_dir}",
+            "data.train_subset=16", "data.eval_subset=8", f"hydra.sweep.dir={sweep}"]
+    assert _main([*base, "method=head,nope"], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "warning: the jobs with method=nope will fail: unknown method 'nope'" in err and "Traceback" not in err
+    rows = {row["swept"]["method"]: row for row in read_json(latest_summary(sweep))}
+    assert rows["head"]["status"] == "done"
+    assert rows["nope"]["status"] == "failed" and rows["nope"]["error"].startswith("unknown method 'nope'")
+    assert "\n" not in rows["nope"]["error"]
+
+    typo = tmp_path / "typo"
+    assert _main([*base[:-1], f"hydra.sweep.dir={typo}", "method=head,lora", "trian.epochs=1"], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "trian" in err and "Traceback" not in err and not typo.exists()
+    # every value refused: nothing would run, so the sweep stops before any job
+    assert _main([*base[:-1], f"hydra.sweep.dir={typo}", "method=nope,nada"], monkeypatch) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err and not typo.exists()
+
+
+def test_an_impossible_budget_in_a_sweep_is_left_to_its_jobs(capsys):
+    """The issue's case: `budget.params=5,2000` refuses only the jobs of 5 (below the smallest unit)."""
+    from prunepeft import cli
+
+    error = cli.validate_overrides("search", ["-m", "model=tiny_bert", "budget.params=5,2000"])
+    assert error is None
+    assert "warning: the jobs with budget.params=5 will fail:" in capsys.readouterr().err
+    single = cli.validate_overrides("search", ["model=tiny_bert", "budget.params=5"])
+    assert single is not None and "budget" in single
 
 
 def test_a_job_refused_by_its_pre_run_checks_does_not_end_the_sweep(glue_dir, tmp_path, monkeypatch):
@@ -137,7 +178,7 @@ def test_a_job_refused_by_its_pre_run_checks_does_not_end_the_sweep(glue_dir, tm
     argv = ["baseline", "-m", "model=tiny_bert", "train=test", "method=head", "task=rte", "seed=1,2",
             f"data.dir={glue_dir}", "data.train_subset=16", "data.eval_subset=8", f"hydra.sweep.dir={sweep}"]
     assert _main(argv, monkeypatch) == 2
-    rows = {row["swept"]["seed"]: row for row in read_json(sweep / "sweep_summary.json")}
+    rows = {row["swept"]["seed"]: row for row in read_json(latest_summary(sweep))}
     assert rows["1"]["status"] == "failed" and "different configuration" in rows["1"]["error"]
     assert rows["2"]["status"] == "done" and (sweep / "rte" / "tiny_bert" / "head-s2" / "DONE").exists()
     assert json.loads((taken / "run.json").read_text())["config"]["method"] == "lora"  # left as it was
@@ -195,7 +236,7 @@ def test_sweep_summary_lists_dead_jobs_as_stale(tmp_path):
     from prunepeft.sweep import write_summary
 
     sweep = tmp_path / "sweep"
-    record = sweep / ".sweep" / "s1"
+    record = sweep / "sweeps" / "s1"
     record.mkdir(parents=True)
     (record / "sweep.json").write_text(json.dumps({"id": "s1", "swept": ["seed"]}))
     here = socket.gethostname()
@@ -207,4 +248,4 @@ def test_sweep_summary_lists_dead_jobs_as_stale(tmp_path):
              "pid": _dead_pid(), "host": here}))
     rows = write_summary(sweep, "s1")
     assert [r["status"] for r in rows] == ["stale", "stale"]
-    assert "2 jobs: 0 done, 0 failed, 2 stale" in (sweep / "sweep_summary.md").read_text()
+    assert "2 jobs: 0 done, 0 failed, 2 stale" in (record / "sweep_summary.md").read_text()
