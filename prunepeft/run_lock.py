@@ -17,6 +17,7 @@ from typing import Any
 
 from prunepeft import outputs
 from prunepeft.errors import UserError
+from prunepeft.io import read_run_file
 
 LOCK_FILE = outputs.LOCK
 
@@ -45,10 +46,8 @@ class RunLock:
         self.fd: int | None = None
 
     def _holder(self) -> dict[str, Any]:
-        try:
-            return json.loads(os.pread(self.fd, 4096, 0) or b"{}")  # type: ignore[arg-type]
-        except (OSError, ValueError):
-            return {}
+        """The owner record ({} when empty, torn, or valid JSON that is not an object)."""
+        return read_run_file(self.path, "lock")
 
     def acquire(self) -> str | None:
         """Take the lock; return a note when a stale lock was taken over.
@@ -74,13 +73,18 @@ class RunLock:
                             "finish or pick another directory (hydra.run.dir=...)") from None
         previous = self._holder()
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, json.dumps(me).encode(), 0)
-        os.fsync(self.fd)
-        if not previous.get("pid"):
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, json.dumps(me).encode(), 0)
+            os.fsync(self.fd)
+        except OSError as err:
+            self.release()
+            raise UserError(f"cannot write the run lock {str(self.path)!r} ({err.strerror or err}); free space "
+                            "or point hydra.run.dir at a writable directory, then re-run") from None
+        if not isinstance(previous.get("pid"), int) or previous["pid"] <= 0:
             return None
         here = previous.get("host") == me["host"]
-        gone = "is gone" if here and not pid_alive(int(previous["pid"])) else "no longer holds it"
+        gone = "is gone" if here and not pid_alive(previous["pid"]) else "no longer holds it"
         return (f"taking over the stale lock of {str(self.run_dir)!r}: pid {previous['pid']} on host "
                 f"{previous.get('host', '?')} {gone} (its attempt was killed)")
 
@@ -119,14 +123,11 @@ def dead_owner(run_dir: Path) -> str | None:
     a pid cannot be checked on).
     """
     lock = Path(run_dir) / LOCK_FILE
-    try:
-        holder = json.loads(lock.read_text() or "{}") if lock.exists() else {}
-    except (OSError, ValueError):
-        holder = {}
+    holder = read_run_file(lock, "lock")
     pid, host = holder.get("pid"), holder.get("host")
     if host and host != socket.gethostname():
         return None
-    if pid and not pid_alive(int(pid)):
+    if isinstance(pid, int) and pid > 0 and not pid_alive(pid):
         return f"stale: its process (pid {pid} on {host}) is gone; re-run to resume it"
     if lock_free(lock):
         return "stale: no process holds its run lock (killed?); re-run to resume it"

@@ -25,11 +25,19 @@ from typing import Any
 from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.run_lock import LOCK_FILE, RunLock  # noqa: F401  (re-exported: part of the run contract)
-from prunepeft.io import append_jsonl, atomic_write_json, atomic_write_text, heal_jsonl, read_json
+from prunepeft.io import (
+    RESTART_HINT,
+    WriteFailed,
+    append_jsonl,
+    atomic_write_json,
+    atomic_write_text,
+    heal_jsonl,
+    on_write,
+    read_run_file,
+)
 
 DONE_FILE, ASIDE_DIR, LOGS = outputs.DONE, outputs.ASIDE, outputs.LOGS  # the run-output contract
-RECOVERY_HINT = (f"to start this run over, re-run the same command with restart=true (moves the old files "
-                 f"to <run>/{ASIDE_DIR}/), or delete the directory")
+RECOVERY_HINT = f"to start this run over, {RESTART_HINT}"
 # Keys that may differ between invocations of the same run: they change how it is watched, where the
 # data is read from or how a sweep is laid out, not what it computes (`debug.*` crashes a run on
 # purpose to test resuming; `extra.*` is the experiment presets' bookkeeping, so a run shared by
@@ -40,11 +48,16 @@ RECOVERY_HINT = (f"to start this run over, re-run the same command with restart=
 VOLATILE_KEYS = ("debug", "train.progress", "train.log_every", "data.dir", "extra", "restart", "logger", "arm")
 
 # -- debug kill points ---------------------------------------------------------------------------
-DEBUG_POINTS = ("event", "between_checkpoint_writes", "after_checkpoint")
+# `write`: inside every atomic write, after the temp file is complete and before its rename (run
+# files, an export's files, a report's files). Commands without a `debug` config (export, report)
+# are armed by the environment variable KILL_AT_ENV (same syntax).
+DEBUG_POINTS = ("event", "between_checkpoint_writes", "after_checkpoint", "write")
+KILL_AT_ENV = "PRUNEPEFT_DEBUG_KILL_AT"
 # USR2: what submitit sends before a job's time limit (it checkpoints and requeues the job).
 DEBUG_SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT, "USR2": signal.SIGUSR2}
 _kill_at: tuple[str, int, int] | None = None
 _hits: dict[str, int] = {}
+_env_read = False
 
 
 def parse_kill_at(value: str | None) -> tuple[str, int, int] | None:
@@ -82,11 +95,18 @@ def _kill(signum: int) -> None:
 
 def debug_point(name: str) -> None:
     """Mark a place where a crash is interesting; signals the process there when armed for it."""
+    global _env_read, _kill_at
+    if _kill_at is None and not _env_read:
+        _env_read = True
+        _kill_at = parse_kill_at(os.environ.get(KILL_AT_ENV))
     if _kill_at is None or _kill_at[0] != name:
         return
     _hits[name] = _hits.get(name, 0) + 1
     if _hits[name] == _kill_at[1]:
         _kill(_kill_at[2])
+
+
+on_write(lambda name: debug_point(name))
 
 
 # -- data identity --------------------------------------------------------------------------------
@@ -185,6 +205,76 @@ def _notify(run: RunDir, kind: str, record: dict[str, Any]) -> None:
         fn(run, kind, record)
 
 
+# What each name of the run-output contract must be when it exists: a directory or a regular file.
+RUN_DIRS = (outputs.CHECKPOINT, outputs.HYDRA_DIR, outputs.TRACKERS, ASIDE_DIR)
+RUN_FILES = (outputs.RUN_JSON, outputs.SUMMARY, outputs.FOUND_CONFIG, outputs.WARMUP, outputs.ROUNDS,
+             outputs.EVENTS, outputs.UNITS, outputs.HEAD, DONE_FILE, outputs.RANK_STAGE,
+             outputs.BACKBONE_PRUNE, LOCK_FILE)
+
+
+def check_layout(path: Path) -> None:
+    """Refuse a run directory whose paths have the wrong type, before any work starts.
+
+    A file where `checkpoint/` belongs would otherwise make the search silently start over (and
+    fail at its first checkpoint); a directory where `summary.json` belongs fails at the end.
+
+    Raises:
+        UserError: `path` itself is not a directory, or one of its contract names has the wrong type.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"the run directory {str(path)!r} is a file; remove it or point hydra.run.dir elsewhere")
+    if not path.is_dir():
+        return
+    wrong = [f"{name} is not a directory" for name in RUN_DIRS if (path / name).exists() and not (path / name).is_dir()]
+    wrong += [f"{name} is a directory" for name in RUN_FILES if (path / name).is_dir()]
+    for name in (outputs.CHECKPOINT_STATE,):
+        if (path / outputs.CHECKPOINT / name).is_dir():
+            wrong.append(f"{outputs.CHECKPOINT}/{name} is a directory")
+    if wrong:
+        raise UserError(f"{str(path)!r} is not a run directory as prunepeft writes it ({'; '.join(wrong)}); "
+                        f"move the odd path away, or {RESTART_HINT}")
+
+
+def check_plain_name(key: str, value: object) -> None:
+    """A name that becomes a path component (task.name, model.name, ...) must be a plain name.
+
+    Plain: not empty, no path separator, not `.`/`..`, no NUL, no leading `-` or `~`. Checked
+    before Hydra creates the run directory, so nothing is ever created outside the output root.
+
+    Raises:
+        UserError: naming the key and the value.
+    """
+    text = "" if value is None else str(value)
+    bad = (not text or text in (".", "..") or any(c in text for c in ("/", "\\", "\0")) or text[0] in "-~"
+           or text != text.strip() or any(ord(c) < 32 for c in text))
+    if bad:
+        raise UserError(f"{key}={text!r} is not a plain name (it becomes part of a path): use letters, digits, "
+                        "'_', '-' and '.', without '/' or '..'")
+
+
+# The config keys whose values become directory or file names of a run (conf/*.yaml hydra.run.dir,
+# the experiment presets' run names, the export's default name).
+NAME_KEYS = ("task.name", "model.name", "strategy.name", "method", "extra.source")
+
+
+def check_names(cfg: Any) -> None:
+    """`check_plain_name` for every key of `NAME_KEYS` that `cfg` (a DictConfig) sets.
+
+    Raises:
+        UserError: the first key whose value is not a plain name.
+    """
+    from omegaconf import OmegaConf
+
+    for key in NAME_KEYS:
+        try:
+            value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        except Exception:  # noqa: BLE001 - an interpolation that cannot resolve yet: not a name to check
+            continue
+        if value is not None and not OmegaConf.is_config(value):
+            check_plain_name(key, value)
+
+
 @dataclass
 class RunDir:
     """A run directory and the files every command writes into it."""
@@ -194,7 +284,12 @@ class RunDir:
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        check_layout(self.path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create the run directory {str(self.path)!r} ({err.strerror or err}); "
+                            "point hydra.run.dir at a writable directory") from None
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -233,13 +328,7 @@ class RunDir:
         path = self.file(outputs.RUN_JSON)
         if not path.exists():
             return {}
-        try:
-            info = read_json(path)
-        except (OSError, ValueError) as err:
-            raise UserError(f"{str(path)!r} is unreadable ({type(err).__name__}: {err}); {RECOVERY_HINT}") from None
-        if not isinstance(info, dict):
-            raise UserError(f"{str(path)!r} is not a JSON object; {RECOVERY_HINT}")
-        return info
+        return read_run_file(path, "object")
 
     def start(self, command: str, seed: int, config: dict[str, Any], device: str) -> None:
         """Write run.json with status `running` (kept from a previous attempt: attempts counted).
@@ -306,7 +395,7 @@ class RunDir:
     def finish(self, summary: dict[str, Any], status: str = "done") -> None:
         """Write summary.json, mark run.json finished, and touch DONE (last, so DONE means complete)."""
         self.write_json(outputs.SUMMARY, summary)
-        info = getattr(self, "info", None) or read_json(self.file(outputs.RUN_JSON))
+        info = getattr(self, "info", None) or read_run_file(self.file(outputs.RUN_JSON), "object")
         info.update(status=status, wall_s=round(time.time() - self.started, 2),
                     finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         atomic_write_json(self.file(outputs.RUN_JSON), info)
@@ -326,7 +415,10 @@ class RunDir:
         # SystemExit: submitit requeueing the job (SIGUSR2 before its time limit), also interrupted.
         status = "interrupted" if isinstance(sys.exc_info()[1], (KeyboardInterrupt, SystemExit)) else "failed"
         info.update(status=status, error=error, wall_s=round(time.time() - self.started, 2))
-        atomic_write_json(self.file(outputs.RUN_JSON), info)
+        # A failed write (a full disk) is what may have ended the run: the record is best effort,
+        # and run.json's `running` with a free lock reads as stale, which resumes the same way.
+        with contextlib.suppress(WriteFailed):
+            atomic_write_json(self.file(outputs.RUN_JSON), info)
 
     def set_aside(self) -> Path | None:
         """Move every output of earlier attempts to `.aside/<time>/` (`restart=true`); logs stay.

@@ -356,3 +356,274 @@ def test_read_only_output_directory(search_args, reference, tmp_path):
     assert "not writable" in errs[0] and str(ro / "new") in errs[0]
     assert "not writable" in errs[2] and str(ro / "unfinished") in errs[2]
     assert not (ro / "new").exists() and not (ro / "unfinished" / ".lock").exists()
+
+
+# == issue 25: every run-file read through one guard, writes, inputs ==============================
+from prunepeft import io as pio  # noqa: E402
+
+
+def _finished_copy(reference: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(reference, tmp_path / "done", ignore=shutil.ignore_patterns(".lock")))
+
+
+def _rte_input(path: Path, rows: int = 2) -> Path:
+    lines = ["sentence1\tsentence2"] + [f"A man sleeps {i}.\tHe is awake." for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# The file, how it is damaged, and the command that reads it: one line naming the file and the way out.
+DAMAGED_READS = [
+    ("summary.json", "truncate", "search"),  # the already-finished path
+    ("summary.json", "list", "search"),
+    ("found_config.json", "truncate", "predict"),
+    ("found_config.json", "truncate", "export"),
+    ("found_config.json", "truncate", "baseline"),  # method=found run=<dir>
+    ("units.safetensors", "truncate", "predict"),
+    ("units.safetensors", "truncate", "export"),
+    ("head.safetensors", "empty", "evaluate"),
+    ("run.json", "truncate", "export"),
+    ("run.json", "list", "predict"),
+    ("summary.json", "truncate", "evaluate"),
+]
+
+
+@pytest.mark.parametrize("name,damage,command", DAMAGED_READS, ids=[f"{n}-{d}-{c}" for n, d, c in DAMAGED_READS])
+def test_damaged_finished_run_file_one_line_naming_it(search_args, reference, glue_dir, tmp_path, capsys,
+                                                      name, damage, command):
+    run_dir = _finished_copy(reference, tmp_path)
+    target = run_dir / name
+    if damage == "truncate":
+        _truncate(target)
+    elif damage == "empty":
+        target.write_bytes(b"")
+    else:
+        target.write_text("[1, 2]\n")
+    args = {
+        "search": [*search_args, f"hydra.run.dir={run_dir}"],
+        "predict": ["predict", f"run={run_dir}", f"input={_rte_input(tmp_path / 'in.tsv')}", f"out={tmp_path / 'o.tsv'}"],
+        "export": ["export", f"run={run_dir}", f"out={tmp_path / 'exp'}"],
+        "evaluate": ["evaluate", f"run={run_dir}", f"data_dir={glue_dir}"],
+        "baseline": ["baseline", *TINY, f"data.dir={glue_dir}", "method=found", f"run={run_dir}",
+                     "train.epochs=1", f"hydra.run.dir={tmp_path / 'b'}"],
+    }[command]
+    code, _, err = run_cli(args, capsys)
+    line = one_line(err)
+    assert code == 2 and name in line, line
+    assert "restart=true" in line or "re-run" in line, line
+    assert not (tmp_path / "exp").exists() and not (tmp_path / "o.tsv").exists()
+
+
+def test_damaged_export_file_says_re_export(reference, tmp_path, capsys):
+    code, _, err = run_cli(["export", f"run={reference}", "to=prunepeft", f"out={tmp_path / 'exp'}"], capsys)
+    assert code == 0, err
+    _truncate(tmp_path / "exp" / "units.safetensors")
+    code, _, err = run_cli(["predict", f"run={tmp_path / 'exp'}", f"input={_rte_input(tmp_path / 'in.tsv')}",
+                            f"out={tmp_path / 'o.tsv'}"], capsys)
+    line = one_line(err)
+    assert code == 2 and "units.safetensors" in line and "re-export" in line, line
+
+
+@pytest.mark.parametrize("record", ["[1, 2]", "\"text\"", "null", "42", "{\"pid\": \"x\"}", "{\"pid\": -5}", "{tor"])
+def test_lock_holding_json_that_is_not_an_owner_record(search_args, reference, tmp_path, capsys, record):
+    run_dir = _finished_copy(reference, tmp_path)
+    (run_dir / "DONE").unlink()  # an unfinished-looking run: the lock is taken
+    (run_dir / ".lock").write_text(record)
+    assert runs.RunLock(run_dir)._holder() == ({} if record.startswith(("[", "\"", "n", "4", "{t")) else json.loads(record))
+    from prunepeft.run_lock import dead_owner
+
+    assert dead_owner(run_dir) is not None  # nobody holds it: stale, never a traceback
+    lock = runs.RunLock(run_dir)
+    assert lock.acquire() is None  # no owner named: nothing to take over
+    lock.release()
+    assert pio.read_run_file(run_dir / ".lock", "lock") == {}  # a clean release clears the record
+
+
+def test_predict_header_only_writes_header_and_empty_file_is_one_line(reference, tmp_path, capsys):
+    header_only = _rte_input(tmp_path / "h.tsv", rows=0)
+    out = tmp_path / "o.tsv"
+    code, _, err = run_cli(["predict", f"run={reference}", f"input={header_only}", f"out={out}"], capsys)
+    assert code == 0, err
+    assert out.read_text().splitlines() == ["sentence1\tsentence2\tprediction\tlogit_0\tlogit_1"]
+    for name in ("e.tsv", "e.csv", "e.jsonl", "e.parquet"):
+        (tmp_path / name).write_bytes(b"")
+        code, _, err = run_cli(["predict", f"run={reference}", f"input={tmp_path / name}", f"out={out}"], capsys)
+        line = one_line(err)
+        assert code == 2 and "is empty" in line and name in line, line
+
+
+class _FullDisk:
+    """`os` for prunepeft.io whose `replace` fails with ENOSPC for names starting with `prefix`."""
+
+    def __init__(self, prefix: str, error: int) -> None:
+        self.prefix, self.error, self.hits = prefix, error, 0
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def replace(self, src, dst):
+        if Path(dst).name.startswith(self.prefix):
+            self.hits += 1
+            raise OSError(self.error, os.strerror(self.error), str(dst))
+        return os.replace(src, dst)
+
+
+@pytest.mark.parametrize("error,words", [("ENOSPC", "no space"), ("EFBIG", "file too large"),
+                                         ("EROFS", "read-only")])
+def test_write_error_during_checkpoint_is_one_line_and_resumable(search_args, reference, tmp_path, capsys,
+                                                                 monkeypatch, error, words):
+    import errno
+
+    run_dir = tmp_path / "run"
+    disk = _FullDisk("supernet-00002", getattr(errno, error))  # round 1's checkpoint weights
+    monkeypatch.setattr(pio, "os", disk)
+    code, _, err = run_cli([*search_args, f"hydra.run.dir={run_dir}"], capsys)
+    line = one_line(err)
+    assert code == 2 and words in line and "supernet-00002" in line and "re-run" in line, line
+    assert disk.hits == 1 and not list((run_dir / "checkpoint").glob(".*tmp"))
+    monkeypatch.setattr(pio, "os", os)
+    code, _, err = run_cli([*search_args, f"hydra.run.dir={run_dir}"], capsys)
+    assert code == 0, err
+    same_result(run_dir, reference)
+
+
+def test_write_error_on_an_event_log_is_one_line(search_args, tmp_path, capsys, monkeypatch):
+    import builtins
+    import errno
+
+    real_open = builtins.open
+
+    def full_open(file, mode="r", *a, **k):
+        if "a" in mode and str(file).endswith("events.jsonl"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(file))
+        return real_open(file, mode, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", full_open)
+    code, _, err = run_cli([*search_args, f"hydra.run.dir={tmp_path / 'run'}"], capsys)
+    line = one_line(err)
+    assert code == 2 and "events.jsonl" in line and "no space" in line, line
+
+
+@pytest.mark.parametrize("name,make", [
+    ("checkpoint", lambda p: p.write_text("not a directory")),
+    (".hydra", lambda p: p.write_text("x")),
+    ("summary.json", lambda p: p.mkdir()),
+])
+def test_wrong_path_type_refused_before_any_work(search_args, tmp_path, capsys, name, make):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    make(run_dir / name)
+    code, _, err = run_cli([*search_args, f"hydra.run.dir={run_dir}"], capsys)
+    line = one_line(err)
+    assert code == 2 and name in line, line
+    assert not (run_dir / "run.json").exists() and not (run_dir / "events.jsonl").exists()
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("train.lr_peft=-0.001", "train.lr_peft must be finite and > 0"),
+    ("train.lr_peft=0", "train.lr_peft must be finite and > 0"),
+    ("train.lr_head=nan", "train.lr_head must be finite and > 0"),
+    ("train.lr_backbone=inf", "train.lr_backbone must be finite and > 0"),
+    ("train.lr_head=-1e-3", "train.lr_head must be finite and > 0"),
+])
+def test_learning_rates_must_be_finite_and_positive(search_args, glue_dir, tmp_path, capsys, override, expected):
+    for args in ([*search_args], ["baseline", *TINY, f"data.dir={glue_dir}", "method=lora"]):
+        run_dir = tmp_path / args[0]
+        code, _, err = run_cli([*args, override, f"hydra.run.dir={run_dir}"], capsys)
+        line = one_line(err)
+        assert code == 2 and expected in line, line
+        assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("override", ["task.name=../../../x", "model.name=../up", "strategy.name=a/b",
+                                      "task.name=..", "model.name=/abs", "task.name="])
+def test_names_that_become_paths_must_be_plain(search_args, glue_dir, tmp_path, capsys, monkeypatch, override):
+    """Nothing is created anywhere: the check runs before Hydra makes the run directory (default path)."""
+    root = tmp_path / "a" / "b" / "c" / "d"
+    root.mkdir(parents=True)
+    monkeypatch.chdir(root)
+    before = sorted(tmp_path.rglob("*"))
+    for args in ([a for a in search_args], ["baseline", *TINY, f"data.dir={glue_dir}", "method=lora"]):
+        code, _, err = run_cli([*args, override], capsys)
+        line = one_line(err)
+        assert code == 2 and override.split("=")[0] in line and "plain name" in line, line
+        assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_plain_names_accept_the_shipped_names():
+    from prunepeft.config.compose import compose_config
+
+    cfg = compose_config("search", ["task=rte", "model=tiny_bert", "train=test"])
+    runs.check_names(cfg)
+    for good in ("rte", "roberta_large", "qwen2.5-0.5b", "Llama-3-8B"):
+        runs.check_plain_name("model.name", good)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_export_killed_mid_write_leaves_nothing_or_the_next_export_removes_it(reference, tmp_path, capsys,
+                                                                               monkeypatch, simulated_kill):
+    out = tmp_path / "exp"
+    monkeypatch.setenv(runs.KILL_AT_ENV, "write:2")
+    monkeypatch.setattr(runs, "_env_read", False)
+    monkeypatch.setattr(runs, "_kill_at", None)
+    with pytest.raises(Killed):
+        cli.main(["export", f"run={reference}", "to=prunepeft", f"out={out}"])
+    capsys.readouterr()
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # in-process the block cleans up
+    monkeypatch.delenv(runs.KILL_AT_ENV)
+    monkeypatch.setattr(runs, "_env_read", False)
+    monkeypatch.setattr(runs, "_kill_at", None)
+    # A real SIGKILL runs no cleanup: the temp directory of a dead writer stays until the next export.
+    stale = tmp_path / f".exp.{_dead_pid()}.abc123"
+    stale.mkdir()
+    (stale / "units.safetensors").write_bytes(b"half")
+    code, _, err = run_cli(["export", f"run={reference}", "to=prunepeft", f"out={out}"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+
+
+def test_report_killed_mid_write_temp_files_are_removed_by_the_next_report(reference, tmp_path, capsys):
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(reference, runs_dir / "r")
+    rep = tmp_path / "rep"
+    rep.mkdir()
+    pid = _dead_pid()
+    stale = [rep / f".report.md.{pid}.x1y2.tmp", rep / f".runs.csv.{pid}.q9.tmp"]
+    for p in stale:
+        p.write_text("half")
+    live = rep / f".report.md.{os.getpid()}.zz.tmp"  # a writer that is still running keeps its file
+    live.write_text("mine")
+    code, _, err = run_cli(["report", f"runs={runs_dir}", f"out={rep}", "figures=false"], capsys)
+    assert code == 0, err
+    assert not any(p.exists() for p in stale) and live.exists()
+
+
+def test_read_run_file_kinds(tmp_path):
+    obj = tmp_path / "summary.json"
+    obj.write_text("{\"a\": 1}")
+    assert pio.read_run_file(obj, "object") == {"a": 1} and pio.read_json(obj) == {"a": 1}
+    obj.write_text("[1]")
+    with pytest.raises(pio.DamagedRunFile, match="not an object"):
+        pio.read_json(obj)  # a contract name must hold an object
+    other = tmp_path / "list.json"
+    other.write_text("[1]")
+    assert pio.read_json(other) == [1]
+    with pytest.raises(pio.MissingRunFile, match="missing"):
+        pio.read_run_file(tmp_path / "nope.json")
+    with pytest.raises(FileNotFoundError):  # still the OS error type for callers that catch it
+        pio.read_run_file(tmp_path / "nope.json")
+    (tmp_path / "d.json").mkdir()
+    with pytest.raises(pio.UnreadableRunFile):
+        pio.read_run_file(tmp_path / "d.json")
+    bad = tmp_path / "units.safetensors"
+    bad.write_bytes(b"\x08\x00\x00")
+    with pytest.raises(pio.DamagedRunFile, match="units.safetensors"):
+        pio.read_run_file(bad, "safetensors")
+    with pytest.raises(ValueError):
+        pio.read_run_file(obj, "yaml")
+    assert pio.read_run_file(tmp_path / "nolock", "lock") == {}

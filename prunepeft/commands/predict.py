@@ -35,12 +35,19 @@ def read_table(path: str | Path):
     import pandas as pd
 
     suffix = _suffix(str(path), "input")
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix == ".jsonl":
-        return pd.read_json(path, lines=True)
-    return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
-                       quoting=3 if suffix == ".tsv" else 0)  # GLUE TSVs contain bare quotes
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise UserError(f"input={str(path)!r} is empty (not even a header line); give a {suffix} file with "
+                        "the task's text columns")
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".jsonl":
+            return pd.read_json(path, lines=True)
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
+                           quoting=3 if suffix == ".tsv" else 0)  # GLUE TSVs contain bare quotes
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise UserError(f"input={str(path)!r} cannot be read as {suffix} ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''})") from None
 
 
 def write_table(df, path: str | Path) -> None:
@@ -107,7 +114,12 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         raise UserError(f"input={str(cfg.input)!r} lacks the text column(s) {missing} of task {task.name!r}; "
                         f"it has {list(df.columns)}")
     rows = [tuple("" if v is None else str(v) for v in r) for r in df[fields].itertuples(index=False)]
-    logits = predict_logits(model, tokenizer, rows, max_length=max_length, batch_size=int(cfg.batch_size))
+    if rows:
+        logits = predict_logits(model, tokenizer, rows, max_length=max_length, batch_size=int(cfg.batch_size))
+    else:  # a header-only input: an output with the header and no rows
+        import numpy as np
+
+        logits = np.zeros((0, max(1, int(task.num_labels))), dtype=np.float32)
     out = df.copy()
     out["prediction"] = logits[:, 0] if int(task.num_labels) == 1 else logits.argmax(-1)
     for i in range(logits.shape[1]):

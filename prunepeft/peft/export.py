@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from prunepeft.errors import UserError
-from prunepeft.io import atomic_write_json, atomic_write_text
+from prunepeft.io import atomic_write_json, atomic_write_text, remove_stale_temps, temp_prefix
 from prunepeft.models.families import set_site_linear, site_linear, transformer_layers
 from prunepeft.peft.supernet import Supernet
 from prunepeft.peft.units import UnitId, get_unit_type, unit_key
@@ -236,7 +236,8 @@ def atomic_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
     out = Path(out_dir)
     _check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    remove_stale_temps(out)  # the temp directory of an export that was killed mid-write
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out), dir=out.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; an export is meant to be shared

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
 from prunepeft import outputs
 from prunepeft.errors import UserError
-from prunepeft.io import atomic_write_bytes
+from prunepeft.io import atomic_write_bytes, read_run_file
 from prunepeft.models.families import head_parameters
 
 HEAD_PREFIX = "head::"
@@ -69,9 +69,9 @@ def load_trained(supernet: Any, directory: str | os.PathLike) -> None:
     """Load what `save_trained` wrote into `directory` (the supernet built with the same units).
 
     Raises:
-        UserError: see `load_trained_tensors`.
+        UserError: see `load_trained_tensors`; a missing or damaged file (`prunepeft.io.RunFileError`).
     """
     directory = Path(directory)
-    units = load_file(str(directory / outputs.UNITS))
-    head = {f"{HEAD_PREFIX}{k}": v for k, v in load_file(str(directory / outputs.HEAD)).items()}
+    units = read_run_file(directory / outputs.UNITS, "safetensors")  # the one guard (prunepeft.io)
+    head = {f"{HEAD_PREFIX}{k}": v for k, v in read_run_file(directory / outputs.HEAD, "safetensors").items()}
     load_trained_tensors(supernet, {**units, **head}, where=str(directory))

@@ -22,7 +22,7 @@ from safetensors.torch import save as save_bytes
 
 from prunepeft import outputs
 from prunepeft.errors import UserError
-from prunepeft.io import atomic_write_bytes, atomic_write_json, read_json
+from prunepeft.io import WriteFailed, atomic_write_bytes, atomic_write_json, read_run_file
 from prunepeft.peft.weights import load_trained_tensors, trained_tensors
 from prunepeft.pruning.rank_stage import RANK_PREFIX, rank_tensors, restore_rank_tensors
 from prunepeft.runs import RECOVERY_HINT, debug_point
@@ -75,10 +75,10 @@ class SearchState:
         path = directory / STATE_FILE
         if not path.exists():
             return cls()
+        data = read_run_file(path, "object")  # the one guard: missing, torn or not an object
         try:
-            data = read_json(path)
             state = cls(**data)
-        except (OSError, ValueError, TypeError) as err:
+        except (ValueError, TypeError) as err:
             raise damaged(directory, f"{STATE_FILE} is unreadable: {type(err).__name__}: {err}") from None
         if state.weights is None and (directory / WEIGHTS_FILE).exists():
             state.weights = WEIGHTS_FILE  # a checkpoint from before generations: no hash to check
@@ -94,7 +94,11 @@ class SearchState:
         state.json names it, so no kill can pair a state with weights of another round.
         """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise WriteFailed(f"cannot create the checkpoint directory {str(directory)!r} ({err.strerror or err}); "
+                              f"{RECOVERY_HINT}") from None
         self.generation += 1
         if tensors is not None:
             blob = save_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
@@ -129,11 +133,7 @@ def restore_weights(directory: Path, supernet) -> bool:
     state = SearchState.load(directory)
     if state.weights is None:
         return False
-    path = directory / state.weights
-    try:
-        blob = path.read_bytes()
-    except OSError as err:
-        raise damaged(directory, f"{state.weights} is unreadable: {err}") from None
+    blob = read_run_file(directory / state.weights, "bytes")
     if state.weights_sha256 is not None and hashlib.sha256(blob).hexdigest() != state.weights_sha256:
         raise damaged(directory, f"{state.weights} does not match the SHA-256 recorded in {STATE_FILE}")
     try:
@@ -157,7 +157,7 @@ def verify(directory: Path) -> SearchState:
     directory = Path(directory)
     state = SearchState.load(directory)
     if state.weights is not None:
-        blob = (directory / state.weights).read_bytes()
+        blob = read_run_file(directory / state.weights, "bytes")
         if state.weights_sha256 is not None and hashlib.sha256(blob).hexdigest() != state.weights_sha256:
             raise damaged(directory, f"{state.weights} does not match the SHA-256 recorded in {STATE_FILE}")
         try:

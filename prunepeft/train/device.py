@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 
 import torch
 
@@ -15,6 +16,7 @@ from prunepeft.errors import UserError, check_choice
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "bf16", "fp32")
+LR_KEYS = ("lr_peft", "lr_head", "lr_backbone")  # the learning rates of the parameter groups
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -71,10 +73,21 @@ def check_train_config(train_cfg) -> None:
     """The cheap checks of a TrainConfig, run before a command writes anything (not mid-training).
 
     Raises:
-        UserError: unknown precision or device, non-positive epochs/batch sizes, or a batch size
-            that `grad_accum` does not divide.
+        UserError: unknown precision or device, non-positive epochs/batch sizes, a batch size
+            that `grad_accum` does not divide, or a learning rate that is not finite and > 0 (a
+            negative one would train by gradient ascent and end `done` at chance).
     """
     check_choice("train.precision", str(train_cfg.precision), PRECISIONS)
+    for key in LR_KEYS:
+        value = getattr(train_cfg, key, None)
+        if value is None:
+            continue
+        try:
+            rate = float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"train.{key} must be a number > 0, got {value!r}") from None
+        if not math.isfinite(rate) or rate <= 0:
+            raise UserError(f"train.{key} must be finite and > 0, got {value}")
     resolve_device(train_cfg.device)
     for key in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "max_length"):
         if int(getattr(train_cfg, key)) < 1:
