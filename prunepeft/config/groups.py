@@ -123,6 +123,10 @@ class WarmupConfig:
     init: Optional[str] = None
     epochs: int = 2
     snapshots: int = 4
+    # The warm-up's learning rate for the units and the head; null = train.lr_peft / train.lr_head.
+    # A warm-up of a few dozen steps can leave the supernet at chance (warmup.json `learning`), and
+    # then S_H ranks the initialisation (docs/method.md#warm-up).
+    lr: Optional[float] = None
     # S_H per partition key (pruning/assign_rules.py): tendency (argmax τ, the paper's reading and
     # the default) | consensus | agreement (masked passes at each snapshot on its own probe; the
     # `scale=cpu` presets and `make demo` use agreement + strategy.combine=zscore, BENCHMARKS §11.1).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from prunepeft.pruning.assign_rules import agreement_probe
@@ -25,10 +26,14 @@ log = logging.getLogger(__name__)
 
 
 def train_supernet(supernet, tokenizer, train_ds, eval_sets, cfg, *, epochs: int, seed: int,
-                   phase: str, run=None, callbacks=()):
-    """Train the active units and the head of `supernet` (backbone frozen) with `fit`."""
+                   phase: str, run=None, callbacks=(), lr=None):
+    """Train the active units and the head of `supernet` (backbone frozen) with `fit`.
+
+    `lr`: one rate for the units and the head instead of train.lr_peft / lr_head (the warm-up's own).
+    """
+    train_cfg = cfg.train if lr is None else SimpleNamespace(**{**dict(cfg.train), "lr_peft": lr, "lr_head": lr})
     groups = build_param_groups(peft=supernet.peft_parameters(), head=supernet.head_parameters(),
-                                train_cfg=cfg.train)
+                                train_cfg=train_cfg)
     return fit(supernet.model, groups, train_ds, eval_sets, tokenizer, train_cfg=cfg.train, task=cfg.task,
                epochs=epochs, seed=seed, callbacks=callbacks, run=run, phase=phase)
 
@@ -116,7 +121,8 @@ def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], s
                           assign_probe=assign_probe)
     try:
         result = train_supernet(supernet, tokenizer, subset, {}, cfg, epochs=int(cfg.search.warmup.epochs),
-                                seed=seed, phase="warmup", run=run, callbacks=[collector, taker])
+                                seed=seed, phase="warmup", run=run, callbacks=[collector, taker],
+                                lr=cfg.search.warmup.get("lr"))
     finally:
         collector.close()
     snapshots = WarmupSnapshots(taker.taken)

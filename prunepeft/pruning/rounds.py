@@ -129,7 +129,7 @@ def record_warmup(run: Any, result: Any, k: int, fitted: Any, diagnostics: Optio
     if learning and not learning["learned"]:
         log.warning("the warm-up learned nothing (train loss %s, chance %.3f): its assignment S_H ranks the "
                     "initialisation, not the task; train it longer (search.warmup.epochs), on more rows "
-                    "(search.warmup.subset) or at a higher train.lr_peft",
+                    "(search.warmup.subset) or at a higher rate (search.warmup.lr)",
                     " -> ".join(f"{x:.3f}" for x in learning["train_loss"]), learning["chance_loss"])
 
 

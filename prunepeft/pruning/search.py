@@ -16,6 +16,7 @@ bookkeeping around them in `stages` (warm-up, resume, retrain + summary) and `ro
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,9 @@ def validate(cfg: DictConfig) -> Strategy:
         raise UserError(f"search.retrain_epochs must be >= 0 (0 = search only), got {cfg.search.retrain_epochs}")
     for name in cfg.search.type_norm_criteria:
         get_criterion(str(name))  # names the valid criteria on a typo
+    warmup_lr = cfg.search.warmup.get("lr")
+    if warmup_lr is not None and not (math.isfinite(float(warmup_lr)) and float(warmup_lr) > 0):
+        raise UserError(f"search.warmup.lr must be a finite rate > 0 (or null = train.lr_peft), got {warmup_lr}")
     if int(cfg.search.k) < 1:
         raise UserError(f"search.k must be >= 1, got {cfg.search.k}")
     for key in ("max_rounds", "warmup.epochs", "warmup.snapshots"):
