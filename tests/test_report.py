@@ -315,6 +315,124 @@ def test_report_command_writes_every_format(tmp_path):
     assert len((out / "runs.csv").read_text(encoding="utf-8").splitlines()) == 31
 
 
+# --- one configuration per cell, run directories only ---------------------------------------------
+
+def _subset_tree(root: Path) -> Path:
+    """LoRA on RTE at two training subsets (and an lr sweep at one of them); PrunePEFT at one."""
+    B = "baseline"
+    for seed, (big, small, slow) in {1: (0.66, 0.50, 0.60), 2: (0.68, 0.54, 0.62)}.items():
+        make_run(root, f"lora2000/s{seed}", command=B, method="lora", task="rte", seed=seed, value=big)
+        make_run(root, f"lora500/s{seed}", command=B, method="lora", task="rte", seed=seed, value=small,
+                 config_over={"data": {"train_subset": 500}})
+        make_run(root, f"lora2000-lr5e-4/s{seed}", command=B, method="lora", task="rte", seed=seed, value=slow,
+                 lr=5e-4)
+        make_run(root, f"hybrid/s{seed}", command="search", task="rte", seed=seed, value=0.70 + 0.02 * (seed - 1))
+    return root
+
+
+def test_two_configurations_of_one_cell_get_a_row_each(tmp_path):
+    """Pooled, LoRA would be one n=2 cell of (58.0, 61.0) = 59.5; split, each subset is its own row."""
+    (t2,) = build_tables(collect_runs(_subset_tree(tmp_path)), ["table2"])
+    assert t2.rows == [("minilm_l6", "LoRA [data.train_subset=2000]"), ("minilm_l6", "LoRA [data.train_subset=500]"),
+                       ("minilm_l6", "PrunePEFT")]
+    md = to_markdown(t2)
+    # 2000: (66, 68) after the lr sweep kept 1e-3 (67.0 vs 61.0); 500: (50, 54), sd 2.8; paper LoRA RTE 84.0
+    assert "| minilm_l6 | LoRA [data.train_subset=2000] | 67.0 ± 1.4 (n=2) | 84.0 | -17.0 | 0.75 | 1 | -0.25 |" in md
+    assert "| minilm_l6 | LoRA [data.train_subset=500] | 52.0 ± 2.8 (n=2) | 84.0 | -32.0 | 0.75 | 1 | -0.25 |" in md
+    assert "| minilm_l6 | PrunePEFT | **71.0 ± 1.4 (n=2)** | 85.5 | -14.5 |" in md
+    # paired to PrunePEFT (70, 72): 2000 -> (-4, -4); 500 -> (-20, -18)
+    assert "| minilm_l6 | LoRA [data.train_subset=2000] | -4.0 ± 0.0 (n=2) |" in md
+    assert "| minilm_l6 | LoRA [data.train_subset=500] | -19.0 ± 1.4 (n=2) |" in md
+    assert ("minilm_l6 LoRA ran in 2 configurations (differing in data.train_subset): one row each, never pooled "
+            "into one cell.") in md
+    assert "minilm_l6 LoRA [data.train_subset=2000] on RTE: lr 0.001 (of 0.0005, 0.001)" in md
+    assert "59.5" not in md
+    csv_lines = to_csv(t2).splitlines()
+    assert "table2,minilm_l6,LoRA [data.train_subset=500],RTE,52.0,2.8284,2,1;2,,-19.0,1.4142,2,84.0,-32.0" in csv_lines
+
+
+def test_prunepeft_in_two_search_spaces_is_split_and_not_paired(tmp_path):
+    """PrunePEFT with and without DoRA in its search space: two rows, and no paired difference to either."""
+    for seed in (1, 2):
+        make_run(tmp_path, f"h/s{seed}", command="search", task="rte", seed=seed, value=0.70)
+        make_run(tmp_path, f"hd/s{seed}", command="search", task="rte", seed=seed, value=0.74,
+                 space=["lora", "dora", "adapter"])
+        make_run(tmp_path, f"lora/s{seed}", command="baseline", method="lora", task="rte", seed=seed, value=0.6)
+    (t2,) = build_tables(collect_runs(tmp_path), ["table2"])
+    assert [r[1] for r in t2.rows] == ["LoRA", "PrunePEFT [search_space=lora,adapter]",
+                                       "PrunePEFT [search_space=lora,dora,adapter]"]
+    md = to_markdown(t2)
+    assert "| minilm_l6 | PrunePEFT [search_space=lora,dora,adapter] | **74.0 ± 0.0 (n=2)** | 85.5 | -11.5 |" in md
+    assert not t2.deltas and "No paired difference to PrunePEFT where PrunePEFT ran in several configurations: " \
+        "minilm_l6 on RTE." in md
+
+
+def test_keys_that_do_not_change_a_result_never_split(tmp_path):
+    """Paths, progress, trackers, the device, the transfer source's path and the seed are not configurations;
+    a run whose run.json has no config (an old layout) is not a configuration of its own either."""
+    import json
+
+    volatile = [{"data": {"dir": "/data/a"}, "model": {"local": "/tmp/m"}, "logger": {"name": "csv"}},
+                {"data": {"dir": "/data/b"}, "train": {"progress": True, "device": "cuda", "log_every": 1},
+                 "extra": {"runs_root": "elsewhere"}, "strategy": {"from_run": "x/s2"}, "debug": {"kill_at": "e:1"}}]
+    for seed, over in enumerate(volatile, start=1):
+        make_run(tmp_path, f"h/s{seed}", command="search", task="rte", seed=seed, value=0.70, config_over=over)
+    old = make_run(tmp_path, "h/s3", command="search", task="rte", seed=3, value=0.73)
+    info = json.loads((old / "run.json").read_text())
+    del info["config"]
+    (old / "run.json").write_text(json.dumps(info))
+    (t2,) = build_tables(collect_runs(tmp_path), ["table2"])
+    assert t2.rows == [("minilm_l6", "PrunePEFT")] and t2.cell(t2.rows[0], "RTE").n == 3
+
+
+def test_fingerprint_keys():
+    from prunepeft.report.configs import fingerprint
+
+    train = {"train": {"lr_peft": 1e-3, "lr_head": 1e-3, "lr_backbone": 2e-5, "progress": True, "epochs": 2}}
+    # LoRA: the swept PEFT rate is left out, the head follows it, the frozen backbone's rate does not count
+    assert fingerprint(train, "baseline", "lora") == {"train.epochs": "2", "train.lr_head": "= swept lr"}
+    # FFT: the backbone's rate is the swept one; the head's rate is a setting of its own
+    assert fingerprint(train, "baseline", "fft") == {"train.epochs": "2", "train.lr_head": "0.001",
+                                                     "train.lr_peft": "0.001"}
+    assert fingerprint({"search": {"k": 4, "diagnostics": {"enabled": True}}, "method": "fft", "seed": 3},
+                       "search", "prunepeft") == {"search.k": "4"}
+    assert fingerprint(None, "search", "prunepeft") == {}
+
+
+def test_only_run_directories_are_runs(tmp_path):
+    """Tracker folders (csv/, mlflow/, a run's trackers/), an export, .hydra and a checkpoint are never runs."""
+    import json
+
+    from prunepeft.report.collect import find_run_dirs
+
+    root = tmp_path / "runs"
+    run = make_run(root, "rte/hybrid/s1", command="search", task="rte", seed=1, value=0.7)
+    make_run(root, "rte/hybrid/s2", command="search", task="rte", seed=2, value=0.7, done=False)
+    summary = (run / "summary.json").read_text()
+    for tracker in (run / "trackers" / "csv", root / "csv", root / "mlflow" / "0" / "abc" / "artifacts"):
+        tracker.mkdir(parents=True)
+        (tracker / "summary.json").write_text(summary)  # the csv tracker's copy of the run's summary
+    (root / "csv" / "metrics.csv").write_text("step,loss\n1,0.7\n")
+    export = root / "export"
+    export.mkdir()
+    for name, obj in (("summary.json", json.loads(summary)), ("found_config.json", {"units": []}),
+                      ("prunepeft_export.json", {"format": "self-contained"})):
+        (export / name).write_text(json.dumps(obj))
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (run / "checkpoint").mkdir()
+    (run / "checkpoint" / "state.json").write_text("{}")
+    (run / "export").mkdir()
+    (run / "export" / "run.json").write_text((run / "run.json").read_text())  # an export copied into the run
+    assert [d.relative_to(root).as_posix() for d in find_run_dirs(root)] == ["rte/hybrid/s1", "rte/hybrid/s2"]
+    out = tmp_path / "out"
+    report_run(_cfg(root, out, tables=["table2"]), out)
+    index = (out / "report.md").read_text(encoding="utf-8")
+    assert "1 finished, 1 unfinished" in index and "- `rte/hybrid/s2` (running)" in index
+    assert "csv" not in index and "export" not in index and "mlflow" not in index
+    assert len((out / "runs.csv").read_text(encoding="utf-8").splitlines()) == 3
+
+
 def test_report_command_user_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no runs found under .*empty"):
