@@ -29,6 +29,8 @@ class WarmupSettings:
     epochs: int
     snapshots: int  # T
     assign: str  # the assignment rule (tendency | ...)
+    lr: Optional[float] = None  # the warm-up's rate for units and head; None = train.lr_peft / lr_head
+    learned_margin: float = 0.02  # `search.diagnostics.learned_margin`: below chance by this = learned
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class SearchSettings:
             warmup=WarmupSettings(
                 subset=float(warmup.subset if warmup.subset is not None else cfg.task.warmup_subset),
                 init=None if warmup.init is None else str(warmup.init), epochs=int(warmup.epochs),
-                snapshots=int(warmup.snapshots), assign=str(warmup.get("assign", "tendency"))),
+                snapshots=int(warmup.snapshots), assign=str(warmup.get("assign", "tendency")),
+                lr=None if warmup.get("lr") is None else float(warmup.lr),
+                learned_margin=float(search.diagnostics.learned_margin)),
             strategy=StrategySettings(
                 name=str(cfg.strategy.name), criterion=None if cfg.strategy.criterion is None else str(cfg.strategy.criterion),
                 combine=str(cfg.strategy.combine), from_run=str(cfg.strategy.from_run) if cfg.strategy.from_run else None),

@@ -92,7 +92,7 @@ def warm_up(supernet: Any, tokenizer: Any, warmup_set: Any, cfg: Any, s: SearchS
     result = summarise_warmup(snapshots, partition, k, seed, strategy.criteria)
     regression = int(cfg.task.num_labels) == 1
     learning = learning_record(snapshots.train_losses, chance_loss(warmup_set["labels"], regression),
-                               float(cfg.search.diagnostics.learned_margin), regression)
+                               s.warmup.learned_margin, regression)
     record_warmup(run, result, k, fitted, diagnostics, learning)
     state.warmup_done, state.examples = True, state.examples + fitted.examples_seen
     state.wall_s += time.time() - started
