@@ -152,3 +152,57 @@ def test_new_per_run_figures_and_figure3_legend_clear_of_the_title(tmp_path, mon
     assert texts[:4] == ["r2", "kept\n512", "kept\n512", "kept\n512"] and texts[4:] == ["r1", "r1", "r3", "r2"]
     assert checks["warmup_rte__tiny__s5:red"] == 2  # S_H: one box per partition key
     assert files["curves_rte__tiny__s5"].panels == 2 and files["curves_rte__tiny__s5"].png.stat().st_size > 1000
+
+
+def test_figure3_counts_a_type_only_where_it_was_a_candidate(tmp_path, monkeypatch):
+    """Two runs without DoRA in their search space, one with it: DoRA's pruned fraction is over that one run.
+
+    Counted over all three runs (the old reading), layer 0's DoRA would be 'pruned' in 3 of 3 although two
+    runs never had it; over the run that had it, kept at layer 0 and pruned elsewhere: 0.0, then 1.0.
+    """
+    import matplotlib.axes
+
+    root = tmp_path / "runs"
+    for seed in (1, 2):
+        run = make_run(root, f"rte/hybrid/s{seed}", command="search", task="rte", seed=seed, value=0.7)
+        add_search_files(run, {0: ["lora"], 1: ["adapter"]}, num_layers=3, seed=2)  # seed 2: the search's layout
+    dora = make_run(root, "rte/hybrid-dora/s3", command="search", task="rte", seed=3, value=0.7,
+                    space=["lora", "dora", "adapter"])
+    add_search_files(dora, {0: ["dora"], 1: ["lora"]}, num_layers=3, seed=2, space=["lora", "dora", "adapter"])
+    calls: list[tuple[str, list[float]]] = []
+    original = matplotlib.axes.Axes.bar
+
+    def spy(self, x, height, *args, **kwargs):
+        calls.append((kwargs.get("label"), [float(h) for h in height]))
+        return original(self, x, height, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar", spy)
+    (fig,) = figure3(collect_runs(root), tmp_path / "out")
+    bars = dict(calls)
+    assert [label for label, _ in calls] == ["lora", "adapter", "dora"]  # one panel (RTE); types in first-seen order
+    assert bars["dora"] == [0.0, 1.0, 1.0]  # over the one run that had DoRA, not [1.0, 1.0, 1.0] over three
+    assert bars["lora"] == pytest.approx([1 / 3, 2 / 3, 1.0])  # lora: kept at 0 by two runs, at 1 by one
+    assert bars["adapter"] == pytest.approx([1.0, 1 / 3, 1.0])
+
+
+def test_figure3_without_a_recorded_search_space_uses_the_types_the_run_touched(tmp_path, monkeypatch):
+    """A run that records no search space: the types it kept or removed are its candidates (never DoRA)."""
+    import json
+
+    import matplotlib.axes
+
+    run = make_run(tmp_path / "runs", "rte/old/s1", command="search", task="rte", seed=1, value=0.7)
+    add_search_files(run, {0: ["lora"]}, num_layers=2)  # rounds remove 1:lora, 2:lora, 3:lora
+    info = json.loads((run / "run.json").read_text())
+    del info["config"]["search_space"]
+    (run / "run.json").write_text(json.dumps(info))
+    dora = make_run(tmp_path / "runs", "rte/dora/s2", command="search", task="rte", seed=2, value=0.7,
+                    space=["dora"])
+    add_search_files(dora, {1: ["dora"]}, num_layers=2, seed=2, space=["dora"])
+    calls = []
+    original = matplotlib.axes.Axes.bar
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar", lambda self, x, h, *a, **k: (
+        calls.append((k.get("label"), [float(v) for v in h])), original(self, x, h, *a, **k))[1])
+    figure3(collect_runs(tmp_path / "runs"), tmp_path / "out")
+    bars = dict(calls)
+    assert bars["lora"] == [0.0, 1.0] and bars["dora"] == [1.0, 0.0]

@@ -331,13 +331,15 @@ def _subset_tree(root: Path) -> Path:
 
 
 def test_two_configurations_of_one_cell_get_a_row_each(tmp_path):
-    """Pooled, LoRA would be one n=2 cell of (58.0, 61.0) = 59.5; split, each subset is its own row."""
+    """Pooled, LoRA's lr sweep would weigh both subsets at 1e-3 (mean 59.5) against 5e-4 (61.0) and show 61.0;
+    split, each subset is its own row and the sweep runs within the 2000-row configuration."""
     (t2,) = build_tables(collect_runs(_subset_tree(tmp_path)), ["table2"])
     assert t2.rows == [("minilm_l6", "LoRA [data.train_subset=2000]"), ("minilm_l6", "LoRA [data.train_subset=500]"),
                        ("minilm_l6", "PrunePEFT")]
     md = to_markdown(t2)
     # 2000: (66, 68) after the lr sweep kept 1e-3 (67.0 vs 61.0); 500: (50, 54), sd 2.8; paper LoRA RTE 84.0
-    assert "| minilm_l6 | LoRA [data.train_subset=2000] | 67.0 ± 1.4 (n=2) | 84.0 | -17.0 | 0.75 | 1 | -0.25 |" in md
+    assert "| minilm_l6 | LoRA [data.train_subset=2000] | <u>67.0 ± 1.4 (n=2)</u> | 84.0 | -17.0 | 0.75 | 1 | -0.25 |" \
+        in md
     assert "| minilm_l6 | LoRA [data.train_subset=500] | 52.0 ± 2.8 (n=2) | 84.0 | -32.0 | 0.75 | 1 | -0.25 |" in md
     assert "| minilm_l6 | PrunePEFT | **71.0 ± 1.4 (n=2)** | 85.5 | -14.5 |" in md
     # paired to PrunePEFT (70, 72): 2000 -> (-4, -4); 500 -> (-20, -18)
@@ -346,7 +348,7 @@ def test_two_configurations_of_one_cell_get_a_row_each(tmp_path):
     assert ("minilm_l6 LoRA ran in 2 configurations (differing in data.train_subset): one row each, never pooled "
             "into one cell.") in md
     assert "minilm_l6 LoRA [data.train_subset=2000] on RTE: lr 0.001 (of 0.0005, 0.001)" in md
-    assert "59.5" not in md
+    assert "59.5" not in md and "61.0" not in md
     csv_lines = to_csv(t2).splitlines()
     assert "table2,minilm_l6,LoRA [data.train_subset=500],RTE,52.0,2.8284,2,1;2,,-19.0,1.4142,2,84.0,-32.0" in csv_lines
 
@@ -368,13 +370,13 @@ def test_prunepeft_in_two_search_spaces_is_split_and_not_paired(tmp_path):
 
 
 def test_keys_that_do_not_change_a_result_never_split(tmp_path):
-    """Paths, progress, trackers, the device, the transfer source's path and the seed are not configurations;
+    """Paths, progress, trackers, the device, debug settings and the seed are not configurations;
     a run whose run.json has no config (an old layout) is not a configuration of its own either."""
     import json
 
     volatile = [{"data": {"dir": "/data/a"}, "model": {"local": "/tmp/m"}, "logger": {"name": "csv"}},
                 {"data": {"dir": "/data/b"}, "train": {"progress": True, "device": "cuda", "log_every": 1},
-                 "extra": {"runs_root": "elsewhere"}, "strategy": {"from_run": "x/s2"}, "debug": {"kill_at": "e:1"}}]
+                 "extra": {"runs_root": "elsewhere"}, "debug": {"kill_at": "e:1"}}]
     for seed, over in enumerate(volatile, start=1):
         make_run(tmp_path, f"h/s{seed}", command="search", task="rte", seed=seed, value=0.70, config_over=over)
     old = make_run(tmp_path, "h/s3", command="search", task="rte", seed=3, value=0.73)
@@ -383,6 +385,17 @@ def test_keys_that_do_not_change_a_result_never_split(tmp_path):
     (old / "run.json").write_text(json.dumps(info))
     (t2,) = build_tables(collect_runs(tmp_path), ["table2"])
     assert t2.rows == [("minilm_l6", "PrunePEFT")] and t2.cell(t2.rows[0], "RTE").n == 3
+
+
+def test_transfer_runs_from_per_seed_sources_are_one_configuration(tmp_path):
+    """Each seed's strategy transfer reads its own source run (strategy.from_run differs): still one row."""
+    for seed in (1, 2):
+        src = make_run(tmp_path, f"rte/s{seed}", command="search", task="rte", seed=seed, value=0.7)
+        make_run(tmp_path, f"sst2/s{seed}", command="search", task="sst2", seed=seed, value=0.9 + 0.01 * seed,
+                 transfer={"kind": "strategy", "from_run": str(src)}, config_over={"strategy": {"from_run": str(src)}})
+    (t6,) = build_tables(collect_runs(tmp_path), ["table6"])
+    assert t6.rows == [("minilm_l6", "Strategy transfer from RTE")]
+    assert t6.cell(t6.rows[0], "SST-2").n == 2
 
 
 def test_fingerprint_keys():
