@@ -334,8 +334,8 @@ def test_two_configurations_of_one_cell_get_a_row_each(tmp_path):
     """Pooled, LoRA's lr sweep would weigh both subsets at 1e-3 (mean 59.5) against 5e-4 (61.0) and show 61.0;
     split, each subset is its own row and the sweep runs within the 2000-row configuration."""
     (t2,) = build_tables(collect_runs(_subset_tree(tmp_path)), ["table2"])
-    assert t2.rows == [("minilm_l6", "LoRA [data.train_subset=2000]"), ("minilm_l6", "LoRA [data.train_subset=500]"),
-                       ("minilm_l6", "PrunePEFT")]
+    assert t2.rows == [("minilm_l6", "LoRA [data.train_subset=500]"), ("minilm_l6", "LoRA [data.train_subset=2000]"),
+                       ("minilm_l6", "PrunePEFT")]  # configurations in natural order
     md = to_markdown(t2)
     # 2000: (66, 68) after the lr sweep kept 1e-3 (67.0 vs 61.0); 500: (50, 54), sd 2.8; paper LoRA RTE 84.0
     assert "| minilm_l6 | LoRA [data.train_subset=2000] | <u>67.0 ± 1.4 (n=2)</u> | 84.0 | -17.0 | 0.75 | 1 | -0.25 |" \
@@ -345,8 +345,8 @@ def test_two_configurations_of_one_cell_get_a_row_each(tmp_path):
     # paired to PrunePEFT (70, 72): 2000 -> (-4, -4); 500 -> (-20, -18)
     assert "| minilm_l6 | LoRA [data.train_subset=2000] | -4.0 ± 0.0 (n=2) |" in md
     assert "| minilm_l6 | LoRA [data.train_subset=500] | -19.0 ± 1.4 (n=2) |" in md
-    assert ("minilm_l6 LoRA ran in 2 configurations (differing in data.train_subset): one row each, never pooled "
-            "into one cell.") in md
+    assert ("minilm_l6 LoRA: one row per configuration (its runs differ in data.train_subset), never pooled into "
+            "one cell.") in md
     assert "minilm_l6 LoRA [data.train_subset=2000] on RTE: lr 0.001 (of 0.0005, 0.001)" in md
     assert "59.5" not in md and "61.0" not in md
     csv_lines = to_csv(t2).splitlines()
@@ -367,6 +367,23 @@ def test_prunepeft_in_two_search_spaces_is_split_and_not_paired(tmp_path):
     assert "| minilm_l6 | PrunePEFT [search_space=lora,dora,adapter] | **74.0 ± 0.0 (n=2)** | 85.5 | -11.5 |" in md
     assert not t2.deltas and "No paired difference to PrunePEFT where PrunePEFT ran in several configurations: " \
         "minilm_l6 on RTE." in md
+
+
+def test_configurations_differing_in_many_keys_are_numbered_and_spelled_out(tmp_path):
+    """Three differing keys would make a long row name: `config i` in the row, its keys and values in a note."""
+    a = {"search": {"k": 2, "reinit": "paper"}, "data": {"heldout": None}}
+    b = {"search": {"k": 4, "reinit": "keep"}, "data": {"heldout": 500}}
+    for seed in (1, 2):
+        make_run(tmp_path, f"a/s{seed}", command="search", task="sst2", seed=seed, value=0.80, config_over=a)
+        make_run(tmp_path, f"b/s{seed}", command="search", task="sst2", seed=seed, value=0.90, config_over=b)
+    (t2,) = build_tables(collect_runs(tmp_path), ["table2"])
+    assert t2.rows == [("minilm_l6", "PrunePEFT [config 1]"), ("minilm_l6", "PrunePEFT [config 2]")]
+    md = to_markdown(t2)
+    assert "| minilm_l6 | PrunePEFT [config 1] | **90.0 ± 0.0 (n=2)** | 96.6 | -6.6 |" in md
+    assert "| minilm_l6 | PrunePEFT [config 2] | <u>80.0 ± 0.0 (n=2)</u> | 96.6 | -16.6 |" in md
+    assert ("minilm_l6 PrunePEFT: one row per configuration (its runs differ in data.heldout, search.k, search.reinit), "
+            "never pooled into one cell: config 1 = data.heldout=500, search.k=4, search.reinit=keep; config 2 = "
+            "data.heldout=null, search.k=2, search.reinit=paper.") in md
 
 
 def test_keys_that_do_not_change_a_result_never_split(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import pandas as pd
@@ -57,14 +58,28 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def fingerprint(config: dict | None, command: str | None, method: str | None) -> dict[str, str]:
+# A setting that is read only when another key enables it: while off, its value changes nothing (it
+# differs between code versions whose default changed, e.g. type_norm_criteria gained output_ratio).
+READ_ONLY_WHEN = {"search.type_norm_criteria": ("search.type_norm", lambda v: v not in (None, "none")),
+                  "search.warmup.agreement_probe": ("search.warmup.assign", lambda v: v == "agreement"),
+                  "search.rank_ratio": ("search.granularity", lambda v: v == "rank")}
+
+
+def fingerprint(config: dict | None, command: str | None, method: str | None,
+                device: str | None = None) -> dict[str, str]:
     """The result-changing keys of a run's resolved config, as {dotted key: canonical string}.
 
     The swept learning rate (the backbone's for FFT, else the PEFT units'; `collect.lr_label`) is left
     out; the head's rate counts only where it does not follow the swept one. The backbone's rate is
-    left out where the backbone is frozen (every method but FFT). An empty config gives {} (unknown).
+    left out where the backbone is frozen (every method but FFT). On a CPU (`device`, from run.json)
+    every precision runs as fp32 (train/device.py). An empty config gives {} (unknown).
     """
     flat = {k: v for k, v in _flatten(config or {}).items() if not _ignored(k, command)}
+    for key, (switch, on) in READ_ONLY_WHEN.items():
+        if key in flat and switch in flat and not on(flat[switch]):
+            del flat[key]
+    if "train.precision" in flat and str(device or "").startswith("cpu"):
+        flat["train.precision"] = "fp32"
     swept = "train.lr_backbone" if method == "fft" and command == "baseline" else "train.lr_peft"
     if "train.lr_head" in flat and swept in flat and flat["train.lr_head"] == flat[swept]:
         flat["train.lr_head"] = FOLLOWS
@@ -88,29 +103,56 @@ def differing_keys(configs: list[dict[str, str]]) -> list[str]:
     return [k for k in keys if len({c[k] for c in configs if k in c}) > 1]
 
 
+INLINE_KEYS = 2  # a row named by up to this many keys shows them; more: `config i`, spelled out in a note
+
+
 def split_variants(d: pd.DataFrame, cell: tuple[str, ...] = ("model", "label", "task")) -> pd.DataFrame:
-    """`d` with a `variant` column: "" where a (model, label) ran in one configuration, else `key=value, ...`.
+    """`d` with `variant` (the row's name: "" where a (model, label) ran in one configuration, else
+    `key=value, ...` or `config i`) and `variant_desc` (always `key=value, ...`).
 
     Runs of one `cell` with different fingerprints get different variants; the keys that name them are
     those that differ in any task of the (model, label), so that a variant is one row across the tasks.
     """
-    d = d.assign(variant="")
+    d = d.assign(variant="", variant_desc="")
     if d.empty or "config_keys" not in d:
         return d
     for _, rows in d.groupby(["model", "label"], sort=True, dropna=False):
         keys = sorted({k for _, g in rows.groupby(list(cell[2:]), dropna=False)
                        for k in differing_keys(list(g["config_keys"]))})
-        if keys:
-            d.loc[rows.index, "variant"] = rows["config_keys"].map(
-                lambda c: ", ".join(f"{k}={c.get(k, '?')}" for k in keys))
+        if not keys:
+            continue
+        desc = rows["config_keys"].map(lambda c: ", ".join(f"{k}={c.get(k, '?')}" for k in keys))
+        names = {v: v if len(keys) <= INLINE_KEYS else f"config {i}"
+                 for i, v in enumerate(sorted(set(desc), key=variant_order), 1)}
+        d.loc[rows.index, "variant_desc"] = desc
+        d.loc[rows.index, "variant"] = desc.map(names)
     return d
 
 
-def split_note(model: str, label: str, variants: list[str]) -> str:
-    """The note under a table naming the keys a row was split by."""
-    keys = list(dict.fromkeys(part.split("=", 1)[0] for v in variants for part in v.split(", ")))
-    return (f"{model} {label} ran in {len(set(variants))} configurations (differing in {', '.join(keys)}): "
-            "one row each, never pooled into one cell.")
+def split_notes(d: pd.DataFrame) -> list[str]:
+    """One note per (model, label) of `d` shown in several configurations: the keys, and what `config i` is."""
+    notes = []
+    split = d[d["variant"] != ""] if "variant" in d else d.iloc[:0]
+    for (model, label), rows in split.groupby(["model", "label"], sort=True):
+        pairs = dict(sorted(zip(rows["variant"], rows["variant_desc"]), key=lambda kv: variant_order(kv[0])))
+        keys = list(dict.fromkeys(part.split("=", 1)[0] for v in pairs.values() for part in v.split(", ")))
+        named = "; ".join(f"{name} = {desc}" for name, desc in pairs.items() if name != desc)
+        notes.append(f"{model} {label}: one row per configuration (its runs differ in {', '.join(keys)}), never "
+                     f"pooled into one cell{': ' + named if named else ''}.")
+    return notes
+
+
+def variant_order(name: str) -> list:
+    """Natural order of variant names: `config 2` before `config 10`, `train_subset=500` before `=2000`."""
+    return [(0, float(part), "") if _is_number(part) else (1, 0.0, part) for part in re.split(r"([0-9.]+)", name)]
+
+
+def _is_number(part: str) -> bool:
+    try:
+        float(part)
+        return True
+    except ValueError:
+        return False
 
 
 def row_label(label: str, variant: str) -> str:

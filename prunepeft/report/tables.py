@@ -19,7 +19,7 @@ from prunepeft.errors import UserError
 from prunepeft.report.aggregate import Cell, paired_delta, seed_cell, select_lr, stats
 from prunepeft.report.backbone_check import check_one_backbone
 from prunepeft.report.collect import DECODER_FAMILIES, TASK_ORDER, task_name
-from prunepeft.report.configs import row_label, split_note, split_variants
+from prunepeft.report.configs import row_label, split_notes, split_variants, variant_order
 from prunepeft.report.paper import base_label, load_reference, paper_numbers
 from prunepeft.report.render import Column, Table
 
@@ -47,16 +47,7 @@ def _order(labels: list[str], preferred: list[str]) -> list[str]:
 
 def _variants(dl: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """(variant, runs) of one (model, label): one configuration each (report.configs.split_variants)."""
-    return [(v, dl[dl["variant"] == v]) for v in sorted(dl["variant"].unique())]
-
-
-def _split_notes(t: Table) -> list[str]:
-    """One note per (model, method) shown in several configurations."""
-    split: dict[tuple[str, str], list[str]] = {}
-    for row, label in t.labels.items():
-        if row[-1] != label:
-            split.setdefault((row[0], label), []).append(row[-1][len(label) + 2:-1])
-    return [split_note(model, label, variants) for (model, label), variants in split.items()]
+    return [(v, dl[dl["variant"] == v]) for v in sorted(dl["variant"].unique(), key=variant_order)]
 
 
 def _metric_table(key: str, title: str, d: pd.DataFrame, preferred: list[str], lr_choices: pd.DataFrame,
@@ -93,7 +84,7 @@ def _metric_table(key: str, title: str, d: pd.DataFrame, preferred: list[str], l
                 if params:
                     t.cells[(row, "Params (%)")] = stats(dl["params_percent"].dropna(), digits=2, show_std=False)
                 t.rows.append(row)
-    t.notes += _split_notes(t)
+    t.notes += split_notes(d)
     if unpaired:
         t.notes.append("No paired difference to PrunePEFT where PrunePEFT ran in several configurations: "
                        + ", ".join(sorted(unpaired)) + ".")
@@ -133,7 +124,7 @@ def _table4(d: pd.DataFrame) -> Table:
                 for col, field, digits in fields:
                     t.cells[(row, col)] = seed_cell(gl, field, digits, show_std=col != "Retrain epochs")
                 t.rows.append(row)
-    t.notes += _split_notes(t)
+    t.notes += split_notes(d)
     return t
 
 
@@ -224,7 +215,7 @@ def build_tables(runs: pd.DataFrame, names: list[str] | tuple[str, ...] = TABLES
     d = runs[runs["complete"] & runs["value"].notna()].copy() if not runs.empty else runs
     check_one_backbone(d)  # pruned and unpruned backbones never share a table (UserError naming the runs)
     if d.empty:
-        d = pd.DataFrame(columns=[*runs.columns, "points", "variant"])
+        d = pd.DataFrame(columns=[*runs.columns, "points"])
     d = split_variants(d)  # one configuration per cell: runs differing in a result-changing key are split
     d, lr_choices = select_lr(d, ("model", "label", "variant", "task"))
     d = d.assign(points=d["value"].astype(float) * 100)
