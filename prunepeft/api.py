@@ -6,8 +6,9 @@
     preds = prunepeft.predict("outputs/search/rte/minilm_l6/hybrid-s42", [("A man sleeps.", "He is awake.")])
     metrics = prunepeft.evaluate("outputs/search/rte/minilm_l6/hybrid-s42")   # == summary.json's
 
-`load_run` returns the retrained model (backbone + found units + head, eval mode) and its
-tokenizer; it reads only the run directory (found_config.json, units/head safetensors, run.json).
+`load_run` returns the trained model (backbone + found units + head, eval mode) and its tokenizer, of
+a search or of a baseline (uniform units, head only, or fft: then the trained backbone too); it reads
+only the run directory (found_config.json, units/head safetensors, model.safetensors for fft, run.json).
 """
 from __future__ import annotations
 
@@ -60,20 +61,27 @@ class LoadedRun:
 def check_run_dir(run: str | os.PathLike | None) -> Path:
     """The run directory, checked for what loading needs (UserError naming what is missing)."""
     if run in (None, "", "???"):
-        raise UserError("needs run=<directory of a finished `prunepeft search` run>")
+        raise UserError("needs run=<directory of a finished `prunepeft search` or `prunepeft baseline` run>")
     path = Path(str(run))
     if not path.is_dir():
-        raise UserError(f"run={str(path)!r} is not a directory; point run= at a finished search run")
+        raise UserError(f"run={str(path)!r} is not a directory; point run= at a finished search or baseline run")
+    info = read_json(path / outputs.RUN_JSON) if (path / outputs.RUN_JSON).is_file() else {}
+    baseline = info.get("command") == "baseline" or (info.get("config") or {}).get("command") == "baseline"
+    # A baseline trained before baselines saved their weights has none: say how to get them.
+    again = ("; it was trained before baselines saved what loading needs: run it again with restart=true"
+             if baseline else "")
     if not (path / outputs.FOUND_CONFIG).is_file():
-        raise UserError(f"run={str(path)!r} has no {outputs.FOUND_CONFIG} (a finished `prunepeft search` run writes one)")
+        raise UserError(f"run={str(path)!r} has no {outputs.FOUND_CONFIG} (a finished search or baseline run "
+                        f"writes one){again}")
     for name in (outputs.UNITS, outputs.HEAD):
         if not (path / name).is_file():
-            raise UserError(f"run={str(path)!r} has no {name}: the search writes it after retraining")
+            raise UserError(f"run={str(path)!r} has no {name}: the run writes it when training ends{again}")
     return path
 
 
 def open_run(run: str | os.PathLike, device: str | torch.device | None = None) -> LoadedRun:
-    """Rebuild a finished search run: the backbone, the found units and head with their weights.
+    """Rebuild a finished run (search or baseline): the backbone, the units and head with their weights
+    (a full fine-tuning baseline: every trained weight, from `model.safetensors`).
 
     Raises:
         UserError: the directory is not a finished search run (missing files named).
@@ -81,13 +89,14 @@ def open_run(run: str | os.PathLike, device: str | torch.device | None = None) -
     from prunepeft.models.families import get_family
     from prunepeft.models.loading import load_backbone
     from prunepeft.peft.found_config import FoundConfig, build_from_found
-    from prunepeft.peft.weights import load_trained
+    from prunepeft.peft.weights import load_model_weights, load_trained
     from prunepeft.pruning.backbone_stage import reprune
 
     path = check_run_dir(run)
     cfg = load_run_config(path)
     found = FoundConfig.load(path)
     model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), int(cfg.seed))
+    load_model_weights(model, path)  # fft: the trained backbone (no-op for runs that train units)
     reprune(model, get_family(cfg.model.family), path)  # early backbone pruning: as the run did (no-op if off)
     net = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
     load_trained(net, path)
@@ -99,10 +108,11 @@ def open_run(run: str | os.PathLike, device: str | torch.device | None = None) -
 
 
 def load_run(run: str | os.PathLike, device: str | torch.device | None = None) -> tuple[torch.nn.Module, Any]:
-    """The retrained model of a finished `prunepeft search` run and its tokenizer.
+    """The trained model of a finished run, `prunepeft search` or `prunepeft baseline`, and its tokenizer.
 
     Args:
-        run: the run directory (holds found_config.json, units.safetensors, head.safetensors).
+        run: the run directory (holds found_config.json, units.safetensors, head.safetensors; a full
+            fine-tuning baseline also model.safetensors).
         device: where to put the model (default: CPU).
 
     Returns:

@@ -194,11 +194,31 @@ def writes_files() -> bool:
     return not (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0)
 
 
-def file_mode() -> int:
-    """The mode a new regular file gets: 0666 minus the process umask."""
+def file_mode(directory: bool = False) -> int:
+    """The mode a new regular file gets: 0666 minus the process umask (a directory: 0777 minus it).
+
+    The one place the umask is read; `follow_umask` applies it to what a writer created its own way.
+    """
     mask = os.umask(0)  # the only portable way to read the umask is to set it (and put it back)
     os.umask(mask)
-    return 0o666 & ~mask
+    return (0o777 if directory else 0o666) & ~mask
+
+
+def follow_umask(path: str | os.PathLike, tree: bool = False) -> Path:
+    """Give `path` (with `tree`, everything under it too) the mode `open()` / `mkdir` would: 0666 /
+    0777 minus the umask, so results are readable by collaborators (0644/0755 under umask 022).
+
+    For every writer that bypasses the umask: `tempfile.mkstemp` (0600), `tempfile.mkdtemp` (0700)
+    and `safetensors.save_file` (0600, inside peft's `save_pretrained`). Rank 0 only, like the writes.
+    """
+    path = Path(path)
+    if not writes_files():
+        return path
+    targets = [path, *(sorted(path.rglob("*")) if tree and path.is_dir() else [])]
+    for target in targets:
+        if not target.is_symlink():
+            os.chmod(target, file_mode(directory=target.is_dir()))
+    return path
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -30,6 +30,7 @@ ROUNDS = "rounds.jsonl"
 EVENTS = "events.jsonl"
 UNITS = "units.safetensors"
 HEAD = "head.safetensors"
+MODEL = "model.safetensors"  # a full fine-tuning (fft) baseline: every trained weight, head included
 DONE = "DONE"
 CHECKPOINT = "checkpoint"  # a directory: CHECKPOINT_STATE + one weights file per generation
 RANK_STAGE = "rank_stage.json"  # granularity=rank

@@ -21,7 +21,10 @@ def test_fft_writes_run_outputs_and_rerun_skips(compose_cfg, tiny_overrides, tmp
     summary = run_baseline(compose_cfg, [*tiny_overrides, "method=fft", "train.epochs=2", "train.log_every=2"], out)
     for name in ("run.json", "events.jsonl", "summary.json", "DONE"):
         assert (out / name).exists(), name
-    assert not (out / "units.safetensors").exists()  # fft trains no units
+    # fft trains no units: every trained weight is in model.safetensors, beside a configuration with
+    # no units (what load_run / predict / evaluate / export read, tests/test_baseline_runs.py)
+    assert load_file(out / "units.safetensors") == {} and read_json(out / "found_config.json")["units"] == []
+    assert (out / "model.safetensors").is_file() and (out / "head.safetensors").is_file()
     info = read_json(out / "run.json")
     assert info["status"] == "done" and info["command"] == "baseline" and info["seed"] == 42
     assert info["device"] == "cpu" and "torch" in info["versions"] and info["wall_s"] > 0

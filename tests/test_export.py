@@ -256,7 +256,7 @@ def _cli(argv, capsys, monkeypatch):
 def test_export_cli_bad_inputs_exit_2_and_create_nothing(tmp_path, compose_cfg, capsys, monkeypatch):
     # No run=: used to be an omegaconf MissingMandatoryValue traceback with exit code 1.
     assert _cli(["export"], capsys, monkeypatch) == (2, "error: export needs run=<directory of a finished "
-                                                       "`prunepeft search` run>\n")
+                                                       "`prunepeft search` or `prunepeft baseline` run>\n")
     # A bad run=: Hydra's run dir is ${run}, so it used to create that directory (and export.log).
     nope = tmp_path / "nope"
     code, err = _cli(["export", f"run={nope}"], capsys, monkeypatch)

@@ -131,6 +131,22 @@ def prepare(cfg: DictConfig, model, family) -> Prepared:
     return Prepared(model, groups, report, net)
 
 
+def save_weights(cfg: DictConfig, model, family, supernet, run_dir: Path) -> None:
+    """What `load_run`, `predict`, `evaluate` and `export` read, as a search writes it: the trained
+    units + head (`units.safetensors`, `head.safetensors`) and `found_config.json`; fft also writes
+    every trained weight (`model.safetensors`). fft and head have a configuration with no units."""
+    from prunepeft.peft.found_config import FoundConfig
+    from prunepeft.peft.supernet import Supernet
+    from prunepeft.peft.weights import save_model_weights, save_trained
+
+    if cfg.method == "fft":
+        save_model_weights(model, run_dir)  # before the unit-less supernet below freezes the backbone
+    if supernet is None:
+        supernet = Supernet(model, family, int(model.config.hidden_size), list(cfg.search_space))
+    save_trained(supernet, run_dir)
+    FoundConfig.from_supernet(supernet, cfg.model).save(run_dir)
+
+
 def validate(cfg: DictConfig) -> None:
     """The cheap checks (the CLI runs them before Hydra creates the run directory)."""
     from prunepeft.metrics import check_task_metrics
@@ -148,8 +164,9 @@ def validate(cfg: DictConfig) -> None:
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train `cfg.method` on `cfg.task` and write run.json, events.jsonl, summary.json, DONE (and, for
-    the methods with units, units.safetensors + head.safetensors).
+    """Train `cfg.method` on `cfg.task` and write run.json, events.jsonl, summary.json, DONE and the
+    weights a search run has (`save_weights`), so that a baseline loads, predicts, evaluates and
+    exports like one.
 
     A directory that already has DONE is skipped and its summary returned.
     """
@@ -191,10 +208,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     except BaseException as err:
         rd.fail(f"{type(err).__name__}: {err}")
         raise
-    if supernet is not None:  # the trained units + head, as a search saves them (prunepeft.peft.weights)
-        from prunepeft.peft.weights import save_trained
-
-        save_trained(supernet, rd.path)
+    save_weights(cfg, model, family, supernet, rd.path)
     summary = outputs.summary(
         "baseline", cfg, str(cfg.method), result, params=params,
         train={"epochs": cfg.train.epochs, "wall_s": result.wall_s, "examples_seen": result.examples_seen,

@@ -22,11 +22,11 @@ from prunepeft.errors import UserError
 
 
 def validate(cfg: DictConfig) -> None:
-    """The cheap checks: run= is a finished search run (Hydra checks task= against conf/task/)."""
+    """The cheap checks: run= is a finished search or baseline run (Hydra checks task= against conf/task/)."""
     from prunepeft.api import check_run_dir
 
     if OmegaConf.is_missing(cfg, "run") or not cfg.run:
-        raise UserError("evaluate needs run=<directory of a finished `prunepeft search` run>")
+        raise UserError("evaluate needs run=<directory of a finished `prunepeft search` or `prunepeft baseline` run>")
     check_run_dir(cfg.run)
 
 

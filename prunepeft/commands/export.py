@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def validate(cfg: DictConfig) -> Path:
     """
     check_choice("export target (to=)", str(cfg.to), TARGETS)
     if OmegaConf.is_missing(cfg, "run") or not cfg.run:
-        raise UserError("export needs run=<directory of a finished `prunepeft search` run>")
+        raise UserError("export needs run=<directory of a finished `prunepeft search` or `prunepeft baseline` run>")
     run_path = check_run_dir(cfg.run)
     if cfg.out and Path(str(cfg.out)).resolve() == run_path.resolve():
         raise UserError(f"out={str(cfg.out)!r} is the run directory; an export never writes into its run "
@@ -63,13 +64,30 @@ def _budget_text(run_path: Path, run_cfg: DictConfig) -> str:
     return spec
 
 
-def _command_text(run_path: Path) -> str:
+# What the CLI adds to a command line on its own (prunepeft.cli, sweep.swept_dirname_override): not
+# the user's, and not needed to run it again.
+_CLI_ADDED = ("hydra.job.config.override_dirname.exclude_keys=", "hydra/job_logging=")
+
+
+def command_text(run_path: Path, run_cfg: DictConfig | None = None) -> str:
+    """The command line that trains this run again, as a user types it: `prunepeft <command> <overrides>`.
+
+    The overrides are the job's own (`.hydra/overrides.yaml`: in a sweep, this job's values), else
+    run.json's argv. The CLI records argv[0] as `prunepeft <command>`; the command word is kept.
+    """
     info = read_json(run_path / outputs.RUN_JSON) if (run_path / outputs.RUN_JSON).is_file() else {}
-    argv = info.get("argv") or []
-    if argv:
-        return "prunepeft " + " ".join(shlex.quote(str(a)) for a in argv[1:]) if "prunepeft" in str(argv[0]) \
-            else " ".join(shlex.quote(str(a)) for a in argv)
-    return f"prunepeft search (see {run_path.name}/run.json)"
+    command = str(info.get("command") or (run_cfg.get("command") if run_cfg is not None else None) or "search")
+    overrides_file = run_path / outputs.HYDRA_OVERRIDES
+    if overrides_file.is_file():
+        args = [str(a) for a in (OmegaConf.load(overrides_file) or [])]
+    else:
+        argv = [str(a) for a in info.get("argv") or []]
+        if not argv:
+            return f"prunepeft {command} (the overrides are in {run_path.name}/run.json)"
+        first = argv[0].split()
+        args = argv[1:] if first[-1] == command else argv[2:] if argv[1:2] == [command] else argv[1:]
+    args = [a for a in args if a not in ("-m", "--multirun") and not a.startswith(_CLI_ADDED)]
+    return " ".join(shlex.quote(a) for a in ["prunepeft", command, *args])
 
 
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
@@ -96,6 +114,10 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     found, run_cfg = loaded.found, loaded.config
     units = list(found.units)
     fmt = choose_format(units) if str(cfg.to) == "auto" else str(cfg.to)
+    full = (run_path / outputs.MODEL).is_file()  # a full fine-tuning baseline: every weight was trained
+    if full and fmt == "peft":
+        raise UserError(f"{run_path} is a full fine-tuning run ({outputs.MODEL}): peft adapters cannot hold a "
+                        "trained backbone; use to=prunepeft (or leave to= out)")
     if fmt == "peft":
         peft_kinds(units, where=str(run_path / FOUND_CONFIG_FILE))  # a clear error for to=peft + adapters
     out = Path(str(cfg.out)) if cfg.out else Path(EXPORTS_DIR) / f"{run_name(run_path, run_cfg)}-{fmt}"
@@ -109,7 +131,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
             "source_run": str(run_path.resolve()), "adapters": adapters}
     card = model_card(fmt=fmt, model_id=model_id, model_name=str(run_cfg.model.name), task=str(run_cfg.task.name),
                       metric=loaded.summary.get("primary") or {}, found=found.to_json(),
-                      budget=_budget_text(run_path, run_cfg), command=_command_text(run_path), adapters=adapters,
+                      budget=_budget_text(run_path, run_cfg), command=command_text(run_path, run_cfg), adapters=adapters,
                       out=str(out), num_labels=int(run_cfg.task.num_labels))
     extra = {FOUND_CONFIG_FILE: found.to_json()}
     if (run_path / BACKBONE_FILE).is_file():  # early backbone pruning: the loader re-prunes from it
@@ -135,6 +157,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                 log.info("peft adapters %s, base_model_name_or_path=%s", adapters, model_id)
             else:
                 save_self_contained(loaded.supernet, tmp, meta, extra, card)
+                if full:
+                    shutil.copyfile(run_path / outputs.MODEL, tmp / outputs.MODEL)  # load_self_contained reads it
                 if serial:
                     log.info("serial units %s: %s, so this is prunepeft's self-contained format", serial, NO_SERIAL)
         finally:

@@ -55,6 +55,8 @@ def write_table(df, path: str | Path) -> None:
     import os
     import tempfile
 
+    from prunepeft.io import follow_umask
+
     suffix = _suffix(str(path), "out")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,19 +69,11 @@ def write_table(df, path: str | Path) -> None:
             df.to_json(tmp, orient="records", lines=True)
         else:
             df.to_csv(tmp, sep="\t" if suffix == ".tsv" else ",", index=False)
-        os.chmod(tmp, 0o666 & ~_umask())
+        follow_umask(tmp)  # mkstemp made it 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def validate(cfg: DictConfig) -> None:

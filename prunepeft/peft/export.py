@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from prunepeft.errors import UserError
-from prunepeft.io import atomic_write_json, atomic_write_text, remove_stale_temps, temp_prefix
+from prunepeft.io import atomic_write_json, atomic_write_text, follow_umask, remove_stale_temps, temp_prefix
 from prunepeft.models.families import set_site_linear, site_linear, transformer_layers
 from prunepeft.peft.supernet import Supernet
 from prunepeft.peft.units import UnitId, get_unit_type, unit_key
@@ -240,19 +240,15 @@ def atomic_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out), dir=out.parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; an export is meant to be shared
+        # mkdtemp makes 0700 and safetensors.save_file (peft's save_pretrained) 0600: an export is
+        # meant to be shared, every file and directory in it as open()/mkdir would make them.
+        follow_umask(tmp, tree=True)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _write_extras(tmp: Path, extra_json: dict[str, Any] | None, card: str | None) -> None:
@@ -319,7 +315,7 @@ def load_self_contained(path: str | os.PathLike, model: nn.Module | None = None,
     from prunepeft.models.families import get_family
     from prunepeft.models.loading import load_backbone
     from prunepeft.peft.found_config import FoundConfig, build_from_found
-    from prunepeft.peft.weights import load_trained
+    from prunepeft.peft.weights import load_model_weights, load_trained
 
     path = Path(path)
     meta = read_json(path / EXPORT_FILE)
@@ -332,6 +328,7 @@ def load_self_contained(path: str | os.PathLike, model: nn.Module | None = None,
         tokenizer = loaded_tok if tokenizer is None else tokenizer
     from prunepeft.pruning.backbone_stage import reprune
 
+    load_model_weights(model, path)  # the export of a full fine-tuning run: its trained backbone (else no-op)
     reprune(model, get_family(str(model_cfg.family)), path)  # early backbone pruning (no-op without its file)
     found = FoundConfig.from_json(meta["found_config"], str(path / EXPORT_FILE))
     net = build_from_found(model, get_family(str(model_cfg.family)), found, int(model.config.hidden_size))

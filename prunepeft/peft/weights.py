@@ -75,3 +75,33 @@ def load_trained(supernet: Any, directory: str | os.PathLike) -> None:
     units = read_run_file(directory / outputs.UNITS, "safetensors")  # the one guard (prunepeft.io)
     head = {f"{HEAD_PREFIX}{k}": v for k, v in read_run_file(directory / outputs.HEAD, "safetensors").items()}
     load_trained_tensors(supernet, {**units, **head}, where=str(directory))
+
+
+def save_model_weights(model: Any, directory: str | os.PathLike) -> None:
+    """Write every weight of `model` (a plain backbone + head, no units) as `model.safetensors`.
+
+    A full fine-tuning baseline trains the backbone itself: units + head cannot describe it.
+    """
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    atomic_write_bytes(Path(directory) / outputs.MODEL, save(tensors))
+
+
+def load_model_weights(model: Any, directory: str | os.PathLike) -> bool:
+    """Load `model.safetensors` of `directory` into `model` (before any unit is injected); False
+    when there is none (a run that trained units and head only).
+
+    Raises:
+        UserError: the file's keys or shapes are not the model's.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(directory) / outputs.MODEL
+    if not path.is_file():
+        return False
+    tensors = load_file(str(path))
+    own = model.state_dict()
+    if set(tensors) != set(own) or any(tuple(own[k].shape) != tuple(v.shape) for k, v in tensors.items()):
+        raise UserError(f"{path} does not hold this model's weights (keys or shapes differ); "
+                        "was it written for another backbone?")
+    model.load_state_dict(tensors)
+    return True
