@@ -427,6 +427,13 @@ def test_fingerprint_keys():
     assert fingerprint({"search": {"k": 4, "diagnostics": {"enabled": True}}, "method": "fft", "seed": 3},
                        "search", "prunepeft") == {"search.k": "4"}
     assert fingerprint(None, "search", "prunepeft") == {}
+    # precision: auto and bf16 both run as fp32 on a CPU; on a GPU they are two settings
+    precision = [fingerprint({"train": {"precision": p}}, "search", "prunepeft", "cpu") for p in ("auto", "bf16")]
+    assert precision == [{"train.precision": "fp32"}] * 2
+    assert fingerprint({"train": {"precision": "auto"}}, "search", "prunepeft", "cuda") == {"train.precision": "auto"}
+    # a setting another key switches off: type_norm_criteria is read only under a type_norm
+    off = {"search": {"type_norm": "none", "type_norm_criteria": ["taylor"]}}
+    assert fingerprint(off, "search", "prunepeft") == {"search.type_norm": "none"}
 
 
 def test_only_run_directories_are_runs(tmp_path):

@@ -168,7 +168,8 @@ def read_run(path: Path, root: Path) -> dict[str, Any]:
         "num_layers": found.get("num_layers"),
         "backbone": backbone_label(summary),  # unpruned | pruned (heads, ffn): one kind per report
         "search_space": ",".join(found.get("search_space") or config.get("search_space") or []) if search else None,
-        "config_keys": fingerprint(config, command, method, info.get("device")),  # the keys that change a result (report.configs)
+        # the keys that change a result (report.configs): one configuration per table cell
+        "config_keys": fingerprint(config, command, method, info.get("device")),
     }
     row["fingerprint"] = fingerprint_id(row["config_keys"])
     if row["strategy"] != "single":
