@@ -57,3 +57,4 @@ clean:  ## remove the venv and run outputs
 	rm -rf $(VENV) outputs multirun
 
 include make/tables.mk
+-include make/mutation.mk  # make mutation (optional: absent from a partial copy)

@@ -219,14 +219,15 @@ def test_removal_order_descending_and_ties_by_the_seed_permutation():
         assert sel.removal_order(p, seed) == [*tied, D, A]
     orders = {tuple(sel.removal_order(p, s)[:3]) for s in range(20)}
     assert len(orders) > 1  # the seed decides the ties
-    assert sel.removal_order(p, 2**64 + 5) == sel.removal_order(p, (2**64 + 5) % 2**63)
+    assert sel.removal_order(p, 2**63 + 5) == sel.removal_order(p, 5)  # seeds are taken mod 2**63
+    assert sel.removal_order(p, 2**63 + 5) != sel.removal_order(p, 2**63 + 5 - 2**62)
 
 
 def test_select_top_k_bounds():
     p = {A: 0.5, B: 0.1, C: 0.4}
     assert sel.select_top_k(p, 0, 0) == [] and sel.select_top_k(p, 2, 0) == [A, C]
     assert sel.select_top_k(p, 9, 0) == [A, C, B]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="k must be >= 0, got -1"):
         sel.select_top_k(p, -1, 0)
 
 

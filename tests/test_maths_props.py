@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -22,7 +23,9 @@ from prunepeft.pruning import selection as sel
 from prunepeft.pruning.partitions import Partition
 from prunepeft.pruning.scoring import min_max, percentile_ranks, scores_from_oriented
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Fewer examples under `make mutation` (mutmut sets MUTANT_UNDER_TEST): each mutant reruns these.
+FAST = settings(max_examples=20 if os.environ.get("MUTANT_UNDER_TEST") else 60, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 TYPES = ("lora", "adapter", "dora")
 
 
