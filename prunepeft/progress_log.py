@@ -2,6 +2,8 @@
 
 They go through `logging` (Hydra's job logging: the run's `<command>.log` always, and stderr), so
 a run under Slurm or nohup — where the rich bars are off — still shows its progress and results.
+On a terminal the stderr lines go through the progress bar's console (`ConsoleHandler`), so each
+prints whole above the live bar instead of being overwritten by its next refresh.
 
 The per-epoch lines come from the evaluation events every phase already writes through
 `RunDir.event` (`EpochLogger.attach`), so the training loop needs no change. `log_round` and
@@ -16,6 +18,37 @@ from collections.abc import Mapping
 from typing import Any
 
 log = logging.getLogger("prunepeft")
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """The console handler of the job logging (`conf/hydra/job_logging/prunepeft.yaml`).
+
+    On a terminal, each line is printed by the console the progress bars draw on (rich's global
+    console, `train/loop.py`'s `Progress`), which clears the live bar, prints the line whole and
+    draws the bar again below it. Written straight to stderr instead, a line lands where the bar
+    is and the bar's next refresh erases its first half. Off a terminal (a file, a pipe, Slurm,
+    nohup) there is no bar: plain lines to the stream, as `logging.StreamHandler` writes them.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        console = self._bar_console()
+        if console is None:
+            super().emit(record)
+            return
+        try:
+            console.print(self.format(record), markup=False, highlight=False, emoji=False, soft_wrap=True)
+        except Exception:  # noqa: BLE001 - logging never raises into the run
+            self.handleError(record)
+
+    def _bar_console(self) -> Any:
+        """Rich's console when both it and this handler's stream are the terminal, else None."""
+        isatty = getattr(self.stream, "isatty", None)
+        if not (isatty and isatty()):
+            return None
+        import rich
+
+        console = rich.get_console()
+        return console if console.is_terminal else None
 
 
 def _duration(seconds: float) -> str:
