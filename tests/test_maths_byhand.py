@@ -343,6 +343,7 @@ def test_partition_blocks_with_empty_blocks_keys_and_groups():
 
 def test_partition_key_text_round_trip():
     assert key_str((1, "lora")) == "b1:lora" and parse_key("b12:adapter") == (12, "adapter")
+    assert parse_key("b1:a:b") == (1, "a:b")  # the type is everything after the first ':'
     for bad in ("x1:lora", "b:lora", "b1:", "b1lora", "bx:lora"):
         with pytest.raises(UserError, match="bad partition key"):
             parse_key(bad)
@@ -407,3 +408,76 @@ def test_get_assign_rule():
     assert ar.get_assign_rule("consensus") is ar.consensus_scores
     with pytest.raises(UserError, match="search.warmup.assign"):
         ar.get_assign_rule("vote")
+
+
+# ---------------------------------------------------------------------------------- mutation survivors
+def test_messages_name_the_key_exactly():
+    """Mutants that changed a message or a bound by one survived the tests above (make mutation)."""
+    with pytest.raises(UserError) as err:
+        budget_params(None, 0, 1000)
+    assert str(err.value) == "budget.params must be positive, got 0"
+    assert budget_params(None, 1, 1000) == 1  # 1 parameter is a (tiny) budget, not an error
+    with pytest.raises(UserError) as err:
+        budget_params(None, None, 1000)
+    assert str(err.value) == "no budget: set budget.percent=<% of the base model> or budget.params=<count>"
+    with pytest.raises(UserError) as err:
+        budget_params(0.0, None, 1000)
+    assert str(err.value) == "budget.percent must be in (0, 100], got 0.0"
+    with pytest.raises(UserError) as err:
+        check_budget(1, {})
+    assert str(err.value) == "the search space is empty: set search_space=[lora, adapter] (or others)"
+    with pytest.raises(UserError) as err:
+        check_budget(1, {(0, "lora", "extra"): 5, "ab": 7})  # neither is a (layer, type) key
+    assert str(err.value).endswith("or use smaller units (model.<size setting>)")
+    with pytest.raises(UserError) as err:
+        cb.get_combination("median")
+    assert str(err.value) == "unknown strategy.combine 'median'; valid choices: paper, rank, reference, zscore"
+
+
+def test_type_offset_spread_exactly_at_the_degenerate_edge():
+    assert remove_type_offset({A: 0.0, C: 2e-8}) == {A: 0.0, C: 0.0}  # population std 1e-8 <= 1e-8
+    out = remove_type_offset({A: 0.0, C: 4e-8})
+    assert out[A] == pytest.approx(-1.0) and out[C] == pytest.approx(1.0)
+
+
+class _Crit:
+    """A stand-in criterion: raw = the unit's statistic, oriented = minus raw (lower is more prunable)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def raw(self, stats, ctx):
+        return {u: float(v) for u, v in stats.items()}
+
+    def orient(self, raw):
+        return {u: -v for u, v in raw.items()}
+
+
+def test_score_snapshot_orients_normalises_and_type_norms(monkeypatch):
+    from prunepeft.pruning import scoring
+    from prunepeft.pruning.criteria.base import CriterionContext
+
+    monkeypatch.setattr(scoring, "get_criterion", _Crit)
+    stats = {A: 3.0, B: 1.0, C: 5.0, D: 2.0}
+    ctx = CriterionContext(seed=0, type_norm="zscore", type_norm_criteria=("t",))
+    out = scoring.score_snapshot(stats, ["w", "t"], ctx)
+    assert list(out) == ["w", "t"]
+    assert out["w"].raw == {A: 3.0, B: 1.0, C: 5.0, D: 2.0} and out["w"].oriented == {A: -3.0, B: -1.0, C: -5.0, D: -2.0}
+    assert out["w"].rank == {C: 0.25, A: 0.5, D: 0.75, B: 1.0}
+    # t is standardised within each type: lora A, C (-3, -5) -> (+1, -1); adapter B, D (-1, -2) -> (+1, -1)
+    assert out["t"].oriented == pytest.approx({A: 1.0, B: 1.0, C: -1.0, D: -1.0})
+    assert out["t"].raw == out["w"].raw
+    plain = scoring.score_snapshot(stats, ["t"], CriterionContext(type_norm="none", type_norm_criteria=("t",)))
+    assert plain["t"].oriented == out["w"].oriented
+    js = scoring.snapshot_to_json(out)
+    assert list(js) == ["w", "t"] and js["w"]["rank"]["2:lora"] == 0.25
+
+
+def test_combine_errors_say_what_is_wrong():
+    s = snap(**FIX)
+    with pytest.raises(ValueError) as err:
+        cb.combine_paper(s, {A: "w"})
+    assert str(err.value) == "the assignment must cover exactly the scored (active) units"
+    with pytest.raises(ValueError) as err:
+        cb.combine_no_partition(s, [])
+    assert str(err.value) == "combine_no_partition needs at least one criterion"
