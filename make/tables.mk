@@ -32,9 +32,10 @@ table4: $(TABLES_DEPS)  ## Table 4: search vs retrain cost (reuses Table 2's run
 	$(PRUNEPEFT) baseline -m experiment=table4 $(SWEEP)
 	$(REPORT) 'tables=[table4]'
 
-table5: $(TABLES_DEPS)  ## Table 5: ablations none/random/single criteria/no partition/hybrid [CRITERIA]
+table5: $(TABLES_DEPS)  ## Table 5: ablations none/random/type-matched random/single criteria/no partition/hybrid [CRITERIA]
 	$(PRUNEPEFT) search -m experiment=table5 $(SWEEP)
 	$(PRUNEPEFT) search -m experiment=table5 $(SWEEP) strategy.name=single strategy.criterion=$(CRITERIA)
+	$(PRUNEPEFT) search -m experiment=table5 $(SWEEP) strategy.name=random_matched
 	$(REPORT) 'tables=[table5]'
 
 table6: $(TABLES_DEPS)  ## Table 6: strategy and architecture transfer from RTE and CoLA

@@ -32,7 +32,7 @@ from prunepeft.metrics import check_task_metrics
 from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import Supernet, UnitSizes
 from prunepeft.peft.found_config import FoundConfig
-from prunepeft.pruning import backbone_stage, cost, light_peft
+from prunepeft.pruning import backbone_stage, cost, light_peft, matched
 from prunepeft.pruning.checkpoint import SearchState
 from prunepeft.pruning.criteria import get_criterion
 from prunepeft.pruning.criteria.base import CriterionContext
@@ -113,9 +113,10 @@ def validate(cfg: DictConfig) -> Strategy:
         value = OmegaConf.select(cfg.search, key)
         if int(value) < 1:
             raise UserError(f"search.{key} must be >= 1, got {value}")
-    if cfg.strategy.from_run and not strategy.needs_warmup:
+    matched.check_config(strategy.name, cfg.strategy.from_run)  # random_matched: the hybrid run to match
+    if cfg.strategy.from_run and not (strategy.needs_warmup or strategy.name == matched.NAME):
         raise UserError(f"strategy.from_run reuses a hybrid assignment S_H (strategy transfer); it needs "
-                        f"strategy=hybrid, got strategy={strategy.name}")
+                        f"strategy=hybrid, got strategy={strategy.name} (random_matched reads it too)")
     # Checked here, not first when the warm-up's first snapshot is scored (after run.json exists).
     CriterionContext.from_search_config(cfg.search, int(cfg.seed))
     boundaries(1, tuple(cfg.search.partition_cuts))
@@ -148,6 +149,7 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None)
     # -- 3. Warm-up: tendencies and the hybrid assignment S_H (or S_H transferred, Table 6) -----
     needs_warmup = prunable and strategy.needs_warmup
     assignment = transferred_assignment(s, supernet, partition) if needs_warmup else None
+    matched.prune_like_source(strategy.name, s, supernet)  # random_matched: the hybrid's unit counts per type
     # Every input a user can get wrong has been checked: only now does the run directory get written.
     run.start("search", seed, config_dict(cfg), str(resolve_device(cfg.train.device)))
     cost.add(state, "setup", time.time() - run.started)  # backbone, data, supernet: paid by every invocation

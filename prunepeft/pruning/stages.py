@@ -173,6 +173,7 @@ def summary(cfg, s: SearchSettings, strategy: str, found, params, retrained, sta
                 # search cost in passes over the training set D (Table 4)
                 "epoch_equivalents": round(state.examples / max(1, train_size), 4)},
         cost=cost.summary(state, run.started if run is not None else time.time(), retrained, train_size),
-        transfer={"kind": "strategy", "from_run": s.strategy.from_run} if s.strategy.from_run else None,
+        transfer={"kind": "strategy", "from_run": s.strategy.from_run} if s.strategy.from_run and strategy == "hybrid" else None,
+        **({"matched": {"from_run": s.strategy.from_run}} if strategy == "random_matched" else {}),  # pruning/matched.py
         **({"backbone": backbone} if backbone else {}),  # early backbone pruning (backbone_stage)
     )

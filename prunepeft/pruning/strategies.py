@@ -8,6 +8,8 @@
 - `random`: the seeded `random` criterion for every unit, Eq. (1).
 - `hybrid_no_partition`: mean over the criteria of k·Θ̃ (the authors' "mixed").
 - `none`: no pruning; the supernet is retrained as is.
+- `random_matched`: no rounds; per unit type as many units as the hybrid's found configuration
+  (`strategy.from_run`), drawn at random (`matched.py`), then retrained.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from prunepeft.pruning.scoring import Snapshot
 from prunepeft.pruning.statistics import UnitId
 from prunepeft.pruning.warmup import constant_assignment, unit_assignment
 
-STRATEGIES = ("hybrid", "single", "random", "hybrid_no_partition", "none")
+STRATEGIES = ("hybrid", "single", "random", "hybrid_no_partition", "none", "random_matched")
 COMBINE_MODES = tuple(COMBINATIONS)  # paper (Eq. 1, default) | reference | rank | zscore
 
 
@@ -53,7 +55,8 @@ class Strategy:
 
     @property
     def prunes(self) -> bool:
-        return self.name != "none"
+        """Whether the search prunes in rounds (`random_matched` draws its units in one shot: matched.py)."""
+        return self.name not in ("none", "random_matched")
 
 
 def make_strategy(name: str, criterion: str | None, criteria: Sequence[str], combine: str,

@@ -31,7 +31,8 @@ DECODER_FAMILIES = ("llama", "qwen2", "mistral")  # Table 3 backbones; the rest 
 BASELINE_LABELS = {"fft": "FFT", "head": "Head only", "adapter": "Adapter", "houlsby": "Houlsby",
                    "lora": "LoRA", "dora": "DoRA", "found": "Found config"}
 STRATEGY_LABELS = {"hybrid": "PrunePEFT", "none": "No pruning", "random": "Random pruning",
-                   "hybrid_no_partition": "No partition"}
+                   "random_matched": "Random, type-matched", "hybrid_no_partition": "No partition"}
+MATCHED = "random_matched"  # its strategy.from_run is the hybrid run it matches, not a transfer (Table 5)
 
 
 def _read(path: Path, damaged: list[str] | None = None) -> Any:
@@ -103,6 +104,8 @@ def _transfer(summary: dict, config: dict, method: str | None) -> tuple[str | No
     (`strategy.from_run`, `method=found run=...`, the presets' `extra.source`); a source run's own
     summary.json names its task when nothing else does.
     """
+    if (summary.get("strategy") or _get(config, "strategy", "name")) == MATCHED:
+        return None, None
     t = summary.get("transfer") if isinstance(summary.get("transfer"), dict) else {}
     from_run = t.get("from_run") or _get(config, "strategy", "from_run")
     source_dir = from_run or (summary.get("run") or config.get("run") if method == "found" else None)
