@@ -13,9 +13,11 @@ from prunepeft.pruning.warmup import chance_loss, learning_record
 
 SEARCH = ["search.warmup.subset=32", "search.warmup.epochs=1", "search.warmup.snapshots=2",
           "search.retrain_epochs=1", "budget.params=2000", "search.k=2"]
-# The diagnostics probe and the agreement probe on 64 unused rows each (the run trains on 64 of RTE's 2,490).
+# The diagnostics probe and the agreement probe on 32 unused rows each, and the masked_loss criterion (a hybrid
+# candidate here, so that its warm-up and round probes run) on 16 (the run trains on 64 of RTE's 2,490).
 PROBES = ["data.train_subset=64", "search.diagnostics.enabled=true", "search.diagnostics.probe=32",
-          "search.diagnostics.random_sets=3", "search.warmup.assign=agreement", "search.warmup.agreement_probe=32"]
+          "search.diagnostics.random_sets=3", "search.warmup.assign=agreement", "search.warmup.agreement_probe=32",
+          "search.criteria=[weight,zeros,threshold,activation,taylor,gradient,masked_loss]", "search.masked_loss.probe=16"]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from prunepeft.errors import UserError
 from prunepeft.pruning.criteria import CRITERIA, HYBRID_CRITERIA, CriterionContext, get_criterion, needs_of
 from prunepeft.pruning.criteria.random import unit_uniform
 from prunepeft.pruning.scoring import min_max, percentile_ranks, score_snapshot
-from prunepeft.pruning.statistics import UnitStatistics
+from prunepeft.pruning.statistics import STAT_KINDS, UnitStatistics
 
 CTX = CriterionContext()
 A, B, C = (0, "lora"), (1, "lora"), (2, "adapter")
@@ -30,7 +30,7 @@ def full_stats(seed: int = 0, n: int = 6):
         grad = torch.rand(40, generator=g) * (1 + i)
         out[uid] = UnitStatistics(
             weights=w, grad_abs=grad, taylor_abs=(w.abs() * grad), activation=float(0.1 * (i + 1)), steps=3,
-            output_ratio=float(0.01 * (i + 2)),
+            output_ratio=float(0.01 * (i + 2)), masked_loss=float(0.05 * (i % 3) - 0.01 * i),
         )
     return out
 
@@ -40,8 +40,10 @@ def by_uid(d):
 
 
 def test_registry_order_and_unknown_name():
-    assert list(CRITERIA) == ["weight", "zeros", "threshold", "activation", "taylor", "gradient", "random",
-                              "output_ratio"]
+    # Table 1's six first, in the paper's order (ties in the warm-up go to it); later criteria after them
+    # (membership, not the full list: adding a criterion must not break this test).
+    assert list(CRITERIA)[:7] == ["weight", "zeros", "threshold", "activation", "taylor", "gradient", "random"]
+    assert {"output_ratio", "masked_loss"} <= set(CRITERIA)
     assert HYBRID_CRITERIA == ("weight", "zeros", "threshold", "activation", "taylor", "gradient")
     with pytest.raises(UserError, match=r"unknown criterion 'wieght'.*activation.*weight"):
         get_criterion("wieght")
@@ -129,7 +131,7 @@ def test_registry_contract(name):
     stats = full_stats()
     crit = get_criterion(name)
     assert crit.name == name
-    assert crit.needs <= {"weights", "grad", "taylor", "activation", "output_ratio"}
+    assert crit.needs <= STAT_KINDS
     first = crit.oriented(stats, CTX)
     assert set(first) == set(stats)
     assert all(isinstance(v, float) and math.isfinite(v) for v in first.values())

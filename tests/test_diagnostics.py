@@ -37,7 +37,11 @@ def supernet(seed: int = 0, scheme: str = "paper") -> Supernet:
 
 def collect(net: Supernet, criteria=ALL_CRITERIA, seed: int = 0, lr: float = 0.0):
     """Statistics of one forward/backward pass over a random batch (one optimizer step of `lr`)."""
-    col = StatisticsCollector(net, needs_of(criteria))
+    needs = needs_of(criteria)
+    # masked_loss: the rises on a held-aside batch (another seed's), measured at snapshot()
+    aside = [{**batch(seed + 1000), "labels": torch.tensor([1, 0, 1])}]
+    probe = Probe(aside, 2, 0, 0.0, "fp32", seed) if "masked_loss" in needs else None
+    col = StatisticsCollector(net, needs, probe=probe)
     inputs = {**batch(seed), "labels": torch.tensor([0, 1, 1])}
     net.model.train()
     col.on_train_batch_start(inputs)

@@ -116,7 +116,7 @@ def test_criterion_settings_mapping_still_applies_on_top(toys, compose_cfg):
     with pytest.raises(UserError, match="unknown search.criterion_settings.toy_scaled key 'scal'; valid choices: scale"):
         CriterionContext.from_search_config(cfg.search, seed=0)
     cfg = compose_cfg("search", ["model=tiny_bert", "+search.criterion_settings.weight.x=2"])
-    with pytest.raises(UserError, match="criterion_settings entry 'weight'; valid choices: threshold, toy_scaled, zeros"):
+    with pytest.raises(UserError, match="criterion_settings entry 'weight'; valid choices: .*threshold, toy_scaled, zeros"):
         CriterionContext.from_search_config(cfg.search, seed=0)
     cfg = compose_cfg("search", ["search.toy_scaled.scale=2", "+search.criterion_settings.toy_scaled.scale=4"])
     assert CriterionContext.from_search_config(cfg.search, seed=0).settings_of(get_criterion("toy_scaled")).scale == 4

@@ -10,6 +10,8 @@ A train Callback:
   taylor: a mean over steps of |·|, not |Σ g|).
 - The same hook also receives the base output (h for parallel units, the serial unit's input for
   serial ones) for `output_ratio`: ||Δ|| / ||base|| per token (criteria/output_ratio.py).
+- `masked_loss` is not a training statistic: `snapshot()` masks each active unit alone on the
+  probe it was given (criteria/masked_loss.py) and records the loss rise, once per scoring.
 Accumulators stay on the parameters' device (no host sync per step) and move to CPU in
 `snapshot()`.
 
@@ -59,14 +61,19 @@ class StatisticsCollector(Callback):
             `set_delta_hook(fn)`; `.model` is used to skip evaluation forwards).
         needs: statistics to gather, a subset of {"weights", "grad", "taylor", "activation"}
             (`criteria.needs_of(names)`); weights are always reported.
+        probe: the masked_loss criterion's `diagnostics.Probe` (`masked_loss_probe`); required when
+            `needs` has "masked_loss", whose rises `snapshot()` measures on it.
     """
 
-    def __init__(self, supernet: Any, needs: Iterable[str]) -> None:
+    def __init__(self, supernet: Any, needs: Iterable[str], probe: Any = None) -> None:
         needs = set(needs)
         unknown = needs - STAT_KINDS
         if unknown:
             raise ValueError(f"unknown statistics {sorted(unknown)}; valid: {sorted(STAT_KINDS)}")
+        if "masked_loss" in needs and probe is None:
+            raise ValueError("the masked_loss statistic needs a probe (criteria.masked_loss.masked_loss_probe)")
         self.supernet = supernet
+        self.probe = probe
         self.needs = frozenset(needs | {"weights"})
         self._mask: Optional[torch.Tensor] = None
         self._hooked = bool({"activation", "output_ratio"} & self.needs)
@@ -213,4 +220,7 @@ class StatisticsCollector(Callback):
                 steps=steps,
                 output_ratio=self._output_ratio(uid) if "output_ratio" in self.needs else None,
             )
+        if "masked_loss" in self.needs:  # one masked pass per active unit (the probe times itself)
+            for uid, rise in self.probe.importance(self.supernet)[0].items():
+                out[uid].masked_loss = float(rise)
         return out

@@ -7,12 +7,13 @@ and forward-only (dev evaluations, masked probe passes):
 
 - `setup`: loading the backbone and data, building the supernet (every invocation pays it);
 - `warmup_train`: the warm-up's training and scoring, without its probes;
-- `warmup_probes`: masked passes at the warm-up snapshots (`assign=agreement`, diagnostics);
+- `warmup_probes`: masked passes at the warm-up snapshots (`assign=agreement`, `masked_loss`, diagnostics);
 - `rounds`: the pruning rounds' training, scoring and dev evaluation;
+- `round_probes`: masked passes the rounds' criteria make (the `masked_loss` criterion's probe);
 - `round_diagnostics`: the per-round ground-truth probe (`search.diagnostics`);
 - `retrain`: building the found configuration, training it, saving it.
 
-search = warmup_train + warmup_probes + rounds + round_diagnostics; `setup` is paid by a plain
+search = warmup_train + warmup_probes + rounds + round_probes + round_diagnostics; `setup` is paid by a plain
 training run too, so it is reported apart and counted in neither side of the ratio.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import Any, Optional
 
-SEARCH_PHASES = ("warmup_train", "warmup_probes", "rounds", "round_diagnostics")
+SEARCH_PHASES = ("warmup_train", "warmup_probes", "rounds", "round_probes", "round_diagnostics")
 PHASES = ("setup", *SEARCH_PHASES, "retrain")
 
 

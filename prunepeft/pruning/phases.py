@@ -14,6 +14,7 @@ from prunepeft.pruning.assign_rules import agreement_probe
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.criteria import needs_of
 from prunepeft.pruning.criteria.base import CriterionContext
+from prunepeft.pruning.criteria.masked_loss import masked_loss_probe
 from prunepeft.pruning.light_peft import round_data
 from prunepeft.pruning.rank_stage import attach_rank_scores, rank_callbacks
 from prunepeft.pruning.scoring import Snapshot, score_snapshot
@@ -116,7 +117,8 @@ def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], s
     supernet.reinit(supernet.active_ids(), warmup_init(cfg.search), generator(seed))
     if not cfg.search.diagnostics.warmup:
         probe = None
-    collector = StatisticsCollector(supernet, needs_of(criteria))
+    masked = masked_loss_probe(cfg, data, tokenizer, criteria)  # the masked_loss criterion's rows, or None
+    collector = StatisticsCollector(supernet, needs_of(criteria), probe=masked)
     taker = SnapshotTaker(collector, criteria, int(cfg.search.warmup.snapshots), cfg, seed, probe=probe,
                           assign_probe=assign_probe)
     try:
@@ -127,7 +129,8 @@ def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], s
         collector.close()
     snapshots = WarmupSnapshots(taker.taken)
     snapshots.assign, snapshots.train_losses = rule, taker.train_losses
-    snapshots.probe_cost = (taker.assign_wall_s, taker.assign_rows)
+    masked_s, masked_rows = masked.take_cost() if masked is not None else (0.0, 0)  # charged to warmup_probes
+    snapshots.probe_cost = (taker.assign_wall_s + masked_s, taker.assign_rows + masked_rows)
     snapshots.rule_alternatives = bool(cfg.search.diagnostics.enabled and cfg.search.diagnostics.grid)
     if assign_probe is not None:
         snapshots.importances = taker.importances
@@ -139,11 +142,12 @@ def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], s
 
 
 def run_round(supernet, tokenizer, train_ds, eval_sets, cfg, *, round_index: int, criteria: tuple[str, ...],
-              run=None):
+              run=None, masked_probe=None):
     """One pruning round: re-initialise, train one epoch (or `search.round_steps`) collecting statistics, score.
 
     Re-initialisation (Eq. 4-5 for `reinit=paper`) of the surviving units and the head uses the
-    round's seed, so a resumed search re-creates exactly the same round.
+    round's seed, so a resumed search re-creates exactly the same round. `masked_probe`: the
+    masked_loss criterion's probe (`masked_loss_probe`), needed when `criteria` include it.
 
     Returns:
         (snapshot of the round's scores, FitResult, the unit statistics).
@@ -153,7 +157,7 @@ def run_round(supernet, tokenizer, train_ds, eval_sets, cfg, *, round_index: int
         gen = generator(seed)
         supernet.reinit(supernet.active_ids(), str(cfg.search.reinit), gen)
         supernet.reinit_head(gen)
-    collector = StatisticsCollector(supernet, needs_of(criteria))
+    collector = StatisticsCollector(supernet, needs_of(criteria), probe=masked_probe)
     ranks = rank_callbacks(cfg, supernet)  # granularity=rank: rank scores in the same pass
     train_ds, epochs = round_data(cfg, train_ds, seed)  # one epoch, or search.round_steps (light_peft.py)
     try:

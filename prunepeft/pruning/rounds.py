@@ -74,6 +74,7 @@ class RoundOutcome:
     started: float
     diagnostics: Optional[dict] = None
     probe: Any = None  # the diagnostics probe (search.diagnostics): its passes are charged apart
+    masked_probe: Any = None  # the masked_loss criterion's probe: its passes are charged to round_probes
 
 
 def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, s: SearchSettings, budget: int,
@@ -104,7 +105,9 @@ def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, s: SearchSettin
     state.wall_s += time.time() - outcome.started
     diag_s, diag_rows = outcome.probe.take_cost() if outcome.probe is not None else (0.0, 0)
     cost.add(state, "round_diagnostics", diag_s, diag_rows)
-    cost.add(state, "rounds", time.time() - outcome.started - diag_s, fitted.eval_examples)
+    probe_s, probe_rows = outcome.masked_probe.take_cost() if outcome.masked_probe is not None else (0.0, 0)
+    cost.add(state, "round_probes", probe_s, probe_rows)
+    cost.add(state, "rounds", time.time() - outcome.started - diag_s - probe_s, fitted.eval_examples)
     state.save(ckpt, supernet_tensors(supernet))
     p = outcome.combined.p
     # ≈N: this round plus the rounds the units left above B still need at k per round

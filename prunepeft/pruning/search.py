@@ -36,6 +36,7 @@ from prunepeft.pruning import backbone_stage, cost, light_peft, matched
 from prunepeft.pruning.checkpoint import SearchState
 from prunepeft.pruning.criteria import get_criterion
 from prunepeft.pruning.criteria.base import CriterionContext
+from prunepeft.pruning.criteria.masked_loss import masked_loss_probe
 from prunepeft.pruning.diagnostics import Probe
 from prunepeft.pruning.partitions import Partition, boundaries
 from prunepeft.pruning.phases import run_round
@@ -145,6 +146,7 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None)
     round_set = warmup_set if s.fidelity == "low" else data.train
     dev = {split: data.evals[split] for split in data.evals}
     probe = Probe.build(cfg, data, tokenizer)  # ground truth for each decision (search.diagnostics)
+    masked = masked_loss_probe(cfg, data, tokenizer, strategy.criteria)  # the masked_loss criterion's rows, or None
 
     # -- 3. Warm-up: tendencies and the hybrid assignment S_H (or S_H transferred, Table 6) -----
     needs_warmup = prunable and strategy.needs_warmup
@@ -162,14 +164,15 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None)
     while prunable and counts.peft > budget and state.rounds_done < s.max_rounds:
         started, r, active = time.time(), state.rounds_done + 1, supernet.active_ids()
         snapshot, fitted, stats = run_round(supernet, tokenizer, round_set, dev, cfg, round_index=r,
-                                            criteria=strategy.criteria, run=run)
+                                            criteria=strategy.criteria, run=run, masked_probe=masked)
         combined = combine_round(strategy, snapshot, partition, assignment, k)
         removed, last = choose_removals(counts, combined.p, s, r, budget)
         diagnostics = probe and probe.diagnose(supernet, snapshot, p=combined.p, removed=removed, seed=seed + r,
                                                train_loss=fitted.history[-1]["train_loss"], grid=(partition, assignment, k))
         removed = remove_units(supernet, removed, stats, cfg, budget, last, seed + r, run)
         counts = record_round(run, state, ckpt, supernet, s, budget,
-                              RoundOutcome(r, active, removed, last, snapshot, combined, fitted, stats, started, diagnostics, probe))
+                              RoundOutcome(r, active, removed, last, snapshot, combined, fitted, stats, started, diagnostics, probe,
+                                               masked))
     if prunable and s.fill_budget:
         fill_budget(supernet, state.removed, budget)
     found = FoundConfig.from_supernet(supernet, cfg.model)

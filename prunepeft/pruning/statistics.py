@@ -9,7 +9,7 @@ import torch
 # (layer index, unit type name), e.g. (3, "lora"); the same alias as prunepeft.peft.units.
 UnitId = tuple[int, str]
 
-STAT_KINDS = frozenset({"weights", "grad", "taylor", "activation", "output_ratio"})
+STAT_KINDS = frozenset({"weights", "grad", "taylor", "activation", "output_ratio", "masked_loss"})
 
 
 @dataclass
@@ -37,6 +37,8 @@ class UnitStatistics:
     output_ratio: Optional[float] = None
     # granularity=rank: per site, the per-rank Taylor score (pruning/rank_stage.py), else None.
     rank_scores: Optional[dict[str, torch.Tensor]] = None
+    # The loss rise on the masked_loss probe when this unit alone is masked (criteria/masked_loss.py).
+    masked_loss: Optional[float] = None
 
     @property
     def numel(self) -> int:

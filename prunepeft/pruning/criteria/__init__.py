@@ -15,6 +15,7 @@ from prunepeft.errors import choice_error
 from prunepeft.pruning.criteria.activation import ActivationCriterion
 from prunepeft.pruning.criteria.base import REGISTRY, Criterion, CriterionContext
 from prunepeft.pruning.criteria.gradient import GradientCriterion
+from prunepeft.pruning.criteria.masked_loss import MaskedLossCriterion
 from prunepeft.pruning.criteria.output_ratio import OutputRatioCriterion
 from prunepeft.pruning.criteria.random import RandomCriterion
 from prunepeft.pruning.criteria.taylor import TaylorCriterion
@@ -31,6 +32,7 @@ BUILT_INS: tuple[Criterion, ...] = (
     GradientCriterion(),
     RandomCriterion(),
     OutputRatioCriterion(),
+    MaskedLossCriterion(),
 )
 
 # name -> criterion, in registry order (the built-ins above, then those registered later).
@@ -64,8 +66,8 @@ for _criterion in BUILT_INS:
     register_criterion(_criterion)
 
 # The six criteria of Table 1 that take part in a hybrid strategy by default (`random` never does;
-# Light-PEFT's `output_ratio` only when named in `search.criteria`).
-HYBRID_CRITERIA: tuple[str, ...] = tuple(n for n in CRITERIA if n not in ("random", "output_ratio"))
+# Light-PEFT's `output_ratio` and the ground-truth `masked_loss` only when named in `search.criteria`).
+HYBRID_CRITERIA: tuple[str, ...] = tuple(n for n in CRITERIA if n not in ("random", "output_ratio", "masked_loss"))
 
 
 def get_criterion(name: str) -> Criterion:
