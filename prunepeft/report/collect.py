@@ -23,7 +23,7 @@ from prunepeft.report.configs import fingerprint, fingerprint_id
 log = logging.getLogger(__name__)
 
 NUMERIC = ("seed", "value", "best_value", "params_percent", "params_peft", "search_wall_s", "search_epoch_eq",
-           "search_rounds", "train_wall_s", "train_epochs", "num_layers")
+           "search_rounds", "train_wall_s", "train_epochs", "num_layers", "search_over_retrain")
 TASK_NAMES = {"rte": "RTE", "mrpc": "MRPC", "stsb": "STS-B", "cola": "CoLA", "sst2": "SST-2",
               "qnli": "QNLI", "qqp": "QQP", "mnli": "MNLI", "wnli": "WNLI"}
 TASK_ORDER = list(TASK_NAMES)  # column order of the paper's GLUE tables
@@ -167,6 +167,8 @@ def read_run(path: Path, root: Path) -> dict[str, Any]:
         "search_wall_s": _get(summary, "search", "wall_s"),
         "search_epoch_eq": _get(summary, "search", "epoch_equivalents"),
         "search_rounds": _get(summary, "search", "rounds"),
+        # wall-clock, every search pass counted (pruning/cost.py); None before summaries had `cost`
+        "search_over_retrain": _get(summary, "cost", "search_over_retrain"),
         "train_wall_s": _get(summary, "train", "wall_s"), "train_epochs": _get(summary, "train", "epochs"),
         "num_layers": found.get("num_layers"),
         "backbone": backbone_label(summary),  # unpruned | pruned (heads, ffn): one kind per report
