@@ -80,6 +80,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """
     from prunepeft.report import build_figures, build_tables, collect_runs
     from prunepeft.report.render import to_csv, to_latex, to_markdown
+    from prunepeft.report.headroom import build_headroom
     from prunepeft.report.signal import build_signal
 
     runs_dir, out = Path(cfg.runs), Path(run_dir)
@@ -100,6 +101,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     signal = build_signal(df, out)  # runs measured with search.diagnostics, and arms compared by seed
     if signal:
         written.append(("signal", signal))
+    headroom = build_headroom(df, out)  # envelopes of random configurations (env<j>-s<seed>), arms placed in them
+    if headroom:
+        written.append(("headroom", headroom))
     atomic_write_text(out / "runs.csv", df.drop(columns=["path", "metrics", "config_keys"], errors="ignore")
                       .to_csv(index=False, lineterminator="\n"))
     figures = build_figures(df, out / "figures") if cfg.figures else []
