@@ -104,9 +104,10 @@ def test_build_headroom_writes_table_csv_and_figure(tree, tmp_path):
     out = tmp_path / "report"
     markdown = build_headroom(collect_runs(tree), out)
     assert "## Headroom (headroom)" in markdown
-    assert "| 1 | 4 | 100–103 | 86.00 | 84.50 | 83.00 | 81.50 | 80.00 | 83.00 (50) | 79.00 (0) | 86.00 (88) |" in markdown
+    assert "| 1 | 4 | 100.0–103.0 | 86.00 | 84.50 | 83.00 | 81.50 | 80.00 | 83.00 (50) | 79.00 (0) | 86.00 (88) |" in markdown
     assert "| hybrid | 2 | 69 (50–88) | 79.50 | -1.50 ± 19.06 (n=2) | +1.50 ± 19.06 (n=2) |" in markdown
     assert "| masked_loss | 1 | 0 (0–0) | 79.00 | -7.00 (n=1) | -4.00 (n=1) |" in markdown
+    assert "| envelope best | 2 | — | 81.00 | — | +3.00 ± 0.00 (n=2) |" in markdown
     assert (out / "figures" / "headroom.png").stat().st_size > 0
     assert (out / "headroom.md").read_text().startswith("## Headroom")
     assert (out / "headroom.csv").read_text().splitlines()[0].startswith("folder,seed,n,")

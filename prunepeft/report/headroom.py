@@ -168,21 +168,21 @@ def headroom_markdown(folder: str, study: dict[str, Any]) -> str:
     names = _marker_names(study["markers"])
     title = f"## Headroom{f' ({folder})' if folder else ''}"
     lines = [title, "",
-             "Random configurations at the hybrid's parameter count (± one unit), retrained with the same "
+             "Random configurations at the hybrid's parameter count (see the study's draws), retrained with the same "
              "recipe: the envelope. Held-out accuracy (points); a marker's percentile is its mid-rank among "
              "its seed's envelope (100 = above every draw).", "",
              "| seed | N | params (k) | best | q75 | median | q25 | worst | "
              + " | ".join(f"{m} (pct)" for m in names) + " |",
              "|---|---|---|---|---|---|---|---|" + "---|" * len(names)]
     for r in seeds.to_dict("records"):
-        params = (f"{r['params_min'] / 1e3:.0f}–{r['params_max'] / 1e3:.0f}" if r["params_min"] is not None else "—")
+        params = (f"{r['params_min'] / 1e3:.1f}–{r['params_max'] / 1e3:.1f}" if not pd.isna(r["params_min"]) else "—")
         cells = [str(r["seed"]), str(r["n"]), params] + [_fmt(r[c], ".2f") for c in ("best", "q75", "median", "q25", "worst")]
         cells += [f"{_fmt(r[m], '.2f')} ({_fmt(r[f'{m}_pct'], '.0f')})" for m in names]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| arm | seeds | mean percentile (range) | mean | Δ to envelope best (paired, 95 %) | "
               "Δ to envelope median (paired, 95 %) |", "|---|---|---|---|---|---|"]
     for r in markers.to_dict("records"):
-        pct = "—" if r["percentile"] is None else f"{r['percentile']:.0f} ({r['pct_min']:.0f}–{r['pct_max']:.0f})"
+        pct = "—" if r["percentile"] is None or pd.isna(r["percentile"]) else f"{r['percentile']:.0f} ({r['pct_min']:.0f}–{r['pct_max']:.0f})"
         lines.append(f"| {r['arm']} | {r['n']} | {pct} | {r['value']:.2f} | {_ci(r['delta_best'])} | {_ci(r['delta_median'])} |")
     if not units.empty:
         lines += ["", "Which units the best configurations share (top quarter of each seed's envelope, against "
@@ -221,7 +221,7 @@ def headroom_figure(studies: dict[str, dict[str, Any]], path: Path) -> Optional[
     ax.set_xticklabels([f"{f + ' ' if f else ''}s{s}" for f, s in columns], rotation=30 if len(columns) > 6 else 0,
                        ha="right" if len(columns) > 6 else "center", fontsize=8)
     ax.set_ylabel("held-out accuracy (points)")
-    ax.set_title("Headroom: random configurations at equal parameters, with the search arms and baselines")
+    ax.set_title("Headroom: random configurations at equal parameters (box + draws), arms marked", fontsize=9)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=7, loc="lower left")
