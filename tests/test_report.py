@@ -569,6 +569,9 @@ def test_make_targets_dry_run():
         ".venv/bin/prunepeft search -m experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1",
         ".venv/bin/prunepeft search -m experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1 "
         "strategy.name=single strategy.criterion=taylor",
+        # the type-matched random arm, after the hybrid runs it matches
+        ".venv/bin/prunepeft search -m experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1 "
+        "strategy.name=random_matched",
         ".venv/bin/prunepeft report runs=outputs/cpu out=reports/cpu 'tables=[table5]'",
     ]
 
@@ -584,4 +587,4 @@ def test_make_targets_dry_run_from_a_clone_named_prunepeft_under_make(tmp_path):
     args = ("table5", "SEEDS=1", "CRITERIA=taylor", "TABLES_DEPS=")
     lines = _dry_run_commands(clone, *args, env=env)
     assert lines == _dry_run_commands(REPO, *args)
-    assert len(lines) == 3 and all(l.startswith(".venv/bin/prunepeft ") for l in lines)
+    assert len(lines) == 4 and all(l.startswith(".venv/bin/prunepeft ") for l in lines)
