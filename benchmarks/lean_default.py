@@ -118,7 +118,8 @@ def _run(task: str, epochs: int, lr: float | None, seed: int, args) -> str:
     shutil.rmtree(work, ignore_errors=True)
     cmd = [sys.executable, "-m", "prunepeft.cli", "search", f"task={task}", *COMMON, f"search.warmup.epochs={epochs}",
            f"search.warmup.lr={'null' if lr is None else lr}", f"seed={seed}", f"hydra.run.dir={work}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env = {"PRUNEPEFT_DATA_DIR": str(ROOT.parent / "shared" / "data" / "glue"), **os.environ,  # as the Makefile
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     started = time.time()
     subprocess.run(cmd, capture_output=True, text=True, env=env)
     if not (work / "warmup.json").exists():

@@ -126,6 +126,10 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
 
     refused = []
     for trial, cfg in zip(trials, configs):
+        preset = cfg.get("extra", {}).get("preset")
+        if preset and not is_multirun(flags):  # a table preset is a sweep: without -m it would be one run
+            return (f"experiment={preset} is a sweep preset: add -m (prunepeft {command} -m experiment={preset} "
+                    f"scale=...), or use `make {preset}`")
         try:
             check_names(cfg)  # a name Hydra makes a job directory of: refused before any job, always
         except UserError as err:

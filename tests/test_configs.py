@@ -116,12 +116,20 @@ def test_train_profiles():
     assert OmegaConf.load(CONF / "train" / "cpu.yaml").epochs <= 2
 
 
-def test_scale_cpu_presets_take_the_adopted_hybrid_rule_and_paper_presets_the_papers_reading(compose_cfg):
-    """BENCHMARKS §11.1: on CPU the hybrid assigns by agreement and combines by z-score (up to 512
-    unused rows); the paper scale and a plain search keep the paper's reading (tendency + Eq. (1))."""
-    cpu = validated(compose_cfg("search", ["experiment=table5", "scale=cpu"]))
-    assert (cpu.search.warmup.assign, cpu.strategy.combine, cpu.search.warmup.agreement_probe) == ("agreement", "zscore", None)
-    assert cpu.search.reinit == "keep"
-    for overrides in (["experiment=table5", "scale=paper"], []):
-        run = validated(compose_cfg("search", overrides))
-        assert (run.search.warmup.assign, run.strategy.combine, run.search.warmup.agreement_probe) == ("tendency", "paper", 512)
+def test_every_scale_takes_the_papers_reading_by_the_lean_default_rule(compose_cfg):
+    """benchmarks/rules/lean_default.md, D1: agreement + zscore retrains no better than the paper's reading
+    and pays a probe, so every scale runs the paper's reading (tendency + Eq. (1)); CPU-sized scales keep
+    reinit=keep (BENCHMARKS §8.3), the paper scale the paper's re-initialisation."""
+    for scale, reinit in (("smoke", "keep"), ("cpu", "keep"), ("gpu", "keep"), ("paper", "paper")):
+        cfg = validated(compose_cfg("search", ["experiment=table5", f"scale={scale}"]))
+        assert (cfg.search.warmup.assign, cfg.strategy.combine, cfg.search.reinit) == ("tendency", "paper", reinit), scale
+    plain = validated(compose_cfg("search", []))
+    assert (plain.search.warmup.assign, plain.strategy.combine, plain.search.warmup.lr) == ("tendency", "paper", None)
+
+
+def test_scale_smoke_is_tiny_and_one_seed(compose_cfg):
+    cfg = validated(compose_cfg("search", ["experiment=table2", "scale=smoke", "model=tiny_bert", "train=test"]))
+    assert (cfg.data.train_subset, cfg.data.eval_subset, cfg.search.warmup.subset, cfg.search.warmup.epochs) == (32, 16, 16, 1)
+    extra = compose_cfg("search", ["experiment=table2", "scale=smoke"]).extra
+    smoke = extra.scales.smoke  # what the sweeper sets: the model, the profile, one seed
+    assert (smoke.model, smoke.train, str(smoke.seeds)) == ("tiny_bert", "test", "1") and extra.preset == "table2"
