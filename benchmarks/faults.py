@@ -58,7 +58,7 @@ def attempt(args: list[str]) -> int:
 
 def outcome(run_dir: Path) -> dict:
     """What must not depend on where the run was killed."""
-    from prunepeft.io import read_json
+    from prunepeft.run.io import read_json
 
     rounds = [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]  # strict: all parse
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]

@@ -11,7 +11,7 @@ BertConfig of the same shape if they are not installed) and a RoBERTa-large-shap
 weights (hidden 1024, 24 layers, 16 heads, intermediate 4096; no download).
 
 Precision: bf16 autocast on CUDA (prunepeft.train.device), plain fp32 on CPU.
-Memory estimate: `prunepeft.train.memory.estimate` for each arm, beside the measured peak (on CUDA
+Memory estimate: `prunepeft.commands.memory.estimate` for each arm, beside the measured peak (on CUDA
 the allocated part against max_memory_allocated: the GPU check of the estimator).
 Peak memory: torch.cuda.max_memory_allocated on CUDA (reset before each arm's first step); on CPU the
 max-RSS delta of `resource.getrusage` across the arm. ru_maxrss is a process high-water mark, so an
@@ -43,7 +43,7 @@ from prunepeft.config.schema import TrainConfig
 from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import Supernet, UnitSizes
 from prunepeft.train.device import autocast, resolve_device, resolve_precision
-from prunepeft.train.memory import estimate, peft_activation_bytes
+from prunepeft.commands.memory import estimate, peft_activation_bytes
 from prunepeft.train.optim import build_optimizer, build_param_groups
 
 ARMS = ("uniform_lora", "supernet", "peft_lora")

@@ -2,7 +2,7 @@
 
 For each batch × length setting, in a fresh process each (the RSS high-water mark is per process):
 
-  estimate   `prunepeft.train.memory.estimate_for_run` for `prunepeft search model=<model> train=cpu
+  estimate   `prunepeft.commands.memory.estimate_for_run` for `prunepeft search model=<model> train=cpu
              train.device=cpu train.batch_size=B train.max_length=T` (what the run's banner prints)
   measured   the same model (prunepeft's loader), the full supernet over `search_space`, prunepeft's
              AdamW, in train mode (dropout on), on a B × T batch with no padding, 5 steps:
@@ -44,7 +44,7 @@ def measure(model_name: str, batch: int, length: int, mode: str, threads: int, o
 
     from prunepeft.models import get_family, load_backbone
     from prunepeft.peft import Supernet, UnitSizes
-    from prunepeft.train.memory import estimate_for_run
+    from prunepeft.commands.memory import estimate_for_run
     from prunepeft.train.optim import build_optimizer, build_param_groups
 
     torch.set_num_threads(threads)

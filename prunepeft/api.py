@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError
-from prunepeft.io import read_json
+from prunepeft.run.io import read_json
 
 __all__ = ["LoadedRun", "evaluate", "load_export", "load_run", "load_run_config", "open_run", "predict"]
 

@@ -122,7 +122,7 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
         GlobalHydra.instance().clear()
     # The command's own cheap checks (unknown method, strategy, budget ...) before any directory exists.
     check = getattr(importlib.import_module(f"prunepeft.commands.{command}"), "validate", None)
-    from prunepeft.runs import check_names  # names that become paths: nothing outside the output root
+    from prunepeft.run.record import check_names  # names that become paths: nothing outside the output root
 
     refused = []
     for trial, cfg in zip(trials, configs):
@@ -219,7 +219,7 @@ def _hydra_app(command: str):
     """
     import hydra
 
-    from prunepeft import sweep  # noqa: F401 - registers ${pp.tag:}, which hydra.sweep.subdir uses
+    from prunepeft.run import sweep  # noqa: F401 - registers ${pp.tag:}, which hydra.sweep.subdir uses
     from prunepeft.config.schema import register_configs
 
     register_configs()
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(EXIT_USER_ERROR)
     multirun = is_multirun(rest) and not any(flag in rest for flag in _HYDRA_FLAGS)
     if multirun:
-        from prunepeft.sweep import swept_dirname_override
+        from prunepeft.run.sweep import swept_dirname_override
 
         rest = [*rest, *swept_dirname_override(rest)]
     if "-h" in rest or "--help" in rest:
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         importlib.import_module(f"prunepeft.commands.{command}").hydra_entry()
     if multirun:
-        from prunepeft.sweep import last_sweep_failures
+        from prunepeft.run.sweep import last_sweep_failures
 
         failed = last_sweep_failures()
         if failed:

@@ -70,7 +70,7 @@ class Killed(BaseException):
 @pytest.fixture
 def simulated_kill(monkeypatch):
     """SIGKILL at a `debug.kill_at` point becomes `Killed` (TERM and INT stay real signals)."""
-    from prunepeft import runs
+    from prunepeft.run import record as runs
 
     real = runs._kill
 

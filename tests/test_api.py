@@ -13,7 +13,7 @@ from prunepeft.commands import evaluate as evaluate_cmd
 from prunepeft.commands import predict as predict_cmd
 from prunepeft.commands import search as search_cmd
 from prunepeft.errors import UserError
-from prunepeft.io import read_json
+from prunepeft.run.io import read_json
 
 SEARCH = ["search.warmup.subset=32", "search.warmup.epochs=1", "search.warmup.snapshots=2",
           "search.retrain_epochs=1", "budget.params=2000", "search.k=2", "seed=5"]

@@ -20,7 +20,7 @@ BP = ["backbone_prune.enabled=true", "backbone_prune.steps=4", "backbone_prune.h
 def test_search_with_backbone_pruning_records_and_reloads(compose_cfg, tiny_overrides, tmp_path):
     from prunepeft.api import load_run
     from prunepeft.commands import search as search_cmd
-    from prunepeft.io import read_json
+    from prunepeft.run.io import read_json
     from prunepeft.models.backbone_prune import FILE
 
     # LoRA only, so that `to=peft` reaches the backbone check (adapters are refused before it)
@@ -120,7 +120,7 @@ def test_light_peft_with_pruned_backbone_killed_at_the_handoff_resumes_identical
     the retrain): the resumed run re-prunes from backbone_prune.json and ends exactly like an
     uninterrupted one (found configuration with its per-site ranks, metrics, one round)."""
     from conftest import Killed, cli_ok
-    from prunepeft.io import read_json, read_jsonl
+    from prunepeft.run.io import read_json, read_jsonl
     from prunepeft.models.backbone_prune import FILE
 
     args = ["search", "task=rte", "model=tiny_bert", "train=test", "data.train_subset=64", "data.eval_subset=32",

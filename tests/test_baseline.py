@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from prunepeft.commands import baseline
 from prunepeft.errors import UserError
-from prunepeft.io import read_json, read_jsonl
+from prunepeft.run.io import read_json, read_jsonl
 from prunepeft.models import build_tiny, get_family
 from prunepeft.peft import FoundConfig, Supernet, UnitSizes
 from prunepeft.peft.weights import load_trained, trained_tensors

@@ -17,7 +17,7 @@ from prunepeft.commands import evaluate as evaluate_cmd
 from prunepeft.commands import export as export_cmd
 from prunepeft.commands import predict as predict_cmd
 from prunepeft.commands import search as search_cmd
-from prunepeft.io import read_json
+from prunepeft.run.io import read_json
 
 # fmt: the format `export` picks (to=auto): peft for LoRA/DoRA, prunepeft's own otherwise.
 METHODS = {"lora": "peft", "dora": "peft", "adapter": "prunepeft", "head": "prunepeft", "fft": "prunepeft"}

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from prunepeft import cli
-from prunepeft.io import read_json
+from prunepeft.run.io import read_json
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "prunepeft" / "conf"
@@ -266,8 +266,8 @@ def test_wheel_ships_every_config(tmp_path):
 @pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775)])
 def test_outputs_are_readable_by_collaborators(umask, file_mode, dir_mode, tmp_path):
     """Atomic writes (mkstemp makes 0600) get the mode open() would give: 0666/0777 minus the umask."""
-    from prunepeft.io import atomic_write_json
-    from prunepeft.runs import RunDir
+    from prunepeft.run.io import atomic_write_json
+    from prunepeft.run.record import RunDir
 
     old = os.umask(umask)
     try:

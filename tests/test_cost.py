@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from prunepeft.commands import search as search_cmd
-from prunepeft.io import read_json
+from prunepeft.run.io import read_json
 from prunepeft.pruning import cost
 from prunepeft.pruning.warmup import chance_loss, learning_record
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from prunepeft.commands import baseline as baseline_cmd
 from prunepeft.commands import search as search_cmd
-from prunepeft.io import read_json, read_jsonl
-from prunepeft.runs import RunLock
+from prunepeft.run.io import read_json, read_jsonl
+from prunepeft.run.record import RunLock
 from prunepeft.train import distributed
 
 STAT_RTOL = 1e-4  # relative, per statistic per unit per round

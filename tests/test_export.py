@@ -11,10 +11,10 @@ import torch
 from omegaconf import OmegaConf
 from peft import PeftModel
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.commands import export as export_cmd
 from prunepeft.errors import UserError
-from prunepeft.io import atomic_write_json
+from prunepeft.run.io import atomic_write_json
 from prunepeft.models import build_tiny, get_family
 from prunepeft.peft.accounting import count_parameters
 from prunepeft.peft.export import export_peft, lora_config_kwargs

@@ -43,7 +43,7 @@ def toys():
 
 def test_toy_criterion_and_unit_type_run_a_search(toys, glue_dir, tmp_path):
     from prunepeft.commands import search as search_cmd
-    from prunepeft.io import read_json, read_jsonl
+    from prunepeft.run.io import read_json, read_jsonl
 
     overrides = tiny_overrides_for(glue_dir) + TINY + [
         "strategy=hybrid", "search_space=[lora,toy_value]", "search.criteria=[weight,toy_scaled]",

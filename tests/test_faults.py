@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from conftest import Killed  # and the simulated_kill fixture
-from prunepeft import cli, runs
-from prunepeft.io import read_json, read_jsonl
+from prunepeft import cli
+from prunepeft.run import record as runs
+from prunepeft.run.io import read_json, read_jsonl
 
 TINY = ["task=rte", "model=tiny_bert", "train=test", "data.train_subset=64", "data.eval_subset=32"]
 SEARCH = ["search.warmup.subset=32", "search.warmup.epochs=1", "search.warmup.snapshots=2",
@@ -183,7 +184,7 @@ def test_resume_with_different_data_is_refused_naming_the_split(search_args, kil
 # -- P10: one invocation per directory ------------------------------------------------------------
 HOLD = textwrap.dedent("""
     import sys, time
-    from prunepeft.runs import RunLock
+    from prunepeft.run.record import RunLock
     RunLock(sys.argv[1]).acquire()
     print("locked", flush=True)
     time.sleep(60)
@@ -359,7 +360,7 @@ def test_read_only_output_directory(search_args, reference, tmp_path):
 
 
 # == issue 25: every run-file read through one guard, writes, inputs ==============================
-from prunepeft import io as pio  # noqa: E402
+from prunepeft.run import io as pio  # noqa: E402
 
 
 def _finished_copy(reference: Path, tmp_path: Path) -> Path:
@@ -430,7 +431,7 @@ def test_lock_holding_json_that_is_not_an_owner_record(search_args, reference, t
     (run_dir / "DONE").unlink()  # an unfinished-looking run: the lock is taken
     (run_dir / ".lock").write_text(record)
     assert runs.RunLock(run_dir)._holder() == ({} if record.startswith(("[", "\"", "n", "4", "{t")) else json.loads(record))
-    from prunepeft.run_lock import dead_owner
+    from prunepeft.run.lock import dead_owner
 
     assert dead_owner(run_dir) is not None  # nobody holds it: stale, never a traceback
     lock = runs.RunLock(run_dir)
@@ -453,7 +454,7 @@ def test_predict_header_only_writes_header_and_empty_file_is_one_line(reference,
 
 
 class _FullDisk:
-    """`os` for prunepeft.io whose `replace` fails with ENOSPC for names starting with `prefix`."""
+    """`os` for prunepeft.run.io whose `replace` fails with ENOSPC for names starting with `prefix`."""
 
     def __init__(self, prefix: str, error: int) -> None:
         self.prefix, self.error, self.hits = prefix, error, 0

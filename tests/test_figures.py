@@ -104,7 +104,7 @@ def _real_search_run(root):
 
 
 def test_round_plot_starts_at_the_supernet_with_the_budget_line(tmp_path, monkeypatch):
-    from prunepeft.io import read_jsonl
+    from prunepeft.run.io import read_jsonl
     from prunepeft.report import figures
 
     run = _real_search_run(tmp_path / "runs")

@@ -51,7 +51,7 @@ def run_case(case: str, run_dir: Path, glue_dir: Path) -> dict[str, Any]:
     from conftest import compose_config, tiny_overrides_for
 
     from prunepeft.commands import search as search_cmd
-    from prunepeft.io import read_json, read_jsonl
+    from prunepeft.run.io import read_json, read_jsonl
 
     search_cmd.run(compose_config("search", tiny_overrides_for(glue_dir) + COMMON + CASES[case]), run_dir)
     return {"found_config.json": strip_timings(read_json(run_dir / "found_config.json")),

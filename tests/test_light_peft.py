@@ -13,7 +13,7 @@ from safetensors.torch import load as load_bytes
 
 from prunepeft.commands import search as search_cmd
 from prunepeft.errors import UserError
-from prunepeft.io import read_json, read_jsonl
+from prunepeft.run.io import read_json, read_jsonl
 from prunepeft.peft.weights import HEAD_PREFIX
 from prunepeft.pruning.rank_stage import RANK_PREFIX, module_stop, select_round_for_ranks
 from prunepeft.pruning.selection import removal_order

@@ -193,7 +193,7 @@ SEARCH = ["search.retrain_epochs=1", "budget.params=2000", "search.k=3", "search
 
 def test_single_masked_loss_arm_end_to_end(tmp_path, compose_cfg, tiny_overrides):
     from prunepeft.commands import search as search_cmd
-    from prunepeft.io import read_jsonl
+    from prunepeft.run.io import read_jsonl
 
     cfg = compose_cfg("search", tiny_overrides + SEARCH + ["strategy=single", "strategy.criterion=masked_loss"])
     summary = search_cmd.run(cfg, tmp_path)
@@ -216,7 +216,7 @@ def test_single_masked_loss_arm_end_to_end(tmp_path, compose_cfg, tiny_overrides
 
 def test_masked_loss_as_a_hybrid_candidate(tmp_path, compose_cfg, tiny_overrides):
     from prunepeft.commands import search as search_cmd
-    from prunepeft.io import read_json
+    from prunepeft.run.io import read_json
 
     criteria = "[weight,zeros,threshold,activation,taylor,gradient,masked_loss]"
     cfg = compose_cfg("search", tiny_overrides + SEARCH + [

@@ -1,4 +1,4 @@
-"""The training-memory estimate (prunepeft.train.memory) printed in the start banner."""
+"""The training-memory estimate (prunepeft.commands.memory) printed in the start banner."""
 from __future__ import annotations
 
 import logging
@@ -9,8 +9,8 @@ from transformers import AutoModelForSequenceClassification, BertConfig, LlamaCo
 from prunepeft.models import get_family
 from prunepeft.models.tiny import build_tiny
 from prunepeft.peft import UNIT_TYPES, Supernet, UnitSizes
-from prunepeft.progress_log import log_memory_estimate
-from prunepeft.train.memory import CPU_ALLOCATOR_SLACK, GIB, estimate, estimate_for_run, peft_activation_bytes
+from prunepeft.commands.common import log_memory_estimate
+from prunepeft.commands.memory import CPU_ALLOCATOR_SLACK, GIB, estimate, estimate_for_run, peft_activation_bytes
 
 # Meta-Llama-3-8B's config.json, typed in (no download).
 LLAMA3_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,

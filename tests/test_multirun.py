@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from prunepeft.io import read_json
-from prunepeft.sweep import latest_summary
+from prunepeft.run.io import read_json
+from prunepeft.run.sweep import latest_summary
 
 BIN = Path(sys.executable).parent / "prunepeft"
 COMMON = ["model=tiny_bert", "train=test", "data.train_subset=48", "data.eval_subset=24", "task=rte,wnli",
@@ -204,8 +204,8 @@ def _running_run(run_dir: Path, lock: dict | None) -> None:
 def test_a_run_whose_process_died_is_stale(tmp_path):
     import socket
 
-    from prunepeft.runs import RunLock
-    from prunepeft.sweep import job_status
+    from prunepeft.run.record import RunLock
+    from prunepeft.run.sweep import job_status
 
     here = socket.gethostname()
     killed = tmp_path / "killed"  # SIGKILL leaves the lock file naming a pid that is gone
@@ -233,7 +233,7 @@ def test_sweep_summary_lists_dead_jobs_as_stale(tmp_path):
     import json
     import socket
 
-    from prunepeft.sweep import write_summary
+    from prunepeft.run.sweep import write_summary
 
     sweep = tmp_path / "sweep"
     record = sweep / "sweeps" / "s1"

@@ -1,4 +1,4 @@
-"""The run-output contract (prunepeft/outputs.py): one table of file names, one summary builder."""
+"""The run-output contract (prunepeft/run/outputs.py): one table of file names, one summary builder."""
 from __future__ import annotations
 
 import ast
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.report.collect import lr_label
 from prunepeft.train.loop import FitResult
 
@@ -66,9 +66,9 @@ def _spelled_names(source: str) -> list[tuple[int, str]]:
 def test_no_module_but_outputs_spells_a_run_file_name():
     """The contract cannot scatter again: a run-output name written as a literal anywhere in the package fails."""
     spelled = [f"{path.relative_to(PACKAGE)}:{line}: {value!r}"
-               for path in sorted(PACKAGE.rglob("*.py")) if path != PACKAGE / "outputs.py"
+               for path in sorted(PACKAGE.rglob("*.py")) if path != PACKAGE / "run" / "outputs.py"
                for line, value in _spelled_names(path.read_text())]
-    assert not spelled, "use the names in prunepeft.outputs:\n" + "\n".join(spelled)
+    assert not spelled, "use the names in prunepeft.run.outputs:\n" + "\n".join(spelled)
 
 
 def test_the_scan_sees_literals_paths_and_f_strings_but_not_docstrings():

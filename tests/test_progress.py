@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from prunepeft import progress_log
-from prunepeft.progress_log import EpochLogger, estimate_rounds, log_round
+from prunepeft.run import progress as progress_log
+from prunepeft.run.progress import EpochLogger, estimate_rounds, log_round
 
 
 def test_round_i_of_about_n_from_the_budget_and_k(caplog):
@@ -31,7 +31,7 @@ def test_round_i_of_about_n_from_the_budget_and_k(caplog):
 
 _BAR_AND_LOG = r"""
 import logging, sys, time
-from prunepeft.progress_log import ConsoleHandler, EpochLogger
+from prunepeft.run.progress import ConsoleHandler, EpochLogger
 from prunepeft.train.loop import _progress  # the bar every phase shows
 
 handler = ConsoleHandler(sys.stderr) if sys.argv[1] == "console" else logging.StreamHandler(sys.stderr)

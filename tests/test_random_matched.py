@@ -9,7 +9,7 @@ import pytest
 from prunepeft import cli
 from prunepeft.commands import search as search_cmd
 from prunepeft.errors import UserError
-from prunepeft.io import read_json
+from prunepeft.run.io import read_json
 from prunepeft.pruning.matched import draw, source_counts
 
 # tiny_bert: 4 layers x (lora 512, adapter 552) = 8 units; B = 2,000 keeps 3 of them.

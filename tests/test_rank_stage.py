@@ -8,7 +8,7 @@ from torch import nn
 
 from prunepeft.commands import search as search_cmd
 from prunepeft.errors import UserError
-from prunepeft.io import read_json, read_jsonl
+from prunepeft.run.io import read_json, read_jsonl
 from prunepeft.peft import unit_param_count
 from prunepeft.peft.found_config import FoundConfig
 from prunepeft.peft.units import UnitSizes, get_unit_type

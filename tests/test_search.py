@@ -7,7 +7,7 @@ import pytest
 
 from prunepeft.commands import search as search_cmd
 from prunepeft.errors import UserError
-from prunepeft.io import read_json, read_jsonl
+from prunepeft.run.io import read_json, read_jsonl
 from prunepeft.peft.units import parse_unit_key, unit_key
 from prunepeft.pruning.selection import removal_order
 from prunepeft.pruning.search import SimulatedCrash

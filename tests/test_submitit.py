@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from prunepeft.commands import search as search_cmd
-from prunepeft.io import read_json, read_jsonl
+from prunepeft.run.io import read_json, read_jsonl
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher (dev extra)")
 

@@ -1,4 +1,4 @@
-"""Experiment trackers (`logger=...`, prunepeft.trackers), read back offline with each library's own reader.
+"""Experiment trackers (`logger=...`, prunepeft.run.trackers), read back offline with each library's own reader.
 
 Every backend watches a real tiny search (warm-up, pruning rounds, retrain) through the run's record
 stream; the values it received are compared with events.jsonl and summary.json.
@@ -13,8 +13,8 @@ import pytest
 
 from prunepeft.commands import search as search_cmd
 from prunepeft.errors import UserError
-from prunepeft.io import read_json, read_jsonl
-from prunepeft.trackers import Recorder, Tracker, check_logger, session
+from prunepeft.run.io import read_json, read_jsonl
+from prunepeft.run.trackers import Recorder, Tracker, check_logger, session
 
 SEARCH = ["search.warmup.subset=24", "search.warmup.epochs=1", "search.warmup.snapshots=2",
           "search.retrain_epochs=2", "budget.params=2000", "search.k=2", "seed=5",
@@ -187,7 +187,7 @@ def test_no_tracker_by_default_and_missing_library_is_a_user_error(glue_dir, com
 
 def test_a_failing_tracker_does_not_end_the_run(tmp_path, capsys):
     """A tracker error is one warning; the run's own files are unaffected."""
-    from prunepeft.runs import RunDir, observing
+    from prunepeft.run.record import RunDir, observing
 
     class Broken(Tracker):
         name = "broken"

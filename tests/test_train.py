@@ -10,9 +10,9 @@ from datasets import Dataset
 
 from prunepeft.config.schema import ModelConfig, TaskConfig, TinyModelConfig, TrainConfig
 from prunepeft.errors import UserError
-from prunepeft.io import read_jsonl
+from prunepeft.run.io import read_jsonl
 from prunepeft.models.tiny import build_tiny
-from prunepeft.runs import RunDir
+from prunepeft.run.record import RunDir
 from prunepeft.train import Callback, build_optimizer, build_param_groups, fit, linear_schedule
 from prunepeft.train.device import autocast, resolve_device, resolve_precision
 from prunepeft.train.loop import _progress

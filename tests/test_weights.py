@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError
 from prunepeft.models import build_tiny, get_family, head_parameters
 from prunepeft.peft.supernet import Supernet

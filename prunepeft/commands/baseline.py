@@ -17,16 +17,16 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from prunepeft import outputs
-from prunepeft.commands.common import run_in_hydra
+from prunepeft.run import outputs
+from prunepeft.commands.common import log_banner, run_in_hydra
 from prunepeft.commands.display import print_result
 from prunepeft.config.schema import register_configs
 from prunepeft.errors import UserError, check_choice
-from prunepeft.io import read_json
-from prunepeft.progress_log import EpochLogger, log_banner, log_final
+from prunepeft.run.io import read_json
+from prunepeft.run.progress import EpochLogger, log_final
 from prunepeft.pruning.budget import budget_params
-from prunepeft.runs import RunDir
-from prunepeft.sweep import tolerant
+from prunepeft.run.record import RunDir
+from prunepeft.run.sweep import tolerant
 from prunepeft.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     EpochLogger({"train": int(cfg.train.epochs)}).attach(rd)
     # A baseline has no checkpoint: an unfinished directory restarts, so drop the stale step events.
     rd.file(outputs.EVENTS).unlink(missing_ok=True)
-    rd.start("baseline", cfg.seed, OmegaConf.to_container(cfg, resolve=True), str(device))
+    rd.start("baseline", cfg.seed, OmegaConf.to_container(cfg, resolve=True), str(device), data.identity)
     try:
         result = fit(model, build_param_groups(**groups, train_cfg=cfg.train), data.train, data.evals, tokenizer,
                      train_cfg=cfg.train, task=cfg.task, epochs=cfg.train.epochs, seed=cfg.seed, run=rd,

@@ -19,10 +19,11 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError, user_errors
 
 log = logging.getLogger(__name__)
+banner_log = logging.getLogger("prunepeft")  # the progress lines' logger (prunepeft.run.progress)
 
 RUN_COMMANDS = ("search", "baseline")  # the commands that own (write, resume) a run directory
 INTERRUPTED = "interrupted: re-run the same command to resume"
@@ -44,8 +45,8 @@ def check_run_inputs(cfg: DictConfig) -> None:
             `logger` whose library is not installed.
     """
     from prunepeft.data.subsets import check_subset_size
-    from prunepeft.runs import parse_kill_at
-    from prunepeft.trackers import check_logger
+    from prunepeft.run.record import parse_kill_at
+    from prunepeft.run.trackers import check_logger
 
     for key in SUBSET_KEYS:
         check_subset_size(OmegaConf.select(cfg, key), key)
@@ -114,7 +115,7 @@ def guard_run(run_dir: Path, cfg: DictConfig) -> Iterator[None]:
     `debug.kill_at`. Under data parallelism rank 0 alone locks and prepares the directory; the
     other ranks follow its decision (the same refusal, or go).
     """
-    from prunepeft.runs import DONE_FILE, RunLock, configure_debug
+    from prunepeft.run.record import DONE_FILE, RunLock, configure_debug
     from prunepeft.train import distributed
 
     run_dir = Path(run_dir)
@@ -136,7 +137,7 @@ def guard_run(run_dir: Path, cfg: DictConfig) -> Iterator[None]:
 def _prepare_run_dir(run_dir: Path, cfg: DictConfig, lock: Any, restart: bool) -> None:
     """Take the lock, honour `restart=true`, check the configuration and checkpoint, heal the logs."""
     from prunepeft.pruning.checkpoint import verify
-    from prunepeft.runs import RunDir
+    from prunepeft.run.record import RunDir
 
     note = lock.acquire()
     if note:
@@ -162,7 +163,7 @@ def run_in_hydra(fn: Callable[[DictConfig, Path], Any], cfg: DictConfig) -> Any:
     runs under `sweep.run_job_tolerant`, which logs the error and returns `JobFailed` (the sweep
     summary lists it as failed; the CLI exits 2 at the end). Ctrl-C / SIGTERM still end the sweep.
     """
-    from prunepeft.sweep import in_multirun, run_job_tolerant
+    from prunepeft.run.sweep import in_multirun, run_job_tolerant
 
     if in_multirun():
         with _fault_exits(), _signals_interrupt():
@@ -178,12 +179,12 @@ def _run_checked(fn: Callable[[DictConfig, Path], Any], cfg: DictConfig, run_dir
         UserError: a bad input or a refused run directory (never `sys.exit`).
     """
     from prunepeft.train import distributed
-    from prunepeft.trackers import session
+    from prunepeft.run.trackers import session
 
     distributed.setup()  # joins the process group of a `torchrun` launch (else a no-op)
     if OmegaConf.select(cfg, "command", default=None) in RUN_COMMANDS:
         check_run_inputs(cfg)
-        with guard_run(run_dir, cfg), session(cfg, run_dir):
+        with guard_run(run_dir, cfg), session(cfg, run_dir, distributed.is_main()):
             return fn(cfg, run_dir)
     return fn(cfg, run_dir)
 
@@ -245,3 +246,31 @@ def writable(path: Path) -> bool:
             return True
     except OSError:
         return False
+
+
+def log_banner(command: str, run_dir: Any, cfg: Any, budget: int | None = None, base: int | None = None) -> None:
+    """The start banner: command, run directory, device, precision, seed, model, task, budget, and the
+    training-memory estimate (prunepeft.commands.memory) on a second line."""
+    from prunepeft.train.device import resolve_device, resolve_precision
+
+    device = resolve_device(str(cfg.train.device))
+    precision = resolve_precision(str(cfg.train.precision), device)
+    budget_txt = "n/a"
+    if budget is not None:
+        budget_txt = f"{budget:,} params" + (f" ({100.0 * budget / base:.3f}% of the backbone)" if base else "")
+    banner_log.info("prunepeft %s | run dir %s | device %s, precision %s | seed %s | model %s | task %s | budget %s",
+             command, run_dir, device, precision, cfg.seed, cfg.model.name, cfg.task.name, budget_txt)
+    log_memory_estimate(command, cfg)
+
+
+def log_memory_estimate(command: str, cfg: Any) -> None:
+    """Log the run's memory estimate; an estimate that cannot be made never stops a run."""
+    from prunepeft.commands.memory import estimate_for_run
+
+    try:
+        estimate = estimate_for_run(cfg, command)
+    except Exception as err:  # noqa: BLE001 - an estimate is advice, the run goes on
+        banner_log.debug("no memory estimate: %s: %s", type(err).__name__, err)
+        return
+    if estimate is not None:
+        banner_log.info("%s", estimate.describe())

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from prunepeft.io import read_json
+from prunepeft.run.io import read_json
 
 
 def _size(unit: dict[str, Any]) -> str:

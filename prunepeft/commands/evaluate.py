@@ -15,7 +15,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.commands.common import run_in_hydra
 from prunepeft.config.schema import register_configs
 from prunepeft.errors import UserError
@@ -38,7 +38,7 @@ def _same(a: dict, b: dict) -> bool:
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Evaluate `cfg.run` on `cfg.task`/`cfg.split`; print the metrics and the comparison."""
     from prunepeft.api import evaluate, load_run_config, resolve_task
-    from prunepeft.io import atomic_write_json, read_json
+    from prunepeft.run.io import atomic_write_json, read_json
 
     validate(cfg)
     run_cfg = load_run_config(cfg.run)

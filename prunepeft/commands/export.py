@@ -18,12 +18,12 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.api import check_run_dir, load_run_config  # noqa: F401  (load_run_config: public here too)
 from prunepeft.commands.common import run_in_hydra
 from prunepeft.config.schema import register_configs
 from prunepeft.errors import UserError, check_choice
-from prunepeft.io import read_json, read_jsonl
+from prunepeft.run.io import read_json, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         save_peft,
         save_self_contained,
     )
-    from prunepeft.io import read_json
+    from prunepeft.run.io import read_json
     from prunepeft.models.backbone_prune import FILE as BACKBONE_FILE
     from prunepeft.peft.found_config import FOUND_CONFIG_FILE
     from prunepeft.peft.model_card import model_card

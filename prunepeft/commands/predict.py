@@ -55,7 +55,7 @@ def write_table(df, path: str | Path) -> None:
     import os
     import tempfile
 
-    from prunepeft.io import follow_umask
+    from prunepeft.run.io import follow_umask
 
     suffix = _suffix(str(path), "out")
     path = Path(path)

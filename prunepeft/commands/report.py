@@ -22,7 +22,7 @@ from rich.console import Console
 from prunepeft.commands.common import run_in_hydra
 from prunepeft.config.schema import register_configs
 from prunepeft.errors import UserError, check_choice
-from prunepeft.io import atomic_write_text
+from prunepeft.run.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 

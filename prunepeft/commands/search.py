@@ -13,18 +13,18 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from prunepeft import outputs
-from prunepeft.commands.common import run_in_hydra
+from prunepeft.run import outputs
+from prunepeft.commands.common import log_banner, run_in_hydra
 from prunepeft.commands.display import print_found, print_result, print_signal
 from prunepeft.config.schema import register_configs
 from prunepeft.config.typed import SearchSettings
-from prunepeft.io import read_json, read_jsonl
-from prunepeft.progress_log import EpochLogger, estimate_rounds, log_banner, log_final
+from prunepeft.run.io import read_json, read_jsonl
+from prunepeft.run.progress import EpochLogger, estimate_rounds, log_final
 from prunepeft.pruning.cost import log_line as cost_line
 from prunepeft.pruning.search import config_dict, search
 from prunepeft.pruning.search import validate as validate_search
-from prunepeft.runs import RunDir
-from prunepeft.sweep import tolerant
+from prunepeft.run.record import RunDir
+from prunepeft.run.sweep import tolerant
 
 log = logging.getLogger(__name__)
 

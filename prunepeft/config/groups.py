@@ -171,7 +171,7 @@ class DebugConfig:
 
 @dataclass
 class LoggerConfig:
-    """The experiment tracker a run reports to (`logger=<name>`, prunepeft.trackers)."""
+    """The experiment tracker a run reports to (`logger=<name>`, prunepeft.run.trackers)."""
 
     # none | csv | tensorboard | mlflow | wandb (csv needs nothing; the others the `trackers` extra)
     name: str = "none"

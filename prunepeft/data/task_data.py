@@ -10,7 +10,6 @@ from datasets import Dataset
 from prunepeft.data.glue import column_values, load_raw_splits
 from prunepeft.data.subsets import data_fingerprint, stratified_indices, stratified_subset
 from prunepeft.data.tokenize import tokenize_split
-from prunepeft.runs import note_data
 
 # The held-out slice does not depend on the run's seed: every seed of a study is scored on the
 # same rows, so paired differences between arms carry no extra sampling noise.
@@ -34,6 +33,11 @@ class TaskData:
     evals: dict[str, Dataset] = field(default_factory=dict)
     train_size_full: int = 0
     unused_train: Dataset | None = None
+    identity: dict[str, Any] | None = None  # {"task", "splits": {split: {rows, sha256}}}: run.json records it
+
+
+def _identity(task: str, fingerprint: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"task": task, "splits": fingerprint}
 
 
 def build_task_data(cfg: Any, tokenizer: Any) -> TaskData:
@@ -62,8 +66,9 @@ def build_task_data(cfg: Any, tokenizer: Any) -> TaskData:
                                  key="data.eval_subset")
         for split in task.eval_splits
     }
-    # What the run trains and evaluates on, by content: run.json records it, a resume checks it.
-    note_data(str(task.name), {s: data_fingerprint(ds) for s, ds in {task.train_split: train, **evals}.items()})
+    # What the run trains and evaluates on, by content: the command hands it to `RunDir.start`
+    # (run.json records it, a resume checks it); the data layer writes no run record itself.
+    identity = _identity(str(task.name), {s: data_fingerprint(ds) for s, ds in {task.train_split: train, **evals}.items()})
     if heldout is not None:
         evals[HELDOUT_SPLIT] = heldout
     max_length = int(cfg.train.max_length)
@@ -72,6 +77,7 @@ def build_task_data(cfg: Any, tokenizer: Any) -> TaskData:
         evals={split: tokenize_split(ds, tokenizer, task, max_length) for split, ds in evals.items()},
         train_size_full=len(full_train),
         unused_train=pool.select(unused.tolist()) if len(unused) else None,
+        identity=identity,
     )
 
 

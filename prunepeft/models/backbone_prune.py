@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError
 from prunepeft.models.families import Family, transformer_layers
 from prunepeft.train.callbacks import Callback
@@ -222,7 +222,7 @@ class KeptStructures:
                    int(data["num_heads"]), int(data["intermediate_size"]))
 
     def save(self, path: Path | str) -> None:
-        from prunepeft.io import atomic_write_text
+        from prunepeft.run.io import atomic_write_text
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod

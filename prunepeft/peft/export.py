@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from prunepeft.errors import UserError
-from prunepeft.io import atomic_write_json, atomic_write_text, follow_umask, remove_stale_temps, temp_prefix
+from prunepeft.run.io import atomic_write_json, atomic_write_text, follow_umask, remove_stale_temps, temp_prefix
 from prunepeft.models.families import set_site_linear, site_linear, transformer_layers
 from prunepeft.peft.supernet import Supernet
 from prunepeft.peft.units import UnitId, get_unit_type, unit_key
@@ -311,7 +311,7 @@ def load_self_contained(path: str | os.PathLike, model: nn.Module | None = None,
     """
     from omegaconf import OmegaConf
 
-    from prunepeft.io import read_json
+    from prunepeft.run.io import read_json
     from prunepeft.models.families import get_family
     from prunepeft.models.loading import load_backbone
     from prunepeft.peft.found_config import FoundConfig, build_from_found

@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError
-from prunepeft.io import atomic_write_json, read_json
+from prunepeft.run.io import atomic_write_json, read_json
 from prunepeft.models.families import Family
 from prunepeft.peft.accounting import count_parameters
 from prunepeft.peft.supernet import Supernet

@@ -6,7 +6,7 @@ One key scheme wherever they are kept: a unit tensor as `"<layer>:<type>.<site>.
 - `trained_tensors` / `load_trained_tensors`: the scheme itself. The search's checkpoint keeps
   these tensors in one file per generation (plus the rank masks; `prunepeft.pruning.checkpoint`).
 - `save_trained` / `load_trained`: a directory's `units.safetensors` + `head.safetensors`
-  (`prunepeft.outputs.UNITS` / `HEAD`), the head file without the prefix: the layout every
+  (`prunepeft.run.outputs.UNITS` / `HEAD`), the head file without the prefix: the layout every
   finished run and every self-contained export has written, so old ones still load. Used by the
   search's retrain, the baseline, `load_run` and the export.
 """
@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from safetensors.torch import save
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError
-from prunepeft.io import atomic_write_bytes, read_run_file
+from prunepeft.run.io import atomic_write_bytes, read_run_file
 from prunepeft.models.families import head_parameters
 
 HEAD_PREFIX = "head::"
@@ -69,10 +69,10 @@ def load_trained(supernet: Any, directory: str | os.PathLike) -> None:
     """Load what `save_trained` wrote into `directory` (the supernet built with the same units).
 
     Raises:
-        UserError: see `load_trained_tensors`; a missing or damaged file (`prunepeft.io.RunFileError`).
+        UserError: see `load_trained_tensors`; a missing or damaged file (`prunepeft.run.io.RunFileError`).
     """
     directory = Path(directory)
-    units = read_run_file(directory / outputs.UNITS, "safetensors")  # the one guard (prunepeft.io)
+    units = read_run_file(directory / outputs.UNITS, "safetensors")  # the one guard (prunepeft.run.io)
     head = {f"{HEAD_PREFIX}{k}": v for k, v in read_run_file(directory / outputs.HEAD, "safetensors").items()}
     load_trained_tensors(supernet, {**units, **head}, where=str(directory))
 

@@ -74,8 +74,8 @@ def reprune_found(model: Any, family: Any, cfg: Any) -> Optional[KeptStructures]
 
 def source_settings(run_dir: Path | str) -> tuple[Optional[float], Optional[float]]:
     """(heads, ffn) fractions a pruned run used: its summary.json `backbone`, else its run.json config."""
-    from prunepeft import outputs
-    from prunepeft.io import read_json
+    from prunepeft.run import outputs
+    from prunepeft.run.io import read_json
 
     for name, keys in ((outputs.SUMMARY, ("backbone",)), (outputs.RUN_JSON, ("config", "backbone_prune"))):
         path = Path(run_dir) / name

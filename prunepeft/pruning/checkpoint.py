@@ -20,12 +20,12 @@ import torch
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError
-from prunepeft.io import WriteFailed, atomic_write_bytes, atomic_write_json, read_run_file
+from prunepeft.run.io import WriteFailed, atomic_write_bytes, atomic_write_json, read_run_file
 from prunepeft.peft.weights import load_trained_tensors, trained_tensors
 from prunepeft.pruning.rank_stage import RANK_PREFIX, rank_tensors, restore_rank_tensors
-from prunepeft.runs import RECOVERY_HINT, debug_point
+from prunepeft.run.record import RECOVERY_HINT, debug_point
 
 STATE_FILE = outputs.CHECKPOINT_STATE
 WEIGHTS_FILE = outputs.CHECKPOINT_WEIGHTS_V1  # checkpoints written before generations existed

@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError
-from prunepeft.io import read_json
+from prunepeft.run.io import read_json
 from prunepeft.peft.units import UnitId, parse_unit_key
 
 NAME = "random_matched"

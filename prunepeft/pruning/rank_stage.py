@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import check_choice
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.peft.weights import HEAD_PREFIX, trained_tensors

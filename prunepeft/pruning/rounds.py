@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.config.typed import SearchSettings
-from prunepeft.io import append_jsonl
+from prunepeft.run.io import append_jsonl
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
-from prunepeft.progress_log import estimate_rounds, log_round, log_warmup
+from prunepeft.run.progress import estimate_rounds, log_round, log_warmup
 from prunepeft.pruning import cost
 from prunepeft.pruning.checkpoint import supernet_tensors
 from prunepeft.pruning.rank_stage import module_stop, prune_ranks, select_round_for_ranks

@@ -23,11 +23,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.config.typed import SearchSettings
 from prunepeft.data import build_task_data, stratified_subset
 from prunepeft.errors import UserError, check_choice
-from prunepeft.io import read_jsonl
+from prunepeft.run.io import read_jsonl
 from prunepeft.metrics import check_task_metrics
 from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import Supernet, UnitSizes
@@ -51,7 +51,7 @@ from prunepeft.pruning.rounds import (  # noqa: F401  (SimulatedCrash: tests imp
 )
 from prunepeft.pruning.stages import budget_of, resume, retrain, transferred_assignment, warm_up
 from prunepeft.pruning.strategies import Strategy, combine_round, make_strategy
-from prunepeft.runs import RunDir
+from prunepeft.run.record import RunDir
 from prunepeft.seed import seed_everything
 from prunepeft.train.device import check_train_config, resolve_device
 
@@ -153,7 +153,7 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None)
     assignment = transferred_assignment(s, supernet, partition) if needs_warmup else None
     matched.prune_like_source(strategy.name, s, supernet)  # random_matched: the hybrid's unit counts per type
     # Every input a user can get wrong has been checked: only now does the run directory get written.
-    run.start("search", seed, config_dict(cfg), str(resolve_device(cfg.train.device)))
+    run.start("search", seed, config_dict(cfg), str(resolve_device(cfg.train.device)), data.identity)
     cost.add(state, "setup", time.time() - run.started)  # backbone, data, supernet: paid by every invocation
     if needs_warmup and assignment is None:
         assignment = warm_up(supernet, tokenizer, warmup_set, cfg, s, run, state, ckpt, partition, strategy, probe,

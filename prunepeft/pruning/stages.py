@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.config.typed import SearchSettings
 from prunepeft.errors import UserError
-from prunepeft.io import atomic_write_text, read_json, read_jsonl
+from prunepeft.run.io import atomic_write_text, read_json, read_jsonl
 from prunepeft.models import get_family
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.peft.found_config import FoundConfig, build_from_found
@@ -159,7 +159,7 @@ def retrain(cfg: Any, s: SearchSettings, run: Any, strategy: str, found: FoundCo
 
 def summary(cfg, s: SearchSettings, strategy: str, found, params, retrained, state: SearchState, train_size: int,
             epochs: int, backbone: Optional[dict] = None, run: Any = None) -> dict:
-    """summary.json (prunepeft.outputs.summary): the headline is the LAST retrain epoch (docs/method.md#retrain);
+    """summary.json (prunepeft.run.outputs.summary): the headline is the LAST retrain epoch (docs/method.md#retrain);
     `cost` is the wall-clock by phase and the examples trained and forward-only (prunepeft.pruning.cost)."""
     return outputs.summary(
         "search", cfg, "prunepeft", retrained,

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError
 from prunepeft.pruning.assign_rules import get_assign_rule, tendency_scores
 from prunepeft.pruning.criteria import get_criterion, registry_order

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.report.backbone_check import backbone_label
 from prunepeft.report.configs import fingerprint, fingerprint_id
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prunepeft import outputs
-from prunepeft.io import read_jsonl
+from prunepeft.run import outputs
+from prunepeft.run.io import read_jsonl
 
 # No list of criterion or unit-type names here (the report never imports the registries): criteria
 # are drawn in the order the run files list them (the search writes them in registry order), unit

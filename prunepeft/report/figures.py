@@ -27,8 +27,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from prunepeft import outputs  # noqa: E402
-from prunepeft.io import read_jsonl  # noqa: E402
+from prunepeft.run import outputs  # noqa: E402
+from prunepeft.run.io import read_jsonl  # noqa: E402
 from prunepeft.report.collect import TASK_ORDER, task_name  # noqa: E402
 from prunepeft.report.figure_data import (  # noqa: E402
     _candidates,

@@ -32,8 +32,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from prunepeft import outputs  # noqa: E402
-from prunepeft.io import atomic_write_text, read_json  # noqa: E402
+from prunepeft.run import outputs  # noqa: E402
+from prunepeft.run.io import atomic_write_text, read_json  # noqa: E402
 from prunepeft.report.signal import HELDOUT_SPLIT, _arms, _metric, mean_ci  # noqa: E402
 
 ENVELOPE = re.compile(r"env\d+")

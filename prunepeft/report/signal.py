@@ -25,8 +25,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.stats import t as student_t  # noqa: E402
 
-from prunepeft import outputs  # noqa: E402
-from prunepeft.io import atomic_write_text, read_jsonl  # noqa: E402
+from prunepeft.run import outputs  # noqa: E402
+from prunepeft.run.io import atomic_write_text, read_jsonl  # noqa: E402
 
 HELDOUT_SPLIT = "train_heldout"
 

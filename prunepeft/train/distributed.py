@@ -10,7 +10,7 @@ process group (NCCL on CUDA, gloo on CPU). From there:
 - the one training loop wraps the model in DistributedDataParallel (`wrap`), which averages the
   gradients after backward, so gradients, clipping, optimizer steps and every weight stay
   identical on all ranks;
-- only rank 0 writes files (`is_main`; prunepeft.io skips writes elsewhere) and takes the run
+- only rank 0 writes files (`is_main`; prunepeft.run.io skips writes elsewhere) and takes the run
   lock; the other ranks follow its decision (`follow_main`).
 """
 from __future__ import annotations

@@ -28,10 +28,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError
-from prunepeft.io import atomic_write_json, atomic_write_text, read_json
-from prunepeft.run_lock import dead_owner, pid_alive
+from prunepeft.run.io import atomic_write_json, atomic_write_text, read_json
+from prunepeft.run.lock import dead_owner, pid_alive
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError
-from prunepeft.io import read_run_file
+from prunepeft.run.io import read_run_file
 
 LOCK_FILE = outputs.LOCK
 

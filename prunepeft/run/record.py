@@ -6,7 +6,7 @@ from what it finds (the search keeps a checkpoint).
 
 Faults (docs/architecture.md): one invocation at a time per directory (`run_lock.RunLock`, an OS file
 lock), torn log lines cut off before a resume (`heal_logs`), the data a run trained on recorded
-and checked on resume (`note_data`), and `debug.kill_at` points where tests and
+and checked on resume (`RunDir.start(..., data=)`, from `TaskData.identity`), and `debug.kill_at` points where tests and
 `benchmarks/faults.py` kill a run at an exact moment.
 """
 from __future__ import annotations
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError
-from prunepeft.run_lock import LOCK_FILE, RunLock  # noqa: F401  (re-exported: part of the run contract)
-from prunepeft.io import (
+from prunepeft.run.lock import LOCK_FILE, RunLock  # noqa: F401  (re-exported: part of the run contract)
+from prunepeft.run.io import (
     RESTART_HINT,
     WriteFailed,
     append_jsonl,
@@ -43,8 +43,8 @@ RECOVERY_HINT = f"to start this run over, {RESTART_HINT}"
 # purpose to test resuming; `extra.*` is the experiment presets' bookkeeping, so a run shared by
 # two paper tables is trained once and skipped by the second sweep).
 # `restart` says what to do with the directory, not what to compute. `data.dir` may move: the data's
-# content is checked instead (`note_data`).
-# `logger` (the experiment tracker, prunepeft.trackers) only watches a run.
+# content is checked instead (`TaskData.identity`).
+# `logger` (the experiment tracker, prunepeft.run.trackers) only watches a run.
 VOLATILE_KEYS = ("debug", "train.progress", "train.log_every", "data.dir", "extra", "restart", "logger", "arm")
 
 # -- debug kill points ---------------------------------------------------------------------------
@@ -109,20 +109,7 @@ def debug_point(name: str) -> None:
 on_write(lambda name: debug_point(name))
 
 
-# -- data identity --------------------------------------------------------------------------------
-_pending_data: dict[str, Any] | None = None
-
-
-def note_data(task: str, fingerprint: dict[str, dict[str, Any]]) -> None:
-    """Remember the data a run is about to use ({split: {rows, sha256}}); `RunDir.start` records it."""
-    global _pending_data
-    _pending_data = {"task": task, "splits": fingerprint}
-
-
-def _take_data(task: str | None) -> dict[str, Any] | None:
-    global _pending_data
-    data, _pending_data = _pending_data, None
-    return data if data is not None and data.get("task") == task else None
+# -- data identity ---------------------------------------------------------------------------------
 
 
 def data_differences(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
@@ -181,7 +168,7 @@ def library_versions() -> dict[str, str]:
 
 # -- observers ----------------------------------------------------------------------------------
 # Called as fn(run, kind, record) for every run's records: kind "start" (run.json's content), "event"
-# (one events.jsonl record) or "finish" (summary.json's content). prunepeft.trackers forwards them
+# (one events.jsonl record) or "finish" (summary.json's content). prunepeft.run.trackers forwards them
 # to an experiment tracker, so the training code needs no change.
 _observers: list[Any] = []
 
@@ -197,7 +184,7 @@ def observing(fn: Any) -> Any:
 
 
 def _notify(run: RunDir, kind: str, record: dict[str, Any]) -> None:
-    from prunepeft.io import writes_files
+    from prunepeft.run.io import writes_files
 
     if not writes_files():  # data parallel: trackers log from rank 0 only, like the run files
         return
@@ -330,16 +317,16 @@ class RunDir:
             return {}
         return read_run_file(path, "object")
 
-    def start(self, command: str, seed: int, config: dict[str, Any], device: str) -> None:
+    def start(self, command: str, seed: int, config: dict[str, Any], device: str,
+              data: dict[str, Any] | None = None) -> None:
         """Write run.json with status `running` (kept from a previous attempt: attempts counted).
 
-        Records the fingerprint of the data the run uses (see `note_data`).
+        `data`: the fingerprint of the data the run uses (`TaskData.identity`), recorded and checked.
 
         Raises:
             UserError: the data's content differs from the data an unfinished earlier attempt used.
         """
         previous = self.read_info()
-        data = _take_data((config.get("task") or {}).get("name") if isinstance(config, dict) else None)
         changed = data_differences(previous.get("data"), data)
         if changed:
             raise UserError(f"{str(self.path)!r} holds an unfinished run that used different data ({'; '.join(changed)}); "

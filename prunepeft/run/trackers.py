@@ -38,7 +38,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError, check_choice
 
 log = logging.getLogger(__name__)
@@ -343,18 +343,16 @@ def make_tracker(cfg: Any, run_dir: Path) -> Tracker:
 
 
 @contextlib.contextmanager
-def session(cfg: DictConfig, run_dir: Path) -> Iterator[Recorder | None]:
+def session(cfg: DictConfig, run_dir: Path, main_process: bool = True) -> Iterator[Recorder | None]:
     """Report the run in `run_dir` to the tracker `cfg.logger` names, for the duration of the block.
 
     The tracker run opens at the run's `start` (so a skipped finished run opens none) and closes at
     the end of the block: finished after `finish`, interrupted on Ctrl-C / SIGTERM, else failed.
     """
-    from prunepeft.runs import observing
-    from prunepeft.train import distributed
-
+    from prunepeft.run.record import observing
     logger_cfg = OmegaConf.select(cfg, "logger", default=None)
     name = "none" if logger_cfg is None else str(_get(logger_cfg, "name", "none"))
-    if name == "none" or not distributed.is_main():
+    if name == "none" or not main_process:  # only rank 0 reports (the command passes is_main())
         yield None
         return
     recorder = Recorder(make_tracker(logger_cfg, run_dir), run_dir)

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prunepeft import outputs
+from prunepeft.run import outputs
 from prunepeft.errors import UserError
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -255,7 +255,7 @@ _write_hooks: list[Any] = []
 
 
 def on_write(fn: Any) -> None:
-    """Call `fn("write")` between a temp file's fsync and its rename (`prunepeft.runs` registers its
+    """Call `fn("write")` between a temp file's fsync and its rename (`prunepeft.run.record` registers its
     `debug_point` here: `debug.kill_at=write:<n>` kills a process inside a write)."""
     if fn not in _write_hooks:
         _write_hooks.append(fn)

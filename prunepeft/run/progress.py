@@ -71,34 +71,6 @@ def estimate_rounds(supernet_params: int, budget: int, n_units: int, k: int) -> 
     return max(1, math.ceil(math.ceil((supernet_params - budget) / mean_unit) / max(1, k)))
 
 
-def log_banner(command: str, run_dir: Any, cfg: Any, budget: int | None = None, base: int | None = None) -> None:
-    """The start banner: command, run directory, device, precision, seed, model, task, budget, and the
-    training-memory estimate (prunepeft.train.memory) on a second line."""
-    from prunepeft.train.device import resolve_device, resolve_precision
-
-    device = resolve_device(str(cfg.train.device))
-    precision = resolve_precision(str(cfg.train.precision), device)
-    budget_txt = "n/a"
-    if budget is not None:
-        budget_txt = f"{budget:,} params" + (f" ({100.0 * budget / base:.3f}% of the backbone)" if base else "")
-    log.info("prunepeft %s | run dir %s | device %s, precision %s | seed %s | model %s | task %s | budget %s",
-             command, run_dir, device, precision, cfg.seed, cfg.model.name, cfg.task.name, budget_txt)
-    log_memory_estimate(command, cfg)
-
-
-def log_memory_estimate(command: str, cfg: Any) -> None:
-    """Log the run's memory estimate; an estimate that cannot be made never stops a run."""
-    from prunepeft.train.memory import estimate_for_run
-
-    try:
-        estimate = estimate_for_run(cfg, command)
-    except Exception as err:  # noqa: BLE001 - an estimate is advice, the run goes on
-        log.debug("no memory estimate: %s: %s", type(err).__name__, err)
-        return
-    if estimate is not None:
-        log.info("%s", estimate.describe())
-
-
 def log_warmup(assignment: Mapping[str, str], margins: Mapping[str, float] | None = None,
                rule: str = "tendency") -> None:
     """The warm-up's result: the criterion S_H picked per partition key, with the margin of its rule's

@@ -35,7 +35,7 @@ DONE = "DONE"
 CHECKPOINT = "checkpoint"  # a directory: CHECKPOINT_STATE + one weights file per generation
 RANK_STAGE = "rank_stage.json"  # granularity=rank
 BACKBONE_PRUNE = "backbone_prune.json"  # backbone_prune.enabled
-LOCK = ".lock"  # the run lock (prunepeft.run_lock)
+LOCK = ".lock"  # the run lock (prunepeft.run.lock)
 ASIDE = ".aside"  # `restart=true` moves a run's old files here (hidden: the report skips it)
 HYDRA_DIR = ".hydra"
 HYDRA_CONFIG = f"{HYDRA_DIR}/config.yaml"
@@ -60,7 +60,7 @@ TRACKER_CONFIG = "config.yaml"
 TRACKER_METRICS = "metrics.csv"
 TRACKER_SUMMARY = SUMMARY  # a copy of the run's summary.json
 
-# -- a sweep directory (Hydra multirun; prunepeft.sweep) -------------------------------------------
+# -- a sweep directory (Hydra multirun; prunepeft.run.sweep) -------------------------------------------
 # Each sweep's own directory: sweeps/current.json -> sweeps/<id>/{sweep.json, job-<num>.json,
 # sweep_summary.json, sweep_summary.md}; an earlier sweep's directory is never rewritten.
 SWEEP_RECORD = "sweeps"
