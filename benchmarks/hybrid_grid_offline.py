@@ -2,7 +2,7 @@
 
 Every diagnosed round of the committed settings study recorded each criterion's scores and each
 unit's ground-truth importance, so every assignment × combination rule of
-`prunepeft.pruning.rule_grid` can be re-scored offline (Spearman with −importance, null-corrected
+`prunepeft.analysis.rule_grid` can be re-scored offline (Spearman with −importance, null-corrected
 by the round's random criterion; key-level Spearman; spread of key ρ). The decision-level
 percentile needs masked passes on the trained state and comes only from in-run grids
 (`search.diagnostics.grid=true`, `signal_study.py --study grid`).
@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from prunepeft.peft.units import parse_unit_key  # noqa: E402
-from prunepeft.pruning.diagnostics import prunability_correlation  # noqa: E402
+from prunepeft.analysis.diagnostics import prunability_correlation  # noqa: E402
 from prunepeft.pruning.partitions import Partition  # noqa: E402
-from prunepeft.pruning.rule_grid import (  # noqa: E402
+from prunepeft.analysis.rule_grid import (  # noqa: E402
     COMBINATIONS,
     _key_level,
     _spread,

@@ -148,7 +148,7 @@ def test_agreement_probe_rows_are_disjoint_from_the_diagnostics_probe():
 
     from prunepeft.data.subsets import stratified_subset
     from prunepeft.pruning.assign_rules import agreement_rows
-    from prunepeft.pruning.diagnostics import PROBE_SEED_OFFSET
+    from prunepeft.pruning.masked import PROBE_SEED_OFFSET
 
     pool = Dataset.from_dict({"row": list(range(200)), "label": [i % 2 for i in range(200)]})
     cfg = OmegaConf.create({"seed": 3, "task": {"num_labels": 2, "label_field": "label"},

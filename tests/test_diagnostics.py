@@ -12,7 +12,8 @@ from scipy.stats import binomtest
 from prunepeft.peft.supernet import Supernet
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.criteria import CRITERIA, CriterionContext, needs_of
-from prunepeft.pruning.diagnostics import (
+from prunepeft.pruning.masked import MaskedProbe
+from prunepeft.analysis.diagnostics import (
     Probe,
     decision_percentile,
     prunability_correlation,
@@ -40,7 +41,7 @@ def collect(net: Supernet, criteria=ALL_CRITERIA, seed: int = 0, lr: float = 0.0
     needs = needs_of(criteria)
     # masked_loss: the rises on a held-aside batch (another seed's), measured at snapshot()
     aside = [{**batch(seed + 1000), "labels": torch.tensor([1, 0, 1])}]
-    probe = Probe(aside, 2, 0, 0.0, "fp32", seed) if "masked_loss" in needs else None
+    probe = MaskedProbe(aside, 2, "fp32", seed) if "masked_loss" in needs else None
     col = StatisticsCollector(net, needs, probe=probe)
     inputs = {**batch(seed), "labels": torch.tensor([0, 1, 1])}
     net.model.train()
@@ -176,7 +177,7 @@ def test_a_decisive_unit_ranks_first_by_importance():
         labels = net.model(**inputs).logits.argmax(-1)  # what the model predicts WITH the unit
     probe = Probe([{**inputs, "labels": labels}] * 2, num_labels=2, random_sets=8, learned_margin=0.02,
                   precision="fp32", seed=0)
-    importance, reliability, base = probe.importance(net)
+    importance, reliability, base = probe.measure(net)
     assert max(importance, key=importance.get) == decisive and importance[decisive] > 0
     assert all(abs(v) < 1e-6 for u, v in importance.items() if u != decisive)
     # masking is non-destructive: everything is active again, the losses are unchanged
@@ -242,7 +243,7 @@ def test_rule_grid_constant_assignments_remove_the_same_set_under_every_combinat
     """Every combination is monotone in one criterion's score, so a constant assignment removes the
     same top-k whatever the combination; the oracle assignment correlates at least as well as argmax."""
     from prunepeft.pruning.partitions import Partition
-    from prunepeft.pruning.rule_grid import COMBINATIONS, combined_scores, evaluate_grid
+    from prunepeft.analysis.rule_grid import COMBINATIONS, combined_scores, evaluate_grid
     from test_criteria import full_stats
 
     stats = full_stats(seed=3, n=8)  # layers 0-3, lora + adapter
@@ -283,7 +284,7 @@ def test_rule_grid_draws_keep_the_argmax_criteria_when_permuted_and_the_in_run_c
     offline grids ask for the issue's 100 draws, the in-run grid keeps DRAWS (each costs masked passes)."""
     from collections import Counter
 
-    from prunepeft.pruning.rule_grid import DRAWS, assignments
+    from prunepeft.analysis.rule_grid import DRAWS, assignments
 
     keys = ["k0", "k1", "k2", "k3"]
     argmax = {"k0": "weight", "k1": "weight", "k2": "taylor", "k3": "zeros"}
@@ -302,7 +303,7 @@ def test_signal_summary_and_the_printed_trust_line():
     from rich.console import Console
 
     from prunepeft.commands.display import print_signal
-    from prunepeft.pruning.diagnostics import signal_summary
+    from prunepeft.analysis.diagnostics import signal_summary
 
     rounds = [{"diagnostics": {"spearman_combined": 0.5, "spearman_null": -0.1, "decision": {"percentile": 0.2},
                                "learned": True}},

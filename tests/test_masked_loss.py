@@ -19,7 +19,7 @@ from prunepeft.pruning.criteria.masked_loss import (
     masked_loss_rows,
     probe_size,
 )
-from prunepeft.pruning.diagnostics import Probe
+from prunepeft.pruning.masked import MaskedProbe
 from prunepeft.pruning.scoring import score_snapshot
 from prunepeft.pruning.statistics import UnitStatistics
 
@@ -60,9 +60,9 @@ class ToySupernet:
             self.model.masked = before
 
 
-def toy_probe() -> Probe:
+def toy_probe() -> MaskedProbe:
     rows = {"labels": torch.tensor([0, 1])}
-    return Probe([rows, rows, rows], num_labels=2, random_sets=0, learned_margin=0.0, precision="fp32", seed=0)
+    return MaskedProbe([rows, rows, rows], num_labels=2, precision="fp32", seed=0)
 
 
 def test_masked_loss_by_hand_on_a_toy_supernet():
@@ -118,7 +118,7 @@ def test_a_no_op_unit_rises_exactly_zero_on_a_real_tiny_supernet():
             branch.lora_B.weight.zero_()
     inputs = batch(2)
     batches = [{**inputs, "labels": torch.tensor([0, 1, 1])}, {**batch(3), "labels": torch.tensor([1, 0, 1])}]
-    probe = Probe(batches, num_labels=2, random_sets=0, learned_margin=0.0, precision="fp32", seed=0)
+    probe = MaskedProbe(batches, num_labels=2, precision="fp32", seed=0)
     net.model.train()
     stats = StatisticsCollector(net, {"masked_loss"}, probe=probe).snapshot()
     assert net.model.training  # restored after the probe's eval passes
@@ -146,7 +146,7 @@ def test_a_no_op_unit_rises_exactly_zero_on_a_real_tiny_supernet():
 def test_probe_rows_are_disjoint_from_the_diagnostics_and_agreement_probes():
     from prunepeft.data.subsets import stratified_subset
     from prunepeft.pruning.assign_rules import agreement_rows
-    from prunepeft.pruning.diagnostics import PROBE_SEED_OFFSET
+    from prunepeft.pruning.masked import PROBE_SEED_OFFSET
 
     pool = Dataset.from_dict({"row": list(range(400)), "label": [i % 2 for i in range(400)]})
     cfg = OmegaConf.create({"seed": 3, "task": {"num_labels": 2, "label_field": "label"},

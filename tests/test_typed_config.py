@@ -64,4 +64,4 @@ def test_the_search_loop_reads_the_settings_not_the_config():
 
 def test_the_command_builds_the_settings_once_and_hands_them_on():
     source = (PACKAGE / "commands" / "search.py").read_text()
-    assert source.count("SearchSettings.from_config(cfg)") == 1 and "search(cfg, rd, settings)" in source
+    assert source.count("SearchSettings.from_config(cfg)") == 1 and "search(cfg, rd, settings, " in source

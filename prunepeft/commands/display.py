@@ -45,7 +45,7 @@ def print_result(summary: dict[str, Any], console: Console | None = None) -> Non
 
 def print_signal(rounds: list[dict[str, Any]], console: Console | None = None) -> None:
     """How far to trust the found configuration: the run's own signal (`search.diagnostics`)."""
-    from prunepeft.pruning.diagnostics import signal_summary
+    from prunepeft.analysis.diagnostics import signal_summary
 
     sig = signal_summary(rounds)
     if sig is None:

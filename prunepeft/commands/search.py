@@ -21,6 +21,7 @@ from prunepeft.config.typed import SearchSettings
 from prunepeft.run.io import read_json, read_jsonl
 from prunepeft.run.progress import EpochLogger, estimate_rounds, log_final
 from prunepeft.pruning.cost import log_line as cost_line
+from prunepeft.analysis.diagnostics import observer_for
 from prunepeft.pruning.search import config_dict, search
 from prunepeft.pruning.search import validate as validate_search
 from prunepeft.run.record import RunDir
@@ -115,7 +116,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             "retrain": settings.retrain_epochs}
     EpochLogger(plan).attach(rd)
     try:
-        summary = search(cfg, rd, settings)
+        summary = search(cfg, rd, settings, observer_for(cfg))
     except BaseException as err:  # the directory stays resumable; run.json says what happened
         rd.fail(f"{type(err).__name__}: {err}")
         raise

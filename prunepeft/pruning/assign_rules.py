@@ -29,10 +29,8 @@ from prunepeft.errors import UserError
 from prunepeft.pruning.partitions import Partition, PartitionKey
 from prunepeft.pruning.scoring import Snapshot
 from prunepeft.pruning.statistics import UnitId
+from prunepeft.pruning.masked import AGREEMENT_AUTO_ROWS, AGREEMENT_SEED_OFFSET
 
-# The agreement probe's rows: a stratified draw from the unused training rows with its own seed
-# offset, after removing the rows the diagnostics probe draws (`diagnostics.PROBE_SEED_OFFSET`).
-AGREEMENT_SEED_OFFSET = 15485863
 
 Scores = dict[str, dict[PartitionKey, float]]
 
@@ -97,7 +95,6 @@ def get_assign_rule(name: str) -> Callable[..., Scores]:
     return ASSIGN_RULES[check_choice("search.warmup.assign", str(name), ASSIGN_RULES)]
 
 
-AGREEMENT_AUTO_ROWS = (128, 512)  # agreement_probe=null: as many unused rows as are left, within these
 
 
 def agreement_rows(cfg: Any, pool: Any) -> Any:
@@ -112,7 +109,7 @@ def agreement_rows(cfg: Any, pool: Any) -> Any:
     """
     from prunepeft.data.glue import column_values
     from prunepeft.data.subsets import stratified_indices, stratified_subset
-    from prunepeft.pruning.diagnostics import PROBE_SEED_OFFSET
+    from prunepeft.pruning.masked import PROBE_SEED_OFFSET
 
     asked = cfg.search.warmup.agreement_probe
     size = AGREEMENT_AUTO_ROWS[0] if asked is None else int(asked)
@@ -137,14 +134,14 @@ def agreement_rows(cfg: Any, pool: Any) -> Any:
 
 
 def agreement_probe(cfg: Any, data: Any, tokenizer: Any) -> Any:
-    """The `diagnostics.Probe` of `assign=agreement` on `agreement_rows` of `data.unused_train`."""
+    """The `masked.MaskedProbe` of `assign=agreement` on `agreement_rows` of `data.unused_train`."""
     from prunepeft.data.tokenize import make_loader, tokenize_split
-    from prunepeft.pruning.diagnostics import Probe
+    from prunepeft.pruning.masked import MaskedProbe
 
     rows = agreement_rows(cfg, None if data is None else data.unused_train)
     ds = tokenize_split(rows, tokenizer, cfg.task, int(cfg.train.max_length))
     batches = list(make_loader(ds, tokenizer, batch_size=int(cfg.train.eval_batch_size), shuffle=False, seed=0))
-    return Probe(batches, int(cfg.task.num_labels), 0, 0.0, str(cfg.train.precision), int(cfg.seed))
+    return MaskedProbe(batches, int(cfg.task.num_labels), str(cfg.train.precision), int(cfg.seed))
 
 
 __all__ = ["AGREEMENT_AUTO_ROWS", "AGREEMENT_SEED_OFFSET", "ASSIGN_RULES", "agreement_probe", "agreement_rows", "agreement_scores", "consensus_scores",

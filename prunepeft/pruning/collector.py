@@ -61,7 +61,7 @@ class StatisticsCollector(Callback):
             `set_delta_hook(fn)`; `.model` is used to skip evaluation forwards).
         needs: statistics to gather, a subset of {"weights", "grad", "taylor", "activation"}
             (`criteria.needs_of(names)`); weights are always reported.
-        probe: the masked_loss criterion's `diagnostics.Probe` (`masked_loss_probe`); required when
+        probe: the masked_loss criterion's `masked.MaskedProbe` (`masked_loss_probe`); required when
             `needs` has "masked_loss", whose rises `snapshot()` measures on it.
     """
 
@@ -221,6 +221,6 @@ class StatisticsCollector(Callback):
                 output_ratio=self._output_ratio(uid) if "output_ratio" in self.needs else None,
             )
         if "masked_loss" in self.needs:  # one masked pass per active unit (the probe times itself)
-            for uid, rise in self.probe.importance(self.supernet)[0].items():
+            for uid, rise in self.probe.importance(self.supernet).items():
                 out[uid].masked_loss = float(rise)
         return out

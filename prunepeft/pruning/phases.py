@@ -52,7 +52,7 @@ class SnapshotTaker(Callback):
     snapshots: int
     cfg: Any
     seed: int
-    probe: Any = None
+    observer: Any = None  # a pruning.observe.SearchObserver (instruments), or None
     assign_probe: Any = None  # search.warmup.assign=agreement: importance at each snapshot
     taken: list[Snapshot] = field(default_factory=list)
     diagnostics: list[dict] = field(default_factory=list)
@@ -75,11 +75,11 @@ class SnapshotTaker(Callback):
             stats = self.collector.snapshot()
             ctx = CriterionContext.from_search_config(self.cfg.search, self.seed + t)
             self.taken.append(score_snapshot(stats, self.criteria, ctx))
-            if self.probe is not None:
-                self.diagnostics.append({"snapshot": t, "step": step,
-                                         **self.probe.diagnose(self.collector.supernet, self.taken[-1])})
+            seen = self.observer.on_warmup_snapshot(self.collector.supernet, self.taken[-1]) if self.observer else None
+            if seen is not None:
+                self.diagnostics.append({"snapshot": t, "step": step, **seen})
             if self.assign_probe is not None:
-                self.importances.append(self.assign_probe.importance(self.collector.supernet)[0])
+                self.importances.append(self.assign_probe.importance(self.collector.supernet))
                 seconds, rows = self.assign_probe.take_cost()
                 self.assign_wall_s, self.assign_rows = self.assign_wall_s + seconds, self.assign_rows + rows
             self.collector.reset()
@@ -98,13 +98,13 @@ def warmup_init(search_cfg: Any) -> str:
 
 
 def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], seed: int, run=None,
-               probe=None, data=None):
+               observer=None, data=None):
     """Train the supernet on the warm-up subset d, taking T snapshots (Algorithm 1, warm-up).
 
     The supernet starts from `warmup_init` (seeded with `seed`), the same initialisation the
     rounds start from, so the assignment S_H is learned on the supernet it is applied to.
-    `probe` (a `diagnostics.Probe`) measures each snapshot against ground truth. Under
-    `search.warmup.assign=agreement` a second probe (`assign_rules.agreement_probe`, from `data`'s
+    `observer` (a `pruning.observe.SearchObserver`: the instruments) sees each scored snapshot. Under
+    `search.warmup.assign=agreement` a probe (`assign_rules.agreement_probe`, from `data`'s
     unused training rows, disjoint from the diagnostics probe) measures every unit's importance
     at each snapshot for the assignment.
 
@@ -115,11 +115,9 @@ def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], s
     rule = str(cfg.search.warmup.get("assign", "tendency"))
     assign_probe = agreement_probe(cfg, data, tokenizer) if rule == "agreement" else None
     supernet.reinit(supernet.active_ids(), warmup_init(cfg.search), generator(seed))
-    if not cfg.search.diagnostics.warmup:
-        probe = None
     masked = masked_loss_probe(cfg, data, tokenizer, criteria)  # the masked_loss criterion's rows, or None
     collector = StatisticsCollector(supernet, needs_of(criteria), probe=masked)
-    taker = SnapshotTaker(collector, criteria, int(cfg.search.warmup.snapshots), cfg, seed, probe=probe,
+    taker = SnapshotTaker(collector, criteria, int(cfg.search.warmup.snapshots), cfg, seed, observer=observer,
                           assign_probe=assign_probe)
     try:
         result = train_supernet(supernet, tokenizer, subset, {}, cfg, epochs=int(cfg.search.warmup.epochs),

@@ -73,7 +73,7 @@ class RoundOutcome:
     stats: Mapping[UnitId, Any]
     started: float
     diagnostics: Optional[dict] = None
-    probe: Any = None  # the diagnostics probe (search.diagnostics): its passes are charged apart
+    observer: Any = None  # the search's observer (instruments): its passes are charged apart
     masked_probe: Any = None  # the masked_loss criterion's probe: its passes are charged to round_probes
 
 
@@ -103,7 +103,7 @@ def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, s: SearchSettin
     state.rounds_done, state.removed = r, state.removed + removed
     state.examples += fitted.examples_seen
     state.wall_s += time.time() - outcome.started
-    diag_s, diag_rows = outcome.probe.take_cost() if outcome.probe is not None else (0.0, 0)
+    diag_s, diag_rows = outcome.observer.take_cost() if outcome.observer is not None else (0.0, 0)
     cost.add(state, "round_diagnostics", diag_s, diag_rows)
     probe_s, probe_rows = outcome.masked_probe.take_cost() if outcome.masked_probe is not None else (0.0, 0)
     cost.add(state, "round_probes", probe_s, probe_rows)

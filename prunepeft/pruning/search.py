@@ -37,7 +37,7 @@ from prunepeft.pruning.checkpoint import SearchState
 from prunepeft.pruning.criteria import get_criterion
 from prunepeft.pruning.criteria.base import CriterionContext
 from prunepeft.pruning.criteria.masked_loss import masked_loss_probe
-from prunepeft.pruning.diagnostics import Probe
+from prunepeft.pruning.observe import SearchObserver
 from prunepeft.pruning.partitions import Partition, boundaries
 from prunepeft.pruning.phases import run_round
 from prunepeft.pruning.rank_stage import granularity
@@ -124,15 +124,16 @@ def validate(cfg: DictConfig) -> Strategy:
     return strategy
 
 
-def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None) -> dict[str, Any]:
+def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None,
+           observer: SearchObserver | None = None) -> dict[str, Any]:
     """Run (or resume) a PrunePEFT search in `run` and return its summary.
 
     `settings`: the search's typed settings, built from `cfg` by the command (built here when not
-    given). `run.json` is written (status running) only after the config, model, data and budget
+    given). `observer`: the instruments watching the search (`pruning/observe.py`), or none. `run.json` is written (status running) only after the config, model, data and budget
     checks pass, so a bad input leaves nothing behind but Hydra's own log.
     """
     strategy = validate(cfg)
-    s = settings or SearchSettings.from_config(cfg)
+    s, watch = settings or SearchSettings.from_config(cfg), observer or SearchObserver()
     seed, k = s.seed, s.k
     ckpt = run.file(outputs.CHECKPOINT)
     state = SearchState.load(ckpt)
@@ -145,7 +146,7 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None)
     warmup_set = stratified_subset(data.train, _warmup_size(s, len(data.train)), seed, "labels", cfg.task.num_labels == 1)
     round_set = warmup_set if s.fidelity == "low" else data.train
     dev = {split: data.evals[split] for split in data.evals}
-    probe = Probe.build(cfg, data, tokenizer)  # ground truth for each decision (search.diagnostics)
+    watch.on_data(data, tokenizer)  # the instruments check their inputs before run.json (search.diagnostics)
     masked = masked_loss_probe(cfg, data, tokenizer, strategy.criteria)  # the masked_loss criterion's rows, or None
 
     # -- 3. Warm-up: tendencies and the hybrid assignment S_H (or S_H transferred, Table 6) -----
@@ -156,8 +157,9 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None)
     run.start("search", seed, config_dict(cfg), str(resolve_device(cfg.train.device)), data.identity)
     cost.add(state, "setup", time.time() - run.started)  # backbone, data, supernet: paid by every invocation
     if needs_warmup and assignment is None:
-        assignment = warm_up(supernet, tokenizer, warmup_set, cfg, s, run, state, ckpt, partition, strategy, probe,
+        assignment = warm_up(supernet, tokenizer, warmup_set, cfg, s, run, state, ckpt, partition, strategy, watch,
                              data)
+    watch.on_assignment(partition, assignment, k)
 
     # -- 4. Iterative pruning rounds (after a resume: from the checkpoint) ----------------------
     counts = resume(run, state, ckpt, supernet)  # the accounting: counted once per round (record_round)
@@ -167,12 +169,10 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None)
                                             criteria=strategy.criteria, run=run, masked_probe=masked)
         combined = combine_round(strategy, snapshot, partition, assignment, k)
         removed, last = choose_removals(counts, combined.p, s, r, budget)
-        diagnostics = probe and probe.diagnose(supernet, snapshot, p=combined.p, removed=removed, seed=seed + r,
-                                               train_loss=fitted.history[-1]["train_loss"], grid=(partition, assignment, k))
+        seen = watch.on_round(supernet, snapshot, combined.p, removed, fitted, seed + r)  # instruments only
         removed = remove_units(supernet, removed, stats, cfg, budget, last, seed + r, run)
-        counts = record_round(run, state, ckpt, supernet, s, budget,
-                              RoundOutcome(r, active, removed, last, snapshot, combined, fitted, stats, started, diagnostics, probe,
-                                               masked))
+        outcome = RoundOutcome(r, active, removed, last, snapshot, combined, fitted, stats, started, seen, watch, masked)
+        counts = record_round(run, state, ckpt, supernet, s, budget, outcome)
     if prunable and s.fill_budget:
         fill_budget(supernet, state.removed, budget)
     found = FoundConfig.from_supernet(supernet, cfg.model)

@@ -77,7 +77,7 @@ def transferred_assignment(s: SearchSettings, supernet: Any, partition: Partitio
 
 
 def warm_up(supernet: Any, tokenizer: Any, warmup_set: Any, cfg: Any, s: SearchSettings, run: Any,
-            state: SearchState, ckpt: Path, partition: Partition, strategy: Any, probe: Any, data: Any) -> dict:
+            state: SearchState, ckpt: Path, partition: Partition, strategy: Any, observer: Any, data: Any) -> dict:
     """Step 3: T snapshots on d -> tendencies -> S_H, recorded in warmup.json and checkpointed.
 
     On a resume after the warm-up, S_H is read back from warmup.json instead. `cfg` goes on to the
@@ -88,7 +88,7 @@ def warm_up(supernet: Any, tokenizer: Any, warmup_set: Any, cfg: Any, s: SearchS
     seed, k = s.seed, s.k
     started = time.time()
     snapshots, fitted, diagnostics = run_warmup(supernet, tokenizer, warmup_set, cfg, seed=seed, run=run,
-                                                criteria=strategy.criteria, probe=probe, data=data)
+                                                criteria=strategy.criteria, observer=observer, data=data)
     result = summarise_warmup(snapshots, partition, k, seed, strategy.criteria)
     regression = int(cfg.task.num_labels) == 1
     learning = learning_record(snapshots.train_losses, chance_loss(warmup_set["labels"], regression),
@@ -97,7 +97,7 @@ def warm_up(supernet: Any, tokenizer: Any, warmup_set: Any, cfg: Any, s: SearchS
     state.warmup_done, state.examples = True, state.examples + fitted.examples_seen
     state.wall_s += time.time() - started
     # The probes ran inside the warm-up's training loop: their time is taken out of warmup_train.
-    diag_s, diag_rows = probe.take_cost() if probe is not None else (0.0, 0)
+    diag_s, diag_rows = observer.take_cost()
     assign_s, assign_rows = snapshots.probe_cost
     cost.add(state, "warmup_probes", diag_s + assign_s, diag_rows + assign_rows)
     cost.add(state, "warmup_train", time.time() - started - diag_s - assign_s)

@@ -1,7 +1,7 @@
 """`masked_loss`: pruning by the ground truth. A unit's prunability is minus the rise in held-aside
 loss when it ALONE is masked (issue 26; docs/method.md#the-masked_loss-criterion).
 
-The same measurement as the instrument (`diagnostics.Probe.importance`: real masked forward passes in
+The same measurement as the instrument (`pruning.masked.MaskedProbe`, which the diagnostics instrument builds on: real masked forward passes in
 eval mode under no_grad), on rows of its own: `search.masked_loss.probe` rows of the run's unused
 training rows, label-stratified with seed + MASKED_LOSS_SEED_OFFSET, after removing the rows the
 diagnostics probe and the agreement probe draw (removed whenever the pool could hold them, whether
@@ -24,7 +24,7 @@ import numpy as np
 from prunepeft.errors import UserError
 from prunepeft.pruning.criteria.base import Criterion, CriterionContext, Scores, Stats, require
 
-# A third seed offset (a prime), beside diagnostics.PROBE_SEED_OFFSET and assign_rules.AGREEMENT_SEED_OFFSET.
+# A third seed offset (a prime), beside masked.PROBE_SEED_OFFSET and assign_rules.AGREEMENT_SEED_OFFSET.
 MASKED_LOSS_SEED_OFFSET = 32452843
 
 
@@ -77,8 +77,7 @@ def masked_loss_rows(cfg: Any, pool: Any) -> Any:
         UserError: no unused training rows, or fewer than `search.masked_loss.probe` left.
     """
     from prunepeft.data.subsets import stratified_subset
-    from prunepeft.pruning.assign_rules import AGREEMENT_AUTO_ROWS, AGREEMENT_SEED_OFFSET
-    from prunepeft.pruning.diagnostics import PROBE_SEED_OFFSET
+    from prunepeft.pruning.masked import AGREEMENT_AUTO_ROWS, AGREEMENT_SEED_OFFSET, PROBE_SEED_OFFSET
 
     size = probe_size(cfg.search)
     seed = int(cfg.seed)
@@ -100,13 +99,13 @@ def masked_loss_rows(cfg: Any, pool: Any) -> Any:
 
 
 def masked_loss_probe(cfg: Any, data: Any, tokenizer: Any, criteria: Iterable[str]) -> Optional[Any]:
-    """The `diagnostics.Probe` of the masked_loss criterion, or None when `criteria` do not include it."""
+    """The `masked.MaskedProbe` of the masked_loss criterion, or None when `criteria` do not include it."""
     from prunepeft.data.tokenize import make_loader, tokenize_split
-    from prunepeft.pruning.diagnostics import Probe
+    from prunepeft.pruning.masked import MaskedProbe
 
     if MaskedLossCriterion.name not in set(criteria):
         return None
     rows = masked_loss_rows(cfg, None if data is None else data.unused_train)
     ds = tokenize_split(rows, tokenizer, cfg.task, int(cfg.train.max_length))
     batches = list(make_loader(ds, tokenizer, batch_size=int(cfg.train.eval_batch_size), shuffle=False, seed=0))
-    return Probe(batches, int(cfg.task.num_labels), 0, 0.0, str(cfg.train.precision), int(cfg.seed))
+    return MaskedProbe(batches, int(cfg.task.num_labels), str(cfg.train.precision), int(cfg.seed))

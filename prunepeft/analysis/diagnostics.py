@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
-import torch
-
 from prunepeft.data.subsets import stratified_subset
 from prunepeft.data.tokenize import make_loader, tokenize_split
 from prunepeft.errors import UserError
@@ -37,51 +34,20 @@ from prunepeft.peft.units import unit_key
 from prunepeft.pruning.criteria import get_criterion
 from prunepeft.pruning.criteria.base import CriterionContext
 from prunepeft.pruning.statistics import UnitId
-# Re-exported: the rank statistics live below both this module and `rule_grid` (no import circle).
-from prunepeft.pruning.rank_stats import (  # noqa: F401
-    PROBE_SEED_OFFSET,
-    decision_percentile,
-    prunability_correlation,
-    random_sets_like,
-    spearman,
-)
-from prunepeft.train.device import autocast, model_device
+from prunepeft.analysis.rank_stats import decision_percentile, prunability_correlation, random_sets_like, spearman
+from prunepeft.pruning.masked import PROBE_SEED_OFFSET, MaskedProbe
+from prunepeft.pruning.observe import SearchObserver
 
 
 
 @dataclass
-class Probe:
-    """Held-out training rows, pre-batched, and the settings of the measurements."""
+class Probe(MaskedProbe):
+    """The masked-loss measurement (`pruning.masked.MaskedProbe`) on the diagnostics' own rows, plus
+    the settings of the measurements built on it."""
 
-    batches: list[dict[str, torch.Tensor]]
-    num_labels: int
-    random_sets: int
-    learned_margin: float
-    precision: str
-    seed: int
+    random_sets: int = 0
+    learned_margin: float = 0.0
     grid: bool = False
-    # The probe's own cost since `take_cost` last ran: the wall-clock of `diagnose` / `importance`
-    # calls (outermost only) and the rows of every masked or base pass (`losses`).
-    spent_s: float = 0.0
-    forward_rows: int = 0
-    _timing: bool = False
-
-    @contextmanager
-    def _spending(self) -> Iterator[None]:
-        if self._timing:  # nested (importance inside diagnose): the outer call counts
-            yield
-            return
-        self._timing, started = True, time.time()
-        try:
-            yield
-        finally:
-            self._timing, self.spent_s = False, self.spent_s + time.time() - started
-
-    def take_cost(self) -> tuple[float, int]:
-        """(seconds, forward-only rows) of the probe passes since the last call; resets both."""
-        cost = (self.spent_s, self.forward_rows)
-        self.spent_s, self.forward_rows = 0.0, 0
-        return cost
 
     @classmethod
     def build(cls, cfg: Any, data: Any, tokenizer: Any) -> Optional["Probe"]:
@@ -109,45 +75,13 @@ class Probe:
         rows = stratified_subset(pool, size, int(cfg.seed) + PROBE_SEED_OFFSET, cfg.task.label_field, regression)
         ds = tokenize_split(rows, tokenizer, cfg.task, int(cfg.train.max_length))
         batches = list(make_loader(ds, tokenizer, batch_size=int(cfg.train.eval_batch_size), shuffle=False, seed=0))
-        return cls(batches, int(cfg.task.num_labels), int(diag.random_sets), float(diag.learned_margin),
-                   str(cfg.train.precision), int(cfg.seed), bool(diag.grid))
+        return cls(batches, int(cfg.task.num_labels), str(cfg.train.precision), int(cfg.seed),
+                   random_sets=int(diag.random_sets), learned_margin=float(diag.learned_margin), grid=bool(diag.grid))
 
     # ------------------------------------------------------------------ measurements
-    @torch.no_grad()
-    def losses(self, model: torch.nn.Module) -> tuple[float, float, float]:
-        """Mean probe loss of `model` (eval mode): (whole probe, even batches, odd batches)."""
-        was_training, device = model.training, model_device(model)
-        model.eval()
-        totals, counts = [0.0, 0.0], [0, 0]
-        try:
-            for i, batch in enumerate(self.batches):
-                batch = {k: v.to(device) for k, v in batch.items()}
-                with autocast(device, self.precision):
-                    loss = float(model(**batch).loss.float())
-                n = len(batch["labels"])
-                totals[i % 2] += loss * n
-                counts[i % 2] += n
-        finally:
-            model.train(was_training)
-            self.forward_rows += sum(counts)
-        whole = sum(totals) / sum(counts)
-        halves = [t / c if c else math.nan for t, c in zip(totals, counts)]
-        return whole, halves[0], halves[1]
-
-    def masked_rise(self, supernet: Any, uids: Sequence[UnitId], base: tuple[float, float, float]) -> tuple[float, ...]:
-        """Rise of the probe losses (whole, half 1, half 2) when `uids` are masked together."""
-        with supernet.masked(uids):
-            masked = self.losses(supernet.model)
-        return tuple(m - b for m, b in zip(masked, base))
-
-    def importance(self, supernet: Any) -> tuple[dict[UnitId, float], Optional[float], tuple[float, float, float]]:
+    def measure(self, supernet: Any) -> tuple[dict[UnitId, float], Optional[float], tuple[float, float, float]]:
         """(loss rise per active unit masked alone, split-half reliability, base losses)."""
-        with self._spending():
-            return self._importance(supernet)
-
-    def _importance(self, supernet: Any) -> tuple[dict[UnitId, float], Optional[float], tuple[float, float, float]]:
-        base = self.losses(supernet.model)
-        rises = {uid: self.masked_rise(supernet, [uid], base) for uid in supernet.active_ids()}
+        rises, base = self.rises(supernet)
         uids = sorted(rises)
         # Split-half reliability of the ground truth itself (undefined with a single probe batch).
         reliability = None if len(self.batches) < 2 else spearman([rises[u][1] for u in uids], [rises[u][2] for u in uids])
@@ -168,7 +102,7 @@ class Probe:
                   removed: Sequence[UnitId], train_loss: Optional[float], seed: int,
                   grid: Optional[tuple]) -> dict[str, Any]:
         started = time.time()
-        importance, reliability, base = self.importance(supernet)
+        importance, reliability, base = self.measure(supernet)
         params = {u: sum(int(t.numel()) for t in supernet.unit_parameters(u).values()) for u in importance}
         correlation = {name: prunability_correlation(s.oriented, importance) for name, s in snapshot.items()}
         null_scores = get_criterion("random").oriented(importance, CriterionContext(seed=seed))
@@ -185,7 +119,7 @@ class Probe:
         if removed:
             out["decision"] = self.decision(supernet, removed, base, seed)
             if self.grid and grid is not None and grid[1] is not None:
-                from prunepeft.pruning.rule_grid import evaluate_grid
+                from prunepeft.analysis.rule_grid import evaluate_grid  # imports this module's Probe
 
                 out["grid"] = evaluate_grid(self, supernet, snapshot, grid[0], grid[1], importance, base,
                                             out["decision"]["random_rises"], grid[2], seed, search_removed=removed)
@@ -226,3 +160,40 @@ def signal_summary(rounds: Sequence[Mapping[str, Any]]) -> Optional[dict[str, An
             "corrected": None if comb is None or null is None else comb - null,
             "decision_percentile": mean([(d.get("decision") or {}).get("percentile") for d in diags]),
             "learned_nothing": sum(1 for d in diags if d.get("learned") is False)}
+
+
+class DiagnosticsObserver(SearchObserver):
+    """`search.diagnostics`: the ground truth of every warm-up snapshot and round, as a search observer.
+
+    Built by the command from the config; its probe is drawn once the data exists (`on_data`, before
+    run.json is written, so too few rows fail early). The method calls it and records what it returns.
+    """
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg, self.probe, self.grid_state = cfg, None, None
+
+    def on_data(self, data: Any, tokenizer: Any) -> None:
+        self.probe = Probe.build(self.cfg, data, tokenizer)
+
+    def on_assignment(self, partition: Any, assignment: Optional[Mapping], k: int) -> None:
+        self.grid_state = (partition, assignment, k)
+
+    def on_warmup_snapshot(self, supernet: Any, snapshot: Mapping[str, Any]) -> Optional[dict]:
+        if self.probe is None or not self.cfg.search.diagnostics.warmup:
+            return None
+        return self.probe.diagnose(supernet, snapshot)
+
+    def on_round(self, supernet: Any, snapshot: Mapping[str, Any], p: Mapping[UnitId, float],
+                 removed: Sequence[UnitId], fitted: Any, seed: int) -> Optional[dict]:
+        if self.probe is None:
+            return None
+        return self.probe.diagnose(supernet, snapshot, p=p, removed=removed, seed=seed,
+                                   train_loss=fitted.history[-1]["train_loss"], grid=self.grid_state)
+
+    def take_cost(self) -> tuple[float, int]:
+        return self.probe.take_cost() if self.probe is not None else (0.0, 0)
+
+
+def observer_for(cfg: Any) -> Optional[SearchObserver]:
+    """The observer `search.diagnostics` asks for, or None."""
+    return DiagnosticsObserver(cfg) if cfg.search.diagnostics.enabled else None

@@ -31,8 +31,6 @@ def decision_percentile(removed_rise: float, random_rises: Sequence[float]) -> f
     return float(((r < removed_rise).sum() + 0.5 * (r == removed_rise).sum()) / max(1, len(r)))
 
 
-# The probe rows and the random sets do not depend on the run's seed stream (offset, not reused).
-PROBE_SEED_OFFSET = 7919
 
 
 def random_sets_like(removed: Sequence[UnitId], active: Sequence[UnitId], count: int,

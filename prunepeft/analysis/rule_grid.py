@@ -32,14 +32,9 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from prunepeft.analysis.rank_stats import decision_percentile, prunability_correlation, random_sets_like, spearman
 from prunepeft.pruning.combine import COMBINATIONS as COMBINATION_FNS
-from prunepeft.pruning.rank_stats import (
-    PROBE_SEED_OFFSET,
-    decision_percentile,
-    prunability_correlation,
-    random_sets_like,
-    spearman,
-)
+from prunepeft.pruning.masked import PROBE_SEED_OFFSET
 from prunepeft.pruning.hybrid_assignment import HybridAssignment
 from prunepeft.pruning.partitions import Partition, PartitionKey, key_str
 from prunepeft.pruning.selection import select_top_k
