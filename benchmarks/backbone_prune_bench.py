@@ -80,7 +80,7 @@ def compose(seed: int, args) -> object:
 def lora_model(cfg, kept=None, seed: int = 0):
     """(model, Supernet with uniform LoRA) on the unpruned backbone, or pruned by `kept`."""
     from prunepeft.models import get_family, load_backbone
-    from prunepeft.models.backbone_prune import prune
+    from prunepeft.arms.backbone_prune import prune
     from prunepeft.peft import Supernet, UnitSizes
     from prunepeft.seed import seed_everything
 
@@ -169,7 +169,7 @@ def memory_arm(args) -> None:
     from the safetensors file (resident once touched, in the forward), the pruned ones are copies.
     """
     from prunepeft.data import build_task_data
-    from prunepeft.models.backbone_prune import KeptStructures
+    from prunepeft.arms.backbone_prune import KeptStructures
 
     cfg = compose(args.seeds[0], args)
     kept = KeptStructures.load(args.kept) if args.memory_arm == "pruned" else None
@@ -252,8 +252,9 @@ def main() -> None:
 
     from prunepeft.data import build_task_data
     from prunepeft.models import load_backbone
-    from prunepeft.models.backbone_prune import estimation_steps
-    from prunepeft.pruning import backbone_stage, light_peft
+    from prunepeft.arms.backbone_prune import estimation_steps
+    from prunepeft.arms import backbone_stage
+    from prunepeft.arms import light_peft
 
     started = time.time()
     per_seed, first_kept, first_data, cfg0 = [], None, None, None

@@ -90,7 +90,7 @@ def open_run(run: str | os.PathLike, device: str | torch.device | None = None) -
     from prunepeft.models.loading import load_backbone
     from prunepeft.peft.found_config import FoundConfig, build_from_found
     from prunepeft.peft.weights import load_model_weights, load_trained
-    from prunepeft.pruning.backbone_stage import reprune
+    from prunepeft.arms.backbone_stage import reprune
 
     path = check_run_dir(run)
     cfg = load_run_config(path)
@@ -137,7 +137,7 @@ def load_export(path: str | os.PathLike, model: torch.nn.Module | None = None, t
         (model, tokenizer) in eval mode; for a peft export the model is a `PeftModel` with every
         exported adapter active.
     """
-    from prunepeft.peft.export import EXPORT_FILE, load_self_contained
+    from prunepeft.peft.export import EXPORT_FILE
 
     path = Path(path)
     if not (path / EXPORT_FILE).is_file():
@@ -279,3 +279,41 @@ def resolve_task(cfg: DictConfig, task: str | Any | None) -> DictConfig:
         raise UserError(f"task={task!r} has {other.num_labels} labels but the run's head ({cfg.task.name}) has "
                         f"{cfg.task.num_labels}; evaluate on a task with the same labels")
     return other
+
+
+def load_self_contained(path: str | os.PathLike, model: torch.nn.Module | None = None,
+                        tokenizer: Any | None = None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    """Rebuild the model of a prunepeft-format export: (model, tokenizer, prunepeft_export.json).
+
+    Args:
+        path: the export directory.
+        model: a local base model to put the units on (default: load the recorded backbone).
+        tokenizer: its tokenizer (default: the recorded backbone's).
+    """
+    from omegaconf import OmegaConf
+
+    from prunepeft.arms.backbone_stage import reprune
+    from prunepeft.peft.export import EXPORT_FILE, EXPORT_FORMAT
+    from prunepeft.run.io import read_json
+    from prunepeft.models.families import get_family
+    from prunepeft.models.loading import load_backbone
+    from prunepeft.peft.found_config import FoundConfig, build_from_found
+    from prunepeft.peft.weights import load_model_weights, load_trained
+
+    path = Path(path)
+    meta = read_json(path / EXPORT_FILE)
+    if meta.get("format") != EXPORT_FORMAT:
+        raise UserError(f"{path / EXPORT_FILE} has format {meta.get('format')!r}; expected {EXPORT_FORMAT!r}")
+    model_cfg = OmegaConf.create(meta["model"])
+    if model is None or tokenizer is None:
+        loaded, loaded_tok = load_backbone(model_cfg, int(meta["num_labels"]), int(meta["seed"]))
+        model = loaded if model is None else model
+        tokenizer = loaded_tok if tokenizer is None else tokenizer
+
+    load_model_weights(model, path)  # the export of a full fine-tuning run: its trained backbone (else no-op)
+    reprune(model, get_family(str(model_cfg.family)), path)  # early backbone pruning (no-op without its file)
+    found = FoundConfig.from_json(meta["found_config"], str(path / EXPORT_FILE))
+    net = build_from_found(model, get_family(str(model_cfg.family)), found, int(model.config.hidden_size))
+    load_trained(net, path)
+    net.model.eval()
+    return net.model, tokenizer, meta

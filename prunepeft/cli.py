@@ -278,6 +278,9 @@ def main(argv: list[str] | None = None) -> None:
         print(usage(), file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     if not any(flag in rest for flag in _HYDRA_FLAGS):
+        from prunepeft.plugins import load as load_plugins
+
+        load_plugins()  # entry-point plug-ins and the arms, before any config is composed
         error = validate_overrides(command, rest)
         if error:
             print(f"error: {error}", file=sys.stderr)

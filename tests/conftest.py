@@ -11,6 +11,9 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 from prunepeft.config.schema import register_configs
+from prunepeft.plugins import load as load_plugins
+
+load_plugins()  # the built-in arms (and any installed plug-in), as the commands load them
 
 REPO = Path(__file__).resolve().parents[1]
 GLUE_DIR = REPO.parent / "shared" / "data" / "glue"

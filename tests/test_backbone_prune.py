@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from prunepeft.errors import UserError
 from prunepeft.models import build_tiny, get_family
-from prunepeft.models.backbone_prune import (
+from prunepeft.arms.backbone_prune import (
     BackboneMasks,
     KeptStructures,
     L1Penalty,
@@ -258,7 +258,7 @@ def test_unsupported_family_and_wrapped_sites_are_refused():
 
 def test_budget_is_a_share_of_the_unpruned_base():
     from prunepeft.peft import Supernet, UnitSizes, count_parameters
-    from prunepeft.pruning.backbone_stage import BASE_BEFORE
+    from prunepeft.arms.backbone_stage import BASE_BEFORE
     from prunepeft.pruning.stages import budget_of
 
     model, _, fam = tiny()

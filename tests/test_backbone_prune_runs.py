@@ -8,7 +8,7 @@ import torch
 from backbone_prune_helpers import batch
 
 from prunepeft.errors import UserError
-from prunepeft.models.backbone_prune import KeptStructures, removed_params
+from prunepeft.arms.backbone_prune import KeptStructures, removed_params
 
 
 # -- end to end: a tiny search with early backbone pruning ----------------------------------------
@@ -21,7 +21,7 @@ def test_search_with_backbone_pruning_records_and_reloads(compose_cfg, tiny_over
     from prunepeft.api import load_run
     from prunepeft.commands import search as search_cmd
     from prunepeft.run.io import read_json
-    from prunepeft.models.backbone_prune import FILE
+    from prunepeft.arms.backbone_prune import FILE
 
     # LoRA only, so that `to=peft` reaches the backbone check (adapters are refused before it)
     cfg = compose_cfg("search", tiny_overrides + SEARCH + BP + ["search_space=[lora]", "budget.params=1000"])
@@ -67,7 +67,7 @@ def test_search_without_backbone_pruning_has_no_backbone_fields(compose_cfg, tin
 
 def test_resume_reprunes_from_the_file_without_re_estimating(compose_cfg, tiny_overrides, tmp_path):
     from prunepeft.commands import search as search_cmd
-    from prunepeft.models.backbone_prune import FILE
+    from prunepeft.arms.backbone_prune import FILE
 
     crashed = compose_cfg("search", tiny_overrides + SEARCH + BP + ["debug.crash_after_round=1"])
     with pytest.raises(Exception, match="crash_after_round"):
@@ -121,7 +121,7 @@ def test_light_peft_with_pruned_backbone_killed_at_the_handoff_resumes_identical
     uninterrupted one (found configuration with its per-site ranks, metrics, one round)."""
     from conftest import Killed, cli_ok
     from prunepeft.run.io import read_json, read_jsonl
-    from prunepeft.models.backbone_prune import FILE
+    from prunepeft.arms.backbone_prune import FILE
 
     args = ["search", "task=rte", "model=tiny_bert", "train=test", "data.train_subset=64", "data.eval_subset=32",
             f"data.dir={glue_dir}", "strategy=light_peft", "search.retrain_epochs=1", "budget.params=2000",
@@ -147,7 +147,7 @@ def test_search_on_a_pruned_llama_backbone(compose_cfg, glue_dir, tmp_path):
     """tiny_llama end to end: estimation, pruning, search, retrain, load_run re-prunes the same way."""
     from prunepeft.api import load_run
     from prunepeft.commands import search as search_cmd
-    from prunepeft.models.backbone_prune import FILE
+    from prunepeft.arms.backbone_prune import FILE
 
     overrides = ["model=tiny_llama", "task=rte", "train=test", f"data.dir={glue_dir}", "data.train_subset=64",
                  "data.eval_subset=32", *SEARCH, *BP, "budget.params=1500"]

@@ -15,7 +15,7 @@ from prunepeft.commands import search as search_cmd
 from prunepeft.errors import UserError
 from prunepeft.run.io import read_json, read_jsonl
 from prunepeft.peft.weights import HEAD_PREFIX
-from prunepeft.pruning.rank_stage import RANK_PREFIX, module_stop, select_round_for_ranks
+from prunepeft.arms.rank_stage import RANK_PREFIX, module_stop, select_round_for_ranks
 from prunepeft.pruning.selection import removal_order
 
 UNIT = {"lora": 512, "adapter": 552}
@@ -245,7 +245,7 @@ def test_warm_started_units_compute_what_the_masked_supernet_did(space):
     from prunepeft.peft import Supernet, UnitSizes
     from prunepeft.peft.found_config import FoundConfig, build_from_found
     from prunepeft.peft.weights import load_trained_tensors
-    from prunepeft.pruning.rank_stage import kept_tensors
+    from prunepeft.arms.rank_stage import kept_tensors
 
     model_cfg = OmegaConf.create({"name": "t", "family": "bert", "kind": "tiny", "tiny": {
         "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,

@@ -19,7 +19,7 @@ from prunepeft.pruning import combine as cb
 from prunepeft.pruning import selection as sel
 from prunepeft.pruning.budget import budget_params, check_budget
 from prunepeft.pruning.partitions import Partition, boundaries, key_str, parse_key
-from prunepeft.pruning.rank_stage import module_stop, select_round_for_ranks, step_rank_scores
+from prunepeft.arms.rank_stage import module_stop, select_round_for_ranks, step_rank_scores
 from prunepeft.pruning.scoring import min_max, percentile_ranks, remove_type_offset, scores_from_oriented
 
 A, B, C, D, E = (0, "lora"), (1, "adapter"), (2, "lora"), (3, "adapter"), (4, "lora")

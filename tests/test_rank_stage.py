@@ -13,7 +13,7 @@ from prunepeft.peft import unit_param_count
 from prunepeft.peft.found_config import FoundConfig
 from prunepeft.peft.units import UnitSizes, get_unit_type
 from prunepeft.peft.wrapper import PeftLinear
-from prunepeft.pruning.rank_stage import select_round_for_ranks, step_rank_scores
+from prunepeft.arms.rank_stage import select_round_for_ranks, step_rank_scores
 
 SIZES = UnitSizes(lora_r=4, lora_alpha=8.0, adapter_bottleneck=6)
 # tiny_bert (hidden 32): LoRA r=4 on q,v = 512/unit (rank: 64 per site); adapter b=8 = 552 (rank: 65).
@@ -157,7 +157,7 @@ def test_light_peft_estimation_length_rule():
     """search.round_steps: null = one epoch; light_peft = max(100, ceil(0.04 x retrain steps)); n = n steps."""
     from omegaconf import OmegaConf
 
-    from prunepeft.pruning.light_peft import retrain_steps, round_data, round_steps, validate
+    from prunepeft.arms.light_peft import retrain_steps, round_data, round_steps, validate
 
     def cfg(value, retrain=1, fidelity="high"):
         return OmegaConf.create({"search": {"round_steps": value, "retrain_epochs": retrain, "fidelity": fidelity},
@@ -220,7 +220,7 @@ def test_a_sites_last_rank_with_its_fixed_part_is_deferred_to_stay_within_one_ra
 
     from omegaconf import OmegaConf
 
-    from prunepeft.pruning.rank_stage import prune_ranks
+    from prunepeft.arms.rank_stage import prune_ranks
     net = _TwoUnits()
     stats = {(0, "adapter"): SimpleNamespace(rank_scores={"ffn_out": torch.tensor([0.0, 0.1])}),
              (1, "lora"): SimpleNamespace(rank_scores={"query": torch.tensor([1.0, 2.0, 3.0, 4.0])})}

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from prunepeft.run import outputs
 from prunepeft.commands.common import log_banner, run_in_hydra
+from prunepeft.plugins import load as load_plugins
 from prunepeft.commands.display import print_result
 from prunepeft.config.schema import register_configs
 from prunepeft.errors import UserError, check_choice
@@ -149,6 +150,7 @@ def save_weights(cfg: DictConfig, model, family, supernet, run_dir: Path) -> Non
 
 def validate(cfg: DictConfig) -> None:
     """The cheap checks (the CLI runs them before Hydra creates the run directory)."""
+    load_plugins()  # the arms and the installed plug-ins (once per process)
     from prunepeft.metrics import check_task_metrics
     from prunepeft.train.device import check_train_config
 
@@ -170,6 +172,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     A directory that already has DONE is skipped and its summary returned.
     """
+    load_plugins()  # the arms and the installed plug-ins (once per process)
     run_dir = Path(run_dir)
     RunDir(run_dir).check_config(OmegaConf.to_container(cfg, resolve=True))
     if (run_dir / outputs.DONE).exists():
@@ -180,7 +183,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from prunepeft.data import build_task_data
     from prunepeft.models.families import get_family
     from prunepeft.models.loading import load_backbone
-    from prunepeft.pruning import backbone_stage
+    from prunepeft.arms import backbone_stage
     from prunepeft.train import build_param_groups, fit, resolve_device
 
     device = resolve_device(cfg.train.device)

@@ -104,7 +104,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         save_self_contained,
     )
     from prunepeft.run.io import read_json
-    from prunepeft.models.backbone_prune import FILE as BACKBONE_FILE
+    from prunepeft.arms.backbone_prune import FILE as BACKBONE_FILE
     from prunepeft.peft.found_config import FOUND_CONFIG_FILE
     from prunepeft.peft.model_card import model_card
     from prunepeft.peft.units import get_unit_type, unit_key

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from prunepeft.run import outputs
 from prunepeft.commands.common import log_banner, run_in_hydra
+from prunepeft.plugins import load as load_plugins
 from prunepeft.commands.display import print_found, print_result, print_signal
 from prunepeft.config.schema import register_configs
 from prunepeft.config.typed import SearchSettings
@@ -95,6 +96,7 @@ def check_budget_early(cfg: DictConfig) -> int | None:
 
 def validate(cfg: DictConfig) -> None:
     """The cheap checks (the CLI runs them before Hydra creates the run directory), budget included."""
+    load_plugins()  # the arms and the installed plug-ins (once per process)
     strategy = validate_search(cfg)
     if strategy.prunes:
         check_budget_early(cfg)
@@ -102,6 +104,7 @@ def validate(cfg: DictConfig) -> None:
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Run or resume the search configured by `cfg` in `run_dir`; return summary.json's content."""
+    load_plugins()  # the arms and the installed plug-ins (once per process)
     rd = RunDir(run_dir)
     rd.check_config(config_dict(cfg))
     if rd.done:

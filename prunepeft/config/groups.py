@@ -150,7 +150,7 @@ class DiagnosticsConfig:
 
 @dataclass
 class BackbonePruneConfig:
-    """Opt-in early pruning of the backbone (Light-PEFT's masked early pruning; prunepeft.models.backbone_prune)."""
+    """Opt-in early pruning of the backbone (Light-PEFT's masked early pruning; prunepeft.arms.backbone_prune)."""
 
     enabled: bool = False
     heads: float = 1 / 3  # fraction of heads cut in each layer (raw-mask quantile; >= 1 head kept per layer)

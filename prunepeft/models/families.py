@@ -86,6 +86,14 @@ FAMILIES: dict[str, Family] = {
 _ALIASES = {"deberta-v2": "deberta", "deberta_v2": "deberta", "deberta-v3": "deberta", "qwen": "qwen2"}
 
 
+def register_family(name: str, family: Family) -> Family:
+    """Add a model family from outside the package (the `prunepeft.families` entry points)."""
+    if name in FAMILIES and FAMILIES[name] is not family:
+        raise ValueError(f"model family {name!r} is already registered")
+    FAMILIES[name] = family
+    return family
+
+
 def get_family(name: str) -> Family:
     """Look up a family by name (or a common alias such as `deberta-v2`).
 

@@ -88,6 +88,13 @@ ASSIGN_RULES: dict[str, Callable[..., Scores]] = {
 """`search.warmup.assign`: name -> fn(snapshots, partition, criteria, candidates, importances) -> score[c][key]."""
 
 
+def register_assign_rule(name: str, rule: Callable[..., Scores]) -> None:
+    """Add an assignment rule (the `prunepeft.assign_rules` entry points): same signature as the built-ins."""
+    if name in ASSIGN_RULES and ASSIGN_RULES[name] is not rule:
+        raise ValueError(f"assignment rule {name!r} is already registered")
+    ASSIGN_RULES[name] = rule
+
+
 def get_assign_rule(name: str) -> Callable[..., Scores]:
     """The rule of `search.warmup.assign` (UserError naming the valid choices)."""
     from prunepeft.errors import check_choice

@@ -24,7 +24,7 @@ from prunepeft.run import outputs
 from prunepeft.errors import UserError
 from prunepeft.run.io import WriteFailed, atomic_write_bytes, atomic_write_json, read_run_file
 from prunepeft.peft.weights import load_trained_tensors, trained_tensors
-from prunepeft.pruning.rank_stage import RANK_PREFIX, rank_tensors, restore_rank_tensors
+from prunepeft.pruning import arms
 from prunepeft.run.record import RECOVERY_HINT, debug_point
 
 STATE_FILE = outputs.CHECKPOINT_STATE
@@ -116,7 +116,7 @@ class SearchState:
 def supernet_tensors(supernet) -> dict[str, torch.Tensor]:
     """The active units' tensors and the head's (both are trained in a round; `reinit=keep` carries
     them), in the key scheme of `prunepeft.peft.weights`, plus the rank masks under granularity=rank."""
-    return {**trained_tensors(supernet), **rank_tensors(supernet)}
+    return {**trained_tensors(supernet), **arms.checkpoint_tensors(supernet)}
 
 
 def restore_weights(directory: Path, supernet) -> bool:
@@ -138,9 +138,9 @@ def restore_weights(directory: Path, supernet) -> bool:
         raise damaged(directory, f"{state.weights} does not match the SHA-256 recorded in {STATE_FILE}")
     try:
         tensors = load_bytes(blob)
-        load_trained_tensors(supernet, {k: v for k, v in tensors.items() if not k.startswith(RANK_PREFIX)},
+        load_trained_tensors(supernet, {k: v for k, v in tensors.items() if not arms.owns_tensor(k)},
                              where=state.weights)
-        restore_rank_tensors(supernet, tensors)
+        arms.call_all("restore_tensors", supernet, tensors)
     except Exception as err:  # safetensors, shape and key errors all mean "these weights do not fit"
         raise damaged(directory, f"{state.weights}: {type(err).__name__}: {err}") from None
     return True

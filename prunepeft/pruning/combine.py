@@ -248,6 +248,13 @@ COMBINATIONS = {
 """`strategy.combine`: name -> fn(snapshot, {unit: [criteria]}, k) -> Combined (paper = the default)."""
 
 
+def register_combination(name: str, fn) -> None:
+    """Add a combination rule (the `prunepeft.combinations` entry points): same signature as the built-ins."""
+    if name in COMBINATIONS and COMBINATIONS[name] is not fn:
+        raise ValueError(f"combination rule {name!r} is already registered")
+    COMBINATIONS[name] = fn
+
+
 def get_combination(name: str):
     """The combination function of `strategy.combine` (UserError naming the valid choices)."""
     from prunepeft.errors import check_choice

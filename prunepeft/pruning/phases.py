@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from prunepeft.pruning import arms
 from prunepeft.pruning.assign_rules import agreement_probe
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.criteria import needs_of
 from prunepeft.pruning.criteria.base import CriterionContext
 from prunepeft.pruning.criteria.masked_loss import masked_loss_probe
-from prunepeft.pruning.light_peft import round_data
-from prunepeft.pruning.rank_stage import attach_rank_scores, rank_callbacks
 from prunepeft.pruning.scoring import Snapshot, score_snapshot
 from prunepeft.pruning.warmup import WarmupSnapshots
 from prunepeft.seed import generator
@@ -156,13 +155,13 @@ def run_round(supernet, tokenizer, train_ds, eval_sets, cfg, *, round_index: int
         supernet.reinit(supernet.active_ids(), str(cfg.search.reinit), gen)
         supernet.reinit_head(gen)
     collector = StatisticsCollector(supernet, needs_of(criteria), probe=masked_probe)
-    ranks = rank_callbacks(cfg, supernet)  # granularity=rank: rank scores in the same pass
-    train_ds, epochs = round_data(cfg, train_ds, seed)  # one epoch, or search.round_steps (light_peft.py)
+    extra = arms.round_callbacks(cfg, supernet)  # e.g. granularity=rank: rank scores in the same pass
+    train_ds, epochs = arms.first("round_data", cfg, train_ds, seed) or (train_ds, 1)  # or search.round_steps
     try:
         result = train_supernet(supernet, tokenizer, train_ds, eval_sets, cfg, epochs=epochs, seed=seed,
-                                phase=f"round{round_index}", run=run, callbacks=[collector, *ranks])
+                                phase=f"round{round_index}", run=run, callbacks=[collector, *(cb for cbs in extra.values() for cb in cbs)])
         stats = collector.snapshot()
-        attach_rank_scores(stats, ranks)
+        arms.attach_round_stats(stats, extra)
     finally:
         collector.close()
     snapshot = score_snapshot(stats, criteria, CriterionContext.from_search_config(cfg.search, seed))

@@ -20,9 +20,8 @@ from prunepeft.config.typed import SearchSettings
 from prunepeft.run.io import append_jsonl
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.run.progress import estimate_rounds, log_round, log_warmup
-from prunepeft.pruning import cost
+from prunepeft.pruning import arms, cost
 from prunepeft.pruning.checkpoint import supernet_tensors
-from prunepeft.pruning.rank_stage import module_stop, prune_ranks, select_round_for_ranks
 from prunepeft.pruning.scoring import snapshot_to_json
 from prunepeft.pruning.selection import select_round, select_top_k
 from prunepeft.pruning.statistics import UnitId
@@ -44,10 +43,8 @@ def choose_removals(counts: Any, p: Mapping[UnitId, float], s: SearchSettings, r
     end at B / (1 − search.rank_ratio), above B, and the rank stage finishes (`remove_units`).
     """
     k = s.k if round_index < s.max_rounds else len(p)
-    if s.granularity == "rank":
-        return select_round_for_ranks(p, k, counts.per_unit, counts.peft, budget, s.seed + round_index,
-                                      stop=module_stop(budget, s.rank_ratio))
-    return select_round(p, k, counts.per_unit, counts.peft, budget, s.seed + round_index)
+    chosen = arms.first("choose_removals", p, k, counts, budget, s.seed + round_index, s)  # e.g. granularity=rank
+    return chosen if chosen is not None else select_round(p, k, counts.per_unit, counts.peft, budget, s.seed + round_index)
 
 
 def remove_units(supernet: Any, removed: list[UnitId], stats: Mapping[UnitId, Any], cfg: Any, budget: int,
@@ -56,7 +53,7 @@ def remove_units(supernet: Any, removed: list[UnitId], stats: Mapping[UnitId, An
     to B too (units left with no rank count as removed). Returns every unit removed this round."""
     for uid in removed:
         supernet.deactivate(uid)
-    return removed + prune_ranks(supernet, stats, cfg, budget, last, seed, run)
+    return removed + [u for arm in arms.arms() for u in arm.after_removal(supernet, stats, cfg, budget, last, seed, run)]
 
 
 @dataclass

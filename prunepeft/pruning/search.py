@@ -32,7 +32,7 @@ from prunepeft.metrics import check_task_metrics
 from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import Supernet, UnitSizes
 from prunepeft.peft.found_config import FoundConfig
-from prunepeft.pruning import backbone_stage, cost, light_peft, matched
+from prunepeft.pruning import arms, cost, matched
 from prunepeft.pruning.checkpoint import SearchState
 from prunepeft.pruning.criteria import get_criterion
 from prunepeft.pruning.criteria.base import CriterionContext
@@ -40,7 +40,6 @@ from prunepeft.pruning.criteria.masked_loss import masked_loss_probe
 from prunepeft.pruning.observe import SearchObserver
 from prunepeft.pruning.partitions import Partition, boundaries
 from prunepeft.pruning.phases import run_round
-from prunepeft.pruning.rank_stage import granularity
 from prunepeft.pruning.rounds import (  # noqa: F401  (SimulatedCrash: tests import it from here)
     RoundOutcome,
     SimulatedCrash,
@@ -66,12 +65,12 @@ def _build_supernet(cfg: DictConfig, run: RunDir | None = None) -> tuple[Superne
     """Step 1: a fresh backbone (seeded) with every unit of the search space in every layer, and the data.
 
     With `backbone_prune.enabled` the backbone is first pruned (estimated once, then re-pruned from
-    the run's backbone_prune.json; prunepeft.pruning.backbone_stage), which needs the run directory.
+    the run's backbone_prune.json; prunepeft.arms.backbone_stage), which needs the run directory.
     """
     seed_everything(int(cfg.seed))
     model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), int(cfg.seed))
     data = build_task_data(cfg, tokenizer)
-    if backbone_stage.prepare(model, cfg, data.train, run) is not None:
+    if any(arm.prepare_backbone(model, cfg, data.train, run) for arm in arms.arms()):  # e.g. backbone_prune
         seed_everything(int(cfg.seed))  # the units start as they would on an unpruned backbone
     family = get_family(cfg.model.family)
     sizes = UnitSizes.from_model(cfg.model)
@@ -96,9 +95,7 @@ def validate(cfg: DictConfig) -> Strategy:
     check_train_config(cfg.train)
     check_choice("search.reinit", str(cfg.search.reinit), REINIT_SCHEMES)
     check_choice("search.fidelity", str(cfg.search.fidelity), FIDELITIES)
-    granularity(cfg)  # unit | rank
-    light_peft.validate(cfg)  # search.round_steps: null | light_peft | n
-    backbone_stage.validate(cfg)
+    arms.call_all("validate", cfg)  # the arms' settings: search.granularity, search.round_steps, backbone_prune
     if cfg.search.warmup.init is not None:
         check_choice("search.warmup.init", str(cfg.search.warmup.init), WARMUP_INITS)
     if cfg.search.retrain_epochs is not None and int(cfg.search.retrain_epochs) < 0:

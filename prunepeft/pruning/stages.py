@@ -23,11 +23,11 @@ from prunepeft.run import outputs
 from prunepeft.config.typed import SearchSettings
 from prunepeft.errors import UserError
 from prunepeft.run.io import atomic_write_text, read_json, read_jsonl
-from prunepeft.models import get_family
+from prunepeft.models import get_family, load_backbone
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.peft.found_config import FoundConfig, build_from_found
 from prunepeft.peft.weights import save_trained
-from prunepeft.pruning import backbone_stage, cost, light_peft
+from prunepeft.pruning import arms, cost
 from prunepeft.pruning.budget import budget_params, check_budget
 from prunepeft.pruning.checkpoint import SearchState, restore_weights, supernet_tensors
 from prunepeft.pruning.partitions import Partition
@@ -54,7 +54,7 @@ def budget_of(supernet: Any, strategy: Any, s: Any) -> tuple[int, bool]:
     report = count_parameters(supernet)
     # B is a share of the UNPRUNED base, also when the backbone was pruned early (backbone_stage).
     budget = budget_params(s.budget.percent, s.budget.params,
-                           int(getattr(supernet.model, backbone_stage.BASE_BEFORE, report.base)))
+                           int(getattr(supernet.model, arms.BASE_BEFORE, report.base)))
     prunable = strategy.prunes and check_budget(budget, report.per_unit)
     if strategy.prunes and not prunable:
         log.warning("nothing to prune: the whole supernet (%d params) is within the budget (%d)", report.peft, budget)
@@ -142,19 +142,20 @@ def retrain(cfg: Any, s: SearchSettings, run: Any, strategy: str, found: FoundCo
     if epochs == 0:
         params = count_parameters(supernet)
         return summary(cfg, s, strategy, found, params, FitResult([], {}), state, len(data.train), epochs,
-                       backbone_stage.summary_fields(cfg, supernet.model, params.base, run.path), run)
+                       arms.first("summary_fields", cfg, supernet.model, params.base, run.path), run)
     seed = s.seed
     seed_everything(seed)
-    model, tokenizer = backbone_stage.load_run_backbone(cfg.model, int(cfg.task.num_labels), seed, run.path)
+    model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), seed)
+    arms.call_all("on_backbone_loaded", model, get_family(cfg.model.family), run.path)  # re-pruned as the search's
     final = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
-    light_peft.start_retrain(final, supernet, s.retrain_init)  # fresh | warm (the search's trained units)
+    arms.call_all("start_retrain", final, supernet, s.retrain_init)  # fresh | warm (Light-PEFT's stage 2)
     retrained = train_supernet(final, tokenizer, data.train, dev, cfg, epochs=epochs, seed=seed,
                                phase="retrain", run=run)
     save_trained(final, run.path)  # units + head: for `prunepeft export`, load_run and reuse
     params = count_parameters(final)
     cost.add(state, "retrain", time.time() - started)
     return summary(cfg, s, strategy, found, params, retrained, state, len(data.train), epochs,
-                   backbone_stage.summary_fields(cfg, final.model, params.base, run.path), run)
+                   arms.first("summary_fields", cfg, final.model, params.base, run.path), run)
 
 
 def summary(cfg, s: SearchSettings, strategy: str, found, params, retrained, state: SearchState, train_size: int,

@@ -1,6 +1,6 @@
 """One backbone per report: refuse tables that would mix pruned and unpruned backbones (issue 14, Deliver 4).
 
-A run that pruned its backbone early (`backbone_prune.enabled=true`, prunepeft.pruning.backbone_stage;
+A run that pruned its backbone early (`backbone_prune.enabled=true`, prunepeft.arms.backbone_stage;
 or `baseline method=found` retraining such a run's configuration) records it in `summary.json` as
 `backbone: {heads, ffn, params_before, params_after, ...}`; a run on the unpruned backbone has no
 `backbone` entry. Its metric, its `params.percent` (a share of the PRUNED base) and its cost are not

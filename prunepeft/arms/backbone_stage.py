@@ -1,6 +1,6 @@
 """Early pruning of the backbone in a run (opt-in, `backbone_prune.enabled=true`; issue 14 Deliver 4).
 
-Light-PEFT's order, re-implemented on our pieces (prunepeft.models.backbone_prune):
+Light-PEFT's order, re-implemented on our pieces (prunepeft.arms.backbone_prune):
 
 1. **Estimation** on a separately loaded backbone: the full supernet's units, the head and the
    head/neuron masks train together for `backbone_prune.steps` optimizer steps (null: max(100,
@@ -24,15 +24,15 @@ from typing import Any, Optional
 
 from prunepeft.data import stratified_subset
 from prunepeft.models import get_family, load_backbone
-from prunepeft.models.backbone_prune import FILE, BackboneMasks, KeptStructures, L1Penalty, estimation_steps, prune, select
-from prunepeft.models.backbone_prune import summary_fields as _summary_fields
+from prunepeft.arms.backbone_prune import FILE, BackboneMasks, KeptStructures, L1Penalty, estimation_steps, prune, select
+from prunepeft.arms.backbone_prune import summary_fields as _summary_fields
 from prunepeft.models.families import base_model_parameter_count
-from prunepeft.pruning.light_peft import retrain_steps
+from prunepeft.arms.light_peft import retrain_steps
+from prunepeft.pruning.arms import BASE_BEFORE  # set on a pruned model: its unpruned base count
 from prunepeft.seed import seed_everything
 
 log = logging.getLogger(__name__)
 
-BASE_BEFORE = "prunepeft_base_before"  # attribute on a pruned model: its unpruned base count
 
 
 def enabled(cfg: Any) -> bool:
@@ -163,7 +163,7 @@ def summary_fields(cfg: Any, model: Any, base_after: int, run_dir: Path | str) -
 def validate(cfg: Any) -> None:
     """The cheap checks of `backbone_prune.*` (before the run directory is written)."""
     from prunepeft.errors import UserError
-    from prunepeft.models.backbone_prune import layout
+    from prunepeft.arms.backbone_prune import layout
 
     if not enabled(cfg):
         return

@@ -5,7 +5,7 @@ about 3.8 % of its 10-epoch fine-tuning on SST-2. Scaled to any task and retrain
 
     N = max(100, ⌈0.04 × retrain steps⌉),   retrain steps = retrain epochs × ⌈|D| / batch⌉
 
-(`prunepeft.models.backbone_prune.estimation_steps`; the backbone masks' estimation uses the same rule).
+(`prunepeft.arms.backbone_prune.estimation_steps`; the backbone masks' estimation uses the same rule).
 `search.round_steps` sets how long each pruning round trains while it collects its statistics:
 
 - null (the default): one epoch over the round's set (Algorithm 1; D, or d at `search.fidelity=low`);
@@ -72,7 +72,7 @@ def validate(cfg: Any) -> None:
 
 def round_steps(cfg: Any, train_size: int) -> Optional[int]:
     """The round's optimizer steps, or None for one epoch over its set (`train_size` = |D|)."""
-    from prunepeft.models.backbone_prune import estimation_steps
+    from prunepeft.arms.backbone_prune import estimation_steps
 
     value = _setting(cfg)
     if value is None:
@@ -145,7 +145,7 @@ def start_retrain(final: Any, supernet: Any, how: str) -> None:
     if how != "warm":
         return
     from prunepeft.peft.weights import load_trained_tensors
-    from prunepeft.pruning.rank_stage import kept_tensors
+    from prunepeft.arms.rank_stage import kept_tensors
 
     load_trained_tensors(final, kept_tensors(supernet), where="the search's trained units (search.retrain_init=warm)")
     log.info("retrain warm-started from the search's trained units and head (search.retrain_init=warm)")
