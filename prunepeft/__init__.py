@@ -3,7 +3,7 @@
 The Python API (`prunepeft.api`): `load_run`, `load_export`, `predict`, `evaluate`.
 """
 
-__version__ = "0.1.0"
+from prunepeft.version import __version__
 
 _API = ("load_run", "load_export", "predict", "evaluate", "open_run")
 __all__ = ["__version__", *_API]

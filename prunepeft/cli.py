@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         print(usage())
         sys.exit(0 if argv else EXIT_USER_ERROR)
     if argv[0] in ("--version", "-V"):
-        from prunepeft import __version__
+        from prunepeft.version import __version__
 
         print(f"prunepeft {__version__}")
         sys.exit(0)

@@ -1,4 +1,5 @@
-"""The import graph of the package has no circle, and its layers import in any order.
+"""The import graph of the package has no circle, its folders keep the documented layer order, and
+its layers import in any order.
 
 Every `import` counts, at module level or inside a function (a lazy import hides a circle, it does
 not remove it); only imports under `if TYPE_CHECKING:` do not, since they never run. Package
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "prunepeft"
+DOCS = PACKAGE.parent / "docs" / "architecture.md"
 
 
 def _module_name(path: Path) -> str:
@@ -119,3 +121,64 @@ def test_layers_import_in_any_order(order):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['lora', 'dora', 'adapter', 'houlsby']"
+
+
+# -- packages: folders (and loose modules) of prunepeft/ as nodes ---------------------------------
+def package_of(module: str) -> str:
+    """`prunepeft.pruning.criteria.zeros` -> `pruning`; the package itself -> `prunepeft`."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "prunepeft"
+
+
+def package_edges(graph: dict[str, set[str]]) -> dict[tuple[str, str], list[str]]:
+    """{(package, package it imports): the module-level edges behind it}, self-edges left out."""
+    edges: dict[tuple[str, str], list[str]] = {}
+    for module, targets in graph.items():
+        for target in targets:
+            a, b = package_of(module), package_of(target)
+            if a != b:
+                edges.setdefault((a, b), []).append(f"{module} -> {target}")
+    return edges
+
+
+def documented_layers() -> list[set[str]]:
+    """The layers drawn in docs/architecture.md between `<!-- layers -->` and `<!-- /layers -->`, top
+    down: one line per layer, its packages separated by `·`, a description after `—`."""
+    text = DOCS.read_text()
+    block = text.split("<!-- layers -->", 1)[1].split("<!-- /layers -->", 1)[0]
+    lines = [line for line in block.splitlines() if "—" in line]
+    return [{name.strip() for name in line.split("—", 1)[0].split("·")} for line in lines]
+
+
+def test_the_packages_have_no_circle():
+    graph = {a: set() for a in {package_of(m) for m in import_graph()}}
+    for a, b in package_edges(import_graph()):
+        graph[a].add(b)
+    assert circles(graph) == []
+
+
+def test_every_package_has_one_documented_layer():
+    layers = documented_layers()
+    named = [name for layer in layers for name in layer]
+    assert len(named) == len(set(named)), "a package drawn on two layers"
+    assert set(named) == {package_of(m) for m in import_graph()}
+
+
+def test_no_import_climbs_the_documented_layers():
+    """A package imports only packages on lower layers: none above it, none beside it (function-level
+    imports included)."""
+    depth = {name: i for i, layer in enumerate(documented_layers()) for name in layer}  # 0 = top
+    climbing = [f"{a} -> {b}: {edges[0]}" for (a, b), edges in sorted(package_edges(import_graph()).items())
+                if depth[b] <= depth[a]]
+    assert climbing == []
+
+
+def test_the_method_never_imports_the_instruments_or_the_arms():
+    method = [e for (a, b), edges in package_edges(import_graph()).items() for e in edges
+              if a == "pruning" and b in ("analysis", "arms")]
+    assert method == []
+
+
+def test_the_layer_check_sees_a_climb():
+    graph = {"prunepeft.run.io": {"prunepeft.pruning.search"}, "prunepeft.pruning.search": set()}
+    assert package_edges(graph) == {("run", "pruning"): ["prunepeft.run.io -> prunepeft.pruning.search"]}
