@@ -31,7 +31,7 @@ from prunepeft.data.subsets import stratified_subset
 from prunepeft.data.tokenize import make_loader, tokenize_split
 from prunepeft.errors import UserError
 from prunepeft.peft.units import unit_key
-from prunepeft.pruning.criteria import get_criterion
+from prunepeft.pruning.criteria import null_criterion
 from prunepeft.pruning.criteria.base import CriterionContext
 from prunepeft.pruning.statistics import UnitId
 from prunepeft.analysis.rank_stats import decision_percentile, prunability_correlation, random_sets_like, spearman
@@ -105,7 +105,7 @@ class Probe(MaskedProbe):
         importance, reliability, base = self.measure(supernet)
         params = {u: sum(int(t.numel()) for t in supernet.unit_parameters(u).values()) for u in importance}
         correlation = {name: prunability_correlation(s.oriented, importance) for name, s in snapshot.items()}
-        null_scores = get_criterion("random").oriented(importance, CriterionContext(seed=seed))
+        null_scores = null_criterion().oriented(importance, CriterionContext(seed=seed))  # random, built in
         out: dict[str, Any] = {
             "probe_loss": base[0],
             "importance": {unit_key(u): v for u, v in sorted(importance.items())},

@@ -34,6 +34,7 @@ import numpy as np
 
 from prunepeft.analysis.rank_stats import decision_percentile, prunability_correlation, random_sets_like, spearman
 from prunepeft.pruning.combine import COMBINATIONS as COMBINATION_FNS
+from prunepeft.pruning.criteria import assignable
 from prunepeft.pruning.masked import PROBE_SEED_OFFSET
 from prunepeft.pruning.hybrid_assignment import HybridAssignment
 from prunepeft.pruning.partitions import Partition, PartitionKey, key_str
@@ -98,7 +99,7 @@ def evaluate_grid(probe: Any, supernet: Any, snapshot: Mapping[str, Any], partit
     `random_rises` are the loss rises of the round's random sets, drawn like `search_removed` (the
     search's own removal); a rule whose top-k has another type composition gets its own random sets.
     """
-    criteria = [c for c in snapshot if c != "random"]
+    criteria = assignable(snapshot)
     uids = sorted(importance)
     keys = partition.keys(uids)
     oracle = oracle_assignment(snapshot, partition, importance, criteria)

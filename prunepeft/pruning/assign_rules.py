@@ -29,6 +29,7 @@ from prunepeft.errors import UserError
 from prunepeft.pruning.partitions import Partition, PartitionKey
 from prunepeft.pruning.scoring import Snapshot
 from prunepeft.pruning.statistics import UnitId
+from prunepeft.pruning.criteria import assignable
 from prunepeft.pruning.masked import AGREEMENT_AUTO_ROWS, AGREEMENT_SEED_OFFSET
 
 
@@ -57,7 +58,7 @@ def tendency_scores(snapshots: Sequence[Snapshot], partition: Partition, criteri
 def consensus_scores(snapshots: Sequence[Snapshot], partition: Partition, criteria: Sequence[str],
                      candidates: Sequence[str], importances: Optional[Sequence[Mapping[UnitId, float]]] = None) -> Scores:
     """−mean |ρ_c(i) − mean_c′ ρ_c′(i)| over snapshots and the key's units (c′ over `candidates`)."""
-    pool = [c for c in candidates if c != "random"] or [c for c in criteria if c != "random"]
+    pool = assignable(candidates) or assignable(criteria)
     centre = [{u: float(np.mean([snap[c].rank[u] for c in pool])) for u in snap[pool[0]].rank} for snap in snapshots]
     return {c: key_means(snapshots, partition, c, lambda t, u, rho: -abs(rho - centre[t][u])) for c in criteria}
 
@@ -80,6 +81,13 @@ def agreement_scores(snapshots: Sequence[Snapshot], partition: Partition, criter
     return {c: key_means(snapshots, partition, c, lambda t, u, rho: -abs(rho - rho_imp[t][u])) for c in criteria}
 
 
+# What a rule needs and records is a property of its entry, never of its name: a function attribute
+# `needs_importance` (the warm-up measures each unit's masked importance at every snapshot, with the
+# `agreement_probe`, and warmup.json records it) and `scores_are_tau` (its scores are τ itself:
+# warmup.json keeps τ only). A plug-in rule without them needs neither.
+agreement_scores.needs_importance = True  # type: ignore[attr-defined]
+tendency_scores.scores_are_tau = True  # type: ignore[attr-defined]
+
 ASSIGN_RULES: dict[str, Callable[..., Scores]] = {
     "tendency": tendency_scores,
     "agreement": agreement_scores,
@@ -93,6 +101,16 @@ def register_assign_rule(name: str, rule: Callable[..., Scores]) -> None:
     if name in ASSIGN_RULES and ASSIGN_RULES[name] is not rule:
         raise ValueError(f"assignment rule {name!r} is already registered")
     ASSIGN_RULES[name] = rule
+
+
+def needs_importance(name: str) -> bool:
+    """Whether the rule `name` reads the masked importances of the warm-up's snapshots."""
+    return bool(getattr(get_assign_rule(name), "needs_importance", False))
+
+
+def scores_are_tau(name: str) -> bool:
+    """Whether the rule `name` scores with τ itself (no scores of its own to record)."""
+    return bool(getattr(get_assign_rule(name), "scores_are_tau", False))
 
 
 def get_assign_rule(name: str) -> Callable[..., Scores]:
@@ -152,4 +170,5 @@ def agreement_probe(cfg: Any, data: Any, tokenizer: Any) -> Any:
 
 
 __all__ = ["AGREEMENT_AUTO_ROWS", "AGREEMENT_SEED_OFFSET", "ASSIGN_RULES", "agreement_probe", "agreement_rows", "agreement_scores", "consensus_scores",
-           "get_assign_rule", "importance_percentiles", "key_means", "tendency_scores"]
+           "get_assign_rule", "importance_percentiles", "key_means", "needs_importance", "register_assign_rule",
+           "scores_are_tau", "tendency_scores"]

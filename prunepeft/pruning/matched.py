@@ -23,13 +23,10 @@ from prunepeft.errors import UserError
 from prunepeft.run.io import read_json
 from prunepeft.peft.units import UnitId, parse_unit_key
 
-NAME = "random_matched"
-
-
-def check_config(strategy_name: str, from_run: Any) -> None:
+def check_config(strategy: Any, from_run: Any) -> None:
     """The cheap config check (no file read: a sweep resolves `from_run` per job)."""
-    if strategy_name == NAME and not from_run:
-        raise UserError(f"strategy={NAME} needs strategy.from_run=<the hybrid search's run directory of the same "
+    if strategy.kind.matched and not from_run:
+        raise UserError(f"strategy={strategy.name} needs strategy.from_run=<the hybrid search's run directory of the same "
                         f"task and seed> (experiment=table5 sets it)")
 
 
@@ -75,12 +72,12 @@ def draw(units: Sequence[UnitId], counts: Mapping[str, int], seed: int) -> list[
     return sorted(kept)
 
 
-def prune_like_source(strategy_name: str, s: Any, supernet: Any) -> list[UnitId] | None:
+def prune_like_source(strategy: Any, s: Any, supernet: Any) -> list[UnitId] | None:
     """`random_matched`: deactivate every unit but the matched draw (before run.json); else nothing.
 
     `s`: the search's typed settings (`seed`, `strategy.from_run`). Returns the kept units.
     """
-    if strategy_name != NAME:
+    if not strategy.kind.matched:
         return None
     kept = draw(supernet.active_ids(), source_counts(s.strategy.from_run), s.seed)
     for uid in set(supernet.active_ids()) - set(kept):

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from prunepeft.pruning import arms
-from prunepeft.pruning.assign_rules import agreement_probe
+from prunepeft.pruning.assign_rules import agreement_probe, needs_importance
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.criteria import needs_of
 from prunepeft.pruning.criteria.base import CriterionContext
@@ -112,7 +112,7 @@ def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], s
         per-snapshot diagnostics or []).
     """
     rule = str(cfg.search.warmup.get("assign", "tendency"))
-    assign_probe = agreement_probe(cfg, data, tokenizer) if rule == "agreement" else None
+    assign_probe = agreement_probe(cfg, data, tokenizer) if needs_importance(rule) else None
     supernet.reinit(supernet.active_ids(), warmup_init(cfg.search), generator(seed))
     masked = masked_loss_probe(cfg, data, tokenizer, criteria)  # the masked_loss criterion's rows, or None
     collector = StatisticsCollector(supernet, needs_of(criteria), probe=masked)

@@ -21,6 +21,7 @@ from prunepeft.run.io import append_jsonl
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.run.progress import estimate_rounds, log_round, log_warmup
 from prunepeft.pruning import arms, cost
+from prunepeft.pruning.assign_rules import scores_are_tau
 from prunepeft.pruning.checkpoint import supernet_tensors
 from prunepeft.pruning.scoring import snapshot_to_json
 from prunepeft.pruning.selection import select_round, select_top_k
@@ -125,7 +126,8 @@ def record_warmup(run: Any, result: Any, k: int, fitted: Any, diagnostics: Optio
     run.write_json(outputs.WARMUP, {**result.to_json(), "k": k, "examples": fitted.examples_seen,
                                    **({"learning": learning} if learning else {}),
                                    **({"diagnostics": diagnostics} if diagnostics else {})})
-    log_warmup({key: c for key, c in result.to_json()["assignment"].items()}, result.margins(), result.assign_rule)
+    log_warmup({key: c for key, c in result.to_json()["assignment"].items()}, result.margins(),
+               None if scores_are_tau(result.assign_rule) else result.assign_rule)
     if learning and not learning["learned"]:
         log.warning("the warm-up learned nothing (train loss %s, chance %.3f): its assignment S_H ranks the "
                     "initialisation, not the task; train it longer (search.warmup.epochs), on more rows "

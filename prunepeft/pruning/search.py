@@ -111,8 +111,8 @@ def validate(cfg: DictConfig) -> Strategy:
         value = OmegaConf.select(cfg.search, key)
         if int(value) < 1:
             raise UserError(f"search.{key} must be >= 1, got {value}")
-    matched.check_config(strategy.name, cfg.strategy.from_run)  # random_matched: the hybrid run to match
-    if cfg.strategy.from_run and not (strategy.needs_warmup or strategy.name == matched.NAME):
+    matched.check_config(strategy, cfg.strategy.from_run)  # random_matched: the hybrid run to match
+    if cfg.strategy.from_run and not (strategy.needs_warmup or strategy.kind.matched):
         raise UserError(f"strategy.from_run reuses a hybrid assignment S_H (strategy transfer); it needs "
                         f"strategy=hybrid, got strategy={strategy.name} (random_matched reads it too)")
     # Checked here, not first when the warm-up's first snapshot is scored (after run.json exists).
@@ -149,7 +149,7 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None,
     # -- 3. Warm-up: tendencies and the hybrid assignment S_H (or S_H transferred, Table 6) -----
     needs_warmup = prunable and strategy.needs_warmup
     assignment = transferred_assignment(s, supernet, partition) if needs_warmup else None
-    matched.prune_like_source(strategy.name, s, supernet)  # random_matched: the hybrid's unit counts per type
+    matched.prune_like_source(strategy, s, supernet)  # random_matched: the hybrid's unit counts per type
     # Every input a user can get wrong has been checked: only now does the run directory get written.
     run.start("search", seed, config_dict(cfg), str(resolve_device(cfg.train.device)), data.identity)
     cost.add(state, "setup", time.time() - run.started)  # backbone, data, supernet: paid by every invocation
@@ -176,7 +176,7 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None,
     found.save(run.file(outputs.FOUND_CONFIG))
 
     # -- 5. Retrain the found configuration from fresh units on the full training set ----------
-    return retrain(cfg, s, run, strategy.name, found, supernet, state, data, dev)
+    return retrain(cfg, s, run, strategy, found, supernet, state, data, dev)
 
 
 def config_dict(cfg: DictConfig) -> dict:

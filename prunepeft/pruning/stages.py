@@ -129,7 +129,7 @@ def drop_unfinished_rounds(run: Any, rounds_done: int) -> None:
         atomic_write_text(run.file(outputs.ROUNDS), kept)
 
 
-def retrain(cfg: Any, s: SearchSettings, run: Any, strategy: str, found: FoundConfig, supernet: Any,
+def retrain(cfg: Any, s: SearchSettings, run: Any, strategy: Any, found: FoundConfig, supernet: Any,
             state: SearchState, data: Any, dev: dict) -> dict[str, Any]:
     """Step 5: the found configuration on the full training set; returns the summary.
 
@@ -158,7 +158,7 @@ def retrain(cfg: Any, s: SearchSettings, run: Any, strategy: str, found: FoundCo
                    arms.first("summary_fields", cfg, final.model, params.base, run.path), run)
 
 
-def summary(cfg, s: SearchSettings, strategy: str, found, params, retrained, state: SearchState, train_size: int,
+def summary(cfg, s: SearchSettings, strategy: Any, found, params, retrained, state: SearchState, train_size: int,
             epochs: int, backbone: Optional[dict] = None, run: Any = None) -> dict:
     """summary.json (prunepeft.run.outputs.summary): the headline is the LAST retrain epoch (docs/method.md#retrain);
     `cost` is the wall-clock by phase and the examples trained and forward-only (prunepeft.pruning.cost)."""
@@ -167,14 +167,14 @@ def summary(cfg, s: SearchSettings, strategy: str, found, params, retrained, sta
         params={"peft": params.peft, "head": params.head, "base": params.base, "percent": params.percent},
         train={"epochs": epochs, "wall_s": retrained.wall_s, "examples_seen": retrained.examples_seen,
                "init": s.retrain_init},  # search.retrain_init: fresh | warm
-        strategy=strategy, criterion=s.strategy.criterion if strategy == "single" else None,
+        strategy=strategy.name, criterion=s.strategy.criterion if strategy.kind.criteria == "one" else None,
         combine=s.strategy.combine, fidelity=s.fidelity,
         found={"units": [unit_key(u) for u in found.units], "num_units": len(found.units)},
         search={"wall_s": round(state.wall_s, 2), "rounds": state.rounds_done, "examples": state.examples,
                 # search cost in passes over the training set D (Table 4)
                 "epoch_equivalents": round(state.examples / max(1, train_size), 4)},
         cost=cost.summary(state, run.started if run is not None else time.time(), retrained, train_size),
-        transfer={"kind": "strategy", "from_run": s.strategy.from_run} if s.strategy.from_run and strategy == "hybrid" else None,
-        **({"matched": {"from_run": s.strategy.from_run}} if strategy == "random_matched" else {}),  # pruning/matched.py
+        transfer={"kind": "strategy", "from_run": s.strategy.from_run} if s.strategy.from_run and strategy.needs_warmup else None,
+        **({"matched": {"from_run": s.strategy.from_run}} if strategy.kind.matched else {}),  # pruning/matched.py
         **({"backbone": backbone} if backbone else {}),  # early backbone pruning (backbone_stage)
     )

@@ -19,13 +19,42 @@ from dataclasses import dataclass
 from prunepeft.errors import UserError, check_choice
 from prunepeft.pruning.assign_rules import ASSIGN_RULES
 from prunepeft.pruning.combine import COMBINATIONS, Combined, combine_no_partition
-from prunepeft.pruning.criteria import CRITERIA, get_criterion, registry_order
+from prunepeft.pruning.criteria import CRITERIA, assignable, get_criterion, null_criterion, registry_order
 from prunepeft.pruning.partitions import Partition, PartitionKey
 from prunepeft.pruning.scoring import Snapshot
 from prunepeft.pruning.statistics import UnitId
 from prunepeft.pruning.warmup import constant_assignment, unit_assignment
 
-STRATEGIES = ("hybrid", "single", "random", "hybrid_no_partition", "none", "random_matched")
+@dataclass(frozen=True)
+class StrategyKind:
+    """What a strategy of Table 5 is, as properties (no strategy is special-cased by name).
+
+    Attributes:
+        criteria: which criteria score a round: "assignable" (`search.criteria` less the null ones),
+            "one" (`strategy.criterion`), "null" (the null criterion, `random`) or "none".
+        per_unit: how a unit's criteria are chosen: "assignment" (S_H, by partition key), "all"
+            (every criterion, no partition) or "single" (the one criterion).
+        needs_warmup: the warm-up runs to find S_H (or S_H is transferred: `strategy.from_run`).
+        prunes: the search prunes in rounds (`random_matched` draws its units in one shot: matched.py).
+        matched: draws, per unit type, as many units as `strategy.from_run`'s found configuration.
+    """
+
+    criteria: str = "none"
+    per_unit: str = "single"
+    needs_warmup: bool = False
+    prunes: bool = True
+    matched: bool = False
+
+
+STRATEGY_KINDS: dict[str, StrategyKind] = {
+    "hybrid": StrategyKind("assignable", "assignment", needs_warmup=True),
+    "single": StrategyKind("one"),
+    "random": StrategyKind("null"),
+    "hybrid_no_partition": StrategyKind("assignable", "all"),
+    "none": StrategyKind(prunes=False),
+    "random_matched": StrategyKind(prunes=False, matched=True),
+}
+STRATEGIES = tuple(STRATEGY_KINDS)
 COMBINE_MODES = tuple(COMBINATIONS)  # paper (Eq. 1, default) | reference | rank | zscore
 
 
@@ -38,7 +67,7 @@ class Strategy:
         criteria: the criteria scored each round (registry order).
         combine: one of COMBINE_MODES: "paper" (Eq. (1)), "reference" (the authors' later code,
             not the paper's), "rank" or "zscore" (docs/method.md#eq-1).
-        single: the criterion of `single` / `random`, else None.
+        single: the criterion of a strategy scoring one criterion (`single`, `random`), else None.
         assign: the warm-up's assignment rule (`search.warmup.assign`, hybrid only).
     """
 
@@ -49,14 +78,18 @@ class Strategy:
     assign: str = "tendency"
 
     @property
+    def kind(self) -> StrategyKind:
+        return STRATEGY_KINDS[self.name]
+
+    @property
     def needs_warmup(self) -> bool:
-        """Only the hybrid strategy needs the warm-up's assignment S_H."""
-        return self.name == "hybrid"
+        """Whether the strategy needs the warm-up's assignment S_H (hybrid)."""
+        return self.kind.needs_warmup
 
     @property
     def prunes(self) -> bool:
         """Whether the search prunes in rounds (`random_matched` draws its units in one shot: matched.py)."""
-        return self.name not in ("none", "random_matched")
+        return self.kind.prunes
 
 
 def make_strategy(name: str, criterion: str | None, criteria: Sequence[str], combine: str,
@@ -65,18 +98,20 @@ def make_strategy(name: str, criterion: str | None, criteria: Sequence[str], com
     check_choice("strategy", name, STRATEGIES)
     check_choice("strategy.combine", combine, COMBINE_MODES)
     check_choice("search.warmup.assign", assign, ASSIGN_RULES)
-    hybrid_criteria = tuple(registry_order(c for c in criteria if get_criterion(c).name != "random"))
-    if name in ("hybrid", "hybrid_no_partition"):
+    kind = STRATEGY_KINDS[name]
+    if kind.criteria == "assignable":
+        hybrid_criteria = tuple(assignable(registry_order(criteria)))
         if not hybrid_criteria:
-            raise UserError(f"strategy {name!r} needs at least one non-random criterion in search.criteria")
+            raise UserError(f"strategy {name!r} needs at least one criterion that is not null (random) in search.criteria")
         return Strategy(name, hybrid_criteria, combine, assign=assign)
-    if name == "single":
+    if kind.criteria == "one":
         if criterion is None:
-            raise UserError(f"strategy=single needs strategy.criterion=<one of {', '.join(CRITERIA)}>")
+            raise UserError(f"strategy={name} needs strategy.criterion=<one of {', '.join(CRITERIA)}>")
         single = get_criterion(criterion).name
         return Strategy(name, (single,), combine, single)
-    if name == "random":
-        return Strategy(name, ("random",), combine, "random")
+    if kind.criteria == "null":
+        null = null_criterion().name
+        return Strategy(name, (null,), combine, null)
     return Strategy(name, (), combine)
 
 
@@ -98,14 +133,14 @@ def combine_round(
     """
     units = sorted(snapshot[strategy.criteria[0]].oriented)
     combination = COMBINATIONS[strategy.combine]
-    if strategy.name == "hybrid_no_partition":
+    if strategy.kind.per_unit == "all":
         if strategy.combine == "paper":  # the authors' "mixed": mean over criteria of k·Θ̃
             return combine_no_partition(snapshot, strategy.criteria)
         return combination(snapshot, {u: list(strategy.criteria) for u in units}, k)
-    if strategy.name == "hybrid":
+    if strategy.kind.per_unit == "assignment":
         if assignment is None:
             raise ValueError("the hybrid strategy needs the warm-up assignment S_H")
         per_unit: dict[UnitId, str] = unit_assignment(units, partition, assignment)
     else:
-        per_unit = constant_assignment(units, strategy.single or "random")
+        per_unit = constant_assignment(units, strategy.single)
     return combination(snapshot, {u: [c] for u, c in per_unit.items()}, k)

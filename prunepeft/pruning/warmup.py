@@ -24,8 +24,8 @@ import numpy as np
 
 from prunepeft.run import outputs
 from prunepeft.errors import UserError
-from prunepeft.pruning.assign_rules import get_assign_rule, tendency_scores
-from prunepeft.pruning.criteria import get_criterion, registry_order
+from prunepeft.pruning.assign_rules import get_assign_rule, needs_importance, scores_are_tau, tendency_scores
+from prunepeft.pruning.criteria import assignable, get_criterion, registry_order
 from prunepeft.pruning.hybrid_assignment import HybridAssignment
 from prunepeft.pruning.partitions import Partition, PartitionKey, key_str, parse_key
 from prunepeft.pruning.scoring import Snapshot
@@ -78,19 +78,19 @@ def assign(
     tau: Mapping[str, Mapping[PartitionKey, float]],
     always_degenerate: Iterable[str] = (),
 ) -> dict[PartitionKey, str]:
-    """S(key) = argmax_c score[c][key] over the non-random criteria not always degenerate.
+    """S(key) = argmax_c score[c][key] over the assignable criteria (not null) not always degenerate.
 
     Args:
         tau: per criterion and key, the rule's score, higher = better (τ for `tendency`).
         always_degenerate: criteria degenerate in every snapshot (excluded; if that leaves none,
-            all non-random criteria compete).
+            all assignable criteria compete).
 
     Returns:
         {key: criterion name} for every key in tau, keys sorted.
     """
-    names = [c for c in registry_order(tau) if c != "random"]
+    names = assignable(registry_order(tau))
     if not names:
-        raise ValueError("no non-random criterion to assign (warm-up scored only 'random')")
+        raise ValueError("no criterion to assign (the warm-up scored only null criteria such as random)")
     excluded = set(always_degenerate)
     candidates = [c for c in names if c not in excluded] or names
     keys = sorted({key for c in names for key in tau[c]})
@@ -148,7 +148,7 @@ class WarmupResult:
         scores = self.rule_scores
         out = {}
         for key, chosen in self.assignment.items():
-            others = [d[key] for c, d in scores.items() if c != chosen and key in d and c != "random"]
+            others = [d[key] for c, d in scores.items() if c != chosen and key in d and not get_criterion(c).null]
             out[key_str(key)] = scores[chosen][key] - max(others) if others else 0.0
         return out
 
@@ -212,8 +212,8 @@ def summarise_warmup(
     flags = degenerate_flags(snapshots, names)
     always = [c for c, fl in flags.items() if all(fl)]
     scores = None
-    if rule != "tendency":
-        candidates = [c for c in names if c != "random" and c not in always] or [c for c in names if c != "random"]
+    if not scores_are_tau(rule):
+        candidates = [c for c in assignable(names) if c not in always] or assignable(names)
         scores = get_assign_rule(rule)(snapshots, partition, names, candidates, importances)
     else:
         get_assign_rule(rule)
@@ -221,7 +221,7 @@ def summarise_warmup(
     if getattr(snapshots, "rule_alternatives", False):
         alternatives = rule_alternatives(snapshots, partition, names, always, importances)
     agreement = None
-    if rule == "agreement":
+    if needs_importance(rule):
         from prunepeft.peft.units import unit_key
 
         agreement = {**(getattr(snapshots, "probe", None) or {}),
@@ -249,10 +249,10 @@ def rule_alternatives(snapshots: Sequence[Snapshot], partition: Partition, names
     `agreement` only when the warm-up measured importances (`search.warmup.assign=agreement`)."""
     from prunepeft.pruning.assign_rules import ASSIGN_RULES
 
-    candidates = [c for c in names if c != "random" and c not in always] or [c for c in names if c != "random"]
+    candidates = [c for c in assignable(names) if c not in always] or assignable(names)
     out = {}
     for rule, fn in ASSIGN_RULES.items():
-        if rule == "agreement" and importances is None:
+        if needs_importance(rule) and importances is None:
             continue
         out[rule] = assign(fn(snapshots, partition, names, candidates, importances), always)
     return out

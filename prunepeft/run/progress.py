@@ -72,13 +72,13 @@ def estimate_rounds(supernet_params: int, budget: int, n_units: int, k: int) -> 
 
 
 def log_warmup(assignment: Mapping[str, str], margins: Mapping[str, float] | None = None,
-               rule: str = "tendency") -> None:
+               rule: str | None = None) -> None:
     """The warm-up's result: the criterion S_H picked per partition key, with the margin of its rule's
     score over the runner-up (τ for `tendency`; `search.warmup.assign`)."""
-    label = "τ" if rule == "tendency" else rule
+    label = "τ" if rule is None else rule  # None: the rule scores with τ itself
     parts = [f"{key}: {crit}" + (f" ({label} margin {margins[key]:.3f})" if margins and key in margins else "")
              for key, crit in assignment.items()]
-    log.info("warm-up assignment S_H%s: %s", "" if rule == "tendency" else f" ({rule})", "; ".join(parts))
+    log.info("warm-up assignment S_H%s: %s", "" if rule is None else f" ({rule})", "; ".join(parts))
 
 
 # The ≈ number of rounds of the search running in this process: `plan["round"]` of its EpochLogger

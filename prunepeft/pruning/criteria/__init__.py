@@ -65,9 +65,19 @@ def unregister_criterion(name: str) -> None:
 for _criterion in BUILT_INS:
     register_criterion(_criterion)
 
-# The six criteria of Table 1 that take part in a hybrid strategy by default (`random` never does;
-# Light-PEFT's `output_ratio` and the ground-truth `masked_loss` only when named in `search.criteria`).
-HYBRID_CRITERIA: tuple[str, ...] = tuple(n for n in CRITERIA if n not in ("random", "output_ratio", "masked_loss"))
+# The built-in criteria that take part in a hybrid strategy by default (`Criterion.in_default_hybrid`:
+# Table 1's six; not `random`, Light-PEFT's `output_ratio` or the ground-truth `masked_loss`).
+HYBRID_CRITERIA: tuple[str, ...] = tuple(n for n, c in CRITERIA.items() if c.in_default_hybrid)
+
+
+def assignable(names: Iterable[str]) -> list[str]:
+    """`names` without the null criteria (`Criterion.null`): those the warm-up may assign."""
+    return [n for n in names if not get_criterion(n).null]
+
+
+def null_criterion() -> Criterion:
+    """The first registered null criterion (the diagnostics' null model; `random` built in)."""
+    return next(c for c in CRITERIA.values() if c.null)
 
 
 def get_criterion(name: str) -> Criterion:
@@ -100,9 +110,11 @@ __all__ = [
     "CRITERIA",
     "HYBRID_CRITERIA",
     "Criterion",
+    "assignable",
     "CriterionContext",
     "get_criterion",
     "needs_of",
+    "null_criterion",
     "register_criterion",
     "registry_order",
     "unregister_criterion",

@@ -162,6 +162,12 @@ class Criterion:
     # UserError naming the key and its valid range. None: the criterion has no settings. Read
     # them in `raw` with `ctx.settings_of(self)`.
     settings: Optional[type] = None
+    # A null criterion scores noise, not the unit (seeded by `ctx.seed`): it is never a candidate
+    # of the warm-up assignment, and it is the diagnostics' null model.
+    null: bool = False
+    # Whether it joins a hybrid strategy's criteria by default (`HYBRID_CRITERIA`, the default of
+    # `search.criteria`); a criterion that does not is still used when named there.
+    in_default_hybrid: bool = True
 
     def raw(self, stats: Stats, ctx: CriterionContext) -> Scores:
         """The criterion's value per unit, as Table 1 defines it."""

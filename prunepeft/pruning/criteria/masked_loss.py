@@ -46,6 +46,7 @@ class MaskedLossCriterion(Criterion):
     needs = frozenset({"masked_loss"})
     higher_is_prunable = False
     settings = MaskedLossSettings
+    in_default_hybrid = False  # the ground truth, costly: only when named in search.criteria
 
     def raw(self, stats: Stats, ctx: CriterionContext) -> Scores:
         return {uid: float(require(s.masked_loss, uid, "masked_loss", self.name)) for uid, s in stats.items()}

@@ -17,6 +17,7 @@ class OutputRatioCriterion(Criterion):
 
     name = "output_ratio"
     needs = frozenset({"output_ratio"})
+    in_default_hybrid = False  # Light-PEFT's: only when named in search.criteria
     higher_is_prunable = False
 
     def raw(self, stats: Stats, ctx: CriterionContext) -> Scores:

@@ -23,6 +23,8 @@ class RandomCriterion(Criterion):
     name = "random"
     needs = frozenset()
     higher_is_prunable = True
+    null = True  # noise: never assigned by the warm-up; the diagnostics' null
+    in_default_hybrid = False
 
     def raw(self, stats: Stats, ctx: CriterionContext) -> Scores:
         return {uid: unit_uniform(ctx.seed, uid) for uid in stats}
