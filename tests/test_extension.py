@@ -8,6 +8,10 @@ the toy criterion at its configured scale and prunes among toy units of the conf
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from dataclasses import fields, make_dataclass
 from pathlib import Path
 
@@ -116,7 +120,7 @@ def test_criterion_settings_mapping_still_applies_on_top(toys, compose_cfg):
     with pytest.raises(UserError, match="unknown search.criterion_settings.toy_scaled key 'scal'; valid choices: scale"):
         CriterionContext.from_search_config(cfg.search, seed=0)
     cfg = compose_cfg("search", ["model=tiny_bert", "+search.criterion_settings.weight.x=2"])
-    with pytest.raises(UserError, match="criterion_settings entry 'weight'; valid choices: .*threshold, toy_scaled, zeros"):
+    with pytest.raises(UserError, match="criterion_settings entry 'weight'; valid choices: (?=.*threshold)(?=.*toy_scaled)"):
         CriterionContext.from_search_config(cfg.search, seed=0)
     cfg = compose_cfg("search", ["search.toy_scaled.scale=2", "+search.criterion_settings.toy_scaled.scale=4"])
     assert CriterionContext.from_search_config(cfg.search, seed=0).settings_of(get_criterion("toy_scaled")).scale == 4
@@ -179,3 +183,46 @@ def test_register_refuses_a_taken_name_a_foreign_setting_and_built_ins_stay():
     with pytest.raises(ValueError, match="setting 'lora_r' belongs to 'lora'"):
         register_unit_type(Thief())
     assert "thief" not in UNIT_TYPES
+
+
+def _install_toy_plugin(site: Path) -> None:
+    """A site directory holding the toy criterion as an installed distribution `toyplug`: its module and
+    YAML, and a dist-info whose entry_points.txt declares it in the `prunepeft.criteria` group."""
+    package = site / "toyplug"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for name in ("toy_criterion.py", "toy_criterion.yaml"):
+        shutil.copy(Path(__file__).parent / "toy_extensions" / name, package / name)
+    info = site / "toyplug-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyplug\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[prunepeft.criteria]\ntoy_scaled = toyplug.toy_criterion:ToyScaledCriterion\n")
+
+
+@pytest.mark.subprocess
+def test_an_installed_plugin_criterion_runs_from_the_command_line(glue_dir, tmp_path):
+    """`prunepeft search` finds a criterion another distribution declares as an entry point, composes
+    its YAML as `search.<name>`, takes a setting for it from the command line, and scores with it."""
+    site = tmp_path / "site"
+    _install_toy_plugin(site)
+    out = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(PACKAGE.parent), str(site)])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "prunepeft.cli", "search", *tiny_overrides_for(glue_dir), *TINY, "strategy=hybrid",
+         "search.criteria=[weight,toy_scaled]", "search.toy_scaled.scale=3.0", f"hydra.run.dir={out}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from prunepeft.run.io import read_json, read_jsonl
+
+    rounds = read_jsonl(out / "rounds.jsonl")
+    assert rounds
+    for row in rounds:
+        toy, weight = row["criteria"]["toy_scaled"]["oriented"], row["criteria"]["weight"]["oriented"]
+        assert toy and toy == pytest.approx({u: 3.0 * v for u, v in weight.items()})
+    assert read_json(out / "run.json")["config"]["search"]["toy_scaled"] == {"scale": 3.0}
+    # without the site directory the same command line knows no such criterion
+    env["PYTHONPATH"] = str(PACKAGE.parent)
+    bare = subprocess.run([*proc.args[:-1], f"hydra.run.dir={tmp_path / 'bare'}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert bare.returncode != 0 and "toy_scaled" in bare.stderr

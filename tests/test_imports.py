@@ -111,7 +111,8 @@ def test_the_circle_finder_finds_a_circle():
 def test_unit_type_registry_order_is_explicit():
     from prunepeft.peft.units import UNIT_TYPES
 
-    assert list(UNIT_TYPES) == ["lora", "dora", "adapter", "houlsby"]
+    # the built-ins' relative order (membership, not the full list: a new type must not break this)
+    assert [n for n in UNIT_TYPES if n in ("lora", "dora", "adapter", "houlsby")] == ["lora", "dora", "adapter", "houlsby"]
 
 
 @pytest.mark.parametrize("order", [("prunepeft.peft.units.lora", "prunepeft.peft", "prunepeft.pruning"),
@@ -120,7 +121,8 @@ def test_layers_import_in_any_order(order):
     code = "; ".join(f"import {m}" for m in order) + "; from prunepeft.peft import UNIT_TYPES; print(list(UNIT_TYPES))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['lora', 'dora', 'adapter', 'houlsby']"
+    built_ins = ["lora", "dora", "adapter", "houlsby"]
+    assert [n for n in ast.literal_eval(out.stdout.strip()) if n in built_ins] == built_ins
 
 
 # -- packages: folders (and loose modules) of prunepeft/ as nodes ---------------------------------
