@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from prunepeft.run import outputs
+
 COMMON = ["model=minilm_l6", "train=cpu", "train.progress=false", "seed=1"]
 TASKS = {
     # RTE: 2,490 train examples at length 128 (~9 examples/s with LoRA on 2 cores): one epoch.
@@ -54,9 +56,9 @@ def report(arms: list[str]) -> str:
             "|---|---|---|---|---|---|---|---|"]
     for arm in arms:
         run_dir = OUT / arm
-        if not (run_dir / "DONE").exists():
+        if not (run_dir / outputs.DONE).exists():
             continue
-        s = json.loads((run_dir / "summary.json").read_text())
+        s = json.loads((run_dir / outputs.SUMMARY).read_text())
         metric = s["primary"]["metric"]
         best = s["best_metrics"][s["primary"]["split"]][metric]
         lr = s["lr"]

@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import signal_study as s  # noqa: E402  (one runner, one results layout, one set of statistics)
+from prunepeft.run import outputs  # noqa: E402 - the run-file names
 from prunepeft.report.signal import bootstrap_ci, mean_sd  # noqa: E402
 
 STUDY = "confirm_cpu"
@@ -80,7 +81,7 @@ def lora_jobs(seeds: list[int]) -> list[tuple]:
     """Stage B's uniform LoRA at each hybrid run's parameter count (after the hybrid runs exist)."""
     out = []
     for seed in seeds:
-        hyb = s.RESULTS / STUDY / f"hybrid-s{seed}" / "summary.json"
+        hyb = s.RESULTS / STUDY / f"hybrid-s{seed}" / outputs.SUMMARY
         if hyb.exists():
             params = json.loads(hyb.read_text())["params"]["peft"]
             out.append((STUDY, "uniform_lora_eqparams", seed, "baseline",

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from prunepeft.run import outputs
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -60,10 +62,10 @@ def outcome(run_dir: Path) -> dict:
     """What must not depend on where the run was killed."""
     from prunepeft.run.io import read_json
 
-    rounds = [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]  # strict: all parse
-    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
-    summary = read_json(run_dir / "summary.json")
-    return {"found": read_json(run_dir / "found_config.json"), "metrics": summary["metrics"],
+    rounds = [json.loads(line) for line in (run_dir / outputs.ROUNDS).read_text().splitlines()]  # strict: all parse
+    events = [json.loads(line) for line in (run_dir / outputs.EVENTS).read_text().splitlines()]
+    summary = read_json(run_dir / outputs.SUMMARY)
+    return {"found": read_json(run_dir / outputs.FOUND_CONFIG), "metrics": summary["metrics"],
             "primary": summary["primary"], "removed": [r["removed"] for r in rounds],
             "rounds": summary["search"]["rounds"], "events_parse": bool(events)}
 
@@ -87,13 +89,13 @@ def main() -> None:
     ref = work / "ref"
     assert attempt([*args, f"hydra.run.dir={ref}"]) == 0, "the uninterrupted run failed"
     expected = outcome(ref)
-    n_events = len((ref / "events.jsonl").read_text().splitlines())
-    saves = json.loads((ref / "checkpoint" / "state.json").read_text())["generation"]
+    n_events = len((ref / outputs.EVENTS).read_text().splitlines())
+    saves = json.loads((ref / outputs.CHECKPOINT / outputs.CHECKPOINT_STATE).read_text())["generation"]
     ref_s = time.time() - started
     print(f"reference: {n_events} events, {saves} checkpoint saves, {expected['rounds']} rounds, {ref_s:.1f} s")
 
     # Event kills cycle over the phases (warm-up, rounds, retrain) so each is hit; n is random within it.
-    phases = [json.loads(line)["phase"] for line in (ref / "events.jsonl").read_text().splitlines()]
+    phases = [json.loads(line)["phase"] for line in (ref / outputs.EVENTS).read_text().splitlines()]
     groups = {"warmup": [], "rounds": [], "retrain": []}
     for n, phase in enumerate(phases, start=1):
         groups["rounds" if phase.startswith("round") else phase].append(n)

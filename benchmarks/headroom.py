@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cpu_stage_b as stage_b  # noqa: E402  (stage B's recipe: one runner, one results layout)
 import study_runner as runner  # noqa: E402
 
+from prunepeft.run import outputs
+
 STUDY = "headroom"
 HERE = runner.RESULTS / STUDY
 SOURCE = runner.RESULTS / stage_b.STUDY  # confirm_cpu: hybrid's found configurations and the uniform baseline
@@ -73,7 +75,7 @@ def feasible(target: int, layers: int, params: dict[str, int]) -> list[tuple[tup
 
 def draws(seed: int, n: int) -> list[dict]:
     """The first n of a seeded permutation of the feasible sets of this seed: [{"units", "params"}]."""
-    hybrid = json.loads((SOURCE / f"hybrid-s{seed}" / "found_config.json").read_text())
+    hybrid = json.loads((SOURCE / f"hybrid-s{seed}" / outputs.FOUND_CONFIG).read_text())
     templates = unit_templates()
     params = {t: templates[t]["params"] for t in TYPES}
     options = feasible(int(hybrid["params"]["peft"]), int(hybrid["num_layers"]), params)
@@ -86,7 +88,7 @@ def draws(seed: int, n: int) -> list[dict]:
 
 def found_config(seed: int, units: list[str]) -> dict:
     """A found_config.json holding `units`, with the hybrid's model fields and the template sizes."""
-    hybrid = json.loads((SOURCE / f"hybrid-s{seed}" / "found_config.json").read_text())
+    hybrid = json.loads((SOURCE / f"hybrid-s{seed}" / outputs.FOUND_CONFIG).read_text())
     templates = unit_templates()
     kept = {(int(u.split(":")[0]), u.split(":")[1]) for u in units}
     layers = [{"layer": layer, "units": [{"type": t, "sizes": templates[t]["sizes"], "params": templates[t]["params"]}
@@ -106,7 +108,7 @@ def write_draws(seed: int, n: int) -> list[tuple[str, str]]:
     picked = draws(seed, n)
     for j, d in enumerate(picked):
         arm = f"env{j:02d}"
-        dest = folder / arm / "found_config.json"
+        dest = folder / arm / outputs.FOUND_CONFIG
         dest.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(found_config(seed, d["units"]), indent=2) + "\n"
         if dest.exists() and dest.read_text() != text:
@@ -123,7 +125,7 @@ def copy_references(seeds: list[int]) -> None:
     for seed in seeds:
         for arm in REFERENCES:
             src, dest = SOURCE / f"{arm}-s{seed}", HERE / f"{arm}-s{seed}"
-            if (src / "summary.json").exists() and not dest.exists():
+            if (src / outputs.SUMMARY).exists() and not dest.exists():
                 shutil.copytree(src, dest)
                 (dest / "copied_from.txt").write_text(f"benchmarks/results/{stage_b.STUDY}/{arm}-s{seed}\n")
 

@@ -34,6 +34,7 @@ from prunepeft.analysis.rule_grid import (  # noqa: E402
 )
 from prunepeft.pruning.scoring import CriterionScores  # noqa: E402
 from prunepeft.report.signal import bootstrap_ci, mean_ci  # noqa: E402
+from prunepeft.run import outputs  # noqa: E402 - the run-file names
 
 # Draws of the `permuted` and `random` assignments per round: the 100 (offline they cost no
 # masked pass; the in-run grid keeps rule_grid.DRAWS = 5).
@@ -110,10 +111,10 @@ def main() -> None:
     rounds = 0
     for arm in args.arms:
         for run in sorted((ROOT / "benchmarks" / "results" / args.study).glob(f"{arm}-s*")):
-            cfg = json.loads((run / "run.json").read_text())["config"]
-            num_layers = json.loads((run / "found_config.json").read_text())["num_layers"]
+            cfg = json.loads((run / outputs.RUN_JSON).read_text())["config"]
+            num_layers = json.loads((run / outputs.FOUND_CONFIG).read_text())["num_layers"]
             run_cells: dict[str, list[float]] = {}
-            for line in (run / "rounds.jsonl").read_text().splitlines():
+            for line in (run / outputs.ROUNDS).read_text().splitlines():
                 row = json.loads(line)
                 if "diagnostics" not in row or row.get("combined", {}).get("method") != "paper":
                     continue

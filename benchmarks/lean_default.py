@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from prunepeft.report.signal import mean_ci
+from prunepeft.run import outputs  # noqa: E402 - the run-file names
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -88,7 +89,7 @@ def candidate_name(task: str, epochs: int, lr: float | None, seed: int) -> str:
 
 
 def learned(task: str, epochs: int, lr: float | None, seed: int, root: Path = WARMUP) -> bool | None:
-    path = root / candidate_name(task, epochs, lr, seed) / "warmup.json"
+    path = root / candidate_name(task, epochs, lr, seed) / outputs.WARMUP
     if not path.exists():
         return None
     return bool(json.loads(path.read_text())["learning"]["learned"])
@@ -112,7 +113,7 @@ def decide_warmup(root: Path = WARMUP) -> dict:
 def _run(task: str, epochs: int, lr: float | None, seed: int, args) -> str:
     name = candidate_name(task, epochs, lr, seed)
     dest = WARMUP / name
-    if (dest / "warmup.json").exists():
+    if (dest / outputs.WARMUP).exists():
         return f"{name}: committed"
     work = Path(args.work) / name
     shutil.rmtree(work, ignore_errors=True)
@@ -122,10 +123,10 @@ def _run(task: str, epochs: int, lr: float | None, seed: int, args) -> str:
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     started = time.time()
     subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if not (work / "warmup.json").exists():
+    if not (work / outputs.WARMUP).exists():
         return f"{name}: FAILED"
     dest.mkdir(parents=True, exist_ok=True)
-    for f in ("warmup.json", "run.json"):
+    for f in (outputs.WARMUP, outputs.RUN_JSON):
         shutil.copy(work / f, dest / f)
     return f"{name}: {time.time() - started:.0f}s learned={learned(task, epochs, lr, seed)}"
 

@@ -39,9 +39,7 @@ def measure(model_name: str, batch: int, length: int, mode: str, threads: int, o
     """One setting in this process: the estimate and one measurement (`rss` or `tensor`)."""
     import torch
 
-    sys.path.insert(0, "tests")
-    from conftest import compose_config
-
+    from prunepeft.config.compose import compose_config
     from prunepeft.models import get_family, load_backbone
     from prunepeft.peft import Supernet, UnitSizes
     from prunepeft.commands.memory import estimate_for_run

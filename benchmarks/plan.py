@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from prunepeft.run import outputs
+
 REPO = Path(__file__).resolve().parents[1]
 MK = REPO / "make" / "tables.mk"
 SCALES = ("smoke", "cpu", "gpu", "paper")
@@ -111,7 +113,7 @@ def measured_runs(roots: list[Path]) -> list[dict]:
     """Finished runs' keys and wall_s from run.json under `roots` (committed results, local outputs)."""
     out = []
     for root in roots:
-        for path in sorted(root.rglob("run.json")) if root.is_dir() else []:
+        for path in sorted(root.rglob(outputs.RUN_JSON)) if root.is_dir() else []:
             try:
                 info = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):

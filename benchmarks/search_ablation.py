@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from prunepeft.run import outputs
+
 COMMON = ["task=sst2", "model=minilm_l6", "train=cpu", "train.max_length=64", "data.train_subset=2000",
           "budget.percent=0.75", "train.progress=false"]
 SEARCH = ["search.fidelity=low", "search.warmup.subset=512", "search.k=4", "search.retrain_epochs=2"]
@@ -52,8 +54,8 @@ def run_arm(arm: str, seed: int) -> Path:
 
 
 def _load(run_dir: Path) -> dict | None:
-    path = run_dir / "summary.json"
-    return json.loads(path.read_text()) if (run_dir / "DONE").exists() else None
+    path = run_dir / outputs.SUMMARY
+    return json.loads(path.read_text()) if (run_dir / outputs.DONE).exists() else None
 
 
 def _fmt(values: list[float]) -> str:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rules_study import (RULES_SEEDS, choose_rule, grid_phase, grid_table,  # noqa: E402,F401  (rule_arm:
                          rule_arm, rules_phase)  # stage B's arm for the adopted rule, re-exported)
 from study_runner import ROOT, RESULTS, _arm, accuracy, load_runs, paired, run_many  # noqa: E402
+from prunepeft.run import outputs  # noqa: E402 - the run-file names
 from prunepeft.report.signal import fisher_mean, mde, mean_ci  # noqa: E402  (one implementation of the statistics)
 
 SEARCH = ["search.diagnostics.enabled=true", "search.retrain_epochs=2"]
@@ -128,7 +129,7 @@ def evidence_phase(args, winner: str) -> None:
             primary += [name, f"single_{best}"]
         lora = []
         for s in block:
-            hyb = RESULTS / "evidence" / f"hybrid-s{s}" / "summary.json"
+            hyb = RESULTS / "evidence" / f"hybrid-s{s}" / outputs.SUMMARY
             if hyb.exists():
                 params = json.loads(hyb.read_text())["params"]["peft"]
                 lora.append(("evidence", "uniform_lora_eqparams", s, "baseline",
@@ -158,7 +159,7 @@ def descriptive_phase(args, winner: str) -> None:
     run_many(jobs, args)
     lora = []
     for s in range(1, 6):
-        hyb = RESULTS / "evidence_cola" / f"hybrid-s{s}" / "summary.json"
+        hyb = RESULTS / "evidence_cola" / f"hybrid-s{s}" / outputs.SUMMARY
         if hyb.exists():
             params = json.loads(hyb.read_text())["params"]["peft"]
             lora.append(("evidence_cola", "uniform_lora_eqparams", s, "baseline",

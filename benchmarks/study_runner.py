@@ -20,9 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from prunepeft.report.signal import mean_ci  # noqa: E402  (one implementation of the statistics)
+from prunepeft.run import outputs  # noqa: E402 - the run-file names
 
 RESULTS = ROOT / "benchmarks" / "results"
-SMALL_FILES = ("run.json", "summary.json", "found_config.json", "warmup.json", "rounds.jsonl", "DONE")
+SMALL_FILES = (outputs.RUN_JSON, outputs.SUMMARY, outputs.FOUND_CONFIG, outputs.WARMUP, outputs.ROUNDS, outputs.DONE)
 
 COMMON = ["task=sst2", "model=minilm_l6", "train=cpu", "train.max_length=64", "data.train_subset=2000",
           "data.heldout=5000", "budget.percent=0.75", "train.progress=false"]
@@ -42,11 +43,11 @@ def run_one(study: str, arm: str, seed: int, command: str, overrides: list[str],
     """Run one (arm, seed) unless its results are committed; return its summary (None on failure)."""
     dest = RESULTS / study / f"{arm}-s{seed}"
     record = {"command": command, "overrides": overrides}
-    if (dest / "summary.json").exists():
+    if (dest / outputs.SUMMARY).exists():
         old = json.loads((dest / "overrides.json").read_text())
         if old != record:
             raise SystemExit(f"{dest} holds a run with other overrides: {old} != {record}; remove it or rename the arm")
-        return json.loads((dest / "summary.json").read_text())
+        return json.loads((dest / outputs.SUMMARY).read_text())
     work = Path(args.work) / study / f"{arm}-s{seed}"
     cmd = [args.python, "-m", "prunepeft.cli", command, *_arm(COMMON + overrides, **dict(o.split("=", 1) for o in args.extra)),
            f"seed={seed}", f"hydra.run.dir={work}"]
@@ -59,7 +60,7 @@ def run_one(study: str, arm: str, seed: int, command: str, overrides: list[str],
     except subprocess.TimeoutExpired:
         print(f"TIMEOUT {study}/{arm}-s{seed} after {args.run_timeout}s", file=sys.stderr, flush=True)
         return None
-    if proc.returncode != 0 or not (work / "summary.json").exists():
+    if proc.returncode != 0 or not (work / outputs.SUMMARY).exists():
         print(f"FAILED {study}/{arm}-s{seed} ({proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr, flush=True)
         return None
     print(f"{study}/{arm}-s{seed}: {time.time() - started:.0f}s", file=sys.stderr, flush=True)
@@ -69,10 +70,10 @@ def run_one(study: str, arm: str, seed: int, command: str, overrides: list[str],
 def _finished_with(work: Path, argv: list[str]) -> bool:
     """A finished run in `work` whose recorded command line is `argv` (run.json's argv)."""
     try:
-        run = json.loads((work / "run.json").read_text())
+        run = json.loads((work / outputs.RUN_JSON).read_text())
     except (OSError, ValueError):
         return False
-    return (work / "summary.json").exists() and run.get("status") == "done" and run.get("argv", [])[1:] == argv
+    return (work / outputs.SUMMARY).exists() and run.get("status") == "done" and run.get("argv", [])[1:] == argv
 
 
 def _collect(work: Path, dest: Path, record: dict) -> dict:
@@ -82,7 +83,7 @@ def _collect(work: Path, dest: Path, record: dict) -> dict:
         if (work / name).exists():
             shutil.copy2(work / name, dest / name)
     (dest / "overrides.json").write_text(json.dumps(record, indent=1) + "\n")
-    return json.loads((dest / "summary.json").read_text())
+    return json.loads((dest / outputs.SUMMARY).read_text())
 
 
 def run_many(jobs: list[tuple], args) -> list:
@@ -101,11 +102,11 @@ def load_runs(study: str) -> dict[str, dict[int, dict]]:
     """{arm: {seed: {"summary":…, "rounds": […], "warmup": …}}} of the committed runs."""
     out: dict[str, dict[int, dict]] = {}
     for d in sorted((RESULTS / study).glob("*-s*")):
-        if not (d / "summary.json").exists():
+        if not (d / outputs.SUMMARY).exists():
             continue
         arm, seed = d.name.rsplit("-s", 1)
-        rounds = [json.loads(x) for x in (d / "rounds.jsonl").read_text().splitlines()] if (d / "rounds.jsonl").exists() else []
-        out.setdefault(arm, {})[int(seed)] = {"summary": json.loads((d / "summary.json").read_text()), "rounds": rounds}
+        rounds = [json.loads(x) for x in (d / outputs.ROUNDS).read_text().splitlines()] if (d / outputs.ROUNDS).exists() else []
+        out.setdefault(arm, {})[int(seed)] = {"summary": json.loads((d / outputs.SUMMARY).read_text()), "rounds": rounds}
     return out
 
 

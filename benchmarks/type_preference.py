@@ -31,7 +31,7 @@ from prunepeft.data import stratified_subset  # noqa: E402
 from prunepeft.pruning.criteria import HYBRID_CRITERIA, CriterionContext  # noqa: E402
 from prunepeft.pruning.phases import run_round  # noqa: E402
 from prunepeft.pruning.scoring import score_snapshot  # noqa: E402
-from prunepeft.pruning.search import _build_supernet  # noqa: E402
+from prunepeft.pruning.search import build_supernet  # noqa: E402
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -60,7 +60,7 @@ def one_supernet(base: list[str], condition: str, seed: int, examples: int) -> d
     """Statistics of one seeded supernet under `condition`, scored with and without type_norm."""
     lr = ["train.lr_peft=0", "train.lr_head=0"] if condition == "untrained" else []
     cfg = compose_config("search", [*base, *lr, f"seed={seed}"])
-    supernet, tokenizer, data = _build_supernet(cfg)
+    supernet, tokenizer, data = build_supernet(cfg)
     rows = stratified_subset(data.train, examples, seed, "labels", False)
     if condition == "shuffled":
         labels = np.random.default_rng(seed).permutation(np.asarray(rows["labels"]))

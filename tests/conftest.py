@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 
-from prunepeft.config.schema import register_configs
+from prunepeft.config.compose import compose_config  # noqa: F401 - the tests' compose is the package's
 from prunepeft.plugins import load as load_plugins
 
 load_plugins()  # the built-in arms (and any installed plug-in), as the commands load them
@@ -30,16 +28,6 @@ def glue_dir() -> Path:
     if not (GLUE_DIR / "rte" / "train.parquet").exists():
         pytest.skip(f"real GLUE data not found at {GLUE_DIR}")
     return GLUE_DIR
-
-
-def compose_config(command: str, overrides: list[str] | None = None):
-    """Compose `conf/<command>.yaml` with overrides, exactly as the CLI would (minus Hydra's run)."""
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="prunepeft.conf", version_base="1.3"):
-        cfg = compose(config_name=command, overrides=list(overrides or []), return_hydra_config=False)
-    GlobalHydra.instance().clear()
-    return cfg
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ import torch
 from prunepeft.data import build_task_data
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.phases import train_supernet
-from prunepeft.pruning.search import _build_supernet
+from prunepeft.pruning.search import build_supernet
 
 
 def _train(cfg, checkpointing: bool):
     cfg.train.gradient_checkpointing = checkpointing
-    supernet, tokenizer, _ = _build_supernet(cfg)
+    supernet, tokenizer, _ = build_supernet(cfg)
     data = build_task_data(cfg, tokenizer)
     collector = StatisticsCollector(supernet, {"grad", "taylor", "activation"})
     grads = {}

@@ -119,14 +119,14 @@ def test_warmup_starts_from_the_rounds_initialisation(reinit, expected, compose_
     from conftest import tiny_overrides_for
 
     from prunepeft.pruning.phases import run_warmup, warmup_init
-    from prunepeft.pruning.search import _build_supernet
+    from prunepeft.pruning.search import build_supernet
     from prunepeft.train.callbacks import Callback
 
     cfg = compose_cfg("search", tiny_overrides_for(glue_dir) + [f"search.reinit={reinit}", "search.warmup.epochs=1",
                                                                  "search.warmup.snapshots=1"])
     assert warmup_init(cfg.search) == expected
-    net, tokenizer, data = _build_supernet(cfg)
-    reference, _, _ = _build_supernet(cfg)
+    net, tokenizer, data = build_supernet(cfg)
+    reference, _, _ = build_supernet(cfg)
     reference.reinit(reference.unit_ids(), expected, generator(int(cfg.seed)))
     seen: dict = {}
 

@@ -61,7 +61,7 @@ FIDELITIES = ("high", "low")
 WARMUP_INITS = ("paper", "standard")
 
 
-def _build_supernet(cfg: DictConfig, run: RunDir | None = None) -> tuple[Supernet, Any, Any]:
+def build_supernet(cfg: DictConfig, run: RunDir | None = None) -> tuple[Supernet, Any, Any]:
     """Step 1: a fresh backbone (seeded) with every unit of the search space in every layer, and the data.
 
     With `backbone_prune.enabled` the backbone is first pruned (estimated once, then re-pruned from
@@ -136,7 +136,7 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None,
     state = SearchState.load(ckpt)
 
     # -- 1. Supernet, data, budget B ------------------------------------------------------------
-    supernet, tokenizer, data = _build_supernet(cfg, run)
+    supernet, tokenizer, data = build_supernet(cfg, run)
     budget, prunable = budget_of(supernet, strategy, s)
     # -- 2. Partitions, fixed once from L ------------------------------------------------------
     partition = Partition(supernet.num_layers, s.partition_cuts)
