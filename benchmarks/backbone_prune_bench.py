@@ -169,6 +169,7 @@ def memory_arm(args) -> None:
     from the safetensors file (resident once touched, in the forward), the pruned ones are copies.
     """
     from prunepeft.data import build_task_data
+    from prunepeft.config.typed import DataSettings
     from prunepeft.arms.backbone_prune import KeptStructures
 
     cfg = compose(args.seeds[0], args)
@@ -178,7 +179,7 @@ def memory_arm(args) -> None:
     from prunepeft.models.loading import resolve_source
 
     tok = AutoTokenizer.from_pretrained(resolve_source(cfg.model))  # no model loaded before `before`
-    data = build_task_data(cfg, tok)
+    data = build_task_data(DataSettings.from_config(cfg), tok)
     batch = fixed_batch(data, tok, int(cfg.train.batch_size))
     before = _rss_bytes()
     net, _ = lora_model(cfg, kept, seed=0)
@@ -250,6 +251,7 @@ def main() -> None:
         memory_arm(args)
         return
 
+    from prunepeft.config.typed import DataSettings
     from prunepeft.data import build_task_data
     from prunepeft.models import load_backbone
     from prunepeft.arms.backbone_prune import estimation_steps
@@ -261,7 +263,7 @@ def main() -> None:
     for seed in args.seeds:
         cfg = compose(seed, args)
         _, tok = load_backbone(cfg.model, int(cfg.task.num_labels), seed)
-        data = build_task_data(cfg, tok)
+        data = build_task_data(DataSettings.from_config(cfg), tok)
         t0 = time.time()
         kept = backbone_stage.estimate(cfg, data.train)
         est_s = time.time() - t0

@@ -233,7 +233,7 @@ def evaluate(run: str | os.PathLike, task: str | Any | None = None, split: str |
 
     loaded = open_run(run)
     cfg = loaded.config
-    task_cfg = resolve_task(cfg, task)
+    task_cfg = resolve_task(cfg.task, task)
     split = split or str(task_cfg.eval_splits[0])
     splits = [str(task_cfg.train_split), *map(str, task_cfg.eval_splits)]
     if split not in splits:
@@ -256,7 +256,7 @@ def task_names() -> list[str]:
                   if p.name.endswith(".yaml"))
 
 
-def resolve_task(cfg: DictConfig, task: str | Any | None) -> DictConfig:
+def resolve_task(run_task: DictConfig, task: str | Any | None) -> DictConfig:
     """The run's task config, or another task: a name (`conf/task/<task>.yaml`) or a task config.
 
     Raises:
@@ -268,16 +268,16 @@ def resolve_task(cfg: DictConfig, task: str | Any | None) -> DictConfig:
     from prunepeft.errors import check_choice
 
     name = None if task is None else str(task) if isinstance(task, str) else str(task.name)
-    if name is None or name == str(cfg.task.name):
-        return cfg.task
+    if name is None or name == str(run_task.name):
+        return run_task
     if isinstance(task, str):
         check_choice("task", name, task_names())
         task = OmegaConf.create(resources.files("prunepeft.conf").joinpath("task", f"{name}.yaml")
                                 .read_text(encoding="utf-8"))
     other = OmegaConf.merge(OmegaConf.structured(TaskConfig), task)
-    if int(other.num_labels) != int(cfg.task.num_labels):
-        raise UserError(f"task={task!r} has {other.num_labels} labels but the run's head ({cfg.task.name}) has "
-                        f"{cfg.task.num_labels}; evaluate on a task with the same labels")
+    if int(other.num_labels) != int(run_task.num_labels):
+        raise UserError(f"task={task!r} has {other.num_labels} labels but the run's head ({run_task.name}) has "
+                        f"{run_task.num_labels}; evaluate on a task with the same labels")
     return other
 
 

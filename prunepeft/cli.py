@@ -122,7 +122,6 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
         GlobalHydra.instance().clear()
     # The command's own cheap checks (unknown method, strategy, budget ...) before any directory exists.
     check = getattr(importlib.import_module(f"prunepeft.commands.{command}"), "validate", None)
-    from prunepeft.run.record import check_names  # names that become paths: nothing outside the output root
 
     refused = []
     for trial, cfg in zip(trials, configs):
@@ -256,6 +255,30 @@ def _complete(args: list[str]) -> None:
         command = "search"  # any app prints the same install/uninstall script, bound to `prunepeft`
     sys.argv = ["prunepeft", "-sc", *args]
     _hydra_app(command)()
+
+
+# The config keys whose values become directory or file names of a run (conf/*.yaml hydra.run.dir,
+# the experiment presets' run names, the export's default name): checked before Hydra makes a directory.
+NAME_KEYS = ("task.name", "model.name", "strategy.name", "method", "extra.source")
+
+
+def check_names(cfg: Any) -> None:
+    """`check_plain_name` for every key of `NAME_KEYS` that `cfg` (a DictConfig) sets.
+
+    Raises:
+        UserError: the first key whose value is not a plain name.
+    """
+    from omegaconf import OmegaConf
+
+    from prunepeft.run.record import check_plain_name
+
+    for key in NAME_KEYS:
+        try:
+            value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        except Exception:  # noqa: BLE001 - an interpolation that cannot resolve yet: not a name to check
+            continue
+        if value is not None and not OmegaConf.is_config(value):
+            check_plain_name(key, value)
 
 
 def main(argv: list[str] | None = None) -> None:

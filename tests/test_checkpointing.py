@@ -11,6 +11,8 @@ import math
 import torch
 
 from prunepeft.data import build_task_data
+
+from prunepeft.config.typed import DataSettings
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.phases import train_supernet
 from prunepeft.pruning.search import build_supernet
@@ -19,7 +21,7 @@ from prunepeft.pruning.search import build_supernet
 def _train(cfg, checkpointing: bool):
     cfg.train.gradient_checkpointing = checkpointing
     supernet, tokenizer, _ = build_supernet(cfg)
-    data = build_task_data(cfg, tokenizer)
+    data = build_task_data(DataSettings.from_config(cfg), tokenizer)
     collector = StatisticsCollector(supernet, {"grad", "taylor", "activation"})
     grads = {}
 

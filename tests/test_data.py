@@ -9,6 +9,7 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from prunepeft.config.schema import TaskConfig
+from prunepeft.config.typed import DataSettings
 from prunepeft.data import (
     build_task_data,
     load_raw_splits,
@@ -242,13 +243,13 @@ def test_loader_dynamic_padding_and_seeded_shuffle(glue_dir, tok):
 # ---------------------------------------------------------------- build_task_data
 def test_build_task_data_rte_slice(glue_dir, tok, tiny_overrides, compose_cfg):
     cfg = compose_cfg("baseline", tiny_overrides)
-    data = build_task_data(cfg, tok)
+    data = build_task_data(DataSettings.from_config(cfg), tok)
     assert (len(data.train), len(data.evals["validation"]), data.train_size_full) == (64, 32, 2490)
     assert Counter(_labels(data.train, "labels").tolist()) == {0: 32, 1: 32}
     assert max(len(x) for x in data.train["input_ids"]) <= cfg.train.max_length
-    other = build_task_data(compose_cfg("baseline", tiny_overrides + ["seed=7"]), tok)
+    other = build_task_data(DataSettings.from_config(compose_cfg("baseline", tiny_overrides + ["seed=7"])), tok)
     assert data.train["input_ids"] != other.train["input_ids"]
-    frac = build_task_data(compose_cfg("baseline", tiny_overrides + ["data.train_subset=0.1"]), tok)
+    frac = build_task_data(DataSettings.from_config(compose_cfg("baseline", tiny_overrides + ["data.train_subset=0.1"])), tok)
     assert len(frac.train) == 249
 
 
@@ -260,7 +261,7 @@ def test_build_task_data_mnli_three_classes(tmp_path, tok, compose_cfg):
                       "label": [i % 3 for i in range(n)], "idx": list(range(n))}).to_parquet(tmp_path / "mnli" / f"{split}.parquet")
     cfg = compose_cfg("baseline", ["model=tiny_bert", "task=mnli", "train=test", f"data.dir={tmp_path}",
                                       "data.train_subset=12", "data.eval_subset=0.5"])
-    data = build_task_data(cfg, tok)
+    data = build_task_data(DataSettings.from_config(cfg), tok)
     assert Counter(_labels(data.train, "labels").tolist()) == {0: 4, 1: 4, 2: 4}
     assert list(data.evals) == ["validation_matched", "validation_mismatched"]
     assert all(len(ds) == 15 for ds in data.evals.values())
@@ -269,4 +270,4 @@ def test_build_task_data_mnli_three_classes(tmp_path, tok, compose_cfg):
 def test_build_task_data_missing_dir(tmp_path, tok, compose_cfg):
     cfg = compose_cfg("baseline", ["model=tiny_bert", "task=rte", f"data.dir={tmp_path / 'absent'}"])
     with pytest.raises(UserError, match="does not exist"):
-        build_task_data(cfg, tok)
+        build_task_data(DataSettings.from_config(cfg), tok)

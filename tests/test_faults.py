@@ -555,7 +555,7 @@ def test_plain_names_accept_the_shipped_names():
     from prunepeft.config.compose import compose_config
 
     cfg = compose_config("search", ["task=rte", "model=tiny_bert", "train=test"])
-    runs.check_names(cfg)
+    cli.check_names(cfg)
     for good in ("rte", "roberta_large", "qwen2.5-0.5b", "Llama-3-8B"):
         runs.check_plain_name("model.name", good)
 

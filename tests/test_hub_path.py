@@ -24,6 +24,7 @@ from datasets import Dataset
 
 from prunepeft.data.glue import load_raw_splits
 from prunepeft.data.task_data import build_task_data
+from prunepeft.config.typed import DataSettings
 from prunepeft.errors import UserError
 from prunepeft.models import loading
 from prunepeft.models.tiny import build_tiny
@@ -181,7 +182,7 @@ def test_offline_hub_glue_from_datasets_arrow_cache(glue_dir, tmp_path, offline_
 
     # The whole data step of a run (prunepeft.data: subsets, tokenisation) on those rows.
     _, tokenizer = build_tiny(cfg.model, 2, seed=0)
-    task_data = build_task_data(cfg, tokenizer)
+    task_data = build_task_data(DataSettings.from_config(cfg), tokenizer)
     assert task_data.train_size_full == 2490
     assert len(task_data.train) == 64 and set(task_data.evals) == {"validation"}
     assert len(task_data.evals["validation"]) == 32

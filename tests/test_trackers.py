@@ -26,7 +26,7 @@ def _search(glue_dir: Path, run_dir: Path, logger: str, *extra: str) -> dict:
     from conftest import compose_config, tiny_overrides_for
 
     cfg = compose_config("search", [*tiny_overrides_for(glue_dir), *SEARCH, f"logger={logger}", *extra])
-    with session(cfg, run_dir):
+    with session(cfg.logger, run_dir):
         return search_cmd.run(cfg, run_dir)
 
 
@@ -173,7 +173,7 @@ def test_no_tracker_by_default_and_missing_library_is_a_user_error(glue_dir, com
 
     cfg = compose_cfg("search", tiny_overrides_for(glue_dir))
     assert cfg.logger.name == "none"
-    with session(cfg, Path("/nonexistent")) as recorder:
+    with session(cfg.logger, Path("/nonexistent")) as recorder:
         assert recorder is None
     import importlib.util
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from prunepeft.run import outputs
-from prunepeft.commands.common import log_banner, run_in_hydra
+from prunepeft.commands.common import log_banner, run_in_hydra, tolerant
 from prunepeft.plugins import load as load_plugins
 from prunepeft.commands.display import print_result
 from prunepeft.config.schema import register_configs
@@ -27,7 +27,6 @@ from prunepeft.run.io import read_json
 from prunepeft.run.progress import EpochLogger, log_final
 from prunepeft.pruning.budget import budget_params
 from prunepeft.run.record import RunDir
-from prunepeft.run.sweep import tolerant
 from prunepeft.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -181,6 +180,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     validate(cfg)
     # Heavy imports after the cheap checks (a typo in `method` fails instantly).
     from prunepeft.data import build_task_data
+    from prunepeft.config.typed import DataSettings
     from prunepeft.models.families import get_family
     from prunepeft.models.loading import load_backbone
     from prunepeft.arms import backbone_stage
@@ -192,7 +192,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     family = get_family(cfg.model.family)
     model, tokenizer = load_backbone(cfg.model, cfg.task.num_labels, cfg.seed)
     backbone_stage.reprune_found(model, family, cfg)  # method=found on a pruned search: prune the same way
-    data = build_task_data(cfg, tokenizer)
+    data = build_task_data(DataSettings.from_config(cfg), tokenizer)
     model, groups, params, supernet = prepare(cfg, model, family)
     log.info("baseline %s on %s (%s): %d train examples, eval %s; trainable %s", cfg.method, cfg.task.name,
              cfg.model.name, len(data.train), {k: len(v) for k, v in data.evals.items()}, params)

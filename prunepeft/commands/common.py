@@ -160,10 +160,10 @@ def run_in_hydra(fn: Callable[[DictConfig, Path], Any], cfg: DictConfig) -> Any:
 
     In a multirun nothing a job finds wrong calls `sys.exit` (a SystemExit escapes Hydra's
     launchers and ends the whole sweep): the pre-run checks raise, and the job, checks included,
-    runs under `sweep.run_job_tolerant`, which logs the error and returns `JobFailed` (the sweep
+    runs under `run_job_tolerant`, which logs the error and returns `JobFailed` (the sweep
     summary lists it as failed; the CLI exits 2 at the end). Ctrl-C / SIGTERM still end the sweep.
     """
-    from prunepeft.run.sweep import in_multirun, run_job_tolerant
+    from prunepeft.run.sweep import in_multirun
 
     if in_multirun():
         with _fault_exits(), _signals_interrupt():
@@ -184,7 +184,7 @@ def _run_checked(fn: Callable[[DictConfig, Path], Any], cfg: DictConfig, run_dir
     distributed.setup()  # joins the process group of a `torchrun` launch (else a no-op)
     if OmegaConf.select(cfg, "command", default=None) in RUN_COMMANDS:
         check_run_inputs(cfg)
-        with guard_run(run_dir, cfg), session(cfg, run_dir, distributed.is_main()):
+        with guard_run(run_dir, cfg), session(OmegaConf.select(cfg, "logger", default=None), run_dir, distributed.is_main()):
             return fn(cfg, run_dir)
     return fn(cfg, run_dir)
 
@@ -274,3 +274,36 @@ def log_memory_estimate(command: str, cfg: Any) -> None:
         return
     if estimate is not None:
         banner_log.info("%s", estimate.describe())
+
+
+def run_job_tolerant(fn, cfg: DictConfig, run_dir: Path) -> Any:
+    """Run one multirun job; on failure log it and return `JobFailed` so the other jobs still run.
+
+    A UserError is one line (`error: ...`); anything else is logged with its traceback. Ctrl-C and
+    SIGTERM (BaseException) still end the sweep.
+    """
+    from prunepeft.run.sweep import JobFailed
+
+    try:
+        return fn(cfg, run_dir)
+    except UserError as err:
+        log.error("error: %s (job %s)", err, run_dir)
+        return JobFailed(str(err))
+    except Exception as err:  # a crash of one job must not lose the other jobs
+        log.exception("job %s failed", run_dir)
+        return JobFailed(f"{type(err).__name__}: {err}")
+
+
+def tolerant(fn):
+    """`fn(cfg, run_dir)` that, inside a multirun, returns `JobFailed` instead of raising."""
+    def wrapped(cfg: DictConfig, run_dir: Path) -> Any:
+        return run_job_tolerant(fn, cfg, run_dir) if _in_multirun() else fn(cfg, run_dir)
+
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
+
+
+def _in_multirun() -> bool:
+    from prunepeft.run.sweep import in_multirun
+
+    return in_multirun()

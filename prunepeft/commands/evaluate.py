@@ -42,7 +42,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
 
     validate(cfg)
     run_cfg = load_run_config(cfg.run)
-    task_cfg = resolve_task(run_cfg, cfg.task)
+    task_cfg = resolve_task(run_cfg.task, cfg.task)
     task, split = str(task_cfg.name), str(cfg.split or task_cfg.eval_splits[0])
     metrics = evaluate(cfg.run, task_cfg, split, data_dir=cfg.data_dir)
     summary_file = Path(str(cfg.run)) / outputs.SUMMARY

@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from prunepeft.run import outputs
-from prunepeft.commands.common import log_banner, run_in_hydra
+from prunepeft.commands.common import log_banner, run_in_hydra, tolerant
 from prunepeft.plugins import load as load_plugins
 from prunepeft.commands.display import print_found, print_result, print_signal
 from prunepeft.config.schema import register_configs
@@ -26,7 +26,6 @@ from prunepeft.analysis.diagnostics import observer_for
 from prunepeft.pruning.search import config_dict, search
 from prunepeft.pruning.search import validate as validate_search
 from prunepeft.run.record import RunDir
-from prunepeft.run.sweep import tolerant
 
 log = logging.getLogger(__name__)
 

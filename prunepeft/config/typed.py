@@ -98,3 +98,18 @@ class SearchSettings:
             rank_ratio=float(search.get("rank_ratio") or 0.0),
             retrain_init=str(search.get("retrain_init") or "fresh"),
         )
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """What the data stage reads (`data.build_task_data`): the `task` and `data` sections (typed by
+    the schema's TaskConfig / DataConfig), the run's seed and the token length."""
+
+    task: Any
+    data: Any
+    seed: int
+    max_length: int
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "DataSettings":
+        return cls(task=cfg.task, data=cfg.data, seed=int(cfg.seed), max_length=int(cfg.train.max_length))

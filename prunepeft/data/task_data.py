@@ -40,29 +40,29 @@ def _identity(task: str, fingerprint: dict[str, dict[str, Any]]) -> dict[str, An
     return {"task": task, "splits": fingerprint}
 
 
-def build_task_data(cfg: Any, tokenizer: Any) -> TaskData:
-    """Load, subset (label-stratified, seeded with `cfg.seed`) and tokenise `cfg.task`'s splits.
+def build_task_data(settings: Any, tokenizer: Any) -> TaskData:
+    """Load, subset (label-stratified, seeded with `settings.seed`) and tokenise the task's splits.
 
     Args:
-        cfg: the composed run config: `task` (TaskConfig), `data` (dir, train_subset, eval_subset,
-            cache_dir), `train.max_length`, `seed`. A DictConfig or the dataclasses.
+        settings: `config.typed.DataSettings`: `task` (TaskConfig), `data` (dir, train_subset,
+            eval_subset, cache_dir, heldout), `seed`, `max_length` (built once by the command).
         tokenizer: the backbone's tokenizer.
 
     Raises:
         UserError: missing/unreadable data, missing columns, impossible subset sizes.
     """
-    task, data = cfg.task, cfg.data
+    task, data = settings.task, settings.data
     regression = int(task.num_labels) == 1
     raw = load_raw_splits(task, data.dir, cache_dir=getattr(data, "cache_dir", None))
     full_train = raw[task.train_split]
     pool, heldout = _set_aside(full_train, getattr(data, "heldout", None), task.label_field, regression)
     # Subset before tokenising: a 2k slice of SST-2 should not pay for tokenising 67k rows.
     labels = np.asarray(column_values(pool, task.label_field))
-    picked = stratified_indices(labels, data.train_subset, int(cfg.seed), regression, "data.train_subset")
+    picked = stratified_indices(labels, data.train_subset, settings.seed, regression, "data.train_subset")
     train = pool if len(picked) == len(pool) else pool.select(picked.tolist())
     unused = np.setdiff1d(np.arange(len(pool)), picked)
     evals = {
-        split: stratified_subset(raw[split], data.eval_subset, int(cfg.seed), task.label_field, regression,
+        split: stratified_subset(raw[split], data.eval_subset, settings.seed, task.label_field, regression,
                                  key="data.eval_subset")
         for split in task.eval_splits
     }
@@ -71,7 +71,7 @@ def build_task_data(cfg: Any, tokenizer: Any) -> TaskData:
     identity = _identity(str(task.name), {s: data_fingerprint(ds) for s, ds in {task.train_split: train, **evals}.items()})
     if heldout is not None:
         evals[HELDOUT_SPLIT] = heldout
-    max_length = int(cfg.train.max_length)
+    max_length = settings.max_length
     return TaskData(
         train=tokenize_split(train, tokenizer, task, max_length),
         evals={split: tokenize_split(ds, tokenizer, task, max_length) for split, ds in evals.items()},

@@ -24,7 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from prunepeft.run import outputs
-from prunepeft.config.typed import SearchSettings
+from prunepeft.config.typed import DataSettings, SearchSettings
 from prunepeft.data import build_task_data, stratified_subset
 from prunepeft.errors import UserError, check_choice
 from prunepeft.run.io import read_jsonl
@@ -49,7 +49,7 @@ from prunepeft.pruning.rounds import (  # noqa: F401  (SimulatedCrash: tests imp
     remove_units,
 )
 from prunepeft.pruning.stages import budget_of, resume, retrain, transferred_assignment, warm_up
-from prunepeft.pruning.strategies import Strategy, combine_round, make_strategy
+from prunepeft.pruning.strategies import Strategy, combine_round, make_strategy, strategy_of
 from prunepeft.run.record import RunDir
 from prunepeft.seed import seed_everything
 from prunepeft.train.device import check_train_config, resolve_device
@@ -69,7 +69,7 @@ def build_supernet(cfg: DictConfig, run: RunDir | None = None) -> tuple[Supernet
     """
     seed_everything(int(cfg.seed))
     model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), int(cfg.seed))
-    data = build_task_data(cfg, tokenizer)
+    data = build_task_data(DataSettings.from_config(cfg), tokenizer)
     if any(arm.prepare_backbone(model, cfg, data.train, run) for arm in arms.arms()):  # e.g. backbone_prune
         seed_everything(int(cfg.seed))  # the units start as they would on an unpruned backbone
     family = get_family(cfg.model.family)
@@ -125,11 +125,12 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None,
            observer: SearchObserver | None = None) -> dict[str, Any]:
     """Run (or resume) a PrunePEFT search in `run` and return its summary.
 
-    `settings`: the search's typed settings, built from `cfg` by the command (built here when not
-    given). `observer`: the instruments watching the search (`pruning/observe.py`), or none. `run.json` is written (status running) only after the config, model, data and budget
-    checks pass, so a bad input leaves nothing behind but Hydra's own log.
+    `settings`: the search's typed settings, built by the command after it validated `cfg` (without
+    them, `cfg` is validated and typed here). `observer`: the instruments watching the search
+    (`pruning/observe.py`), or none. `run.json` is written (status running) only after the config,
+    model, data and budget checks pass, so a bad input leaves nothing behind but Hydra's own log.
     """
-    strategy = validate(cfg)
+    strategy = validate(cfg) if settings is None else strategy_of(settings)  # validated once, by the command
     s, watch = settings or SearchSettings.from_config(cfg), observer or SearchObserver()
     seed, k = s.seed, s.k
     ckpt = run.file(outputs.CHECKPOINT)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prunepeft.errors import UserError, check_choice
 from prunepeft.pruning.assign_rules import ASSIGN_RULES
@@ -113,6 +114,11 @@ def make_strategy(name: str, criterion: str | None, criteria: Sequence[str], com
         null = null_criterion().name
         return Strategy(name, (null,), combine, null)
     return Strategy(name, (), combine)
+
+
+def strategy_of(s: Any) -> Strategy:
+    """The Strategy of a search's typed settings (`config.typed.SearchSettings`, built from a validated config)."""
+    return make_strategy(s.strategy.name, s.strategy.criterion, list(s.criteria), s.strategy.combine, s.warmup.assign)
 
 
 def combine_round(

@@ -240,28 +240,6 @@ def check_plain_name(key: str, value: object) -> None:
                         "'_', '-' and '.', without '/' or '..'")
 
 
-# The config keys whose values become directory or file names of a run (conf/*.yaml hydra.run.dir,
-# the experiment presets' run names, the export's default name).
-NAME_KEYS = ("task.name", "model.name", "strategy.name", "method", "extra.source")
-
-
-def check_names(cfg: Any) -> None:
-    """`check_plain_name` for every key of `NAME_KEYS` that `cfg` (a DictConfig) sets.
-
-    Raises:
-        UserError: the first key whose value is not a plain name.
-    """
-    from omegaconf import OmegaConf
-
-    for key in NAME_KEYS:
-        try:
-            value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
-        except Exception:  # noqa: BLE001 - an interpolation that cannot resolve yet: not a name to check
-            continue
-        if value is not None and not OmegaConf.is_config(value):
-            check_plain_name(key, value)
-
-
 @dataclass
 class RunDir:
     """A run directory and the files every command writes into it."""

@@ -4,7 +4,7 @@
   `job.override_dirname`; the CLI limits that to the keys this sweep varies (`swept_dirname_override`),
   so `budget.params=2000,3000` gives two directories instead of one collision.
 - **Failures.** In a multirun a job that fails is logged and recorded (run.json says `failed`), and
-  the sweep goes on (`run_job_tolerant`); the CLI exits 2 at the end when any job failed. Hydra 1.3's
+  the sweep goes on (`commands.common.run_job_tolerant`); the CLI exits 2 at the end when any job failed. Hydra 1.3's
   basic sweeper re-raises a failed job after the batch and skips the summary, and a `SystemExit`
   escapes its launchers altogether, hence no `sys.exit` inside a job.
 - **Summary.** Each sweep has its own directory, `<sweep dir>/sweeps/<id>/` (`<id>` = start time and
@@ -121,31 +121,6 @@ def in_multirun() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def run_job_tolerant(fn, cfg: DictConfig, run_dir: Path) -> Any:
-    """Run one multirun job; on failure log it and return `JobFailed` so the other jobs still run.
-
-    A UserError is one line (`error: ...`); anything else is logged with its traceback. Ctrl-C and
-    SIGTERM (BaseException) still end the sweep.
-    """
-    try:
-        return fn(cfg, run_dir)
-    except UserError as err:
-        log.error("error: %s (job %s)", err, run_dir)
-        return JobFailed(str(err))
-    except Exception as err:  # a crash of one job must not lose the other jobs
-        log.exception("job %s failed", run_dir)
-        return JobFailed(f"{type(err).__name__}: {err}")
-
-
-def tolerant(fn):
-    """`fn(cfg, run_dir)` that, inside a multirun, returns `JobFailed` instead of raising."""
-    def wrapped(cfg: DictConfig, run_dir: Path) -> Any:
-        return run_job_tolerant(fn, cfg, run_dir) if in_multirun() else fn(cfg, run_dir)
-
-    wrapped.__doc__ = fn.__doc__
-    return wrapped
 
 
 def job_status(run_dir: Path) -> dict[str, Any]:

@@ -92,10 +92,10 @@ class Tracker:
 
     name = "none"
 
-    def __init__(self, cfg: Any, run_dir: Path) -> None:
-        self.cfg = cfg
+    def __init__(self, logger: Any, run_dir: Path) -> None:
+        self.cfg = logger  # the `logger` section
         self.run_dir = Path(run_dir)
-        self.dir = Path(str(cfg.dir)) if _get(cfg, "dir") else self.run_dir / outputs.TRACKERS / self.name
+        self.dir = Path(str(logger.dir)) if _get(logger, "dir") else self.run_dir / outputs.TRACKERS / self.name
 
     def open(self, info: Mapping[str, Any]) -> None:
         """Start a tracker run for this attempt; `info` is run.json's content (config included)."""
@@ -110,8 +110,8 @@ class Tracker:
         """End the tracker run: status finished | failed | interrupted."""
 
 
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    value = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
+def _get(section: Any, key: str, default: Any = None) -> Any:
+    value = section.get(key, default) if hasattr(section, "get") else getattr(section, key, default)
     return default if value is None else value
 
 
@@ -335,22 +335,22 @@ class Recorder:
             log.warning("logger=%s failed to close (%s: %s)", self.tracker.name, type(err).__name__, err)
 
 
-def make_tracker(cfg: Any, run_dir: Path) -> Tracker:
-    """The backend `cfg.name` names (a `logger` config node), writing for `run_dir`."""
-    name = str(_get(cfg, "name", "none"))
+def make_tracker(logger: Any, run_dir: Path) -> Tracker:
+    """The backend `logger.name` names (the `logger` config node), writing for `run_dir`."""
+    name = str(_get(logger, "name", "none"))
     check_logger(name)
-    return BACKENDS.get(name, Tracker)(cfg, run_dir)
+    return BACKENDS.get(name, Tracker)(logger, run_dir)
 
 
 @contextlib.contextmanager
-def session(cfg: DictConfig, run_dir: Path, main_process: bool = True) -> Iterator[Recorder | None]:
-    """Report the run in `run_dir` to the tracker `cfg.logger` names, for the duration of the block.
+def session(logger_cfg: DictConfig | None, run_dir: Path, main_process: bool = True) -> Iterator[Recorder | None]:
+    """Report the run in `run_dir` to the tracker the `logger` section names, for the duration of the block.
 
     The tracker run opens at the run's `start` (so a skipped finished run opens none) and closes at
     the end of the block: finished after `finish`, interrupted on Ctrl-C / SIGTERM, else failed.
     """
     from prunepeft.run.record import observing
-    logger_cfg = OmegaConf.select(cfg, "logger", default=None)
+
     name = "none" if logger_cfg is None else str(_get(logger_cfg, "name", "none"))
     if name == "none" or not main_process:  # only rank 0 reports (the command passes is_main())
         yield None
