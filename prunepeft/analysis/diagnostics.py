@@ -50,7 +50,7 @@ class Probe(MaskedProbe):
     grid: bool = False
 
     @classmethod
-    def build(cls, cfg: Any, data: Any, tokenizer: Any) -> Optional["Probe"]:
+    def build(cls, diag: Any, data: Any, tokenizer: Any) -> Optional["Probe"]:
         """The probe of a search, or None when `search.diagnostics.enabled` is false.
 
         Rows come from the training split but outside everything the search trains on (the run's
@@ -59,8 +59,7 @@ class Probe(MaskedProbe):
         Raises:
             UserError: no such rows (the run trains on the whole split) or fewer than asked for.
         """
-        diag = cfg.search.diagnostics
-        if not diag.enabled:
+        if not diag.enabled:  # diag: config.typed.DiagnosticsSettings
             return None
         size = int(diag.probe)
         pool = data.unused_train
@@ -71,12 +70,13 @@ class Probe(MaskedProbe):
             raise UserError(
                 f"search.diagnostics needs {size} training rows the search never trains on, but only {have} "
                 f"are left: set data.train_subset (e.g. 2000) or lower search.diagnostics.probe")
-        regression = int(cfg.task.num_labels) == 1
-        rows = stratified_subset(pool, size, int(cfg.seed) + PROBE_SEED_OFFSET, cfg.task.label_field, regression)
-        ds = tokenize_split(rows, tokenizer, cfg.task, int(cfg.train.max_length))
-        batches = list(make_loader(ds, tokenizer, batch_size=int(cfg.train.eval_batch_size), shuffle=False, seed=0))
-        return cls(batches, int(cfg.task.num_labels), str(cfg.train.precision), int(cfg.seed),
-                   random_sets=int(diag.random_sets), learned_margin=float(diag.learned_margin), grid=bool(diag.grid))
+        task = diag.task
+        regression = int(task.num_labels) == 1
+        rows = stratified_subset(pool, size, diag.seed + PROBE_SEED_OFFSET, task.label_field, regression)
+        ds = tokenize_split(rows, tokenizer, task, diag.max_length)
+        batches = list(make_loader(ds, tokenizer, batch_size=diag.eval_batch_size, shuffle=False, seed=0))
+        return cls(batches, int(task.num_labels), diag.precision, diag.seed,
+                   random_sets=diag.random_sets, learned_margin=diag.learned_margin, grid=diag.grid)
 
     # ------------------------------------------------------------------ measurements
     def measure(self, supernet: Any) -> tuple[dict[UnitId, float], Optional[float], tuple[float, float, float]]:
@@ -165,21 +165,22 @@ def signal_summary(rounds: Sequence[Mapping[str, Any]]) -> Optional[dict[str, An
 class DiagnosticsObserver(SearchObserver):
     """`search.diagnostics`: the ground truth of every warm-up snapshot and round, as a search observer.
 
-    Built by the command from the config; its probe is drawn once the data exists (`on_data`, before
-    run.json is written, so too few rows fail early). The method calls it and records what it returns.
+    Built by the command from its typed `DiagnosticsSettings`; its probe is drawn once the data exists
+    (`on_data`, before run.json is written, so too few rows fail early). The method calls it and
+    records what it returns.
     """
 
-    def __init__(self, cfg: Any) -> None:
-        self.cfg, self.probe, self.grid_state = cfg, None, None
+    def __init__(self, settings: Any) -> None:
+        self.settings, self.probe, self.grid_state = settings, None, None
 
     def on_data(self, data: Any, tokenizer: Any) -> None:
-        self.probe = Probe.build(self.cfg, data, tokenizer)
+        self.probe = Probe.build(self.settings, data, tokenizer)
 
     def on_assignment(self, partition: Any, assignment: Optional[Mapping], k: int) -> None:
         self.grid_state = (partition, assignment, k)
 
     def on_warmup_snapshot(self, supernet: Any, snapshot: Mapping[str, Any]) -> Optional[dict]:
-        if self.probe is None or not self.cfg.search.diagnostics.warmup:
+        if self.probe is None or not self.settings.warmup:
             return None
         return self.probe.diagnose(supernet, snapshot)
 
@@ -194,6 +195,6 @@ class DiagnosticsObserver(SearchObserver):
         return self.probe.take_cost() if self.probe is not None else (0.0, 0)
 
 
-def observer_for(cfg: Any) -> Optional[SearchObserver]:
-    """The observer `search.diagnostics` asks for, or None."""
-    return DiagnosticsObserver(cfg) if cfg.search.diagnostics.enabled else None
+def observer_for(settings: Any) -> Optional[SearchObserver]:
+    """The observer `search.diagnostics` (a `config.typed.DiagnosticsSettings`) asks for, or None."""
+    return DiagnosticsObserver(settings) if settings.enabled else None

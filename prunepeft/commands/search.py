@@ -18,7 +18,7 @@ from prunepeft.commands.common import log_banner, run_in_hydra, tolerant
 from prunepeft.plugins import load as load_plugins
 from prunepeft.commands.display import print_found, print_result, print_signal
 from prunepeft.config.schema import register_configs
-from prunepeft.config.typed import SearchSettings
+from prunepeft.config.typed import DiagnosticsSettings, SearchSettings
 from prunepeft.run.io import read_json, read_jsonl
 from prunepeft.run.progress import EpochLogger, estimate_rounds, log_final
 from prunepeft.pruning.cost import log_line as cost_line
@@ -118,7 +118,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             "retrain": settings.retrain_epochs}
     EpochLogger(plan).attach(rd)
     try:
-        summary = search(cfg, rd, settings, observer_for(cfg))
+        summary = search(cfg, rd, settings, observer_for(DiagnosticsSettings.from_config(cfg)))
     except BaseException as err:  # the directory stays resumable; run.json says what happened
         rd.fail(f"{type(err).__name__}: {err}")
         raise

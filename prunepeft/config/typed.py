@@ -113,3 +113,29 @@ class DataSettings:
     @classmethod
     def from_config(cls, cfg: Any) -> "DataSettings":
         return cls(task=cfg.task, data=cfg.data, seed=int(cfg.seed), max_length=int(cfg.train.max_length))
+
+
+@dataclass(frozen=True)
+class DiagnosticsSettings:
+    """`search.diagnostics.*` and what its probe reads (the task section, the run's seed, the eval
+    batch size, the precision and the token length): the instruments' settings, typed once."""
+
+    enabled: bool
+    probe: int
+    random_sets: int
+    learned_margin: float
+    grid: bool
+    warmup: bool
+    task: Any
+    seed: int
+    max_length: int
+    eval_batch_size: int
+    precision: str
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "DiagnosticsSettings":
+        diag = cfg.search.diagnostics
+        return cls(enabled=bool(diag.enabled), probe=int(diag.probe), random_sets=int(diag.random_sets),
+                   learned_margin=float(diag.learned_margin), grid=bool(diag.grid), warmup=bool(diag.warmup),
+                   task=cfg.task, seed=int(cfg.seed), max_length=int(cfg.train.max_length),
+                   eval_batch_size=int(cfg.train.eval_batch_size), precision=str(cfg.train.precision))
