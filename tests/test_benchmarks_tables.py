@@ -119,9 +119,9 @@ LABEL = re.compile(r"\bsd\b|\bstd\b|95 ?%")
 
 def unlabelled_plus_minus(text: str) -> list[int]:
     """Lines starting a paragraph, bullet or table that prints a ± without saying sd or 95 % in it (tables:
-    in the header row). §6 (the demo, re-measured separately) is left out."""
+    in the header row, or in the row itself)."""
     lines = text.splitlines()
-    out, fence, skip, header = [], False, False, ""
+    out, fence, header = [], False, ""
 
     def close(b):
         if b and any("±" in x for x in b[1]) and not LABEL.search("\n".join(b[1])):
@@ -132,9 +132,7 @@ def unlabelled_plus_minus(text: str) -> list[int]:
         if line.lstrip().startswith("```"):
             fence = not fence
             continue
-        if line.startswith("#"):
-            skip = line.startswith("## 6.")
-        if fence or skip:
+        if fence:
             continue
         s = line.lstrip()
         if s.startswith("|"):
