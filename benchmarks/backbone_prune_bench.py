@@ -221,6 +221,35 @@ def memory(args, kept_path: Path) -> dict:
                     "already resident); includes the weights touched, optimizer states, activations, allocator"}
 
 
+def report(path: Path) -> list[str]:
+    """BENCHMARKS §10.2's table from the committed JSON (nothing is run)."""
+    r = json.loads(path.read_text())
+    bp, lp, st, mem = r["backbone_params"], r["lora_params"], r["step_time"], r["memory"]
+    runs = {arm: sorted(x["peak_above_before_model_mib"] for x in mem["runs"][arm]) for arm in ("unpruned", "pruned")}
+    med = mem["median_peak_above_before_model_mib"]
+    acc = {arm: " / ".join(f"{100 * s[arm]['accuracy']:.1f}" for s in r["per_seed"]) for arm in ("unpruned", "pruned")}
+    seeds = " / ".join(str(s["seed"]) for s in r["per_seed"])
+    ch = r["accuracy_change_points"]
+    ratio = st["ratio_pruned_over_unpruned"]
+
+    def rss(arm):
+        return f"{med[arm]:.0f} (" + ", ".join(f"{x:.0f}" for x in runs[arm]) + ")"
+
+    return [
+        "| pruned vs unpruned backbone | unpruned | pruned | ratio |", "|---|---|---|---|",
+        f"| base parameters | {bp['unpruned']:,} | {bp['pruned']:,} | {bp['pruned'] / bp['unpruned']:.3f} "
+        f"({100 * (1 - bp['pruned'] / bp['unpruned']):.1f} % removed) |",
+        f"| LoRA parameters (the same r on thinner q/v) | {lp['unpruned']:,} | {lp['pruned']:,} | "
+        f"{lp['pruned'] / lp['unpruned']:.3f} |",
+        f"| training step, median s (interleaved) | {st['median_s']['unpruned']:.3f} | {st['median_s']['pruned']:.3f} | "
+        f"**{ratio:.3f}** ({1 / ratio:.2f}× faster) |",
+        f"| peak RSS above the pre-model RSS, MiB (median of {len(runs['pruned'])}) | {rss('unpruned')} | {rss('pruned')} | "
+        f"**{mem['ratio_pruned_over_unpruned']:.2f}** |",
+        f"| dev accuracy ×100, seeds {seeds} | {acc['unpruned']} | {acc['pruned']} | change "
+        f"**{ch['mean']:+.2f} ± {ch['sd']:.2f}** (mean ± sd, n = {ch['n']}) |",
+    ]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -239,7 +268,11 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the wiring in about a minute")
     p.add_argument("--memory-arm", choices=["unpruned", "pruned"], help=argparse.SUPPRESS)
     p.add_argument("--kept", help=argparse.SUPPRESS)
+    p.add_argument("--report", action="store_true", help="print BENCHMARKS §10.2's table from --out, run nothing")
     args = p.parse_args()
+    if args.report:
+        print("\n".join(report(args.out)))
+        return
     if args.smoke:
         args.seeds, args.train, args.eval_subset, args.epochs, args.steps = [1], 64, 64, 1, 2
         args.blocks, args.per_block = 1, 1

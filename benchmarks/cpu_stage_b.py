@@ -242,6 +242,49 @@ def rule_pairings(runs: dict | None = None) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------------------------ BENCHMARKS' tables
+# `--report --section <name>` prints exactly one of BENCHMARKS.md's tables (tests/test_benchmarks_tables.py).
+RULE_LABEL = "hybrid, agreement + zscore"
+LORA_LABEL = "uniform LoRA, equal params (sized to hybrid's run)"
+B_PARAMS = 170_349  # 0.75 % of MiniLM-L6's 22,713,216
+
+
+def section(name: str) -> list[str]:
+    import report_tables as t
+
+    if name == "confirm":  # §11.1: the adopted rule against the paper's reading, every paired seed
+        return t.arm_table(STUDY, [("hybrid", "hybrid, the paper's reading"), ("hybrid_agreement_zscore", RULE_LABEL)],
+                           ["n", "dev", "held", "dh", "boot", "dd"],
+                           header={"dh": "Δ held-out (paired, mean ± 95 %)", "dd": "Δ dev (paired, mean ± 95 %)"})
+    if name == "stageb":  # §11.2: stage B on CPU, the seeds of the first whole block
+        return t.arm_table(STUDY, [("hybrid", "**hybrid**, the paper's reading"),
+                                   ("hybrid_agreement_zscore", f"**{RULE_LABEL}** (the CPU default)"),
+                                   ("random", "random"), ("single_weight", "single criterion, `weight`"),
+                                   ("uniform_lora_eqparams", LORA_LABEL)],
+                           ["n", "params", "ratio", "dev", "held", "dh", "boot", "dd"], seeds=range(1, BLOCK + 1))
+    if name == "pairings":  # §11.2: the adopted rule paired with every other arm (Δ = rule − arm)
+        return t.against_table(STUDY, "hybrid_agreement_zscore", "agreement + zscore against",
+                               [("hybrid", "hybrid, the paper's reading"), ("random", "random"),
+                                ("single_weight", "single `weight`"), ("uniform_lora_eqparams", LORA_LABEL)],
+                               ["n", "ratio", "dh", "boot"])
+    if name == "granularity":  # §10.3: unit vs rank pruning vs the Light-PEFT arm
+        return t.arm_table(STUDY, [("hybrid", "hybrid, unit pruning"),
+                                   ("hybrid_rank", "hybrid, `search.granularity=rank`"),
+                                   ("light_peft", "`strategy=light_peft` (warm retrain, its recipe)"),
+                                   ("light_peft_fresh", "`strategy=light_peft`, `search.retrain_init=fresh`")],
+                           ["n", "params_gap", "minutes", "dev", "held", "dh", "boot", "dd"],
+                           seeds=range(1, BLOCK + 1), budget=B_PARAMS)
+    if name == "consensus":  # §11.2: the free warm-up rule paired with the others (Δ = consensus − arm)
+        return t.against_table(STUDY, "hybrid_consensus_zscore", "consensus + zscore against",
+                               [("hybrid_agreement_zscore", "agreement + zscore (the CPU default)"),
+                                ("hybrid", "hybrid, the paper's reading"), ("random", "random"),
+                                ("uniform_lora_eqparams", LORA_LABEL)], ["n", "dh", "boot", "dd"])
+    raise SystemExit(f"unknown section {name!r}; one of {', '.join(SECTIONS)}")
+
+
+SECTIONS = ("confirm", "stageb", "pairings", "granularity", "consensus")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--phase", choices=["confirm", "stageb", "next", "granularity", "alternatives", "all"], default="all",
@@ -255,8 +298,12 @@ def main() -> None:
     ap.add_argument("--work", default=str(s.ROOT / "outputs" / "cpu_stage_b"))
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--report", action="store_true")
+    ap.add_argument("--section", choices=SECTIONS, help="with --report: print only this BENCHMARKS table")
     args = ap.parse_args()
     args.extra = []
+    if args.report and args.section:
+        print("\n".join(section(args.section)))
+        return
     if not args.report:
         args.deadline_at = time.time() + args.deadline
         if args.phase == "next":

@@ -99,13 +99,51 @@ def run_contrasts(per_run: list[dict[str, float]]) -> dict[str, dict]:
     return out
 
 
+# ------------------------------------------------------------------------------------ BENCHMARKS' tables
+# `--report --section grid|contrasts` prints one of BENCHMARKS §11's tables from the committed JSON
+# (no recomputation; tests/test_benchmarks_tables.py).
+def _pm(x, digits: int = 2) -> str:
+    return "—" if x is None else f"{x[0]:+.{digits}f} ± {x[1]:.{digits}f}".replace("-", "\u2212")
+
+
+def report_section(name: str, path: Path) -> list[str]:
+    data = json.loads(path.read_text())
+    if name == "grid":
+        cells = data["cells"]
+        rules = sorted({n.split("|")[0] for n in cells}, key=lambda r: -cells[f"{r}|paper"]["corrected"][0])
+        label = {"argmax": "**argmax τ (the paper's reading)**", "permuted": "permuted", "random": "random per key"}
+        lines = ["| assignment (corrected Spearman, mean ± 95 % over rounds) | paper (Eq. 1) | rank | zscore | reference "
+                 "| key-level (paper) | spread of key ρ |",
+                 "|---|---|---|---|---|---|---|"]
+        for r in rules:
+            lab = label.get(r, r.replace("const:", "const: "))
+            corr = [_pm(cells[f"{r}|{c}"]["corrected"]) for c in COMBINATIONS]
+            lines.append(f"| {lab} | " + " | ".join(corr) + f" | {_pm(cells[f'{r}|paper']['key'])} | "
+                         f"{cells[f'{r}|paper']['spread'][0]:.2f} |")
+        return lines
+    if name == "contrasts":
+        lines = [f"| contrast (corrected Spearman; paired over the {data['runs']} runs) | mean ± 95 % (t) | "
+                 "seed bootstrap 95 % |", "|---|---|---|"]
+        for cname, c in data["contrasts"].items():
+            b = c["bootstrap"]
+            boot = "—" if b is None else f"[{b[1]:+.2f}, {b[2]:+.2f}]".replace("-", "\u2212")
+            lines.append(f"| {cname} | {_pm(c['t'])} | {boot} |")
+        return lines
+    raise SystemExit(f"unknown section {name!r}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", default="settings")
     ap.add_argument("--arms", nargs="+", default=["keep"])
     ap.add_argument("--draws", type=int, default=OFFLINE_DRAWS, help="permuted / random draws per round")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "hybrid_grid_offline.json")
+    ap.add_argument("--report", action="store_true", help="print from --out, recompute nothing")
+    ap.add_argument("--section", choices=["grid", "contrasts"], default="grid", help="with --report: which table")
     args = ap.parse_args()
+    if args.report:
+        print("\n".join(report_section(args.section, args.out)))
+        return
     cells: dict[str, dict[str, list]] = {}
     per_run: list[dict[str, float]] = []  # per run: each cell's mean corrected Spearman over its rounds
     rounds = 0

@@ -129,3 +129,56 @@ def grid_table(study: str = "grid", seeds: Sequence[int] = GRID_SEEDS) -> list[s
     return lines
 
 
+
+
+# ------------------------------------------------------------------------------------ BENCHMARKS' table
+RULE_ASSIGNMENTS = ("tendency", "consensus", "agreement")
+COMBOS = ("paper", "rank", "zscore", "reference")
+REFERENCE_ROWS = [("permuted|paper", "permuted (S_H's criteria shuffled)", "paper"),
+                  ("random|paper", "random criterion per key", "paper"),
+                  *[(f"const:{c}|paper", f"const: {c}", "paper")
+                    for c in ("weight", "activation", "threshold", "zeros", "taylor", "gradient")],
+                  ("oracle|zscore", "oracle (upper bound)", "zscore")]
+
+
+def rules_table(study: str = "rules", base: str = "rule:tendency|paper") -> list[str]:
+    """BENCHMARKS §11.1: all 12 warm-up rule x combination cells of the rules study's round 1, then the
+    reference rows. Decision pct and the paired Δ to the paper's reading are in percentile points;
+    every ± is a 95 % t half-width over the seeds."""
+    cells = grid_cells(study)
+    if base not in cells:
+        return []
+    path = RESULTS / study / "choice.json"
+    adopted = json.loads(path.read_text()).get("default") if path.exists() else None
+
+    def num(x: float, digits: int) -> str:
+        return f"{x:+.{digits}f}".replace("-", "\u2212")
+
+    def ci(values: list, scale: float, digits: int, sign: bool) -> str:
+        m = mean_ci([v for v in values if v is not None])
+        if m is None:
+            return "—"
+        centre = num(scale * m[0], digits) if sign else f"{scale * m[0]:.{digits}f}"
+        return f"{centre} ± {scale * m[1]:.{digits}f}"
+
+    lines = ["| assignment | combination | decision pct (mean ± 95 %) | Δ pct vs the paper's reading (paired, mean ± 95 %) "
+             "| corrected Spearman (mean ± 95 %) | key-level Spearman (mean ± 95 %) | spread of key ρ |",
+             "|---|---|---|---|---|---|---|"]
+    rows = [(f"rule:{a}|{c}", a, c) for a in RULE_ASSIGNMENTS for c in COMBOS] + REFERENCE_ROWS
+    for name, assignment, combo in rows:
+        if name not in cells:
+            continue
+        per = cells[name]
+        seeds = sorted(per)
+        if name == base:
+            assignment, combo, delta = f"**{assignment} (the paper's reading)**", f"**{combo} (Eq. 1)**", "—"
+        else:
+            common = sorted(set(per) & set(cells[base]))
+            delta = ci([per[x]["pct"] - cells[base][x]["pct"] for x in common], 100, 2, True)
+            if name == adopted:
+                assignment, combo = f"**{assignment} (adopted)**", f"**{combo}**"
+        spread = statistics.mean(per[x]["spread"] for x in seeds)
+        lines.append(f"| {assignment} | {combo} | {ci([per[x]['pct'] for x in seeds], 100, 2, False)} | {delta} | "
+                     f"{ci([per[x]['corrected'] for x in seeds], 1, 2, True)} | "
+                     f"{ci([per[x]['key'] for x in seeds], 1, 2, True)} | {spread:.2f} |")
+    return lines

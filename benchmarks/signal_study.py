@@ -241,6 +241,54 @@ def evidence_table(study: str) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------------------------ BENCHMARKS' tables
+# `--report --section <name>` prints exactly one of BENCHMARKS.md's tables (tests/test_benchmarks_tables.py).
+SETTINGS_LABELS = {"demo": "demo (old default)"}
+EVIDENCE_LABELS = [("hybrid", "**hybrid** (PrunePEFT, the paper's reading)"), ("random", "random"),
+                   ("uniform_lora_eqparams", "uniform LoRA, equal params (sized to hybrid's run)"),
+                   ("none", "none (supernet, no pruning)"), ("uniform_adapter", "uniform adapter, equal budget"),
+                   ("single_weight", "single criterion (weight, the study's best)")]
+
+
+def settings_section() -> list[str]:
+    """§8.3: the settings study. Correlations: Fisher mean [95 %] over seeds × rounds; decision pct:
+    mean ± 95 % (t) over rounds; dev and held-out: mean ± 95 % (t) over the 3 seeds."""
+    rows = {arm: signal_row(r) for arm, r in load_runs("settings").items()}
+
+    def ci(x):
+        return "—" if x is None else f"{x[0]:+.2f} [{x[1]:+.2f}, {x[2]:+.2f}]".replace("-", "\u2212")
+
+    def t95(x, scale, digits):
+        return "—" if x is None else f"{scale * x[0]:.{digits}f} ± {scale * x[1]:.{digits}f}"
+
+    lines = ["| arm | rounds | Spearman(p, −importance) [95 %] | null (random) [95 %] | corrected | reliability [95 %] | "
+             "decision pct (mean ± 95 % over rounds) | learned nothing (rounds) | dev (mean ± 95 %, 3 seeds) | "
+             "held-out (mean ± 95 %, 3 seeds) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for arm, r in sorted(rows.items(), key=lambda kv: -(kv[1]["corrected"] or -9)):
+        lines.append(f"| {SETTINGS_LABELS.get(arm, arm)} | {r['rounds']} | {ci(r['combined'])} | {ci(r['null'])} | "
+                     + f"{r['corrected']:+.2f}".replace("-", "\u2212") + f" | {ci(r['reliability'])} | "
+                     f"{t95(r['decision_percentile'], 100, 0)} | {r['learned_nothing']} | {t95(r['dev'], 100, 1)} | "
+                     f"{t95(r['heldout'], 100, 1)} |")
+    return lines
+
+
+def evidence_section() -> list[str]:
+    """§8.4: stage B on the H200 (dev and held-out mean ± sd; Δ paired mean ± 95 %)."""
+    import report_tables as t
+
+    return t.arm_table("evidence", EVIDENCE_LABELS, ["n", "ratio", "dev", "held", "dd", "dh", "mde", "pct"])
+
+
+def rules_section() -> list[str]:
+    """§11.1: every rule cell of the rules study (round 1, seeds 301-310) and the reference rows."""
+    from rules_study import rules_table
+
+    return rules_table()
+
+
+SECTIONS = {"settings": settings_section, "evidence": evidence_section, "rules": rules_section}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", choices=["settings", "evidence", "descriptive", "grid", "rules", "all"], default="all")
@@ -253,7 +301,11 @@ def main() -> None:
     ap.add_argument("--extra", nargs="*", default=[], help="overrides for every run (e.g. model.local=...)")
     ap.add_argument("--seeds", type=int, nargs="*", help="rules only: these seeds instead of the study's")
     ap.add_argument("--report", action="store_true")
+    ap.add_argument("--section", choices=sorted(SECTIONS), help="with --report: print only this BENCHMARKS table")
     args = ap.parse_args()
+    if args.report and args.section:
+        print("\n".join(SECTIONS[args.section]()))
+        return
     if args.report:
         print(report())
         return

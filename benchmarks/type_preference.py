@@ -74,6 +74,19 @@ def one_supernet(base: list[str], condition: str, seed: int, examples: int) -> d
     return out
 
 
+def report(path: Path) -> list[str]:
+    """BENCHMARKS §8.1's table from the committed JSON: P(adapter first) [95 % Wilson] per criterion."""
+    table = json.loads(path.read_text())["table"]
+    cols = [(c, n) for c in ("untrained", "shuffled") for n in ("none", "zscore") if c in table and n in table[c]]
+    lines = ["| criterion | " + " | ".join(c if n == "none" else f"{c}, {n}" for c, n in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    for crit in table[cols[0][0]][cols[0][1]]:
+        cells = [f"{e['p_adapter_first']:.2f} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]"
+                 for e in (table[c][n][crit] for c, n in cols)]
+        lines.append(f"| {crit} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20)
@@ -82,7 +95,11 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get("PRUNEPEFT_DATA_DIR", str(ROOT.parent / "shared/data/glue")))
     ap.add_argument("--extra", nargs="*", default=[], help="more overrides (e.g. model.local=<dir>)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "type_preference.json")
+    ap.add_argument("--report", action="store_true", help="print the table from --out, run nothing")
     args = ap.parse_args()
+    if args.report:
+        print("\n".join(report(args.out)))
+        return
     base = ["task=sst2", "model=minilm_l6", "train=cpu", "train.max_length=64", "data.train_subset=2000",
             "train.progress=false", f"data.dir={args.data_dir}", "search.reinit=paper", *args.extra]
     started = time.time()

@@ -588,3 +588,20 @@ def test_make_targets_dry_run_from_a_clone_named_prunepeft_under_make(tmp_path):
     lines = _dry_run_commands(clone, *args, env=env)
     assert lines == _dry_run_commands(REPO, *args)
     assert len(lines) == 4 and all(l.startswith(".venv/bin/prunepeft ") for l in lines)
+
+
+def test_a_random_weight_backbone_says_so_in_the_table_itself(tmp_path):
+    """Table 3 at scale=cpu/gpu runs tiny_llama (no pretrained decoder installs offline): the row says
+    "random weights: plumbing only" in the table, and a pretrained backbone's row does not."""
+    root = tmp_path / "runs"
+    tiny = {"model": {"kind": "tiny"}}
+    make_run(root, "s/rte/llama/s1", command="search", task="rte", seed=1, value=0.51, model="tiny_llama",
+             family="llama", config_over=tiny)
+    make_run(root, "b/rte/llama-lora/s1", command="baseline", method="lora", task="rte", seed=1, value=0.50,
+             model="tiny_llama", family="llama", config_over=tiny)
+    make_run(root, "s/rte/minilm/s1", command="search", task="rte", seed=1, value=0.60)
+    t2, t3 = build_tables(collect_runs(root), ["table2", "table3"])
+    assert t3.rows == [("tiny_llama (random weights: plumbing only)", "LoRA"),
+                       ("tiny_llama (random weights: plumbing only)", "PrunePEFT")]
+    assert "| tiny_llama (random weights: plumbing only) | PrunePEFT |" in to_markdown(t3)
+    assert t2.rows == [("minilm_l6", "PrunePEFT")]

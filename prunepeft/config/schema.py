@@ -148,6 +148,9 @@ class _SearchBase:
     retrain_epochs: Optional[int] = None
     # After the last removal, restore removed units (last removed first) while they fit under B.
     fill_budget: bool = False
+    # Evaluate on dev after each round (rounds.jsonl `dev`, the per-round curve). Forward-only passes
+    # over the dev split each round: `false` saves them where the curve is not wanted (the demo).
+    eval_rounds: bool = True
     # unit = whole units only; rank = then single ranks / bottleneck dimensions down to B
     # (Light-PEFT's fine granularity, pruning/rank_stage.py): lands within one rank of B. The default
     # stays unit: on SST-2 2k rank pruning filled B but retrained +0.18 +- 0.50 points (BENCHMARKS §10.3).

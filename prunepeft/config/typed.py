@@ -71,6 +71,7 @@ class SearchSettings:
     crash_after_round: Optional[int]  # debug: stop after this round (0 = after the warm-up)
     rank_ratio: float = 0.0  # granularity=rank: units stop at <= B / (1 - rank_ratio); null = 0
     retrain_init: str = "fresh"  # fresh | warm (the search's trained units and head; null = fresh)
+    eval_rounds: bool = True  # `search.eval_rounds`: dev metric after each round
 
     @classmethod
     def from_config(cls, cfg: Any) -> "SearchSettings":
@@ -97,6 +98,7 @@ class SearchSettings:
             crash_after_round=None if crash is None else int(crash),
             rank_ratio=float(search.get("rank_ratio") or 0.0),
             retrain_init=str(search.get("retrain_init") or "fresh"),
+            eval_rounds=bool(search.get("eval_rounds", True)),
         )
 
 

@@ -73,7 +73,7 @@ def log_line(cost: dict[str, Any]) -> str:
     p, ex = cost["phases_s"], cost["examples"]
     r = cost["search_over_retrain"]
     return (f"cost: search {cost['search_s']:.0f} s (warm-up {p['warmup_train']:.0f} s + probes {p['warmup_probes']:.0f} s, "
-            f"rounds {p['rounds']:.0f} s + diagnostics {p['round_diagnostics']:.0f} s), retrain {cost['retrain_s']:.0f} s, "
+            f"rounds {p['rounds']:.0f} s + probes {p.get('round_probes', 0.0):.0f} s + diagnostics {p['round_diagnostics']:.0f} s), retrain {cost['retrain_s']:.0f} s, "
             f"search/retrain {'n/a' if r is None else f'{r:.2f}x'}; setup {p['setup']:.0f} s; examples trained "
             f"{ex['search_trained']:,} + {ex['retrain_trained']:,}, forward-only {ex['search_forward_only']:,} + "
             f"{ex['retrain_forward_only']:,} (search + retrain)")

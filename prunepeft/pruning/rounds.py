@@ -71,13 +71,14 @@ class RoundOutcome:
     stats: Mapping[UnitId, Any]
     started: float
     diagnostics: Optional[dict] = None
-    observer: Any = None  # the search's observer (instruments): its passes are charged apart
-    masked_probe: Any = None  # the masked_loss criterion's probe: its passes are charged to round_probes
 
 
 def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, s: SearchSettings, budget: int,
-                 outcome: RoundOutcome) -> Any:
+                 outcome: RoundOutcome, probes: tuple = (None, None)) -> Any:
     """Log the finished round, advance and save the resumable state (checkpoint after the row).
+
+    `probes` = (the search's observer (instruments), the masked_loss criterion's probe or None): their
+    passes ran inside the round and are charged to their own cost phases (prunepeft.pruning.cost).
 
     Returns the accounting after the removal (`count_parameters`, the round's one count): the
     next round's loop test and `choose_removals` read it.
@@ -101,9 +102,9 @@ def record_round(run: Any, state: Any, ckpt: Any, supernet: Any, s: SearchSettin
     state.rounds_done, state.removed = r, state.removed + removed
     state.examples += fitted.examples_seen
     state.wall_s += time.time() - outcome.started
-    diag_s, diag_rows = outcome.observer.take_cost() if outcome.observer is not None else (0.0, 0)
+    diag_s, diag_rows = probes[0].take_cost() if probes[0] is not None else (0.0, 0)
     cost.add(state, "round_diagnostics", diag_s, diag_rows)
-    probe_s, probe_rows = outcome.masked_probe.take_cost() if outcome.masked_probe is not None else (0.0, 0)
+    probe_s, probe_rows = probes[1].take_cost() if probes[1] is not None else (0.0, 0)
     cost.add(state, "round_probes", probe_s, probe_rows)
     cost.add(state, "rounds", time.time() - outcome.started - diag_s - probe_s, fitted.eval_examples)
     state.save(ckpt, supernet_tensors(supernet))

@@ -144,6 +144,7 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None,
     warmup_set = stratified_subset(data.train, _warmup_size(s, len(data.train)), seed, "labels", cfg.task.num_labels == 1)
     round_set = warmup_set if s.fidelity == "low" else data.train
     dev = {split: data.evals[split] for split in data.evals}
+    round_dev = dev if s.eval_rounds else {}  # the per-round dev metric (Figure 3's curve) is optional
     watch.on_data(data, tokenizer)  # the instruments check their inputs before run.json (search.diagnostics)
     masked = masked_loss_probe(cfg, data, tokenizer, strategy.criteria)  # the masked_loss criterion's rows, or None
 
@@ -163,14 +164,14 @@ def search(cfg: DictConfig, run: RunDir, settings: SearchSettings | None = None,
     counts = resume(run, state, ckpt, supernet)  # the accounting: counted once per round (record_round)
     while prunable and counts.peft > budget and state.rounds_done < s.max_rounds:
         started, r, active = time.time(), state.rounds_done + 1, supernet.active_ids()
-        snapshot, fitted, stats = run_round(supernet, tokenizer, round_set, dev, cfg, round_index=r,
+        snapshot, fitted, stats = run_round(supernet, tokenizer, round_set, round_dev, cfg, round_index=r,
                                             criteria=strategy.criteria, run=run, masked_probe=masked)
         combined = combine_round(strategy, snapshot, partition, assignment, k)
         removed, last = choose_removals(counts, combined.p, s, r, budget)
         seen = watch.on_round(supernet, snapshot, combined.p, removed, fitted, seed + r)  # instruments only
         removed = remove_units(supernet, removed, stats, cfg, budget, last, seed + r, run)
-        outcome = RoundOutcome(r, active, removed, last, snapshot, combined, fitted, stats, started, seen, watch, masked)
-        counts = record_round(run, state, ckpt, supernet, s, budget, outcome)
+        outcome = RoundOutcome(r, active, removed, last, snapshot, combined, fitted, stats, started, seen)
+        counts = record_round(run, state, ckpt, supernet, s, budget, outcome, probes=(watch, masked))
     if prunable and s.fill_budget:
         fill_budget(supernet, state.removed, budget)
     found = FoundConfig.from_supernet(supernet, cfg.model)

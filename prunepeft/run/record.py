@@ -133,11 +133,16 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """"key: old -> new" for every leaf that differs, volatile keys ignored, sorted by key."""
+    """"key: old -> new" for every leaf that differs, volatile keys ignored, sorted by key.
+
+    A key the old record lacks is not a difference: the run predates the key, and a new key's default
+    keeps the behaviour it had before the key existed (the convention for every key added), so runs
+    committed by an earlier version stay reusable (`make tables` skips them, studies accumulate).
+    """
     a, b = _flatten(old), _flatten(new)
     volatile = lambda key: any(key == v or key.startswith(v + ".") for v in VOLATILE_KEYS)  # noqa: E731
     return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}"
-            for k in sorted(set(a) | set(b)) if not volatile(k) and a.get(k) != b.get(k)]
+            for k in sorted(a) if not volatile(k) and a.get(k) != b.get(k)]
 
 
 def _world_size() -> int:
