@@ -8,7 +8,7 @@ Issue 14 (Deliver 5, backbone rows). One command, one run, both arms side by sid
 Per seed (label-stratified SST-2 train subset of 2,000 rows, seeded; the full 872-row dev set):
 
 1. **Estimation** exactly as `prunepeft search backbone_prune.enabled=true` does it
-   (`pruning/backbone_stage.estimate`): the full supernet's units, the head and the head/neuron masks
+   (`arms/backbone_stage.estimate`): the full supernet's units, the head and the head/neuron masks
    train together with λ·Σ|m| (λ = 1e-4) for max(100, ⌈0.04 × retrain steps⌉) optimizer steps, then
    heads are cut per layer and neurons globally (`backbone_prune.heads=1/3`, `backbone_prune.ffn=1/3`).
 2. **Two arms**, the same uniform LoRA (our `lora` unit, r 16, on every layer) from the same seed:

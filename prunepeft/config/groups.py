@@ -145,7 +145,7 @@ class DiagnosticsConfig:
     random_sets: int = 50  # random removal sets the round's removed set is compared with
     learned_margin: float = 0.02  # a round "learned nothing" when train loss >= ln(classes) - this
     warmup: bool = True  # also measure each warm-up snapshot (one masked pass per unit per snapshot)
-    grid: bool = False  # also judge every assignment x combination rule on each round (pruning/rule_grid.py)
+    grid: bool = False  # also judge every assignment x combination rule on each round (analysis/rule_grid.py)
 
 
 @dataclass

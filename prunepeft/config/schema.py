@@ -152,16 +152,16 @@ class _SearchBase:
     # over the dev split each round: `false` saves them where the curve is not wanted (the demo).
     eval_rounds: bool = True
     # unit = whole units only; rank = then single ranks / bottleneck dimensions down to B
-    # (Light-PEFT's fine granularity, pruning/rank_stage.py): lands within one rank of B. The default
+    # (Light-PEFT's fine granularity, arms/rank_stage.py): lands within one rank of B. The default
     # stays unit: on SST-2 2k rank pruning filled B but retrained +0.18 +- 0.50 points (BENCHMARKS §10.3).
     granularity: str = "unit"
     # Optimizer steps of each round's statistics pass: null = one epoch over the round's set;
     # light_peft = max(100, ceil(0.04 x the retrain's steps)), Light-PEFT's estimation length;
-    # or an integer n >= 1 (a stratified slice of n x batch rows; pruning/light_peft.py).
+    # or an integer n >= 1 (a stratified slice of n x batch rows; arms/light_peft.py).
     round_steps: Optional[str] = None
     # granularity=rank: the unit rounds stop at the first total <= B / (1 - rank_ratio), still
     # above B, and the rank stage removes the rest down to B. null = 0 (units stop just above B);
-    # strategy=light_peft sets Light-PEFT's rank ratio 0.5 (pruning/rank_stage.py).
+    # strategy=light_peft sets Light-PEFT's rank ratio 0.5 (arms/rank_stage.py).
     rank_ratio: Optional[float] = None
     # The retrain's start: fresh (null, every preset but light_peft) = fresh units and head; warm =
     # the search's trained units, sliced to their kept ranks, and head (Light-PEFT's stage 2).

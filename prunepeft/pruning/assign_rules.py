@@ -13,7 +13,7 @@ key holds only 1–2 units on a 6-layer model, so within-key rankings say nothin
   the candidate criteria: the criterion closest to what all criteria say about the key's units.
 - `agreement`: −mean over snapshots and the key's units of |ρ_c(i) − ρ_imp(i)|, with ρ_imp(i) the
   percentile of −importance(i) among all active units (1 = the least important unit), importance
-  = the probe-loss rise when unit i alone is masked at that snapshot (`diagnostics.Probe`), on a
+  = the probe-loss rise when unit i alone is masked at that snapshot (`masked.MaskedProbe`), on a
   probe disjoint from the diagnostics probe (`agreement_probe`). Costs one masked pass per unit
   per warm-up snapshot.
 """

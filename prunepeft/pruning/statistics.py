@@ -35,7 +35,7 @@ class UnitStatistics:
     steps: int = 0
     # ||Δ|| / ||base|| per non-pad token, mean over the second half of the forwards, over sites.
     output_ratio: Optional[float] = None
-    # granularity=rank: per site, the per-rank Taylor score (pruning/rank_stage.py), else None.
+    # granularity=rank: per site, the per-rank Taylor score (arms/rank_stage.py), else None.
     rank_scores: Optional[dict[str, torch.Tensor]] = None
     # The loss rise on the masked_loss probe when this unit alone is masked (criteria/masked_loss.py).
     masked_loss: Optional[float] = None
