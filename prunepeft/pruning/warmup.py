@@ -25,7 +25,7 @@ import numpy as np
 from prunepeft.run import outputs
 from prunepeft.errors import UserError
 from prunepeft.pruning.assign_rules import get_assign_rule, needs_importance, scores_are_tau, tendency_scores
-from prunepeft.pruning.criteria import assignable, get_criterion, registry_order
+from prunepeft.pruning.criteria import assignable, get_criterion, is_null, registry_order
 from prunepeft.pruning.hybrid_assignment import HybridAssignment
 from prunepeft.pruning.partitions import Partition, PartitionKey, key_str, parse_key
 from prunepeft.pruning.scoring import Snapshot
@@ -148,7 +148,7 @@ class WarmupResult:
         scores = self.rule_scores
         out = {}
         for key, chosen in self.assignment.items():
-            others = [d[key] for c, d in scores.items() if c != chosen and key in d and not get_criterion(c).null]
+            others = [d[key] for c, d in scores.items() if c != chosen and key in d and not is_null(c)]
             out[key_str(key)] = scores[chosen][key] - max(others) if others else 0.0
         return out
 

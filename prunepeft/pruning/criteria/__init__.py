@@ -71,8 +71,14 @@ HYBRID_CRITERIA: tuple[str, ...] = tuple(n for n, c in CRITERIA.items() if c.in_
 
 
 def assignable(names: Iterable[str]) -> list[str]:
-    """`names` without the null criteria (`Criterion.null`): those the warm-up may assign."""
-    return [n for n in names if not get_criterion(n).null]
+    """`names` without the null criteria (`Criterion.null`): those the warm-up may assign. A name not
+    registered (a score table's own label, as in the by-hand tests) is not a null criterion."""
+    return [n for n in names if not is_null(n)]
+
+
+def is_null(name: str) -> bool:
+    """Whether `name` is a registered null criterion (`Criterion.null`: `random`)."""
+    return bool(getattr(CRITERIA.get(name), "null", False))
 
 
 def null_criterion() -> Criterion:
@@ -113,6 +119,7 @@ __all__ = [
     "assignable",
     "CriterionContext",
     "get_criterion",
+    "is_null",
     "needs_of",
     "null_criterion",
     "register_criterion",
