@@ -43,7 +43,11 @@ class ConsoleHandler(logging.StreamHandler):
     def _bar_console(self) -> Any:
         """Rich's console when both it and this handler's stream are the terminal, else None."""
         isatty = getattr(self.stream, "isatty", None)
-        if not (isatty and isatty()):
+        try:
+            terminal = bool(isatty and isatty())
+        except ValueError:  # a closed stream (e.g. a finished in-process run's captured output): logging
+            return None  # never raises into the run; StreamHandler.emit reports the failed write itself
+        if not terminal:
             return None
         import rich
 
