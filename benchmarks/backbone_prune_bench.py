@@ -300,7 +300,7 @@ def main() -> None:
         t0 = time.time()
         kept = backbone_stage.estimate(cfg, data.train)
         est_s = time.time() - t0
-        retrain_steps = light_peft.retrain_steps(cfg, len(data.train))
+        retrain_steps = light_peft.retrain_steps(cfg.search, cfg.train, len(data.train))
         row = {"seed": seed, "estimation_steps": int(cfg.backbone_prune.steps or estimation_steps(retrain_steps)),
                "estimation_wall_s": round(est_s, 1), "heads_kept": kept.counts()[0], "neurons_kept": kept.counts()[1]}
         for name, k in (("unpruned", None), ("pruned", kept)):

@@ -21,7 +21,7 @@ class LightPeftArm(Arm):
     name = "light_peft"
 
     def validate(self, cfg: Any) -> None:
-        light_peft.validate(cfg)  # search.round_steps: null | light_peft | n
+        light_peft.validate(cfg.search)  # search.round_steps: null | light_peft | n
 
     def round_data(self, cfg: Any, train_ds: Any, seed: int) -> Any:
         return light_peft.round_data(cfg, train_ds, seed)
@@ -37,10 +37,10 @@ class RankStageArm(Arm):
     tensor_prefix = rank_stage.RANK_PREFIX
 
     def validate(self, cfg: Any) -> None:
-        rank_stage.granularity(cfg)  # unit | rank
+        rank_stage.granularity(cfg.search)  # unit | rank
 
     def round_callbacks(self, cfg: Any, supernet: Any) -> list:
-        return rank_stage.rank_callbacks(cfg, supernet)
+        return rank_stage.rank_callbacks(cfg.search, supernet)
 
     def attach_round_stats(self, stats: Any, callbacks: list) -> None:
         rank_stage.attach_rank_scores(stats, callbacks)
@@ -53,7 +53,7 @@ class RankStageArm(Arm):
 
     def after_removal(self, supernet: Any, stats: Any, cfg: Any, budget: int, last: bool, seed: int,
                       run: Any) -> list:
-        return rank_stage.prune_ranks(supernet, stats, cfg, budget, last, seed, run)
+        return rank_stage.prune_ranks(supernet, stats, cfg.search, budget, last, seed, run)
 
     def checkpoint_tensors(self, supernet: Any) -> dict:
         return rank_stage.rank_tensors(supernet)

@@ -115,7 +115,7 @@ def estimate(cfg: Any, train_ds: Any, run: Any = None) -> KeptStructures:
     masks = BackboneMasks.install(model, family)  # before the units: the hooks sit on blocks, not Linears
     supernet = Supernet.build(model, family, list(cfg.search_space), UnitSizes.from_model(cfg.model),
                               int(model.config.hidden_size))
-    steps = int(bp.steps) if bp.steps is not None else estimation_steps(retrain_steps(cfg, len(train_ds)))
+    steps = int(bp.steps) if bp.steps is not None else estimation_steps(retrain_steps(cfg.search, cfg.train, len(train_ds)))
     rows = steps * int(cfg.train.batch_size)
     epochs = 1
     if rows < len(train_ds):

@@ -41,26 +41,26 @@ LIGHT_PEFT = "light_peft"
 RETRAIN_INITS = ("fresh", "warm")
 
 
-def retrain_steps(cfg: Any, train_size: int) -> int:
+def retrain_steps(search: Any, train: Any, train_size: int) -> int:
     """Optimizer steps of the search's retrain on `train_size` rows (at least one epoch)."""
-    epochs = cfg.search.retrain_epochs if cfg.search.retrain_epochs is not None else cfg.train.epochs
-    return max(1, int(epochs)) * math.ceil(int(train_size) / int(cfg.train.batch_size))
+    epochs = search.retrain_epochs if search.retrain_epochs is not None else train.epochs
+    return max(1, int(epochs)) * math.ceil(int(train_size) / int(train.batch_size))
 
 
-def _setting(cfg: Any) -> Optional[str]:
-    value = getattr(cfg.search, "round_steps", None)  # configs written before it existed: one epoch
+def _setting(search: Any) -> Optional[str]:
+    value = getattr(search, "round_steps", None)  # configs written before it existed: one epoch
     return None if value is None else str(value)
 
 
-def validate(cfg: Any) -> None:
+def validate(search: Any) -> None:
     """The cheap checks of `search.round_steps`, `search.rank_ratio` and `search.retrain_init`
     (before the run directory is written)."""
-    _validate_handoff(cfg)
-    value = _setting(cfg)
+    _validate_handoff(search)
+    value = _setting(search)
     if value is None:
         return
     if value == LIGHT_PEFT:
-        if str(cfg.search.fidelity) == "low":
+        if str(search.fidelity) == "low":
             raise UserError("search.round_steps=light_peft counts its steps on the full training set D (Light-PEFT's "
                             "estimation); it does not combine with search.fidelity=low (rounds on the subset d): "
                             "drop one, or give search.round_steps=<n>")
@@ -70,42 +70,42 @@ def validate(cfg: Any) -> None:
                         f"steps))) or an integer >= 1, got {value!r}")
 
 
-def round_steps(cfg: Any, train_size: int) -> Optional[int]:
+def round_steps(search: Any, train: Any, train_size: int) -> Optional[int]:
     """The round's optimizer steps, or None for one epoch over its set (`train_size` = |D|)."""
     from prunepeft.arms.backbone_prune import estimation_steps
 
-    value = _setting(cfg)
+    value = _setting(search)
     if value is None:
         return None
-    return estimation_steps(retrain_steps(cfg, train_size)) if value == LIGHT_PEFT else int(value)
+    return estimation_steps(retrain_steps(search, train, train_size)) if value == LIGHT_PEFT else int(value)
 
 
 def round_data(cfg: Any, train_ds: Any, seed: int) -> tuple[Any, int]:
     """(rows, epochs) a round trains on: its whole set for one epoch, or the n-step slice of the module docstring."""
     from prunepeft.data import stratified_subset
 
-    steps = round_steps(cfg, len(train_ds))
+    steps = round_steps(cfg.search, cfg.train, len(train_ds))
     if steps is None:
         return train_ds, 1
     rows = steps * int(cfg.train.batch_size)
     if rows >= len(train_ds):
         return train_ds, math.ceil(rows / len(train_ds))
-    log.info("round of %d optimizer steps (search.round_steps=%s): %d of %d rows", steps, _setting(cfg), rows,
+    log.info("round of %d optimizer steps (search.round_steps=%s): %d of %d rows", steps, _setting(cfg.search), rows,
              len(train_ds))
     return stratified_subset(train_ds, rows, seed, "labels", int(cfg.task.num_labels) == 1,
                              key="search.round_steps"), 1
 
 
 # ------------------------------------------------------------------------------ the handoff
-def retrain_init(cfg: Any) -> str:
+def retrain_init(search: Any) -> str:
     """`search.retrain_init`, validated (null and configs written before it existed: fresh)."""
-    value = getattr(cfg.search, "retrain_init", None)
+    value = getattr(search, "retrain_init", None)
     return check_choice("search.retrain_init", "fresh" if value is None else str(value), RETRAIN_INITS)
 
 
-def rank_ratio(cfg: Any) -> float:
+def rank_ratio(search: Any) -> float:
     """`search.rank_ratio` ρ, validated: 0 <= ρ < 1, and ρ > 0 only under search.granularity=rank."""
-    value = getattr(cfg.search, "rank_ratio", None)
+    value = getattr(search, "rank_ratio", None)
     if value is None:
         return 0.0
     try:
@@ -115,7 +115,7 @@ def rank_ratio(cfg: Any) -> float:
     if not 0.0 <= ratio < 1.0:  # also NaN
         raise UserError(f"search.rank_ratio must be a number in [0, 1) (the share of the survivors' parameters the "
                         f"rank stage removes; Light-PEFT's 0.5) or null (= 0), got {value!r}")
-    granularity = str(getattr(cfg.search, "granularity", None) or "unit")
+    granularity = str(getattr(search, "granularity", None) or "unit")
     if ratio > 0 and granularity != "rank":
         raise UserError(f"search.rank_ratio={value} stops the unit rounds at B / (1 - {value}) for the rank stage to "
                         f"finish; it needs search.granularity=rank, got search.granularity={granularity} "
@@ -123,9 +123,9 @@ def rank_ratio(cfg: Any) -> float:
     return ratio
 
 
-def _validate_handoff(cfg: Any) -> None:
-    rank_ratio(cfg)
-    if retrain_init(cfg) == "warm" and bool(getattr(cfg.search, "fill_budget", False)):
+def _validate_handoff(search: Any) -> None:
+    rank_ratio(search)
+    if retrain_init(search) == "warm" and bool(getattr(search, "fill_budget", False)):
         # A unit given back by fill_budget holds the weights it had when it was removed, which a
         # resumed search does not have (the checkpoint keeps the active units only).
         raise UserError("search.retrain_init=warm does not combine with search.fill_budget=true (a unit given back "

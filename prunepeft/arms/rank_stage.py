@@ -55,9 +55,9 @@ RANK_PREFIX = "rank::"  # checkpoint keys of the rank masks: "rank::<layer>:<typ
 RANK_FILE = outputs.RANK_STAGE
 
 
-def granularity(cfg: Any) -> str:
+def granularity(search: Any) -> str:
     """`search.granularity` (validated; configs written before it existed mean `unit`)."""
-    value = getattr(cfg.search, "granularity", None) or "unit"
+    value = getattr(search, "granularity", None) or "unit"
     return check_choice("search.granularity", str(value), GRANULARITIES)
 
 
@@ -125,9 +125,9 @@ class RankScores(Callback):
         return out
 
 
-def rank_callbacks(cfg: Any, supernet: Any) -> list[RankScores]:
+def rank_callbacks(search: Any, supernet: Any) -> list[RankScores]:
     """The extra callback of a round's statistics pass (none under granularity=unit)."""
-    return [RankScores(supernet)] if granularity(cfg) == "rank" else []
+    return [RankScores(supernet)] if granularity(search) == "rank" else []
 
 
 def attach_rank_scores(stats: Mapping[UnitId, Any], callbacks: list[RankScores]) -> None:
@@ -139,13 +139,13 @@ def attach_rank_scores(stats: Mapping[UnitId, Any], callbacks: list[RankScores])
 
 
 # ------------------------------------------------------------------------------ the rank stage
-def prune_ranks(supernet: Any, stats: Mapping[UnitId, Any], cfg: Any, budget: int, last: bool, seed: int,
+def prune_ranks(supernet: Any, stats: Mapping[UnitId, Any], search: Any, budget: int, last: bool, seed: int,
                 run: Any = None) -> list[UnitId]:
     """After the last unit round (granularity=rank): remove ranks, lowest score first, to <= B.
 
     Returns the units that lost every rank (deactivated here; the search records them as removed).
     """
-    if granularity(cfg) != "rank" or not last:
+    if granularity(search) != "rank" or not last:
         return []
     before = count_parameters(supernet).peft
     entries: list[tuple[float, UnitId, str, int]] = []
@@ -184,7 +184,7 @@ def prune_ranks(supernet: Any, stats: Mapping[UnitId, Any], cfg: Any, budget: in
         supernet.deactivate(uid)
     after = count_parameters(supernet).peft
     assert after == total, (after, total)  # the incremental costs are the accounting's
-    ratio = float(getattr(cfg.search, "rank_ratio", None) or 0.0)
+    ratio = float(getattr(search, "rank_ratio", None) or 0.0)
     record = {"budget": budget, "rank_ratio": ratio, "module_stop": module_stop(budget, ratio),
               "params_before": before, "params_after": after, "ranks_removed": dropped,
               "units_emptied": [unit_key(u) for u in emptied],
