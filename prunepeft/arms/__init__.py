@@ -68,7 +68,7 @@ class BackbonePruneArm(Arm):
     name = "backbone_prune"
 
     def validate(self, cfg: Any) -> None:
-        backbone_stage.validate(cfg)
+        backbone_stage.validate(getattr(cfg, "backbone_prune", None), str(cfg.model.family))
 
     def prepare_backbone(self, model: Any, cfg: Any, train_ds: Any, run: Any) -> bool:
         return backbone_stage.prepare(model, cfg, train_ds, run) is not None
@@ -77,7 +77,7 @@ class BackbonePruneArm(Arm):
         backbone_stage.reprune(model, family, run_dir)
 
     def summary_fields(self, cfg: Any, model: Any, base_after: int, run_dir: Any) -> Any:
-        return backbone_stage.summary_fields(cfg, model, base_after, run_dir)
+        return backbone_stage.summary_fields(getattr(cfg, "backbone_prune", None), model, base_after, run_dir)
 
 
 # Registration order is the order the search calls them in (validate: granularity, round length, backbone).

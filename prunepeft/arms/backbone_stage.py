@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 
 
-def enabled(cfg: Any) -> bool:
-    section = getattr(cfg, "backbone_prune", None)
+def enabled(section: Any) -> bool:
+    """Whether the `backbone_prune` section (None in configs written before it existed) turns it on."""
     return bool(section is not None and section.enabled)
 
 
@@ -59,7 +59,7 @@ def load_run_backbone(model_cfg: Any, num_labels: int, seed: int, run_dir: Path 
     return model, tokenizer
 
 
-def reprune_found(model: Any, family: Any, cfg: Any) -> Optional[KeptStructures]:
+def reprune_found(model: Any, family: Any, method: Any, source_run: Any) -> Optional[KeptStructures]:
     """`baseline method=found run=<dir>`: prune a fresh backbone as the search at `run` did.
 
     A configuration found on a pruned backbone only fits that backbone (its units were sized on
@@ -67,9 +67,9 @@ def reprune_found(model: Any, family: Any, cfg: Any) -> Optional[KeptStructures]
     retrain does (`stages.retrain`): call it right after `load_backbone`, before the units are
     built, so the units draw the same random numbers. No-op for other methods and unpruned runs.
     """
-    if str(cfg.get("method")) != "found" or not cfg.get("run"):
+    if str(method) != "found" or not source_run:
         return None
-    return reprune(model, family, cfg.run)
+    return reprune(model, family, source_run)
 
 
 def source_settings(run_dir: Path | str) -> tuple[Optional[float], Optional[float]]:
@@ -87,17 +87,17 @@ def source_settings(run_dir: Path | str) -> tuple[Optional[float], Optional[floa
     return None, None
 
 
-def found_record(cfg: Any, model: Any, base_after: int) -> dict:
+def found_record(method: Any, source_run: Any, model: Any, base_after: int) -> dict:
     """The baseline summary's `{"backbone": ...}` for `method=found` on a pruned run, else {}.
 
     Same fields as a pruned search's (`summary_fields`), so `prunepeft report` groups the retrain
     with the pruned runs and never with unpruned ones.
     """
-    if str(cfg.get("method")) != "found" or not cfg.get("run") or not (Path(cfg.run) / FILE).exists():
+    if str(method) != "found" or not source_run or not (Path(source_run) / FILE).exists():
         return {}
-    heads, ffn = source_settings(cfg.run)
+    heads, ffn = source_settings(source_run)
     before = int(getattr(model, BASE_BEFORE, base_after))
-    record = _summary_fields(before, int(base_after), KeptStructures.load(Path(cfg.run) / FILE), heads or 0.0, ffn or 0.0)
+    record = _summary_fields(before, int(base_after), KeptStructures.load(Path(source_run) / FILE), heads or 0.0, ffn or 0.0)
     if heads is None:  # the source run recorded no fractions: the kept counts still say what was pruned
         record["heads"] = record["ffn"] = None
     return {"backbone": record}
@@ -138,7 +138,7 @@ def prepare(model: Any, cfg: Any, train_ds: Any, run: Any) -> Optional[KeptStruc
 
     Returns None when backbone pruning is off. Call before PEFT units are injected.
     """
-    if not enabled(cfg):
+    if not enabled(getattr(cfg, "backbone_prune", None)):
         return None
     path = run.file(FILE)
     if not path.exists():
@@ -147,30 +147,28 @@ def prepare(model: Any, cfg: Any, train_ds: Any, run: Any) -> Optional[KeptStruc
     return reprune(model, get_family(cfg.model.family), run.path)
 
 
-def summary_fields(cfg: Any, model: Any, base_after: int, run_dir: Path | str) -> Optional[dict]:
+def summary_fields(bp: Any, model: Any, base_after: int, run_dir: Path | str) -> Optional[dict]:
     """summary.json's `backbone` entry of a pruned run (None when the run did not prune its backbone).
 
     `base_after`: the pruned model's base count (count_parameters(...).base).
     """
     path = Path(run_dir) / FILE
-    if not enabled(cfg) or not path.exists():
+    if not enabled(bp) or not path.exists():  # bp: the `backbone_prune` section
         return None
-    bp = cfg.backbone_prune
     before = int(getattr(model, BASE_BEFORE, base_after))
     return _summary_fields(before, int(base_after), KeptStructures.load(path), float(bp.heads), float(bp.ffn))
 
 
-def validate(cfg: Any) -> None:
+def validate(bp: Any, family: str) -> None:
     """The cheap checks of `backbone_prune.*` (before the run directory is written)."""
     from prunepeft.errors import UserError
     from prunepeft.arms.backbone_prune import layout
 
-    if not enabled(cfg):
+    if not enabled(bp):  # bp: the `backbone_prune` section; family: `model.family`
         return
-    bp = cfg.backbone_prune
     for key in ("heads", "ffn"):
         if not 0.0 <= float(bp[key]) < 1.0:
             raise UserError(f"backbone_prune.{key} must be in [0, 1), got {bp[key]}")
     if float(bp.l1) < 0 or (bp.steps is not None and int(bp.steps) < 1):
         raise UserError("backbone_prune.l1 must be >= 0 and backbone_prune.steps >= 1 (or null)")
-    layout(get_family(cfg.model.family))  # refuses families without a known layout (bert, roberta, llama, qwen2)
+    layout(get_family(family))  # refuses families without a known layout (bert, roberta, llama, qwen2)

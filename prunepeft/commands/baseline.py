@@ -191,7 +191,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     # Load and validate everything a user can get wrong BEFORE writing run.json (nothing half-written).
     family = get_family(cfg.model.family)
     model, tokenizer = load_backbone(cfg.model, cfg.task.num_labels, cfg.seed)
-    backbone_stage.reprune_found(model, family, cfg)  # method=found on a pruned search: prune the same way
+    backbone_stage.reprune_found(model, family, cfg.get("method"), cfg.get("run"))  # method=found on a pruned search: prune the same way
     data = build_task_data(DataSettings.from_config(cfg), tokenizer)
     model, groups, params, supernet = prepare(cfg, model, family)
     log.info("baseline %s on %s (%s): %d train examples, eval %s; trainable %s", cfg.method, cfg.task.name,
@@ -218,7 +218,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                "steps": result.steps, "train_size": len(data.train), "train_size_full": data.train_size_full},
         run=cfg.run if cfg.method == "found" else None, size_to_budget=bool(cfg.size_to_budget),
         budget=OmegaConf.to_container(cfg.budget) if cfg.size_to_budget else None,
-        **backbone_stage.found_record(cfg, model, params["base"]),  # {} unless the backbone was re-pruned
+        **backbone_stage.found_record(cfg.get("method"), cfg.get("run"), model, params["base"]),  # {} unless the backbone was re-pruned
     )
     rd.finish(summary)
     log_final(summary, rd.path, time.time() - rd.started)
