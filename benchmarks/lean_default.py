@@ -132,9 +132,13 @@ def _run(task: str, epochs: int, lr: float | None, seed: int, args) -> str:
 
 
 def run_warmup_phase(args) -> None:
-    """Run D2's levels in order; stop after the first level that has a winner."""
-    for level in sorted({c[0] for c in CANDIDATES}):
-        jobs = [(t, e, lr, s) for lv, e, lr in CANDIDATES if lv == level for t in TASKS for s in SEEDS]
+    """Run D2's candidates in the rule's order (level, then lr); stop at the first with a winner.
+
+    Candidate by candidate, not level by level: the rule takes the first qualifying candidate in this
+    order, so a later candidate of the same level can never change the decision once one qualifies.
+    """
+    for level, epochs, lr in CANDIDATES:
+        jobs = [(t, epochs, lr, s) for t in TASKS for s in SEEDS]
         with ThreadPoolExecutor(args.workers) as pool:
             for line in pool.map(lambda j: _run(*j, args), jobs):
                 print(line, flush=True)

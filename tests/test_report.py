@@ -191,12 +191,12 @@ def test_table3_only_decoders_and_table4_costs(runs):
     md4 = to_markdown(t4)
     # beside ours the paper's PrunePEFT (6.0 search epochs, 20 retrain, ratio 0.30): 0.90 − 6.0 = −5.10,
     # 2 − 20 = −18, and our epoch ratio 0.90 / 2 = 0.45 − 0.30 = +0.15
-    assert ("| minilm_l6 | RTE | PrunePEFT | 0.90 ± 0.00 (n=2) | 6.0 | -5.10 | 150.0 ± 70.7 (n=2) | 2 | 20 | -18 "
+    assert ("| minilm_l6 | RTE | PrunePEFT | 0.90 ± 0.00 (n=2) | 6.0 | -5.10 | 150.0 ± 70.7 (n=2) | — | — | — | 2 | 20 | -18 "
             "| 200.0 ± 0.0 (n=2) | 0.75 ± 0.35 (n=2) | 0.45 ± 0.00 (n=2) | 0.30 | +0.15 |") in md4
-    assert ("| minilm_l6 | RTE | PrunePEFT (low fidelity) | 0.90 (n=1) | 0.1 | +0.80 | 20.0 (n=1) | 2 | 20 | -18 "
+    assert ("| minilm_l6 | RTE | PrunePEFT (low fidelity) | 0.90 (n=1) | 0.1 | +0.80 | 20.0 (n=1) | — | — | — | 2 | 20 | -18 "
             "| 200.0 (n=1) | 0.10 (n=1) | 0.45 (n=1) | 0.01 | +0.44 |") in md4
     # no search: marked, not zero; the paper has no FFT row in Table 4
-    assert "| minilm_l6 | RTE | FFT | — | — | — | — | 2 | — | — | 200.0 ± 0.0 (n=2) | — | — | — | — |" in md4
+    assert "| minilm_l6 | RTE | FFT | — | — | — | — | — | — | — | 2 | — | — | 200.0 ± 0.0 (n=2) | — | — | — | — |" in md4
 
 
 def test_table5_best_single_criterion_and_deltas(runs):
@@ -605,3 +605,29 @@ def test_a_random_weight_backbone_says_so_in_the_table_itself(tmp_path):
                        ("tiny_llama (random weights: plumbing only)", "PrunePEFT")]
     assert "| tiny_llama (random weights: plumbing only) | PrunePEFT |" in to_markdown(t3)
     assert t2.rows == [("minilm_l6", "PrunePEFT")]
+
+
+def test_table4_gives_wall_clock_by_phase_from_the_runs_cost(tmp_path):
+    """Issue 21 Deliver 6: search against retrain counting every pass (summary.json `cost`), by phase."""
+    import json
+
+    root = tmp_path / "runs"
+    for seed, (warm, probes, rounds, retrain) in {1: (10.0, 4.0, 20.0, 100.0), 2: (14.0, 0.0, 30.0, 80.0)}.items():
+        run = make_run(root, f"s/rte/s{seed}", command="search", task="rte", seed=seed, value=0.6, search_wall=999.0)
+        summary = json.loads((run / "summary.json").read_text())
+        phases = {"setup": 2.0, "warmup_train": warm, "warmup_probes": probes / 2, "rounds": rounds,
+                  "round_probes": 0.0, "round_diagnostics": probes / 2, "retrain": retrain}
+        search = warm + probes + rounds
+        summary["cost"] = {"phases_s": phases, "search_s": search, "retrain_s": retrain,
+                           "search_over_retrain": search / retrain}
+        (run / "summary.json").write_text(json.dumps(summary))
+    (t4,) = build_tables(collect_runs(root), ["table4"])
+    row = ("minilm_l6", "RTE", "PrunePEFT")
+    # search 34 and 44 s (not search.wall_s = 999), warm-up 10/14, probes 4/0, rounds 20/30, retrain 100/80,
+    # ratio 0.34 and 0.55
+    assert t4.cell(row, "Search (s)").mean == pytest.approx(39.0)
+    assert t4.cell(row, "Warm-up (s)").mean == pytest.approx(12.0)
+    assert t4.cell(row, "Probes (s)").mean == pytest.approx(2.0)
+    assert t4.cell(row, "Rounds (s)").mean == pytest.approx(25.0)
+    assert t4.cell(row, "Retrain (s)").mean == pytest.approx(90.0)
+    assert t4.cell(row, "Search / retrain").mean == pytest.approx((34 / 100 + 44 / 80) / 2)

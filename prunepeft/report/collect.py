@@ -23,7 +23,8 @@ from prunepeft.report.configs import fingerprint, fingerprint_id
 log = logging.getLogger(__name__)
 
 NUMERIC = ("seed", "value", "best_value", "params_percent", "params_peft", "search_wall_s", "search_epoch_eq",
-           "search_rounds", "train_wall_s", "train_epochs", "num_layers", "search_over_retrain")
+           "search_rounds", "train_wall_s", "train_epochs", "num_layers", "search_over_retrain", "cost_search_s",
+           "cost_retrain_s", "cost_warmup_s", "cost_probes_s", "cost_rounds_s")
 TASK_NAMES = {"rte": "RTE", "mrpc": "MRPC", "stsb": "STS-B", "cola": "CoLA", "sst2": "SST-2",
               "qnli": "QNLI", "qqp": "QQP", "mnli": "MNLI", "wnli": "WNLI"}
 TASK_ORDER = list(TASK_NAMES)  # column order of the paper's GLUE tables
@@ -95,6 +96,18 @@ def find_run_dirs(root: Path) -> list[Path]:
         if not any(d.is_relative_to(r) for r in runs):
             runs.append(d)
     return runs
+
+
+def _cost_phases(cost: dict) -> dict:
+    """Table 4's wall-clock by phase from summary.json's `cost` (prunepeft.pruning.cost); None before it existed.
+
+    Probes = every masked pass: the warm-up's (agreement, masked_loss, diagnostics) and the rounds'.
+    """
+    phases = cost.get("phases_s") or {}
+    probes = [phases.get(p) for p in ("warmup_probes", "round_probes", "round_diagnostics") if phases.get(p) is not None]
+    return {"cost_search_s": cost.get("search_s"), "cost_retrain_s": cost.get("retrain_s"),
+            "cost_warmup_s": phases.get("warmup_train"), "cost_rounds_s": phases.get("rounds"),
+            "cost_probes_s": sum(probes) if probes else None}
 
 
 def _transfer(summary: dict, config: dict, method: str | None) -> tuple[str | None, str | None]:
@@ -169,6 +182,7 @@ def read_run(path: Path, root: Path) -> dict[str, Any]:
         "search_rounds": _get(summary, "search", "rounds"),
         # wall-clock, every search pass counted (pruning/cost.py); None before summaries had `cost`
         "search_over_retrain": _get(summary, "cost", "search_over_retrain"),
+        **_cost_phases(summary.get("cost") or {}),
         "train_wall_s": _get(summary, "train", "wall_s"), "train_epochs": _get(summary, "train", "epochs"),
         "num_layers": found.get("num_layers"),
         "backbone": backbone_label(summary),  # unpruned | pruned (heads, ffn): one kind per report

@@ -109,16 +109,29 @@ def _lr_notes(choices: pd.DataFrame, d: pd.DataFrame) -> list[str]:
 def _table4(d: pd.DataFrame) -> Table:
     """Table 4: search cost vs retrain cost; baselines give the cost of training one configuration."""
     d = d[d["label"].isin(MAIN_ROWS) & d["transfer_kind"].isna()]
-    cols = [Column("Search (epoch-eq.)", None), Column("Search (s)", None), Column("Retrain epochs", None),
+    cols = [Column("Search (epoch-eq.)", None), Column("Search (s)", None), Column("Warm-up (s)", None),
+            Column("Probes (s)", None), Column("Rounds (s)", None), Column("Retrain epochs", None),
             Column("Retrain (s)", None), Column("Search / retrain", None), Column("Search / retrain (epoch-eq.)", None)]
     t = Table("table4", "Table 4 — search vs retrain cost", ["Model", "Task", "Method"], cols,
               legend="Cells: mean ± sd (sample standard deviation over seeds), n = seeds in that cell; wall-clock in "
-                     "seconds on the run's own device; epoch-equivalents = training examples processed by the search "
-                     "/ training-set size; Search / retrain = wall-clock ratio, (epoch-eq.) = search epoch-eq. / "
-                     "retrain epochs, the paper's ratio; — = not applicable or not recorded.")
-    d = d.assign(ratio=d["search_wall_s"] / d["train_wall_s"], ratio_epochs=d["search_epoch_eq"] / d["train_epochs"])
-    fields = (("Search (epoch-eq.)", "search_epoch_eq", 2), ("Search (s)", "search_wall_s", 1),
-              ("Retrain epochs", "train_epochs", 0), ("Retrain (s)", "train_wall_s", 1),
+                     "seconds on the run's own device, every pass counted (summary.json `cost`: warm-up training, "
+                     "probes = every masked pass of the warm-up and the rounds incl. diagnostics, rounds incl. their "
+                     "dev pass; Search = their sum; Retrain = building, training and saving the found configuration); "
+                     "epoch-equivalents = training examples processed by the search / training-set size (forward-only "
+                     "passes not counted: the paper's unit); Search / retrain = wall-clock ratio, (epoch-eq.) = search "
+                     "epoch-eq. / retrain epochs, the paper's ratio; — = not applicable or not recorded (runs before "
+                     "summary.json had `cost`: search and retrain training time only).")
+    # Runs with `cost` (every pass counted); older runs fall back to the search's and the fit's own wall-clock.
+    search_s = d["cost_search_s"].fillna(d["search_wall_s"]) if "cost_search_s" in d else d["search_wall_s"]
+    retrain_s = d["cost_retrain_s"].fillna(d["train_wall_s"]) if "cost_retrain_s" in d else d["train_wall_s"]
+    d = d.assign(search_s=search_s, retrain_s=retrain_s, ratio=search_s / retrain_s,
+                 ratio_epochs=d["search_epoch_eq"] / d["train_epochs"])
+    for col in ("cost_warmup_s", "cost_probes_s", "cost_rounds_s"):
+        if col not in d:
+            d[col] = float("nan")
+    fields = (("Search (epoch-eq.)", "search_epoch_eq", 2), ("Search (s)", "search_s", 1),
+              ("Warm-up (s)", "cost_warmup_s", 1), ("Probes (s)", "cost_probes_s", 1), ("Rounds (s)", "cost_rounds_s", 1),
+              ("Retrain epochs", "train_epochs", 0), ("Retrain (s)", "retrain_s", 1),
               ("Search / retrain", "ratio", 2), ("Search / retrain (epoch-eq.)", "ratio_epochs", 2))
     for (model, task), g in sorted(d.groupby(["model", "task"]), key=lambda kv: (kv[0][0], _task_rank(kv[0][1]))):
         for label in _order(list(g["label"].unique()), MAIN_ROWS):
