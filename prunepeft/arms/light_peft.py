@@ -84,6 +84,8 @@ def round_data(cfg: Any, train_ds: Any, seed: int) -> tuple[Any, int]:
     """(rows, epochs) a round trains on: its whole set for one epoch, or the n-step slice of the module docstring."""
     from prunepeft.data import stratified_subset
 
+    if _setting(cfg.search) is None:  # Algorithm 1's round: one epoch over its set (no train section read)
+        return train_ds, 1
     steps = round_steps(cfg.search, cfg.train, len(train_ds))
     if steps is None:
         return train_ds, 1
