@@ -126,6 +126,10 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
 
     refused = []
     for trial, cfg in zip(trials, configs):
+        scales = cfg.get("extra", {}).get("scales")  # the table presets' `scale` knob
+        if scales is not None and str(cfg.get("scale")) not in scales:
+            return (f"scale={cfg.get('scale')} is not a scale of the table presets; valid choices: "
+                    f"{', '.join(scales)}")
         preset = cfg.get("extra", {}).get("preset")
         if preset and not is_multirun(flags):  # a table preset is a sweep: without -m it would be one run
             return (f"experiment={preset} is a sweep preset: add -m (prunepeft {command} -m experiment={preset} "
