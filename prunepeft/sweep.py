@@ -31,7 +31,8 @@ from omegaconf import DictConfig, OmegaConf
 from prunepeft import outputs
 from prunepeft.errors import UserError
 from prunepeft.io import atomic_write_json, atomic_write_text, read_json
-from prunepeft.run_lock import dead_owner, pid_alive
+from prunepeft.io import pid_alive
+from prunepeft.run_lock import dead_owner
 
 log = logging.getLogger(__name__)
 
