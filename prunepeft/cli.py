@@ -117,7 +117,7 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
     except UserError as err:
         return f"bad override for `prunepeft {command}`: {err}"
     except Exception as err:  # Hydra raises several types; all mean "bad override"
-        return f"bad override for `prunepeft {command}`: {_explain(err)}"
+        return f"bad override for `prunepeft {command}`: {_explain(err, command)}"
     finally:
         GlobalHydra.instance().clear()
     # The command's own cheap checks (unknown method, strategy, budget ...) before any directory exists.
@@ -125,6 +125,10 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
 
     refused = []
     for trial, cfg in zip(trials, configs):
+        scales = cfg.get("extra", {}).get("scales")  # the table presets' `scale` knob
+        if scales is not None and str(cfg.get("scale")) not in scales:
+            return (f"scale={cfg.get('scale')} is not a scale of the table presets; valid choices: "
+                    f"{', '.join(scales)}")
         preset = cfg.get("extra", {}).get("preset")
         if preset and not is_multirun(flags):  # a table preset is a sweep: without -m it would be one run
             return (f"experiment={preset} is a sweep preset: add -m (prunepeft {command} -m experiment={preset} "
@@ -148,20 +152,42 @@ def validate_overrides(command: str, overrides: list[str]) -> str | None:
     return None
 
 
-def _explain(err: Exception) -> str:
-    """Hydra's message, plus the valid keys when a key is unknown (Hydra only suggests `+key=`)."""
-    message = str(err).split("\nConfig search path:")[0].strip()
+def _explain(err: Exception, command: str) -> str:
+    """What Hydra could not compose, told by the exception's type (never by its message text):
+
+    - `MissingConfigException` (an unknown group option): the option and the group's options, from
+      its `missing_cfg_file` and `options` (Hydra's wording, without its config search path);
+    - `ConfigCompositionException` caused by omegaconf's `ConfigAttributeError`/`ConfigKeyError` on
+      a structured config (an unknown key; Hydra only suggests `+key=`): the schema's valid keys,
+      from the cause's `key`, `full_key` and `object_type`;
+    - caused by another omegaconf error with a `full_key` (`ValidationError`: a value of the wrong
+      type): Hydra's line and omegaconf's, e.g. "Error merging override seed=abc (Value 'abc' ...)";
+    - anything else: the error as Hydra words it.
+    """
+    from hydra.errors import ConfigCompositionException, MissingConfigException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    if isinstance(err, MissingConfigException):
+        group = err.missing_cfg_file.rpartition("/")[0]
+        where = f"In {command!r}: " if group and "/" not in group else ""  # a group of the command's defaults
+        if err.options is None:
+            return f"{where}Could not load {err.missing_cfg_file!r}."
+        options = "".join(f"\n\t{o}" for o in err.options)
+        return f"{where}Could not find {err.missing_cfg_file!r}" + (f"\n\nAvailable options in {group!r}:{options}"
+                                                                    if options else "")
     cause = err.__cause__
-    full_key = getattr(cause, "full_key", None)
-    if cause is None or not full_key:
-        return message
-    detail = str(cause).split("\n")[0]  # e.g. "Key 'lrr' not in 'TrainConfig'", "Value 'abc' ... Float"
+    if not (isinstance(err, ConfigCompositionException) and isinstance(cause, OmegaConfBaseException)
+            and getattr(cause, "full_key", None)):
+        return str(err).strip()
     schema = getattr(cause, "object_type", None)
-    if "not in" in detail and dataclasses.is_dataclass(schema):
-        parent = full_key.rpartition(".")[0]
+    if (isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and dataclasses.is_dataclass(schema)
+            and cause.key not in {f.name for f in dataclasses.fields(schema)}):
+        parent = cause.full_key.rpartition(".")[0]
         keys = ", ".join(sorted(f.name for f in dataclasses.fields(schema)))
-        return f"unknown key {full_key!r}; valid keys{f' of {parent!r}' if parent else ''}: {keys}"
-    return f"{message.splitlines()[0]} ({detail})"
+        return f"unknown key {cause.full_key!r}; valid keys{f' of {parent!r}' if parent else ''}: {keys}"
+    # Hydra's own line ("Error merging override seed=abc") and the first line of omegaconf's message
+    # (the rest is omegaconf's full_key/object_type block)
+    return f"{str(err).splitlines()[0]} ({str(cause).splitlines()[0]})"
 
 
 def _flag_options(command: str, args: list[str]) -> list[str]:

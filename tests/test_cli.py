@@ -60,6 +60,19 @@ def test_bad_override_exit_2_with_choices(override, expected, capsys, monkeypatc
     assert "Traceback" not in out + err
 
 
+def test_explain_reads_hydra_exception_types_not_their_text():
+    """The group, option and choices come from MissingConfigException's attributes, not its message."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException
+
+    err = MissingConfigException("any text\nConfig search path:\n\tpkg://x", missing_cfg_file="task/nope",
+                                 options=["rte", "sst2"])
+    assert cli._explain(err, "baseline") == \
+        "In 'baseline': Could not find 'task/nope'\n\nAvailable options in 'task':\n\trte\n\tsst2"
+    assert cli._explain(MissingConfigException("x", missing_cfg_file="a/b/nope", options=[]), "search") == \
+        "Could not find 'a/b/nope'"
+    assert cli._explain(ConfigCompositionException("  plain  "), "search") == "plain"  # no omegaconf cause
+
+
 def test_unknown_method_is_a_clean_user_error(glue_dir, tmp_path, capsys, monkeypatch):
     run_dir = tmp_path / "run"
     argv = ["baseline", "model=tiny_bert", "method=nope", f"data.dir={glue_dir}", f"hydra.run.dir={run_dir}"]

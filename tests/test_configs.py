@@ -133,3 +133,15 @@ def test_scale_smoke_is_tiny_and_one_seed(compose_cfg):
     extra = compose_cfg("search", ["experiment=table2", "scale=smoke"]).extra
     smoke = extra.scales.smoke  # what the sweeper sets: the model, the profile, one seed
     assert (smoke.model, smoke.train, str(smoke.seeds)) == ("tiny_bert", "test", "1") and extra.preset == "table2"
+
+def test_a_bad_scale_or_a_preset_without_m_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    for args, message in ((["-m", "experiment=table5", "scale=nope"],
+                           "scale=nope is not a scale of the table presets; valid choices: smoke, cpu, gpu, paper"),
+                          (["experiment=table2", "scale=smoke"], "experiment=table2 is a sweep preset: add -m")):
+        proc = subprocess.run([sys.executable, "-m", "prunepeft.cli", "search", *args], cwd=tmp_path,
+                              capture_output=True, text=True)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not any(tmp_path.iterdir())  # nothing written

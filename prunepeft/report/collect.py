@@ -120,9 +120,13 @@ def _transfer(summary: dict, config: dict, method: str | None) -> tuple[str | No
     if (summary.get("strategy") or _get(config, "strategy", "name")) == MATCHED:
         return None, None
     t = summary.get("transfer") if isinstance(summary.get("transfer"), dict) else {}
-    from_run = t.get("from_run") or _get(config, "strategy", "from_run")
+    # A baseline never reuses S_H: its `strategy.from_run` is only the preset's global key (Table 6 sets
+    # it for both commands), so `method=found` is an architecture transfer whatever that key holds.
+    found = method == "found" and summary.get("command", config.get("command")) == "baseline"
+    from_run = t.get("from_run") or (None if found else _get(config, "strategy", "from_run"))
     source_dir = from_run or (summary.get("run") or config.get("run") if method == "found" else None)
-    kind = t.get("kind") or ("strategy" if from_run else ("architecture" if method == "found" else None))
+    kind = t.get("kind") or ("architecture" if found else "strategy" if from_run else
+                             "architecture" if method == "found" else None)
     source = t.get("from_task") or _get(config, "extra", "source")
     source = None if source in (None, "none") else source
     if kind and source is None and source_dir:

@@ -34,6 +34,7 @@ import pandas as pd  # noqa: E402
 
 from prunepeft.run import outputs  # noqa: E402
 from prunepeft.run.io import atomic_write_text, read_json  # noqa: E402
+from prunepeft.report.render import md_table  # noqa: E402
 from prunepeft.report.signal import HELDOUT_SPLIT, _arms, _metric, mean_ci  # noqa: E402
 
 ENVELOPE = re.compile(r"env\d+")
@@ -170,25 +171,26 @@ def headroom_markdown(folder: str, study: dict[str, Any]) -> str:
     lines = [title, "",
              "Random configurations at the hybrid's parameter count (see the study's draws), retrained with the same "
              "recipe: the envelope. Held-out accuracy (points); a marker's percentile is its mid-rank among "
-             "its seed's envelope (100 = above every draw).", "",
-             "| seed | N | params (k) | best | q75 | median | q25 | worst | "
-             + " | ".join(f"{m} (pct)" for m in names) + " |",
-             "|---|---|---|---|---|---|---|---|" + "---|" * len(names)]
+             "its seed's envelope (100 = above every draw).", ""]
+    body = []
     for r in seeds.to_dict("records"):
         params = (f"{r['params_min'] / 1e3:.1f}–{r['params_max'] / 1e3:.1f}" if not pd.isna(r["params_min"]) else "—")
         cells = [str(r["seed"]), str(r["n"]), params] + [_fmt(r[c], ".2f") for c in ("best", "q75", "median", "q25", "worst")]
-        cells += [f"{_fmt(r[m], '.2f')} ({_fmt(r[f'{m}_pct'], '.0f')})" for m in names]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "| arm | seeds | mean percentile (range) | mean | Δ to envelope best (paired, 95 %) | "
-              "Δ to envelope median (paired, 95 %) |", "|---|---|---|---|---|---|"]
+        body.append(cells + [f"{_fmt(r[m], '.2f')} ({_fmt(r[f'{m}_pct'], '.0f')})" for m in names])
+    lines += md_table(["seed", "N", "params (k)", "best", "q75", "median", "q25", "worst",
+                       *(f"{m} (pct)" for m in names)], body)
+    body = []
     for r in markers.to_dict("records"):
         pct = "—" if r["percentile"] is None or pd.isna(r["percentile"]) else f"{r['percentile']:.0f} ({r['pct_min']:.0f}–{r['pct_max']:.0f})"
-        lines.append(f"| {r['arm']} | {r['n']} | {pct} | {r['value']:.2f} | {_ci(r['delta_best'])} | {_ci(r['delta_median'])} |")
+        body.append([r["arm"], r["n"], pct, f"{r['value']:.2f}", _ci(r["delta_best"]), _ci(r["delta_median"])])
+    lines += ["", *md_table(["arm", "seeds", "mean percentile (range)", "mean", "Δ to envelope best (paired, 95 %)",
+                             "Δ to envelope median (paired, 95 %)"], body)]
     if not units.empty:
         lines += ["", "Which units the best configurations share (top quarter of each seed's envelope, against "
-                  "how often the draws held the unit):", "",
-                  "| unit | share of draws | share of top-quarter draws | lift |", "|---|---|---|---|"]
-        lines += [f"| {r['unit']} | {r['drawn']:.2f} | {r['top']:.2f} | {r['lift']:+.2f} |" for r in units.to_dict("records")]
+                  "how often the draws held the unit):", ""]
+        lines += md_table(["unit", "share of draws", "share of top-quarter draws", "lift"],
+                          [[r["unit"], f"{r['drawn']:.2f}", f"{r['top']:.2f}", f"{r['lift']:+.2f}"]
+                           for r in units.to_dict("records")])
     return "\n".join(lines)
 
 

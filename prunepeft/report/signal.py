@@ -27,6 +27,7 @@ from scipy.stats import t as student_t  # noqa: E402
 
 from prunepeft.run import outputs  # noqa: E402
 from prunepeft.run.io import atomic_write_text, read_jsonl  # noqa: E402
+from prunepeft.report.render import md_table  # noqa: E402
 
 HELDOUT_SPLIT = "train_heldout"
 
@@ -172,18 +173,17 @@ def signal_markdown(rows: pd.DataFrame) -> str:
     lines = ["## Search signal (ground truth: loss rise when a unit is masked alone on held-out rows)", "",
              "Spearman(ranking, −importance), Fisher mean [95 %] over seeds × rounds; corrected = combined − "
              "random null; decision pct = share of random equal-type removal sets that hurt less than the "
-             "search's (50 = chance, lower = better).", "",
-             "| arm | seeds | rounds | combined p | null (random) | corrected | reliability | decision pct | "
-             "learned nothing | dev | held-out |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows.itertuples():
-        corrected = "—" if r.corrected is None or pd.isna(r.corrected) else f"{r.corrected:+.2f}"
-        lines.append(f"| {r.arm} | {r.seeds} | {r.rounds} | {_corr(r.combined)} | {_corr(r.null)} | {corrected} | "
-                     f"{_corr(r.reliability)} | {_ci(r.decision_pct, 100, 0)} | {r.learned_nothing} | "
-                     f"{_ci(r.dev, 100)} | {_ci(r.heldout, 100)} |")
+             "search's (50 = chance, lower = better).", ""]
+    head = ["arm", "seeds", "rounds", "combined p", "null (random)", "corrected", "reliability", "decision pct",
+            "learned nothing", "dev", "held-out"]
+    body = [[r.arm, r.seeds, r.rounds, _corr(r.combined), _corr(r.null),
+             "—" if r.corrected is None or pd.isna(r.corrected) else f"{r.corrected:+.2f}", _corr(r.reliability),
+             _ci(r.decision_pct, 100, 0), r.learned_nothing, _ci(r.dev, 100), _ci(r.heldout, 100)]
+            for r in rows.itertuples()]
+    lines += md_table(head, body)
     crits = [c for c in rows.columns if c.startswith("criterion:")]
-    lines += ["", "| arm | " + " | ".join(c.split(":", 1)[1] for c in crits) + " |", "|---|" + "---|" * len(crits)]
-    for r in rows.to_dict("records"):
-        lines.append(f"| {r['arm']} | " + " | ".join(_corr(r.get(c)) for c in crits) + " |")
+    lines += ["", *md_table(["arm", *(c.split(":", 1)[1] for c in crits)],
+                            [[r["arm"], *(_corr(r.get(c)) for c in crits)] for r in rows.to_dict("records")])]
     return "\n".join(lines)
 
 
@@ -192,16 +192,16 @@ def comparison_markdown(rows: pd.DataFrame) -> str:
     if rows.empty or not any(c.startswith("delta_") for c in rows.columns):
         return ""
     lines = ["## Arms compared (primary metric in points: mean ± sd over seeds; Δ = paired difference to hybrid over "
-             "common seeds, mean ± 95 % half-width; MDE = minimum detectable Δ at 80 % power)", "",
-             "| arm | n | dev | held-out | Δ dev | Δ held-out | MDE held-out (80 %) | PEFT % |",
-             "|---|---|---|---|---|---|---|---|"]
+             "common seeds, mean ± 95 % half-width; MDE = minimum detectable Δ at 80 % power)", ""]
+    body = []
     for r in rows.to_dict("records"):
         dh = r.get("delta_heldout")
         dh = None if isinstance(dh, float) else dh
         pct = "—" if r.get("params_pct") is None else f"{r['params_pct']:.3f}"
-        lines.append(f"| {r['arm']} | {r['n']} | {_ci(r.get('dev'))} | {_ci(r.get('heldout'))} | "
-                     f"{_ci(r.get('delta_dev'), digits=2, signed=True)} | {_ci(dh, digits=2, signed=True)} | "
-                     f"{'—' if dh is None else f'{mde(dh[1]):.2f}'} | {pct} |")
+        body.append([r["arm"], r["n"], _ci(r.get("dev")), _ci(r.get("heldout")),
+                     _ci(r.get("delta_dev"), digits=2, signed=True), _ci(dh, digits=2, signed=True),
+                     "—" if dh is None else f"{mde(dh[1]):.2f}", pct])
+    lines += md_table(["arm", "n", "dev", "held-out", "Δ dev", "Δ held-out", "MDE held-out (80 %)", "PEFT %"], body)
     return "\n".join(lines)
 
 

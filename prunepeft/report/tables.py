@@ -160,6 +160,10 @@ def _table5(d: pd.DataFrame, lr_choices: pd.DataFrame) -> Table:
         d = d[low].copy()
         d["label"] = d["label"].str.removesuffix(" (low fidelity)")
         notes.append("Every search in this table ran at low fidelity (pruning rounds on the warm-up subset d).")
+    # The ablation's own tasks and models: PrunePEFT runs made for Tables 2-4 and 6 on other tasks (or on
+    # Table 3's decoder) have no ablation beside them and would only add empty cells.
+    ablated = d[d["label"] != "PrunePEFT"]
+    d = d[d["task"].isin(set(ablated["task"])) & d["model"].isin(set(ablated["model"]))]
     for model in sorted(d["model"].unique()):
         singles = d[(d["model"] == model) & d["label"].str.startswith("Single: ")]
         if singles.empty:

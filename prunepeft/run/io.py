@@ -154,7 +154,7 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
         return []
     for sib in siblings:
         match = pattern.match(sib.name)
-        if not match or _pid_alive(int(match.group(1))):
+        if not match or pid_alive(int(match.group(1))):
             continue
         with contextlib.suppress(OSError):
             shutil.rmtree(sib) if sib.is_dir() and not sib.is_symlink() else sib.unlink()
@@ -162,7 +162,8 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True unless `pid` is certainly gone on this host (a pid we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -17,20 +17,9 @@ from typing import Any
 
 from prunepeft.run import outputs
 from prunepeft.errors import UserError
-from prunepeft.run.io import read_run_file
+from prunepeft.run.io import pid_alive, read_run_file
 
 LOCK_FILE = outputs.LOCK
-
-
-def pid_alive(pid: int) -> bool:
-    """True unless `pid` is certainly gone on this host (a pid we may not signal counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 class RunLock:

@@ -30,8 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from prunepeft.run import outputs
 from prunepeft.errors import UserError
-from prunepeft.run.io import atomic_write_json, atomic_write_text, read_json
-from prunepeft.run.lock import dead_owner, pid_alive
+from prunepeft.run.io import atomic_write_json, atomic_write_text, pid_alive, read_json
+from prunepeft.run.lock import dead_owner
 
 log = logging.getLogger(__name__)
 
@@ -174,14 +174,15 @@ def sweep_rows(sweep_dir: Path, sweep_id: str) -> tuple[list[str], list[dict[str
 
 
 def _markdown(swept: list[str], rows: list[dict[str, Any]]) -> str:
-    head = ["job", *swept, "status", "metric", "value", "dir", "error"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    from prunepeft.report.render import md_table  # pandas: only when a summary is written
+
+    body = []
     for r in rows:
         value = "" if r.get("value") is None else f"{r['value']:.4f}"
         error = (r.get("error") or "").replace("|", "/").replace("\n", " ")[:120]
-        cells = [str(r.get("num")), *(str(r["swept"].get(k, "")) for k in swept), r["status"],
-                 r.get("metric") or "", value, r["dir"], error]
-        lines.append("| " + " | ".join(cells) + " |")
+        body.append([str(r.get("num")), *(str(r["swept"].get(k, "")) for k in swept), r["status"],
+                     r.get("metric") or "", value, r["dir"], error])
+    lines = md_table(["job", *swept, "status", "metric", "value", "dir", "error"], body)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "failed", "running", "stale")}
     counts = {s: n for s, n in counts.items() if n or s in ("done", "failed")}
     return "\n".join(lines) + f"\n\n{len(rows)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "\n"
