@@ -21,7 +21,7 @@ from prunepeft.commands.report import run as report_run
 from prunepeft.config.schema import register_configs
 from prunepeft.errors import UserError
 from prunepeft.report import build_tables, collect_runs, load_reference, to_csv, to_latex, to_markdown
-from prunepeft.report.render import md_table
+from prunepeft.run.markdown import md_table
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -34,7 +34,7 @@ import pandas as pd  # noqa: E402
 
 from prunepeft.run import outputs  # noqa: E402
 from prunepeft.run.io import atomic_write_text, read_json  # noqa: E402
-from prunepeft.report.render import md_table  # noqa: E402
+from prunepeft.run.markdown import md_table  # noqa: E402
 from prunepeft.report.signal import HELDOUT_SPLIT, _arms, _metric, mean_ci  # noqa: E402
 
 ENVELOPE = re.compile(r"env\d+")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from prunepeft.report.aggregate import Cell
+from prunepeft.run.markdown import md_table  # noqa: F401 - also the report's (signal, headroom)
 
 MISSING = "—"
 Row = tuple[str, ...]
@@ -96,26 +97,6 @@ def fmt(cell: Cell, signed: bool = False, tex: bool = False) -> str:
     std = "" if math.isnan(cell.std) else f"{pm}{cell.std:.{cell.digits}f}"
     n = f" {{\\scriptsize ({cell.n})}}" if tex else f" (n={cell.n})"
     return f"{num}{std}{n}"
-
-
-def md_table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> list[str]:
-    """A markdown pipe table (pandas `to_markdown`, i.e. tabulate) as lines: `| a | b |`, one separator
-    segment per column from `align` (`:--` left, `--:` right, default `---`), cells as given.
-
-    Cells are neither padded to the column's width nor parsed as numbers (`0.8050` stays `0.8050`):
-    tabulate's no-alignment padding and a separator built from `align`, so the bytes are those of the
-    tables written by hand before (and of the committed ones in BENCHMARKS.md).
-    """
-    from tabulate import DataRow, TableFormat
-
-    seps = align or ["---"] * len(header)
-    row = DataRow("|", "|", "|")
-    fmt = TableFormat(lineabove=None, linebelowheader=lambda _w, _a: "|" + "|".join(seps) + "|",
-                      linebetweenrows=None, linebelow=None, headerrow=row, datarow=row, padding=1,
-                      with_header_hide=None)
-    frame = pd.DataFrame([[str(c) for c in r] for r in rows], columns=list(header), dtype=object)
-    return frame.to_markdown(index=False, tablefmt=fmt, disable_numparse=True, stralign=None,
-                             numalign=None).split("\n")
 
 
 def _md_table(header: list[str], rows: list[list[str]], n_index: int) -> list[str]:

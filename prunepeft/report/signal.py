@@ -27,7 +27,7 @@ from scipy.stats import t as student_t  # noqa: E402
 
 from prunepeft.run import outputs  # noqa: E402
 from prunepeft.run.io import atomic_write_text, read_jsonl  # noqa: E402
-from prunepeft.report.render import md_table  # noqa: E402
+from prunepeft.run.markdown import md_table  # noqa: E402
 
 HELDOUT_SPLIT = "train_heldout"
 

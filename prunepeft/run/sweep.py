@@ -174,7 +174,7 @@ def sweep_rows(sweep_dir: Path, sweep_id: str) -> tuple[list[str], list[dict[str
 
 
 def _markdown(swept: list[str], rows: list[dict[str, Any]]) -> str:
-    from prunepeft.report.render import md_table  # pandas: only when a summary is written
+    from prunepeft.run.markdown import md_table  # pandas: only when a summary is written
 
     body = []
     for r in rows:
