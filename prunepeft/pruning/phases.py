@@ -14,7 +14,7 @@ from prunepeft.pruning.assign_rules import agreement_probe
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.criteria import needs_of
 from prunepeft.pruning.criteria.base import CriterionContext
-from prunepeft.pruning.criteria.masked_loss import masked_loss_probe
+from prunepeft.pruning.masked_probe import masked_loss_probe
 from prunepeft.pruning.light_peft import round_data
 from prunepeft.pruning.rank_stage import attach_rank_scores, rank_callbacks
 from prunepeft.pruning.scoring import Snapshot, score_snapshot
