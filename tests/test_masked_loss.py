@@ -13,13 +13,9 @@ from omegaconf import OmegaConf
 from prunepeft.errors import UserError
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.criteria import CRITERIA, HYBRID_CRITERIA, CriterionContext, get_criterion, needs_of
-from prunepeft.pruning.criteria.masked_loss import (
-    MASKED_LOSS_SEED_OFFSET,
-    MaskedLossSettings,
-    masked_loss_rows,
-    probe_size,
-)
+from prunepeft.pruning.criteria.masked_loss import MASKED_LOSS_SEED_OFFSET, MaskedLossSettings, probe_size
 from prunepeft.pruning.masked import MaskedProbe
+from prunepeft.pruning.masked_probe import masked_loss_rows
 from prunepeft.pruning.scoring import score_snapshot
 from prunepeft.pruning.statistics import UnitStatistics
 

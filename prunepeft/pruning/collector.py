@@ -71,7 +71,7 @@ class StatisticsCollector(Callback):
         if unknown:
             raise ValueError(f"unknown statistics {sorted(unknown)}; valid: {sorted(STAT_KINDS)}")
         if "masked_loss" in needs and probe is None:
-            raise ValueError("the masked_loss statistic needs a probe (criteria.masked_loss.masked_loss_probe)")
+            raise ValueError("the masked_loss statistic needs a probe (pruning.masked_probe.masked_loss_probe)")
         self.supernet = supernet
         self.probe = probe
         self.needs = frozenset(needs | {"weights"})

@@ -15,7 +15,7 @@ from prunepeft.pruning.assign_rules import agreement_probe, needs_importance
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.criteria import needs_of
 from prunepeft.pruning.criteria.base import CriterionContext
-from prunepeft.pruning.criteria.masked_loss import masked_loss_probe
+from prunepeft.pruning.masked_probe import masked_loss_probe
 from prunepeft.pruning.scoring import Snapshot, score_snapshot
 from prunepeft.pruning.warmup import WarmupSnapshots
 from prunepeft.seed import generator

@@ -36,7 +36,7 @@ from prunepeft.pruning import arms, cost, matched
 from prunepeft.pruning.checkpoint import SearchState
 from prunepeft.pruning.criteria import get_criterion
 from prunepeft.pruning.criteria.base import CriterionContext
-from prunepeft.pruning.criteria.masked_loss import masked_loss_probe
+from prunepeft.pruning.masked_probe import masked_loss_probe
 from prunepeft.pruning.observe import SearchObserver
 from prunepeft.pruning.partitions import Partition, boundaries
 from prunepeft.pruning.phases import run_round
