@@ -31,7 +31,10 @@ class ConsoleHandler(logging.StreamHandler):
     """
 
     def emit(self, record: logging.LogRecord) -> None:
-        console = self._bar_console()
+        try:
+            console = self._bar_console()
+        except (ValueError, OSError):  # a closed stream (a handler outliving its stream): as StreamHandler does
+            console = None
         if console is None:
             super().emit(record)
             return
