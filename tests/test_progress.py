@@ -138,3 +138,22 @@ def test_without_the_shared_console_the_bar_overwrites_the_lines():
     _, screen = _run_on_a_terminal("plain")
     whole = [line for line in screen if line.startswith("[") and "train epoch" in line and " | ETA " in line]
     assert len(whole) < 3, screen
+
+
+def test_the_console_handler_never_raises_on_a_closed_stream():
+    """A handler left configured on a stream that was closed since (pytest's capture, a detached
+    terminal) must not raise into the run: logging never stops a search (StreamHandler's contract)."""
+    import io
+    import logging
+
+    from prunepeft.run.progress import ConsoleHandler
+
+    stream = io.StringIO()
+    handler = ConsoleHandler(stream)
+    stream.close()
+    record = logging.LogRecord("prunepeft", logging.INFO, __file__, 1, "round 1 of ≈2", None, None)
+    raise_exceptions, logging.raiseExceptions = logging.raiseExceptions, False
+    try:
+        handler.emit(record)  # no exception
+    finally:
+        logging.raiseExceptions = raise_exceptions

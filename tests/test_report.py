@@ -437,8 +437,11 @@ def test_fingerprint_keys():
     from prunepeft.report.configs import fingerprint
 
     train = {"train": {"lr_peft": 1e-3, "lr_head": 1e-3, "lr_backbone": 2e-5, "progress": True, "epochs": 2}}
-    # LoRA: the swept PEFT rate is left out, the head follows it, the frozen backbone's rate does not count
-    assert fingerprint(train, "baseline", "lora") == {"train.epochs": "2", "train.lr_head": "= swept lr"}
+    # LoRA: the swept PEFT rate and the head's (one lr setting the report selects over: collect.lr_label)
+    # are left out, and so is the frozen backbone's rate
+    assert fingerprint(train, "baseline", "lora") == {"train.epochs": "2"}
+    fixed_head = {"train": {**train["train"], "lr_peft": 1e-2}}
+    assert fingerprint(fixed_head, "baseline", "lora") == fingerprint(train, "baseline", "lora")
     # FFT: the backbone's rate is the swept one; the head's rate is a setting of its own
     assert fingerprint(train, "baseline", "fft") == {"train.epochs": "2", "train.lr_head": "0.001",
                                                      "train.lr_peft": "0.001"}
@@ -667,3 +670,14 @@ def test_table6_preset_baselines_are_architecture_transfers_and_table5_keeps_its
     assert t6.cell(("minilm_l6", "Strategy transfer from RTE"), "SST-2").mean == pytest.approx(80.0)
     assert t6.cell(("minilm_l6", "Architecture transfer from RTE"), "SST-2").mean == pytest.approx(70.0)
     assert [c.name for c in t5.columns if c.name in ("RTE", "SST-2")] == ["SST-2"]
+
+
+def test_a_plain_lr_sweep_is_one_configuration_with_the_head_in_the_lr_label():
+    """`train.lr_peft=0.001,0.01` with the head at its default: one configuration, two lr settings the
+    report chooses between (the 0.001 run's head equals its rate, the 0.01 run's does not)."""
+    from prunepeft.report.collect import lr_label
+
+    assert lr_label({"peft": 1e-3, "head": 1e-3, "backbone": 5e-5}, "lora") == "0.001"
+    assert lr_label({"peft": 1e-2, "head": 1e-3, "backbone": 5e-5}, "lora") == "0.01 (head 0.001)"
+    assert lr_label({"peft": 1e-3, "head": 1e-3, "backbone": 2e-5}, "fft") == "2e-05"
+    assert lr_label(1e-3, "lora") == "0.001"

@@ -18,6 +18,7 @@ import pytest
 
 from prunepeft.commands import search as search_cmd
 from prunepeft.run.io import read_json, read_jsonl
+from prunepeft.run.sweep import latest_summary
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher (dev extra)")
 
@@ -37,7 +38,7 @@ def test_submitit_local_sweep_requeues_on_usr2_and_resumes(glue_dir, tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    rows = read_json(tmp_path / "sweep" / "sweep_summary.json")
+    rows = read_json(latest_summary(tmp_path / "sweep"))  # each sweep's summary in its own directory
     assert [(r["swept"]["budget.params"], r["status"]) for r in rows] == [("2000", "done"), ("5000", "done")]
     assert read_json(tmp_path / "sweep" / "rte" / "tiny_bert" / "hybrid_budget.params=5000-s42" / "run.json")["attempts"] == 1
     job = tmp_path / "sweep" / "rte" / "tiny_bert" / "hybrid_budget.params=2000-s42"

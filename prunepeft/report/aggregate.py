@@ -81,7 +81,7 @@ def select_lr(df: pd.DataFrame,
         if len(means) <= 1:
             kept.append(group)
             continue
-        lrs = sorted(means.index, key=lambda v: float(v) if v else -1.0)
+        lrs = sorted(means.index, key=lambda v: float(v.split()[0]) if v else -1.0)  # "0.01 (head 0.001)"
         best = max(lrs, key=lambda lr: (means[lr], -lrs.index(lr)))
         kept.append(group[group["lr"] == best])
         choices.append({**dict(zip(keys, key)), "lr": best, "candidates": ", ".join(lrs),

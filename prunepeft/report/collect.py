@@ -72,11 +72,17 @@ def lr_label(lr: Any, method: str | None) -> str:
     `summary.json` has `lr` as a float or as `{peft, head, backbone}`; for full fine-tuning the
     backbone rate matters, for everything else the PEFT rate (the head follows it in the presets).
     """
+    head = None
     if isinstance(lr, dict):
         key = "backbone" if method == "fft" else "peft"
+        head = lr.get("head") if key == "peft" else None
         lr = lr.get(key, next(iter(lr.values()), None))
     if lr is None or (isinstance(lr, float) and math.isnan(lr)):
         return ""
+    # The head's rate is part of the learning-rate setting the report selects over: it follows the
+    # swept rate in the presets, stays at its default in a plain `train.lr_peft=a,b` sweep.
+    if head is not None and not (isinstance(head, float) and math.isnan(head)) and float(head) != float(lr):
+        return f"{float(lr):g} (head {float(head):g})"
     return f"{float(lr):g}"
 
 

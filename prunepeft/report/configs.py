@@ -69,8 +69,8 @@ def fingerprint(config: dict | None, command: str | None, method: str | None,
                 device: str | None = None) -> dict[str, str]:
     """The result-changing keys of a run's resolved config, as {dotted key: canonical string}.
 
-    The swept learning rate (the backbone's for FFT, else the PEFT units'; `collect.lr_label`) is left
-    out; the head's rate counts only where it does not follow the swept one. The backbone's rate is
+    The swept learning rate (the backbone's for FFT, else the PEFT units' together with the head's:
+    `collect.lr_label`) is left out; for FFT the head's rate counts where it does not follow the swept one. The backbone's rate is
     left out where the backbone is frozen (every method but FFT). On a CPU (`device`, from run.json)
     every precision runs as fp32 (train/device.py). An empty config gives {} (unknown).
     """
@@ -81,7 +81,9 @@ def fingerprint(config: dict | None, command: str | None, method: str | None,
     if "train.precision" in flat and str(device or "").startswith("cpu"):
         flat["train.precision"] = "fp32"
     swept = "train.lr_backbone" if method == "fft" and command == "baseline" else "train.lr_peft"
-    if "train.lr_head" in flat and swept in flat and flat["train.lr_head"] == flat[swept]:
+    if swept == "train.lr_peft":
+        flat.pop("train.lr_head", None)  # part of the lr setting the report selects over (collect.lr_label)
+    elif "train.lr_head" in flat and swept in flat and flat["train.lr_head"] == flat[swept]:
         flat["train.lr_head"] = FOLLOWS
     flat.pop(swept, None)
     if swept != "train.lr_backbone":

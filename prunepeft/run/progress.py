@@ -31,7 +31,10 @@ class ConsoleHandler(logging.StreamHandler):
     """
 
     def emit(self, record: logging.LogRecord) -> None:
-        console = self._bar_console()
+        try:
+            console = self._bar_console()
+        except (ValueError, OSError):  # a closed stream (a handler outliving its stream): as StreamHandler does
+            console = None
         if console is None:
             super().emit(record)
             return
@@ -43,11 +46,7 @@ class ConsoleHandler(logging.StreamHandler):
     def _bar_console(self) -> Any:
         """Rich's console when both it and this handler's stream are the terminal, else None."""
         isatty = getattr(self.stream, "isatty", None)
-        try:
-            terminal = bool(isatty and isatty())
-        except ValueError:  # a closed stream (e.g. a finished in-process run's captured output): logging
-            return None  # never raises into the run; StreamHandler.emit reports the failed write itself
-        if not terminal:
+        if not (isatty and isatty()):  # a closed stream raises here: `emit` treats it as no terminal
             return None
         import rich
 
