@@ -29,7 +29,8 @@ def test_summary_has_the_schema_version_and_the_fields_results_are_read_by():
         assert key in s, key
     assert s["primary"] == {"split": "validation", "metric": "accuracy", "value": 0.5}
     assert s["lr"] == {"peft": 1e-3, "head": 2e-3, "backbone": 1e-5}
-    assert lr_label(s["lr"], "prunepeft") == "0.001" and lr_label(s["lr"], "fft") == "1e-05"
+    # the head at its own rate is part of the lr setting (report.collect.lr_label); FFT: the backbone rate
+    assert lr_label(s["lr"], "prunepeft") == "0.001 (head 0.002)" and lr_label(s["lr"], "fft") == "1e-05"
     assert lr_label(1e-3, "prunepeft") == "0.001"  # schema 1: a search's lr was a float
 
 
