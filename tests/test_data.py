@@ -240,6 +240,35 @@ def test_loader_dynamic_padding_and_seeded_shuffle(glue_dir, tok):
     assert order(l0) != e1  # a fresh order in the next epoch
 
 
+
+def test_group_by_length_keeps_every_row_pads_less_and_is_seeded(glue_dir, tok):
+    # RTE's validation pairs, untruncated, vary several-fold in length: random batches of 8 pad each
+    # row to their longest.
+    ds = tokenize_split(load_raw_splits(RTE, str(glue_dir))["validation"], tok, RTE, 1024)
+    ids = [tuple(x) for x in ds["input_ids"]]
+
+    def epoch(loader):
+        rows, padded = [], 0
+        for b in loader:
+            padded += int(b["input_ids"].numel())
+            rows += [tuple(r[m.bool()].tolist()) for r, m in zip(b["input_ids"], b["attention_mask"])]
+        return rows, padded
+
+    grouped = make_loader(ds, tok, 8, True, seed=3, group_by_length=True)
+    rows, padded = epoch(grouped)
+    assert Counter(rows) == Counter(ids)  # every row once per epoch, none dropped or repeated
+    _, padded_random = epoch(make_loader(ds, tok, 8, True, seed=3))
+    real = sum(len(x) for x in ids)
+    assert real <= padded < padded_random  # fewer pad tokens than random batches of the same size
+    assert padded - real < 0.5 * (padded_random - real)
+    again, _ = epoch(make_loader(ds, tok, 8, True, seed=3, group_by_length=True))
+    assert again == rows  # same seed, same order
+    assert epoch(grouped)[0] != rows  # the next epoch draws a fresh order
+    assert epoch(make_loader(ds, tok, 8, True, seed=4, group_by_length=True))[0] != rows
+    # Evaluation loaders (shuffle=False) keep the file's order whatever the flag says.
+    plain = epoch(make_loader(ds, tok, 8, False, seed=0, group_by_length=True))[0]
+    assert plain == ids
+
 # ---------------------------------------------------------------- build_task_data
 def test_build_task_data_rte_slice(glue_dir, tok, tiny_overrides, compose_cfg):
     cfg = compose_cfg("baseline", tiny_overrides)

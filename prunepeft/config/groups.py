@@ -93,6 +93,11 @@ class TrainConfig:
     # Recompute each backbone layer's activations in backward (non-reentrant): less memory for
     # deep decoders (Llama-3-8B), ~30 % more compute. Statistics are unchanged.
     gradient_checkpointing: bool = False
+    # Batch rows of similar length together (transformers' LengthGroupedSampler: megabatches of 50
+    # batches, each sorted by length; a fresh seeded order every epoch). Dynamic padding then pads
+    # far less: 2.6x fewer tokens on short-sentence tasks like SST-2 (BENCHMARKS §6). Changes the
+    # order of training rows, so off by default; the demo turns it on.
+    group_by_length: bool = False
 
 
 @dataclass

@@ -184,7 +184,8 @@ def fit(model: torch.nn.Module, param_groups: list[dict], train_ds, eval_sets: d
     set_gradient_checkpointing(model, bool(getattr(train_cfg, "gradient_checkpointing", False)))
     net = distributed.wrap(model, device)  # DDP under torchrun (averages gradients), else the model
     cbs = CallbackList(callbacks)
-    loader = make_loader(train_ds, tokenizer, batch_size=train_cfg.batch_size // accum, shuffle=True, seed=seed)
+    loader = make_loader(train_ds, tokenizer, batch_size=train_cfg.batch_size // accum, shuffle=True, seed=seed,
+                         group_by_length=bool(getattr(train_cfg, "group_by_length", False)))
     steps_per_epoch = math.ceil(len(loader) / accum)
     total_steps = max(1, epochs * steps_per_epoch)
     optimizer = build_optimizer(param_groups)
