@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import signal_study as s  # noqa: E402  (one runner, one results layout, one set of statistics)
 from prunepeft.run import outputs  # noqa: E402 - the run-file names
-from prunepeft.report.signal import bootstrap_ci, mean_sd  # noqa: E402
+from prunepeft.analysis.stats import bootstrap_ci, mean_sd  # noqa: E402
 
 STUDY = "confirm_cpu"
 BASE = [*s.SETTINGS["keep"], "search.retrain_epochs=2"]

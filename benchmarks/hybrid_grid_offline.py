@@ -33,7 +33,7 @@ from prunepeft.analysis.rule_grid import (  # noqa: E402
     oracle_assignment,
 )
 from prunepeft.pruning.scoring import CriterionScores  # noqa: E402
-from prunepeft.report.signal import bootstrap_ci, mean_ci  # noqa: E402
+from prunepeft.analysis.stats import bootstrap_ci, mean_ci  # noqa: E402
 from prunepeft.run import outputs  # noqa: E402 - the run-file names
 
 # Draws of the `permuted` and `random` assignments per round: the 100 (offline they cost no

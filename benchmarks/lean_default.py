@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from prunepeft.report.signal import mean_ci
+from prunepeft.analysis.stats import mean_ci
 from prunepeft.run import outputs  # noqa: E402 - the run-file names
 
 ROOT = Path(__file__).resolve().parents[1]

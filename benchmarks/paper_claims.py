@@ -24,7 +24,7 @@ from scipy.stats import t as student_t
 from prunepeft.report.aggregate import select_lr
 from prunepeft.report.collect import DECODER_FAMILIES, collect_runs
 from prunepeft.report.configs import split_variants
-from prunepeft.report.signal import mde, mean_ci
+from prunepeft.analysis.stats import mde, mean_ci
 
 MIN_PAIRS = 3  # fewer: undecided
 PRIOR_SD = 0.9  # sd of the paired differences (points) from the committed stage-B evidence

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from study_runner import RESULTS, accuracy, paired  # noqa: E402
-from prunepeft.report.signal import bootstrap_ci, mde, mean_sd  # noqa: E402
+from prunepeft.analysis.stats import bootstrap_ci, mde, mean_sd  # noqa: E402
 from prunepeft.run import outputs  # noqa: E402 - the run-file names
 
 MINUS = "\u2212"

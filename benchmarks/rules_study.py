@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from study_runner import RESULTS, load_runs, mean_ci, run_many
 
-from prunepeft.report.signal import bootstrap_ci
+from prunepeft.analysis.stats import bootstrap_ci
 
 # The hybrid-rule grid (issue "A hybrid that earns its name", Deliver 1): round 1 of the chosen
 # settings, every assignment x combination judged on the same trained state; seeds 201-210.

@@ -34,7 +34,7 @@ from rules_study import (RULES_SEEDS, choose_rule, grid_phase, grid_table,  # no
                          rule_arm, rules_phase)  # stage B's arm for the adopted rule, re-exported)
 from study_runner import ROOT, RESULTS, _arm, accuracy, load_runs, paired, run_many  # noqa: E402
 from prunepeft.run import outputs  # noqa: E402 - the run-file names
-from prunepeft.report.signal import fisher_mean, mde, mean_ci  # noqa: E402  (one implementation of the statistics)
+from prunepeft.analysis.stats import fisher_mean, mde, mean_ci  # noqa: E402  (one implementation of the statistics)
 
 SEARCH = ["search.diagnostics.enabled=true", "search.retrain_epochs=2"]
 DEMO = ["search.reinit=paper", "search.fidelity=low", "search.warmup.subset=512", "search.k=4",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from prunepeft.report.signal import mean_ci  # noqa: E402  (one implementation of the statistics)
+from prunepeft.analysis.stats import mean_ci  # noqa: E402  (one implementation of the statistics)
 from prunepeft.run import outputs  # noqa: E402 - the run-file names
 
 RESULTS = ROOT / "benchmarks" / "results"

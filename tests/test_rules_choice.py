@@ -42,7 +42,7 @@ def test_an_adopted_rule_becomes_a_primary_stage_b_arm(study):
 
 
 def test_seed_bootstrap_interval_is_seeded_and_brackets_the_mean():
-    from prunepeft.report.signal import bootstrap_ci
+    from prunepeft.analysis.stats import bootstrap_ci
     diffs = [-0.1, 0.84, -0.6, 1.62, 0.3]
     a, b = bootstrap_ci(diffs), bootstrap_ci(diffs)
     assert a == b and a[1] < a[0] < a[2] and a[3] == 5

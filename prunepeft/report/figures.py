@@ -56,13 +56,19 @@ class FigureFile:
     panels: int
 
 
+def save_figure(fig: plt.Figure, paths: list[Path], dpi: int = 100, tight: bool = False) -> None:
+    """Write `fig` to each path (the format from its suffix), creating the folders, then close it: pyplot
+    keeps every open figure alive, and a report draws dozens. The one figure writer of `report/`."""
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight" if tight else None)
+    plt.close(fig)
+
+
 def _save(fig: plt.Figure, out_dir: Path, name: str) -> FigureFile:
-    out_dir.mkdir(parents=True, exist_ok=True)
     panels = sum(1 for ax in fig.axes if ax.get_label() != "<colorbar>")
     png, pdf = out_dir / f"{name}.png", out_dir / f"{name}.pdf"
-    fig.savefig(png, dpi=100, bbox_inches="tight")
-    fig.savefig(pdf, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, [png, pdf], dpi=100, tight=True)
     return FigureFile(name, png, pdf, panels)
 
 
