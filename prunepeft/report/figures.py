@@ -15,6 +15,7 @@ from the run files (pick counts, found units, the round series) is computed in `
 """
 from __future__ import annotations
 
+import io
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from prunepeft.run import outputs  # noqa: E402
-from prunepeft.run.io import read_jsonl  # noqa: E402
+from prunepeft.run.io import atomic_write_bytes, read_jsonl  # noqa: E402
 from prunepeft.report.collect import TASK_ORDER, task_name  # noqa: E402
 from prunepeft.report.figure_data import (  # noqa: E402
     _candidates,
@@ -57,12 +58,17 @@ class FigureFile:
 
 
 def save_figure(fig: plt.Figure, paths: list[Path], dpi: int = 100, tight: bool = False) -> None:
-    """Write `fig` to each path (the format from its suffix), creating the folders, then close it: pyplot
-    keeps every open figure alive, and a report draws dozens. The one figure writer of `report/`."""
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight" if tight else None)
-    plt.close(fig)
+    """Write `fig` to each path (the format from its suffix), then close it: pyplot keeps every open
+    figure alive, and a report draws dozens. The one figure writer of `report/`: rendered in memory and
+    written atomically like every run file, so a report killed mid-write leaves no torn figure, only a
+    temp file the next report removes."""
+    try:
+        for path in paths:
+            buf = io.BytesIO()
+            fig.savefig(buf, format=path.suffix.lstrip("."), dpi=dpi, bbox_inches="tight" if tight else None)
+            atomic_write_bytes(path, buf.getvalue())
+    finally:
+        plt.close(fig)
 
 
 def _save(fig: plt.Figure, out_dir: Path, name: str) -> FigureFile:
