@@ -16,8 +16,8 @@ export TOKENIZERS_PARALLELISM ?= false
 help:  ## list the targets; with the venv, runs and measured time per table target and SCALE [SCALE SEEDS CRITERIA]
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 	@echo
-	@if [ -x "$(PY)" ]; then $(PY) benchmarks/plan.py $(if $(filter command line environment,$(origin SCALE)),SCALE=$(SCALE)) \
-	  SEEDS='$(SEEDS)' CRITERIA='$(CRITERIA)' 2>/dev/null || echo "(runs per table target: benchmarks/plan.py failed)"; \
+	@if [ -x "$(PY)" ]; then $(PY) -m benchmarks.plan $(if $(filter command line environment,$(origin SCALE)),SCALE=$(SCALE)) \
+	  SEEDS='$(SEEDS)' CRITERIA='$(CRITERIA)' 2>/dev/null || echo "(runs per table target: python -m benchmarks.plan failed)"; \
 	else echo "(runs and time per table target and SCALE: after make install)"; fi
 
 $(VENV)/.created:

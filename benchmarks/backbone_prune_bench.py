@@ -2,8 +2,8 @@
 
 Issue 14 (Deliver 5, backbone rows). One command, one run, both arms side by side:
 
-    nice -n 5 .venv/bin/python benchmarks/backbone_prune_bench.py            # ~15-20 min on 2 shared cores
-    .venv/bin/python benchmarks/backbone_prune_bench.py --smoke               # seconds: wiring only
+    nice -n 5 .venv/bin/python -m benchmarks.backbone_prune_bench            # ~15-20 min on 2 shared cores
+    .venv/bin/python -m benchmarks.backbone_prune_bench --smoke               # seconds: wiring only
 
 Per seed (label-stratified SST-2 train subset of 2,000 rows, seeded; the full 872-row dev set):
 
@@ -321,7 +321,7 @@ def main() -> None:
     u, pr = per_seed[0]["unpruned"], per_seed[0]["pruned"]
     result = {
         "what": "early backbone pruning (backbone_prune.heads/ffn) vs the unpruned backbone, uniform LoRA r16, "
-                "MiniLM-L6, SST-2", "command": "python benchmarks/backbone_prune_bench.py " + " ".join(sys.argv[1:]),
+                "MiniLM-L6, SST-2", "command": "python -m benchmarks.backbone_prune_bench " + " ".join(sys.argv[1:]),
         "setting": {"model": args.model, "train_subset": args.train, "eval": "dev (872 rows)" if not args.eval_subset
                     else f"dev subset {args.eval_subset}", "epochs": args.epochs, "max_length": args.max_length,
                     "heads": args.heads, "ffn": args.ffn, "train_profile": "cpu (batch 32, lr 1e-3)",

@@ -6,8 +6,8 @@ accuracy of the last epoch (the headline) and of the best epoch, trainable param
 wall-clock per epoch (training + dev evaluation). Finished runs are skipped (prunepeft skips a
 directory with DONE), so the script can be re-run to extend or re-print the table.
 
-    python benchmarks/baselines.py --arms sst2-fft sst2-head rte-fft rte-head
-    python benchmarks/baselines.py --report-only
+    python -m benchmarks.baselines --arms sst2-fft sst2-head rte-fft rte-head
+    python -m benchmarks.baselines --report-only
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Commit the table runs' small files and rebuild the committed tables from them.
 
-    python benchmarks/collect_tables.py --scale cpu      # outputs/cpu -> benchmarks/results/tables_cpu -> reports/tables_cpu
+    python -m benchmarks.collect_tables --scale cpu      # outputs/cpu -> benchmarks/results/tables_cpu -> reports/tables_cpu
 
 `make tableN SCALE=cpu` writes whole run directories (weights, checkpoints) under outputs/<scale>/; only
 the small files a table needs are committed, at the same relative paths, so `make tables` finds them

@@ -18,9 +18,9 @@ max-RSS delta of `resource.getrusage` across the arm. ru_maxrss is a process hig
 in-process CPU delta is exact only for the first arm (later arms show 0 when they stay below an
 earlier peak); `--isolate` runs each arm in its own process for a fair CPU number.
 
-    python benchmarks/gpu_check.py                   # full shapes: batch 32, length 128
-    python benchmarks/gpu_check.py --smoke           # tiny shapes, a few seconds on CPU
-    python benchmarks/gpu_check.py --out gpu_check.json
+    python -m benchmarks.gpu_check                   # full shapes: batch 32, length 128
+    python -m benchmarks.gpu_check --smoke           # tiny shapes, a few seconds on CPU
+    python -m benchmarks.gpu_check --out gpu_check.json
 """
 from __future__ import annotations
 

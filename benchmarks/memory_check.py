@@ -12,9 +12,9 @@ For each batch × length setting, in a fresh process each (the RSS high-water ma
              - tensor: the peak of live tensor bytes over the first step (torch.profiler memory
                        events), plus the weights: the allocator's view, like cuda.max_memory_allocated.
 
-    python benchmarks/memory_check.py                         # MiniLM-L6, 32x64,16x128,32x128,8x256
-    python benchmarks/memory_check.py --settings 32x64 --override 'search_space=[lora]'   # uniform LoRA
-    MALLOC_MMAP_THRESHOLD_=131072 python benchmarks/memory_check.py   # glibc returning freed blocks
+    python -m benchmarks.memory_check                         # MiniLM-L6, 32x64,16x128,32x128,8x256
+    python -m benchmarks.memory_check --settings 32x64 --override 'search_space=[lora]'   # uniform LoRA
+    MALLOC_MMAP_THRESHOLD_=131072 python -m benchmarks.memory_check   # glibc returning freed blocks
 
 Linux only (VmHWM, clear_refs).
 """

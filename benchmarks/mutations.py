@@ -6,9 +6,9 @@ every file under `prunepeft/`, so it survives code moves), and the mutated file 
 (`PYTHONPATH=<copy>`, checked to be the `prunepeft` that gets imported). A mutation is *caught*
 when a targeted test fails. The unmutated copy must pass every targeted test first.
 
-    .venv/bin/python benchmarks/mutations.py            # all 39, ~10 min on 2 CPU cores
-    .venv/bin/python benchmarks/mutations.py M12 M21    # a few
-    .venv/bin/python benchmarks/mutations.py --worktree # uncommitted changes included (default: HEAD)
+    .venv/bin/python -m benchmarks.mutations            # all 39, ~10 min on 2 CPU cores
+    .venv/bin/python -m benchmarks.mutations M12 M21    # a few
+    .venv/bin/python -m benchmarks.mutations --worktree # uncommitted changes included (default: HEAD)
 
 Prints one line per mutation and the score; writes benchmarks/results/mutations.json (per
 mutation: id, description, where it applied, caught, by which test).
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mutation score: {caught}/{len(rows)} = {100 * caught / max(1, len(rows)):.0f}%")
     if not args.ids or OUT.exists():
         OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps({"command": " ".join(["python benchmarks/mutations.py", *(["--worktree"] if args.worktree else [])]),
+        OUT.write_text(json.dumps({"command": " ".join(["python -m benchmarks.mutations", *(["--worktree"] if args.worktree else [])]),
                                    "head": head, "worktree": args.worktree, "caught": caught, "total": len(rows),
                                    "mutations": rows}, indent=1) + "\n")
         print(f"wrote {OUT.relative_to(ROOT)}")

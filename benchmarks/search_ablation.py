@@ -5,8 +5,8 @@ adapter sized to the same budget, for several seeds, one process at a time, then
 table: mean ± std of dev accuracy, the paired per-seed difference to `hybrid`, params, search cost.
 Finished runs are skipped, so the script can be re-run to extend a sweep.
 
-    python benchmarks/search_ablation.py --seeds 1 2 3 --arms hybrid random none
-    python benchmarks/search_ablation.py --report-only
+    python -m benchmarks.search_ablation --seeds 1 2 3 --arms hybrid random none
+    python -m benchmarks.search_ablation --report-only
 """
 from __future__ import annotations
 

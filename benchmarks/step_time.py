@@ -8,7 +8,7 @@ noise hits every arm alike) and we report the median of N steps per arm:
   (d) supernet, all units inactive      (e) head-only training of the frozen backbone
 Targets: (b)/(a) <= 1.05 and (d)/(e) <= 1.02.
 
-    python benchmarks/step_time.py --steps 30
+    python -m benchmarks.step_time --steps 30
 """
 from __future__ import annotations
 

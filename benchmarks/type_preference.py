@@ -9,7 +9,7 @@ P ≈ 0.5 within the binomial band. Two conditions, `--seeds` supernets each (pa
 For each criterion it prints P with its 95 % Wilson interval, with `search.type_norm=none` and
 `zscore` (which standardises activation/taylor/gradient within each unit type), and writes JSON.
 
-    python benchmarks/type_preference.py --seeds 20 --out benchmarks/results/type_preference.json
+    python -m benchmarks.type_preference --seeds 20 --out benchmarks/results/type_preference.json
 """
 from __future__ import annotations
 

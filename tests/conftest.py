@@ -73,20 +73,6 @@ def simulated_kill(monkeypatch):
     monkeypatch.setattr(runs, "_kill", kill)
 
 
-def benchmark_module(name: str):
-    """Import `benchmarks/<name>.py` (a script, not a package: its folder joins sys.path only while it
-    imports, so the scripts' own sibling imports, e.g. `import signal_study`, resolve)."""
-    import importlib
-    import sys
-
-    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
-    sys.path.insert(0, folder)
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(folder)
-
-
 def cli_ok(args: list[str]) -> None:
     """`prunepeft <args>` in-process; the test fails unless it exits 0 (`Killed` passes through)."""
     from prunepeft import cli

@@ -1,8 +1,9 @@
 """Every table in BENCHMARKS.md says where it comes from, and the rebuildable ones are rebuilt.
 
 A markdown table must sit right under one HTML comment:
-- `<!-- rebuild: python benchmarks/<script>.py --report [...] -->`: the command reads only the committed
-  files under `benchmarks/results/` and prints the table byte for byte (run here in-process, no training);
+- `<!-- rebuild: python -m benchmarks.<script> --report [...] -->`: the command reads only the committed
+  files under `benchmarks/results/` and prints the table byte for byte (run here in-process as `python -m`
+  would run it, no training);
 - `<!-- historical: <why there are no committed runs> -->`: and its section says so in visible text
   ("no committed run files");
 - `<!-- measured: <command> -->`: timings of a command, which cannot be rebuilt from files.
@@ -58,10 +59,10 @@ def tables(text: str) -> list[dict]:
 
 
 def test_the_parser_finds_tables_and_markers():
-    doc = "# A\n\n<!-- rebuild: python benchmarks/x.py --report -->\n| a | b |\n|---|---|\n| 1 | 2 |\n\n" \
+    doc = "# A\n\n<!-- rebuild: python -m benchmarks.x --report -->\n| a | b |\n|---|---|\n| 1 | 2 |\n\n" \
           "```\n| not | a table |\n|---|---|\n```\n| no | marker |\n|---|---|\n"
     found = tables(doc)
-    assert [(t["line"], t["marker"]) for t in found] == [(4, ("rebuild", "python benchmarks/x.py --report")),
+    assert [(t["line"], t["marker"]) for t in found] == [(4, ("rebuild", "python -m benchmarks.x --report")),
                                                         (12, None)]
     assert found[0]["rows"] == ["| a | b |", "|---|---|", "| 1 | 2 |"]
 
@@ -77,21 +78,23 @@ def test_every_table_has_a_provenance_marker():
             assert "no committed run files" in t["section"].lower(), \
                 f"line {t['line']}: a historical table's section must say so in visible text"
         if kind == "rebuild":
-            assert arg.startswith("python benchmarks/") and "--report" in arg, f"line {t['line']}: {arg}"
+            assert arg.startswith("python -m benchmarks.") and "--report" in arg, f"line {t['line']}: {arg}"
 
 
 _OUTPUTS: dict[str, str] = {}
 
 
 def _run(command: str) -> str:
-    """stdout of `python benchmarks/<script>.py ...`, run in this process (the scripts read files only)."""
+    """stdout of `python -m benchmarks.<script> ...`, run in this process as `python -m` runs it (the
+    entry point executes as `__main__`; nothing of it is imported here; the reports read files only)."""
     if command not in _OUTPUTS:
-        argv = shlex.split(command)[1:]
+        flag, module, *args = shlex.split(command)[1:]
+        assert flag == "-m", command
         buf, env, path, old_argv = io.StringIO(), dict(os.environ), list(sys.path), sys.argv
-        sys.argv = argv
+        sys.argv = [module, *args]
         try:
             with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
-                runpy.run_path(str(ROOT / argv[0]), run_name="__main__")
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
         finally:
             sys.argv = old_argv
             sys.path[:] = path

@@ -150,9 +150,9 @@ def test_a_bad_scale_or_a_preset_without_m_is_one_line_and_exit_2(tmp_path):
 def test_scale_cpu_warms_up_for_the_epochs_d2_chose(compose_cfg):
     """benchmarks/rules/lean_default.md D2, decided by the committed warm-up runs: the first candidate
     whose warm-up learns in 6 of 6 (SST-2, RTE) x seeds 1-3 pairs is 8 epochs at train.lr_peft."""
-    from conftest import benchmark_module
+    from benchmarks.lib import lean_default
 
-    epochs, lr = benchmark_module("lean_default").decide_warmup()["default"]
+    epochs, lr = lean_default.decide_warmup()["default"]
     for scale in ("cpu", "gpu"):
         cfg = validated(compose_cfg("search", ["experiment=table5", f"scale={scale}"]))
         assert (cfg.search.warmup.epochs, cfg.search.warmup.lr) == (epochs, lr) == (8, None), scale

@@ -1,16 +1,16 @@
-"""benchmarks/cpu_stage_b.py's sequential rule (issue 15, Deliver 4 on CPU): which stage-B contrast
+"""benchmarks/lib/cpu_stage_b.py's sequential rule (issue 15, Deliver 4 on CPU): which stage-B contrast
 stops, at which block, and what runs next, on hand-built paired results with known answers."""
 from __future__ import annotations
 
 
 import pytest
-from conftest import benchmark_module
+from benchmarks.lib import cpu_stage_b
 
 
 
 @pytest.fixture(scope="module")
 def stage_b():
-    return benchmark_module("cpu_stage_b")
+    return cpu_stage_b
 
 
 def _runs(heldout: dict[str, dict[int, float]]) -> dict:

@@ -628,3 +628,33 @@ def test_read_run_file_kinds(tmp_path):
     with pytest.raises(ValueError):
         pio.read_run_file(obj, "yaml")
     assert pio.read_run_file(tmp_path / "nolock", "lock") == {}
+
+
+@pytest.mark.parametrize("command", [["export", "to=prunepeft"], ["report", "figures=false", "tables=[table2]"]],
+                         ids=["export", "report"])
+def test_real_sigkill_at_each_write_of_export_or_report_then_the_next_run_cleans_up(reference, tmp_path, command):
+    """Issue 25: a real SIGKILL (a forked child, no cleanup runs) at each atomic write of the command's
+    write phase leaves its temp on disk; the same command again succeeds, removes it, and writes what an
+    uninterrupted run writes (`benchmarks/lib/faults.py`, which `python -m benchmarks.faults` runs at
+    scale)."""
+    import signal
+
+    from benchmarks.lib.faults import write_phase_kills
+
+    if command[0] == "export":
+        args = [command[0], f"run={reference}", *command[1:]]
+    else:
+        shutil.copytree(reference, tmp_path / "runs" / "r")
+        args = [command[0], f"runs={tmp_path / 'runs'}", *command[1:]]
+    rows = write_phase_kills(args, tmp_path / "out")
+    assert len(rows) >= 2, rows  # the write phase has several writes, each one a kill point
+    assert all(r["killed"] == -signal.SIGKILL for r in rows), rows
+    # Inside the write phase: every kill left a temp (the export's directory, a report's file) ...
+    assert all(r["left"] for r in rows), rows
+    if command[0] == "export":
+        assert all(len(r["left"]) == 1 and r["left"][0].startswith(".out.") for r in rows), rows
+    else:
+        assert all(any(x.startswith("out/.") and x.endswith(".tmp") for x in r["left"]) for r in rows), rows
+    # ... which the next run removes, ending like an uninterrupted run.
+    assert all(r["rerun"] == 0 and r["after"] == [] and r["same"] for r in rows), rows
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["runs"] if command[0] == "report" else [])

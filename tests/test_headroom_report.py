@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from prunepeft.report import collect_runs
-from prunepeft.report.headroom import (
-    build_headroom,
-    collect_headroom,
-    marker_rows,
-    percentile_in,
-    seed_rows,
-    unit_rows,
-)
+from prunepeft.analysis.headroom import collect_headroom, marker_rows, percentile_in, seed_rows, unit_rows
+from prunepeft.report.headroom import build_headroom
 
 T2 = 12.706204736174707  # t(0.975, 1)
 

@@ -1,15 +1,14 @@
-"""benchmarks/headroom.py: the envelope's draws are at hybrid's parameter count, seeded, prefix-stable, and
+"""benchmarks/lib/headroom.py: the envelope's draws are at hybrid's parameter count, seeded, prefix-stable, and
 each is a found configuration `prunepeft baseline method=found` can build."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks.lib import headroom
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-headroom = pytest.importorskip("headroom")
 
 pytestmark = pytest.mark.skipif(not (BENCH / "results" / "confirm_cpu" / "hybrid-s1" / "found_config.json").exists(),
                                 reason="committed confirm_cpu runs absent")

@@ -1,4 +1,4 @@
-"""benchmarks/hybrid_grid_offline.py (BENCHMARKS §11): the paired run-level contrasts of issue 15's
+"""benchmarks/lib/hybrid_grid_offline.py (BENCHMARKS §11): the paired run-level contrasts of issue 15's
 Deliver 1 on hand-built per-run cells, and the committed grid's provenance."""
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import benchmark_module
+from benchmarks.lib import hybrid_grid_offline
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def offline():
-    return benchmark_module("hybrid_grid_offline")
+    return hybrid_grid_offline
 
 
 def test_contrasts_pair_cells_within_each_run(offline):

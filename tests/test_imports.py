@@ -181,6 +181,21 @@ def test_the_method_never_imports_the_instruments_or_the_arms():
     assert method == []
 
 
+def test_report_reaches_no_model_code():
+    """`report` sits above the instruments to render their statistics, but reads run files only: nothing
+    it imports, followed through every module on the way, is the method, an arm, PEFT, training, a model
+    or the data layer (so `prunepeft report` needs no model and no torch)."""
+    graph = import_graph()
+    seen, todo = set(), [m for m in graph if package_of(m) == "report"]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(graph[m])
+    assert sorted(m for m in seen if package_of(m) in ("pruning", "arms", "peft", "train", "models", "data")) == []
+    assert "prunepeft.analysis.stats" in seen  # the statistics are the instruments' one implementation
+
+
 def test_the_layer_check_sees_a_climb():
     graph = {"prunepeft.run.io": {"prunepeft.pruning.search"}, "prunepeft.pruning.search": set()}
     assert package_edges(graph) == {("run", "pruning"): ["prunepeft.run.io -> prunepeft.pruning.search"]}

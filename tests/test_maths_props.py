@@ -139,7 +139,8 @@ def test_combinations_are_distributions(data):
 
 
 # ---------------------------------------------------------------------------------- the signal report
-signal = pytest.importorskip("prunepeft.report.signal")
+signal = pytest.importorskip("prunepeft.analysis.stats")
+signal_rows = pytest.importorskip("prunepeft.analysis.signal")
 
 
 def test_bootstrap_ci_by_hand_and_coverage_on_known_data():
@@ -171,4 +172,4 @@ def test_mde_mean_ci_fisher_by_hand():
     assert signal.fisher_mean([0.2, 0.5, None, -0.1]) == pytest.approx((math.tanh(zm), math.tanh(zm - half),
                                                                          math.tanh(zm + half)))
     assert signal.fisher_mean([1.0, 1.0])[0] == pytest.approx(0.999999)  # clipped, finite
-    assert signal.arm_of("settings/keep-s101") == ("settings/keep", 101) and signal.arm_of("x-sy") == ("x-sy", None)
+    assert signal_rows.arm_of("settings/keep-s101") == ("settings/keep", 101) and signal_rows.arm_of("x-sy") == ("x-sy", None)

@@ -1,4 +1,4 @@
-"""benchmarks/paper_claims.py applies benchmarks/rules/paper_claims.md: verdicts on a synthetic runs tree.
+"""benchmarks/lib/paper_claims.py applies benchmarks/rules/paper_claims.md: verdicts on a synthetic runs tree.
 
 Values (dev accuracy) are chosen so that every verdict is known by hand: 2 tasks x 2 seeds = 4 pairs,
 t(0.975, 3) = 3.1824.
@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import benchmark_module
+from benchmarks.lib import paper_claims as claims_mod
 from report_fixtures import make_run
 
-claims_mod = benchmark_module("paper_claims")
 
 TASK_SEEDS = [("sst2", 1), ("sst2", 2), ("cola", 1), ("cola", 2)]
 HYBRID = [0.80, 0.82, 0.50, 0.56]

@@ -1,4 +1,4 @@
-"""benchmarks/plan.py (`make help`): runs per table target and SCALE from a dry composition, time per run."""
+"""benchmarks/lib/plan.py (`make help`): runs per table target and SCALE from a dry composition, time per run."""
 from __future__ import annotations
 
 import shutil
@@ -6,9 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import benchmark_module
+from benchmarks.lib import plan as plan_mod
 
-plan_mod = benchmark_module("plan")
 REPO = Path(__file__).resolve().parents[1]
 
 

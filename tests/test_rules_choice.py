@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import benchmark_module
+from benchmarks.lib import cpu_stage_b, lean_default, rules_study
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "benchmarks" / "results" / "rules"
@@ -14,7 +14,7 @@ RULES = ROOT / "benchmarks" / "results" / "rules"
 
 @pytest.fixture(scope="module")
 def study():
-    return benchmark_module("rules_study")
+    return rules_study
 
 
 def test_the_committed_rules_study_reproduces_its_recorded_choice(study):
@@ -42,7 +42,7 @@ def test_an_adopted_rule_becomes_a_primary_stage_b_arm(study):
 
 
 def test_seed_bootstrap_interval_is_seeded_and_brackets_the_mean():
-    from prunepeft.report.signal import bootstrap_ci
+    from prunepeft.analysis.stats import bootstrap_ci
     diffs = [-0.1, 0.84, -0.6, 1.62, 0.3]
     a, b = bootstrap_ci(diffs), bootstrap_ci(diffs)
     assert a == b and a[1] < a[0] < a[2] and a[3] == 5
@@ -55,11 +55,10 @@ def test_the_committed_confirmation_is_non_inferior_and_the_cheaper_rule_is_the_
     zscore) retrains non-inferior to the paper's reading but not better, and it pays a masked probe the
     paper's reading does not; by "retrained accuracy, then cost" the paper's reading is the default of
     `make demo` and of every scale preset."""
-    cpu_stage_b = benchmark_module("cpu_stage_b")
     verdict = cpu_stage_b.decisions()["hybrid_rule"]
     assert verdict["arm"] == "hybrid_agreement_zscore" and verdict["n"] >= 8
     assert verdict["verdict"] == "non-inferior"
-    lean = benchmark_module("lean_default").decide_assignment()
+    lean = lean_default.decide_assignment()
     assert lean["agreement_zscore_vs_paper"][0] == "non-inferior" and lean["consensus_zscore_vs_paper"][0] != "better"
     assert lean["default"] == ("tendency", "paper") and lean["agreement_probe_s"][0] > 100
     demo = (ROOT / "Makefile").read_text()
@@ -75,7 +74,6 @@ def test_the_committed_granularity_study_keeps_unit_and_rank_runs_fill_the_budge
     import json
 
     from prunepeft.config.schema import SearchConfig
-    cpu_stage_b = benchmark_module("cpu_stage_b")
     verdict = cpu_stage_b.decisions()["granularity"]
     assert verdict["n"] >= 8 and verdict["verdict"] != "better" and verdict["default"] == "unit"
     assert SearchConfig().granularity == "unit"

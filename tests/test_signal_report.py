@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from prunepeft.report import collect_runs
-from prunepeft.report.signal import arm_of, build_signal, comparison_rows, fisher_mean, mde, mean_ci, signal_rows
+from prunepeft.analysis.signal import arm_of, comparison_rows, signal_rows
+from prunepeft.analysis.stats import fisher_mean, mde, mean_ci
+from prunepeft.report.signal import build_signal
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 

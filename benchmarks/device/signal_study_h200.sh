@@ -28,7 +28,7 @@ cd .gpu/src
 rc=$?; [ -n "${SKIP_SMOKE:-}" ] && rc=0; tail -5 $OUT/smoke.log; grep -h '"device"\|"precision"' /tmp/smoke/run.json | head -3
 if [ $rc -ne 0 ]; then echo "SMOKE FAILED rc=$rc"; cat $OUT/smoke.log | tail -60; exit 5; fi
 # 2. the study, archived every 40 s so a cut-off call still returns what finished
-python3 benchmarks/signal_study.py --study ${STUDY:-all} --workers ${WORKERS:-10} --deadline ${DEADLINE:-360} --run-timeout 120 \
+python3 -m benchmarks.signal_study --study ${STUDY:-all} --workers ${WORKERS:-10} --deadline ${DEADLINE:-360} --run-timeout 120 \
   --python python3 --work /tmp/work --extra model.local=/tmp/minilm train.precision=fp32 > $OUT/study.md 2> $OUT/study.log &
 pid=$!
 while kill -0 $pid 2>/dev/null; do sleep 10; tar czf $OUT/results.tgz -C benchmarks results 2>/dev/null; tail -2 $OUT/study.log; done

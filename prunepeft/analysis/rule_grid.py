@@ -137,8 +137,8 @@ def evaluate_grid(probe: Any, supernet: Any, snapshot: Mapping[str, Any], partit
                 p = combined_scores(combo, snapshot, per_unit, k)
                 corr.append(prunability_correlation(p, importance))
                 pct.append(percentile(select_top_k(p, k, seed)))
-                key_corr.append(_key_level(p, importance, partition))
-                spread.append(_spread(snapshot, per_unit, partition))
+                key_corr.append(key_level_correlation(p, importance, partition))
+                spread.append(criterion_spread(snapshot, per_unit, partition))
             cells[f"{rule}|{combo}"] = {"spearman": _mean(corr), "decision_percentile": _mean(pct),
                                         "key_spearman": _mean(key_corr), "spread": _mean(spread), "draws": len(draws)}
     return {"cells": cells, "oracle": {key_str(k_): c for k_, c in oracle.items()}, "masked_sets": len(rise_cache)}
@@ -149,14 +149,16 @@ def _mean(values: list[Optional[float]]) -> Optional[float]:
     return float(np.mean(values)) if values else None
 
 
-def _key_level(p: Mapping[UnitId, float], importance: Mapping[UnitId, float], partition: Partition) -> Optional[float]:
+def key_level_correlation(p: Mapping[UnitId, float], importance: Mapping[UnitId, float], partition: Partition) -> Optional[float]:
+    """Spearman, across partition keys, between each key's mean p and its units' mean −importance
+    (the grid's key-level column; public: the offline grid recomputes it from committed rounds)."""
     groups = partition.group(sorted(importance))
     keys = sorted(groups)
     return spearman([np.mean([p[u] for u in groups[k]]) for k in keys],
                     [-np.mean([importance[u] for u in groups[k]]) for k in keys])
 
 
-def _spread(snapshot: Mapping[str, Any], per_unit: Mapping[UnitId, str], partition: Partition) -> float:
+def criterion_spread(snapshot: Mapping[str, Any], per_unit: Mapping[UnitId, str], partition: Partition) -> float:
     """sd across keys of the mean ρ of each key's units under its assigned criterion."""
     groups = partition.group(sorted(per_unit))
     return float(np.std([np.mean([snapshot[per_unit[u]].rank[u] for u in units]) for units in groups.values()]))

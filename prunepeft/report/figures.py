@@ -15,6 +15,7 @@ from the run files (pick counts, found units, the round series) is computed in `
 """
 from __future__ import annotations
 
+import io
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from prunepeft.run import outputs  # noqa: E402
-from prunepeft.run.io import read_jsonl  # noqa: E402
+from prunepeft.run.io import atomic_write_bytes, read_jsonl  # noqa: E402
 from prunepeft.report.collect import TASK_ORDER, task_name  # noqa: E402
 from prunepeft.report.figure_data import (  # noqa: E402
     _candidates,
@@ -56,13 +57,24 @@ class FigureFile:
     panels: int
 
 
+def save_figure(fig: plt.Figure, paths: list[Path], dpi: int = 100, tight: bool = False) -> None:
+    """Write `fig` to each path (the format from its suffix), then close it: pyplot keeps every open
+    figure alive, and a report draws dozens. The one figure writer of `report/`: rendered in memory and
+    written atomically like every run file, so a report killed mid-write leaves no torn figure, only a
+    temp file the next report removes."""
+    try:
+        for path in paths:
+            buf = io.BytesIO()
+            fig.savefig(buf, format=path.suffix.lstrip("."), dpi=dpi, bbox_inches="tight" if tight else None)
+            atomic_write_bytes(path, buf.getvalue())
+    finally:
+        plt.close(fig)
+
+
 def _save(fig: plt.Figure, out_dir: Path, name: str) -> FigureFile:
-    out_dir.mkdir(parents=True, exist_ok=True)
     panels = sum(1 for ax in fig.axes if ax.get_label() != "<colorbar>")
     png, pdf = out_dir / f"{name}.png", out_dir / f"{name}.pdf"
-    fig.savefig(png, dpi=100, bbox_inches="tight")
-    fig.savefig(pdf, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, [png, pdf], dpi=100, tight=True)
     return FigureFile(name, png, pdf, panels)
 
 

@@ -1,157 +1,22 @@
-"""The search signal across runs: what the pruning decisions knew (`search.diagnostics`), and how arms compare.
-
-Runs are grouped into *arms* by their directory name without the `-s<seed>` suffix (the layout of
-`benchmarks/results/<study>/<arm>-s<seed>/` and of `hydra.run.dir=.../<arm>-s<seed>`).
-
-- `signal_rows`: per arm, Fisher-z means with 95 % intervals over seeds × rounds of the Spearman
-  correlation between each ranking and −importance (the combined p, the `random` null, each
-  criterion), the split-half reliability of the ground truth, the decision-level percentile, the
-  rounds that learned nothing, and the retrained metrics;
-- `comparison_rows`: paired differences of the primary metric to a reference arm (hybrid) over
-  common seeds, with the 95 % half-width and the minimum detectable effect (80 % power);
-- `build_signal`: both as markdown + CSV, and a figure of the correlations.
-"""
+"""The search signal rendered: `prunepeft.analysis.signal`'s rows as markdown + CSV and a figure of the
+correlations (`build_signal`), with the minimum detectable effect beside every paired interval."""
 from __future__ import annotations
 
 import math
-import statistics
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy.stats import t as student_t  # noqa: E402
 
-from prunepeft.run import outputs  # noqa: E402
-from prunepeft.run.io import atomic_write_text, read_jsonl  # noqa: E402
+from prunepeft.analysis.signal import comparison_rows, signal_rows  # noqa: E402
+from prunepeft.analysis.stats import mde  # noqa: E402
+from prunepeft.report.figures import save_figure  # noqa: E402
+from prunepeft.run.io import atomic_write_text  # noqa: E402
 from prunepeft.run.markdown import md_table  # noqa: E402
-
-HELDOUT_SPLIT = "train_heldout"
-
-
-def fisher_mean(values: list[Optional[float]]) -> Optional[tuple[float, float, float]]:
-    """Mean correlation through Fisher's z with a 95 % interval (t quantile): (mean, low, high)."""
-    zs = [math.atanh(max(-0.999999, min(0.999999, v))) for v in values if v is not None]
-    if len(zs) < 2:
-        return None
-    m, sd = statistics.mean(zs), statistics.stdev(zs)
-    half = student_t.ppf(0.975, len(zs) - 1) * sd / math.sqrt(len(zs))
-    return math.tanh(m), math.tanh(m - half), math.tanh(m + half)
-
-
-def mean_ci(values: list[float]) -> Optional[tuple[float, float, int]]:
-    """(mean, 95 % half-width by the t quantile, n), or None below two values."""
-    values = [v for v in values if v is not None]
-    if len(values) < 2:
-        return None
-    half = student_t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return statistics.mean(values), half, len(values)
-
-
-def mean_sd(values: list[float]) -> Optional[tuple[float, float, int]]:
-    """(mean, sample standard deviation, n), or None below two values."""
-    values = [v for v in values if v is not None]
-    if len(values) < 2:
-        return None
-    return statistics.mean(values), statistics.stdev(values), len(values)
-
-
-def bootstrap_ci(values: list[float], resamples: int = 10_000, seed: int = 0) -> Optional[tuple[float, float, float, int]]:
-    """Seed-bootstrap 95 % percentile interval of the mean (paired: pass the per-seed differences):
-    (mean, low, high, n), or None below two values. Resamples seeds with replacement; seeded."""
-    import numpy as np
-    from scipy.stats import bootstrap
-
-    values = [v for v in values if v is not None]
-    if len(values) < 2:
-        return None
-    res = bootstrap((np.asarray(values, dtype=float),), np.mean, n_resamples=resamples, confidence_level=0.95,
-                    method="percentile", random_state=np.random.default_rng(seed))
-    return statistics.mean(values), float(res.confidence_interval.low), float(res.confidence_interval.high), len(values)
-
-
-def mde(half_width: float) -> float:
-    """Minimum detectable effect at 80 % power for a paired design with this 95 % half-width."""
-    return half_width * (1.96 + 0.84) / 1.96
-
-
-def arm_of(run: str) -> tuple[str, Optional[int]]:
-    """`"settings/keep-s101"` -> ("settings/keep", 101); a name without `-s<seed>` is its own arm."""
-    head, sep, seed = run.rpartition("-s")
-    return (head, int(seed)) if sep and seed.isdigit() else (run, None)
-
-
-def _metric(row: Any, split: str) -> Optional[float]:
-    value = (row.metrics or {}).get(split, {}).get(row.metric) if isinstance(row.metrics, dict) else None
-    return None if value is None else float(value)
-
-
-def load_diagnostics(path: str | Path) -> list[dict]:
-    """The per-round diagnostics of one run (empty when they were off)."""
-    return [r["diagnostics"] for r in read_jsonl(Path(path) / outputs.ROUNDS) if r.get("diagnostics")]
-
-
-def signal_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per arm with diagnostics (see the module doc); empty when no run measured its rounds."""
-    rows = []
-    for arm, group in _arms(df):
-        diags = [d for path in group["path"] for d in load_diagnostics(path)]
-        if not diags:
-            continue
-        comb = [d.get("spearman_combined") for d in diags]
-        null = [d.get("spearman_null") for d in diags]
-        both = [(c, n) for c, n in zip(comb, null) if c is not None and n is not None]
-        row: dict[str, Any] = {
-            "arm": arm, "seeds": len(group), "rounds": len(diags),
-            "combined": fisher_mean(comb), "null": fisher_mean(null),
-            "corrected": statistics.mean(c - n for c, n in both) if both else None,
-            "reliability": fisher_mean([d.get("reliability") for d in diags]),
-            "decision_pct": mean_ci([(d.get("decision") or {}).get("percentile") for d in diags]),
-            "learned_nothing": sum(1 for d in diags if d.get("learned") is False),
-            "dev": mean_ci([_metric(r, r.split) for r in group.itertuples() if r.split]),
-            "heldout": mean_ci([_metric(r, HELDOUT_SPLIT) for r in group.itertuples()]),
-        }
-        for name in sorted({c for d in diags for c in d.get("spearman", {})}):
-            row[f"criterion:{name}"] = fisher_mean([d["spearman"].get(name) for d in diags])
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    return out.sort_values("corrected", ascending=False, key=lambda s: s.fillna(-9)) if len(out) else out
-
-
-def comparison_rows(df: pd.DataFrame, reference: str = "hybrid") -> pd.DataFrame:
-    """Per study folder: each arm's primary metric and its paired difference to `reference` (points)."""
-    rows = []
-    arms = dict(_arms(df))
-    for arm, group in arms.items():
-        folder = arm.rpartition("/")[0]
-        ref = arms.get(f"{folder}/{reference}" if folder else reference)
-        row: dict[str, Any] = {"arm": arm, "n": len(group),
-                               "params_pct": statistics.mean(float(p) for p in group["params_percent"].dropna())
-                               if group["params_percent"].notna().any() else None}
-        for split, label in (("primary", "dev"), (HELDOUT_SPLIT, "heldout")):
-            values = {r.seed_: _metric(r, r.split if split == "primary" else split) for r in group.itertuples()}
-            row[label] = mean_sd([100 * v for v in values.values() if v is not None])
-            if ref is not None and arm != (f"{folder}/{reference}" if folder else reference):
-                base = {r.seed_: _metric(r, r.split if split == "primary" else split) for r in ref.itertuples()}
-                diffs = [100 * (values[s] - base[s]) for s in sorted(set(values) & set(base))
-                         if values[s] is not None and base[s] is not None]
-                row[f"delta_{label}"] = mean_ci(diffs)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _arms(df: pd.DataFrame):
-    """(arm, finished runs of that arm) pairs, with the seed from the directory name in `seed_`."""
-    done = df[df["complete"]].copy()
-    if done.empty:
-        return []
-    parsed = done["run"].map(arm_of)
-    done["arm_"] = parsed.map(lambda x: x[0])
-    done["seed_"] = [s if s is not None else seed for (_, s), seed in zip(parsed, done["seed"])]
-    return list(done.groupby("arm_", sort=True))
 
 
 # ------------------------------------------------------------------------------------ rendering
@@ -231,9 +96,7 @@ def signal_figure(rows: pd.DataFrame, path: Path) -> Optional[Path]:
     ax.set_title("What each round's ranking knows (95 % intervals)")
     ax.legend(fontsize=7, ncol=4, loc="lower left")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, [path], dpi=120)
     return path
 
 

@@ -2,7 +2,7 @@
 on one trained state (Deliver 1, `grid`) and the choice of the CPU default by decision quality on
 disjoint seeds (Deliver 3, `rules`), with the committed choice and the stage-B arm it adds.
 
-Run through `signal_study.py --study grid|rules`; results under `benchmarks/results/{grid,rules}/`.
+Run through `python -m benchmarks.signal_study --study grid|rules`; results under `benchmarks/results/{grid,rules}/`.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import json
 import statistics
 from typing import Optional, Sequence
 
-from study_runner import RESULTS, load_runs, mean_ci, run_many
+from benchmarks.lib.study_runner import RESULTS, load_runs, mean_ci, run_many
 
-from prunepeft.report.signal import bootstrap_ci
+from prunepeft.analysis.stats import bootstrap_ci
 
 # The hybrid-rule grid (issue "A hybrid that earns its name", Deliver 1): round 1 of the chosen
 # settings, every assignment x combination judged on the same trained state; seeds 201-210.

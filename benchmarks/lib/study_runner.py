@@ -17,10 +17,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from prunepeft.report.signal import mean_ci  # noqa: E402  (one implementation of the statistics)
-from prunepeft.run import outputs  # noqa: E402 - the run-file names
+from prunepeft.analysis.stats import mean_ci  # one implementation of the statistics
+from prunepeft.run import outputs  # the run-file names
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository (benchmarks/lib/ is two below it)
 
 RESULTS = ROOT / "benchmarks" / "results"
 SMALL_FILES = (outputs.RUN_JSON, outputs.SUMMARY, outputs.FOUND_CONFIG, outputs.WARMUP, outputs.ROUNDS, outputs.DONE)

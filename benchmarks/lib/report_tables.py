@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_runner import RESULTS, accuracy, paired  # noqa: E402
-from prunepeft.report.signal import bootstrap_ci, mde, mean_sd  # noqa: E402
-from prunepeft.run import outputs  # noqa: E402 - the run-file names
+from benchmarks.lib.study_runner import RESULTS, accuracy, paired
+from prunepeft.analysis.stats import bootstrap_ci, mde, mean_sd
+from prunepeft.run import outputs  # the run-file names
 
 MINUS = "\u2212"
 
@@ -88,7 +86,7 @@ def arm_table(study: str, rows: Sequence[tuple[str, str]], columns: Sequence[str
               seeds: Optional[Sequence[int]] = None, header: Optional[dict[str, str]] = None,
               budget: Optional[int] = None) -> list[str]:
     """One row per (arm, label): the arm's seeds paired with `base` (all common seeds, or `seeds`)."""
-    from study_runner import load_runs
+    from benchmarks.lib.study_runner import load_runs
 
     runs = load_runs(study)
     names = {**COLUMNS, **(header or {})}
@@ -123,7 +121,7 @@ def _k(gap: int) -> str:
 def against_table(study: str, arm: str, title: str, others: Sequence[tuple[str, str]],
                   columns: Sequence[str] = ("n", "dh", "boot")) -> list[str]:
     """`arm` paired with each other arm (Δ = arm − other, all common seeds)."""
-    from study_runner import load_runs
+    from benchmarks.lib.study_runner import load_runs
 
     runs = load_runs(study)
     names = {"n": "n", "dh": "Δ held-out (paired, mean ± 95 %)", "boot": "seed bootstrap 95 %",

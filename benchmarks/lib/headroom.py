@@ -1,0 +1,175 @@
+"""Headroom (issue 26): the envelope of random configurations at hybrid's parameter count, and the
+masked_loss search arm, committed under `benchmarks/results/headroom/<arm>-s<seed>/`.
+
+For each seed, N configurations are drawn from the 12 MiniLM-L6 units (6 layers x lora/adapter, any
+types): uniformly among every subset whose parameter count is within HALF a LoRA unit (the smallest
+unit: 24,576 / 2) of the hybrid's found configuration of that seed (`confirm_cpu/hybrid-s<seed>/found_config.json`),
+as a seeded permutation of that set whose first N are taken (so N = 32 later extends N = 16). An adapter
+(49,600) is about two LoRA units (2 x 24,576), so these are the configurations with hybrid's parameter
+count up to ±1 unit's rounding: a unit more or fewer than hybrid's in number, the same count within 1 %
+(seed 1: 123,776 -> 122,880-123,776). A window of a whole LoRA unit would be skewed: for seed 1, 41 % of
+those subsets hold a LoRA unit MORE than hybrid (+20 % parameters) and only 3 % one fewer. Each is
+written as `draws/s<seed>/env<j>/found_config.json` and retrained with stage B's recipe
+(`prunepeft baseline method=found run=<that folder> train.epochs=2`, fresh units, the seed's seed), as the
+arm `env<j>`. The `masked_loss` arm is stage B's search with the ground-truth criterion
+(`strategy=single strategy.criterion=masked_loss`). The hybrid and uniform-LoRA-at-equal-parameters runs
+of confirm_cpu are copied in (`hybrid-s<seed>`, `uniform_lora_eqparams-s<seed>`: same files, nothing re-run),
+so that `prunepeft report runs=benchmarks/results/headroom` rebuilds the whole table from one folder.
+
+Every run is one process with one torch thread (OMP/MKL_NUM_THREADS=1); `--workers` run at once.
+
+    PRUNEPEFT_DATA_DIR=/work/shared/data/glue python -m benchmarks.headroom --seeds 1 2 3 --n 16 --workers 1
+    python -m benchmarks.headroom --report     # the table, rebuilt from the committed files
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.lib import cpu_stage_b as stage_b  # stage B's recipe: one runner, one results layout
+from benchmarks.lib import study_runner as runner
+
+from prunepeft.run import outputs
+
+STUDY = "headroom"
+HERE = runner.RESULTS / STUDY
+SOURCE = runner.RESULTS / stage_b.STUDY  # confirm_cpu: hybrid's found configurations and the uniform baseline
+REFERENCES = ("hybrid", "uniform_lora_eqparams")
+DRAW_SEED = 26  # the draws' generator: default_rng([DRAW_SEED, seed])
+TYPES = ("lora", "adapter")
+
+
+def unit_templates() -> dict[str, dict]:
+    """{type: {"sizes", "params"}} of MiniLM-L6's units, read from confirm_cpu's hybrid found configurations."""
+    out: dict[str, dict] = {}
+    for path in sorted(SOURCE.glob(f"hybrid-s*/{outputs.FOUND_CONFIG}")):
+        for layer in json.loads(path.read_text())["layers"]:
+            for unit in layer["units"]:
+                out.setdefault(unit["type"], {"sizes": unit["sizes"], "params": int(unit["params"])})
+    missing = [t for t in TYPES if t not in out]
+    if missing:
+        raise SystemExit(f"no {missing} unit in {SOURCE}/hybrid-s*/found_config.json to take its sizes from")
+    return out
+
+
+def feasible(target: int, layers: int, params: dict[str, int]) -> list[tuple[tuple[int, str], ...]]:
+    """Every non-empty set of units whose parameter count is within half the smallest unit of `target`, in a fixed order."""
+    units = [(layer, t) for layer in range(layers) for t in TYPES]
+    tol = min(params.values()) / 2
+    out = []
+    for k in range(1, len(units) + 1):
+        for combo in itertools.combinations(units, k):
+            if abs(sum(params[t] for _, t in combo) - target) <= tol:
+                out.append(combo)
+    return out
+
+
+def draws(seed: int, n: int) -> list[dict]:
+    """The first n of a seeded permutation of the feasible sets of this seed: [{"units", "params"}]."""
+    hybrid = json.loads((SOURCE / f"hybrid-s{seed}" / outputs.FOUND_CONFIG).read_text())
+    templates = unit_templates()
+    params = {t: templates[t]["params"] for t in TYPES}
+    options = feasible(int(hybrid["params"]["peft"]), int(hybrid["num_layers"]), params)
+    order = np.random.default_rng([DRAW_SEED, seed]).permutation(len(options))
+    if n > len(options):
+        raise SystemExit(f"seed {seed}: only {len(options)} configurations at hybrid's {hybrid['params']['peft']}")
+    return [{"units": [f"{layer}:{t}" for layer, t in options[i]], "params": sum(params[t] for _, t in options[i]),
+             "feasible": len(options)} for i in order[:n]]
+
+
+def found_config(seed: int, units: list[str]) -> dict:
+    """A found_config.json holding `units`, with the hybrid's model fields and the template sizes."""
+    hybrid = json.loads((SOURCE / f"hybrid-s{seed}" / outputs.FOUND_CONFIG).read_text())
+    templates = unit_templates()
+    kept = {(int(u.split(":")[0]), u.split(":")[1]) for u in units}
+    layers = [{"layer": layer, "units": [{"type": t, "sizes": templates[t]["sizes"], "params": templates[t]["params"]}
+                                         for t in hybrid["search_space"] if (layer, t) in kept]}
+              for layer in range(int(hybrid["num_layers"]))]
+    peft = sum(templates[t]["params"] for _, t in kept)
+    base = int(hybrid["params"]["base"])
+    return {**hybrid, "units": [f"{layer}:{t}" for layer in range(int(hybrid["num_layers"]))
+                                for t in hybrid["search_space"] if (layer, t) in kept],
+            "layers": layers, "params": {**hybrid["params"], "peft": peft, "percent_of_base": 100.0 * peft / base}}
+
+
+def write_draws(seed: int, n: int) -> list[tuple[str, str]]:
+    """Write each draw's found_config.json (and draws.json); return [(arm, run folder relative to the repo)]."""
+    folder = HERE / "draws" / f"s{seed}"
+    out = []
+    picked = draws(seed, n)
+    for j, d in enumerate(picked):
+        arm = f"env{j:02d}"
+        dest = folder / arm / outputs.FOUND_CONFIG
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(found_config(seed, d["units"]), indent=2) + "\n"
+        if dest.exists() and dest.read_text() != text:
+            raise SystemExit(f"{dest} holds another draw; the draws are seeded and prefix-stable, so this is a bug")
+        dest.write_text(text)
+        out.append((arm, dest.parent.relative_to(runner.ROOT).as_posix()))
+    (folder / "draws.json").write_text(json.dumps({"seed": seed, "draw_seed": [DRAW_SEED, seed], "draws": picked},
+                                                  indent=1) + "\n")
+    return out
+
+
+def copy_references(seeds: list[int]) -> None:
+    """confirm_cpu's hybrid and uniform-LoRA runs of these seeds, copied in as they are (small files)."""
+    for seed in seeds:
+        for arm in REFERENCES:
+            src, dest = SOURCE / f"{arm}-s{seed}", HERE / f"{arm}-s{seed}"
+            if (src / outputs.SUMMARY).exists() and not dest.exists():
+                shutil.copytree(src, dest)
+                (dest / "copied_from.txt").write_text(f"benchmarks/results/{stage_b.STUDY}/{arm}-s{seed}\n")
+
+
+def jobs(seeds: list[int], n: int, masked: bool = True) -> list[tuple]:
+    """Seed-major: a seed's envelope, then its masked_loss arm."""
+    out = []
+    for seed in seeds:
+        for arm, folder in write_draws(seed, n):
+            out.append((STUDY, arm, seed, "baseline", ["method=found", f"run={folder}", "train.epochs=2", f"arm={arm}"]))
+        if masked:
+            out.append((STUDY, "masked_loss", seed, "search",
+                        [*stage_b.BASE, "strategy=single", "strategy.criterion=masked_loss", "arm=masked_loss"]))
+    return out
+
+
+def report() -> str:
+    """The headroom table, rebuilt from the committed files (one implementation: prunepeft.report.headroom)."""
+    import tempfile
+
+    from prunepeft.report import collect_runs
+    from prunepeft.report.headroom import build_headroom
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return build_headroom(collect_runs(HERE), Path(tmp)) or f"no envelope runs under {HERE}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
+    ap.add_argument("--n", type=int, default=16, help="envelope draws per seed")
+    ap.add_argument("--no-masked", action="store_true", help="only the envelope, not the masked_loss arm")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--deadline", type=float, default=1e9, help="seconds after which no new run starts")
+    ap.add_argument("--run-timeout", type=float, default=3600, help="seconds one run may take")
+    ap.add_argument("--work", default=str(runner.ROOT / "outputs" / STUDY))
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--report", action="store_true")
+    args = ap.parse_args()
+    args.extra = []
+    if not args.report:
+        os.chdir(runner.ROOT)  # the draws' run= paths are relative to the repository
+        os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})  # one torch thread per process
+        args.deadline_at = time.time() + args.deadline
+        copy_references(args.seeds)
+        runner.run_many(jobs(args.seeds, args.n, not args.no_masked), args)
+    print(report())
+

@@ -1,0 +1,199 @@
+"""Decide the paper's claims (a)-(d) from a runs directory by benchmarks/rules/paper_claims.md.
+
+    python -m benchmarks.paper_claims runs=benchmarks/results/tables_cpu
+
+prints one verdict line per claim: (a) PrunePEFT ≥ the best uniform PEFT at equal budget, (a') at
+equal parameters, (b) hybrid > random and > type-matched random, (c) hybrid > the best single
+criterion, (d) search ≤ 0.3 × retrain in wall-clock. Each metric claim gives its paired mean
+difference (points, ×100), the 95 % t interval and n pairs, or "undecided (n=…, detectable ≥ …
+points)" below 3 pairs. The runs are read by `prunepeft.report.collect` (summary.json, run.json),
+one configuration per arm (`report.configs`), the learning rate per (arm, task) as the tables pick it.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+from scipy.stats import t as student_t
+
+from prunepeft.report.aggregate import select_lr
+from prunepeft.report.collect import DECODER_FAMILIES, collect_runs
+from prunepeft.report.configs import split_variants
+from prunepeft.analysis.stats import mde, mean_ci
+
+MIN_PAIRS = 3  # fewer: undecided
+PRIOR_SD = 0.9  # sd of the paired differences (points) from the committed stage-B evidence
+MARGIN = 1.0  # non-inferior: the interval's lower end above -MARGIN points
+RATIO, RATIO_MAX = 0.3, 0.5  # claim (d): median <= 0.3 and no run above 0.5
+UNIFORM = ("adapter", "lora", "dora")  # Table 2's uniform methods, in tie-break order
+PAIR = ("model", "task", "seed", "subset")
+COLUMNS = ("command", "label", "method", "strategy", "criterion", "model", "task", "seed", "params_peft",
+           "search_over_retrain")
+
+
+@dataclass
+class Verdict:
+    claim: str
+    text: str
+    verdict: str  # supported | not supported | undecided | met | not met
+    detail: str
+
+    def line(self) -> str:
+        return f"({self.claim}) {self.text}: {self.verdict}" + (f" {self.detail}" if self.detail else "")
+
+
+def load(root: str | Path) -> pd.DataFrame:
+    """Finished encoder runs with `points` (×100), `subset` and one learning rate per (arm, task), as the tables."""
+    runs = collect_runs(root)
+    if runs.empty:
+        return pd.DataFrame(columns=[*COLUMNS, "points", "subset", "budget_params", "variant"])
+    d = runs[runs["complete"] & runs["value"].notna() & runs["transfer_kind"].isna()
+             & ~runs["family"].isin(DECODER_FAMILIES)].copy()  # Table 3's random-weight decoder: plumbing only
+    d = split_variants(d)
+    d, _ = select_lr(d, ("model", "label", "variant", "task"))
+    keys = d["config_keys"].map(lambda c: c if isinstance(c, dict) else {})
+    return d.assign(points=d["value"].astype(float) * 100, subset=keys.map(lambda c: c.get("data.train_subset", "?")),
+                    budget_params=keys.map(lambda c: c.get("budget.params", "null")))
+
+
+def one_config(arm: pd.DataFrame) -> pd.DataFrame:
+    """The arm's runs in its most-run configuration (variant): two configurations are never pooled."""
+    if arm.empty or arm["variant"].nunique() <= 1:
+        return arm
+    return arm[arm["variant"] == arm["variant"].value_counts().idxmax()]
+
+
+def per_pair(arm: pd.DataFrame) -> pd.Series:
+    """points per (model, task, seed, subset); a repeated seed's runs are averaged."""
+    return arm.groupby(list(PAIR))["points"].mean() if not arm.empty else pd.Series(dtype=float)
+
+
+def differences(a: pd.DataFrame, b: pd.DataFrame) -> list[float]:
+    """a − b per pair where both finished (same model, task, seed and training subset)."""
+    pa, pb = per_pair(a), per_pair(b)
+    return [float(pa[k] - pb[k]) for k in sorted(set(pa.index) & set(pb.index), key=str)]
+
+
+def detectable(diffs: list[float]) -> float:
+    """The smallest effect (points) this design detects: 80 % power, 5 % two-sided, the runs' sd or PRIOR_SD."""
+    ci = mean_ci([x for x in diffs if x == x])  # NaN: a planned pair (n=0)
+    if ci is not None and ci[1] > 0:
+        return mde(ci[1])
+    n = max(1, len(diffs))
+    return mde(1.96 * PRIOR_SD / math.sqrt(n)) if n < 2 else mde(student_t.ppf(0.975, n - 1) * PRIOR_SD / math.sqrt(n))
+
+
+def decide(diffs: list[float], rule: str, what: str) -> tuple[str, str]:
+    """(verdict, detail) of paired differences under `rule` (better | noninferior)."""
+    n = len(diffs)
+    if n == 0:  # what the smallest deciding design (3 pairs) would detect
+        return "undecided", f"(n=0, detectable ≥ {detectable([math.nan] * MIN_PAIRS):.1f} points at {MIN_PAIRS} pairs)"
+    if n < MIN_PAIRS:
+        return "undecided", f"(n={n}, detectable ≥ {detectable(diffs):.1f} points)"
+    mean, half, _ = mean_ci(diffs)
+    low, high = mean - half, mean + half
+    detail = f"— {what} {mean:+.2f} points, 95 % [{low:+.2f}, {high:+.2f}], n={n} pairs"
+    if rule == "better":
+        if low > 0:
+            return "supported", detail + " (better: lower end > 0)"
+        if high < 0:
+            return "not supported", detail + " (worse: upper end < 0)"
+    else:
+        if low > -MARGIN:
+            worse = "; worse: upper end < 0" if high < 0 else ""
+            return "supported", detail + f" (non-inferior: lower end > −{MARGIN:g}{worse})"
+        if high < -MARGIN:
+            return "not supported", detail + f" (inferior: upper end < −{MARGIN:g})"
+    return "undecided", detail + f" (detectable ≥ {detectable(diffs):.1f} points)"
+
+
+def best_of(hybrid: pd.DataFrame, candidates: dict[str, pd.DataFrame]) -> tuple[Optional[str], str]:
+    """The candidate with the highest mean over its pairs with hybrid (chosen after the runs: favours it)."""
+    means = {}
+    for name, arm in candidates.items():
+        pa, ph = per_pair(arm), per_pair(hybrid)
+        shared = sorted(set(pa.index) & set(ph.index), key=str)
+        if shared:
+            means[name] = statistics.fmean(float(pa[k]) for k in shared)
+    if not means:
+        return None, ""
+    best = max(means, key=lambda k: means[k])  # first in the candidates' order on a tie
+    return best, "; ".join(f"{k} {v:.1f}" for k, v in sorted(means.items(), key=lambda kv: -kv[1]))
+
+
+def claims(d: pd.DataFrame) -> list[Verdict]:
+    """The verdicts of benchmarks/rules/paper_claims.md on the runs `load` returns."""
+    search, base = d[d["command"] == "search"], d[d["command"] == "baseline"]
+    hybrid = one_config(search[search["label"] == "PrunePEFT"])
+    out = []
+
+    uniform = {m: one_config(base[(base["method"] == m) & base["budget_params"].isin(["null", None])]) for m in UNIFORM}
+    best, listed = best_of(hybrid, uniform)
+    v, detail = decide(differences(hybrid, uniform[best] if best else base.iloc[0:0]), "noninferior", f"hybrid − {best}")
+    out.append(Verdict("a", "PrunePEFT ≥ the best uniform PEFT at equal budget", v,
+                       detail + (f"; best uniform by mean over the pairs: {listed}" if listed else "; no uniform runs")))
+
+    out.append(Verdict("a'", "PrunePEFT ≥ uniform LoRA at equal parameters",
+                       *decide(equal_params(hybrid, base), "noninferior", "hybrid − LoRA (hybrid's parameters)")))
+
+    for label, text in (("Random pruning", "hybrid > random"), ("Random, type-matched", "hybrid > type-matched random")):
+        other = one_config(search[search["label"] == label])
+        out.append(Verdict("b", text, *decide(differences(hybrid, other), "better", f"hybrid − {label.lower()}")))
+
+    singles = {c: one_config(g) for c, g in search[search["strategy"] == "single"].groupby("criterion")}
+    best, listed = best_of(hybrid, singles)
+    v, detail = decide(differences(hybrid, singles[best] if best else search.iloc[0:0]), "better",
+                       f"hybrid − single {best}")
+    out.append(Verdict("c", "hybrid > the best single criterion", v,
+                       detail + (f"; singles by mean over the pairs: {listed}" if listed else "; no single-criterion runs")))
+
+    out.append(cost_verdict(search[search["label"] == "PrunePEFT"]["search_over_retrain"].dropna().tolist()))
+    return out
+
+
+def equal_params(hybrid: pd.DataFrame, base: pd.DataFrame) -> list[float]:
+    """hybrid − the uniform LoRA sized to that hybrid run's found parameters (budget.params = its params.peft)."""
+    lora = base[base["method"] == "lora"]
+    diffs = []
+    for row in hybrid.itertuples():
+        if row.params_peft != row.params_peft:  # NaN: no parameter count recorded
+            continue
+        match = lora[(lora["model"] == row.model) & (lora["task"] == row.task) & (lora["seed"] == row.seed)
+                     & (lora["subset"] == row.subset) & (lora["budget_params"] == str(int(row.params_peft)))]
+        if not match.empty:
+            diffs.append(float(row.points - match["points"].mean()))
+    return diffs
+
+
+def cost_verdict(ratios: list[float]) -> Verdict:
+    """(d): met if the median search/retrain ≤ 0.3 and no run > 0.5; not met if the median > 0.3."""
+    text = "search ≤ 0.3 × retrain, wall-clock"
+    if not ratios:
+        return Verdict("d", text, "undecided", "(n=0 PrunePEFT runs with a cost record)")
+    med, top = statistics.median(ratios), max(ratios)
+    detail = f"— median search/retrain {med:.2f}, max {top:.2f}, n={len(ratios)} runs"
+    if med > RATIO:
+        return Verdict("d", text, "not met", detail + f" (median > {RATIO:g})")
+    if top > RATIO_MAX:
+        return Verdict("d", text, "undecided", detail + f" (median ≤ {RATIO:g}, but a run > {RATIO_MAX:g})")
+    return Verdict("d", text, "met", detail + f" (median ≤ {RATIO:g}, every run ≤ {RATIO_MAX:g})")
+
+
+def main(argv: list[str]) -> int:
+    args = dict(a.split("=", 1) for a in argv if "=" in a)
+    if "runs" not in args or any("=" not in a for a in argv):
+        print("usage: python -m benchmarks.paper_claims runs=<dir>", file=sys.stderr)
+        return 2
+    if not Path(args["runs"]).is_dir():
+        print(f"error: runs={args['runs']} is not a directory", file=sys.stderr)
+        return 2
+    print(f"Claims of arXiv 2506.07587 by benchmarks/rules/paper_claims.md, runs under {args['runs']}:")
+    for verdict in claims(load(args["runs"])):
+        print(verdict.line())
+    return 0
+
