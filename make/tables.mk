@@ -38,10 +38,12 @@ table4: $(TABLES_DEPS)  ## Table 4: search vs retrain cost (reuses Table 2's run
 	$(PRUNEPEFT) baseline -m experiment=table4 $(SWEEP)
 	$(call REPORT_ONE,table4)
 
-table5: $(TABLES_DEPS)  ## Table 5: ablations none/random/type-matched random/single criteria/no partition/hybrid [CRITERIA]
+table5: $(TABLES_DEPS)  ## Table 5: ablations none/random/type-matched random/single criteria/no partition/hybrid, + warm retrain vs equal-compute LoRA [CRITERIA]
 	$(PRUNEPEFT) search -m experiment=table5 $(SWEEP)
 	$(PRUNEPEFT) search -m experiment=table5 $(SWEEP) strategy.name=single strategy.criterion=$(CRITERIA)
 	$(PRUNEPEFT) search -m experiment=table5 $(SWEEP) strategy.name=random_matched
+	$(PRUNEPEFT) search -m experiment=table5 $(SWEEP) strategy.name=hybrid search.retrain_init=warm
+	$(PRUNEPEFT) baseline -m experiment=table5 $(SWEEP) strategy.name=hybrid method=lora extra.equal_compute=true
 	$(call REPORT_ONE,table5)
 
 table6: $(TABLES_DEPS)  ## Table 6: strategy and architecture transfer from RTE and CoLA

@@ -27,9 +27,10 @@ def test_run_counts_by_hand(targets):
     # smoke 1 seed, cpu 3 seeds.
     assert jobs[("table2", "smoke")] == (4 + 2) * 4 * 1 == 24
     assert jobs[("table2", "cpu")] == (4 + 2) * 4 * 3 == 72
-    # Table 5 on 2 ablation tasks: 4 strategies + 6 single criteria + the type-matched random arm.
-    assert jobs[("table5", "smoke")] == (4 + 6 + 1) * 2 * 1 == 22
-    assert jobs[("table5", "cpu")] == (4 + 6 + 1) * 2 * 3 == 66
+    # Table 5 on 2 ablation tasks: 4 strategies + 6 single criteria + the type-matched random arm + the
+    # warm-retrain PrunePEFT and the equal-compute LoRA (issue 22, item 5).
+    assert jobs[("table5", "smoke")] == (4 + 6 + 1 + 2) * 2 * 1 == 26
+    assert jobs[("table5", "cpu")] == (4 + 6 + 1 + 2) * 2 * 3 == 78
     # Table 6: sources (rte, cola, sst2, stsb), strategy transfer and architecture transfer (2 targets x 2 sources)
     assert jobs[("table6", "smoke")] == 4 + 4 + 4 == 12
     assert jobs[("table6", "cpu")] == (4 + 4 + 4) * 3 == 36
@@ -38,7 +39,7 @@ def test_run_counts_by_hand(targets):
 def test_make_variables_change_the_count():
     targets = plan_mod.read_targets(plan_mod.MK.read_text(encoding="utf-8"), {"CRITERIA": "weight,taylor"})
     jobs = _jobs(targets, ["table5"], ("cpu",), seeds="1")
-    assert jobs[("table5", "cpu")] == (4 + 2 + 1) * 2 * 1
+    assert jobs[("table5", "cpu")] == (4 + 2 + 1 + 2) * 2 * 1
 
 
 def test_time_per_run_from_matching_runs_only(targets):

@@ -64,8 +64,10 @@ def test_tables_hold_what_the_sweeps_ran(smoke):
     assert {"RTE", "SST-2", "CoLA", "STS-B"} <= set(t2["column"])
     t5 = (reports / "table5.md").read_text()
     for row in ("No pruning", "Random pruning", "Random, type-matched", "Single criterion (best:", "No partition",
-                "| PrunePEFT |"):
+                "| PrunePEFT |", "| PrunePEFT, warm retrain |", "| LoRA, equal compute |"):
         assert row in t5, row
+    # The equal-compute LoRA trained (in whole epochs) about as many examples as its PrunePEFT run did.
+    assert "LoRA, equal compute = uniform LoRA at the budget" in t5 and " epochs = " in t5
     t5csv = pd.read_csv(reports / "table5.csv")
     assert set(t5csv["column"]) - {"Avg"} == {"SST-2", "CoLA"}  # the ablation's tasks only
     t6 = pd.read_csv(reports / "table6.csv")
@@ -78,9 +80,9 @@ def test_tables_hold_what_the_sweeps_ran(smoke):
 def test_a_second_make_skips_every_finished_run(smoke):
     runs, reports, env = smoke
     before = {p: p.stat().st_mtime_ns for p in runs.rglob("summary.json")}
-    # table2 24 (16 baselines + 8 searches), table3 3, table4 0 new, table5 20 new (its hybrid runs are
+    # table2 24 (16 baselines + 8 searches), table3 3, table4 0 new, table5 24 new (its hybrid runs are
     # table2's), table6 8 new (4 strategy transfers + 4 architecture transfers; the sources are table2's)
-    assert len(before) == 55
+    assert len(before) == 59
     proc = subprocess.run(["make", "--no-print-directory", "table3", "SCALE=smoke", f"RUNS={runs}",
                            f"REPORTS={reports}", "TABLES_DEPS=", f"PRUNEPEFT={sys.executable} -m prunepeft.cli"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

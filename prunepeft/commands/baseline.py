@@ -23,7 +23,7 @@ from prunepeft.plugins import load as load_plugins
 from prunepeft.commands.display import print_result
 from prunepeft.config.schema import register_configs
 from prunepeft.errors import UserError, check_choice
-from prunepeft.run.io import read_json
+from prunepeft.run.io import read_json, read_run_file
 from prunepeft.run.progress import EpochLogger, log_final
 from prunepeft.pruning.budget import budget_params
 from prunepeft.run.record import RunDir
@@ -147,6 +147,29 @@ def save_weights(cfg: DictConfig, model, family, supernet, run_dir: Path) -> Non
     FoundConfig.from_supernet(supernet, cfg.model).save(run_dir)
 
 
+def matched_epochs(source: str | Path, train_size: int) -> tuple[int, dict[str, Any]]:
+    """Whole epochs over `train_size` rows closest to the examples the search run `source` trained in all.
+
+    A warm-started retrain (`search.retrain_init=warm`) has trained its units through the warm-up, the
+    rounds and the retrain; a uniform baseline given the same number of trained examples is the fair
+    comparison (issue 22, item 5). Forward-only passes (probes, evaluation) are not counted, as in
+    Table 4's epoch-equivalents. Rounding to whole epochs keeps the baseline's schedule the one every
+    other baseline has; the record states how far it lands from the target.
+
+    Returns:
+        (epochs, record): epochs ≥ 1, and {"run", "target_examples", "epochs", "examples"} for summary.json.
+    """
+    summary = read_run_file(Path(source) / outputs.SUMMARY, "object")
+    examples = (summary.get("cost") or {}).get("examples") or {}
+    if "search_trained" not in examples or "retrain_trained" not in examples:
+        raise UserError(f"match_compute={source}: its {outputs.SUMMARY} records no trained examples (a search run "
+                        "finished since summary.json had `cost` is needed); re-run that search, or drop match_compute")
+    target = int(examples["search_trained"]) + int(examples["retrain_trained"])
+    epochs = max(1, round(target / int(train_size)))
+    return epochs, {"run": str(source), "target_examples": target, "epochs": epochs,
+                    "examples": epochs * int(train_size)}
+
+
 def validate(cfg: DictConfig) -> None:
     """The cheap checks (the CLI runs them before Hydra creates the run directory)."""
     load_plugins()  # the arms and the installed plug-ins (once per process)
@@ -197,16 +220,21 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     log.info("baseline %s on %s (%s): %d train examples, eval %s; trainable %s", cfg.method, cfg.task.name,
              cfg.model.name, len(data.train), {k: len(v) for k, v in data.evals.items()}, params)
 
+    epochs, matched = int(cfg.train.epochs), None
+    if cfg.get("match_compute"):  # read before run.json is written: a missing source run writes nothing
+        epochs, matched = matched_epochs(cfg.match_compute, len(data.train))
+        log.info("match_compute: %d epochs = %d examples, for the %d %s trained", epochs, matched["examples"],
+                 matched["target_examples"], cfg.match_compute)
     rd = RunDir(run_dir)
     budget = budget_params(cfg.budget.percent, cfg.budget.params, params["base"]) if cfg.size_to_budget else None
     log_banner("baseline", rd.path, cfg, budget, params["base"])
-    EpochLogger({"train": int(cfg.train.epochs)}).attach(rd)
+    EpochLogger({"train": epochs}).attach(rd)
     # A baseline has no checkpoint: an unfinished directory restarts, so drop the stale step events.
     rd.file(outputs.EVENTS).unlink(missing_ok=True)
     rd.start("baseline", cfg.seed, OmegaConf.to_container(cfg, resolve=True), str(device), data.identity)
     try:
         result = fit(model, build_param_groups(**groups, train_cfg=cfg.train), data.train, data.evals, tokenizer,
-                     train_cfg=cfg.train, task=cfg.task, epochs=cfg.train.epochs, seed=cfg.seed, run=rd,
+                     train_cfg=cfg.train, task=cfg.task, epochs=epochs, seed=cfg.seed, run=rd,
                      phase="train")
     except BaseException as err:
         rd.fail(f"{type(err).__name__}: {err}")
@@ -214,8 +242,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     save_weights(cfg, model, family, supernet, rd.path)
     summary = outputs.summary(
         "baseline", cfg, str(cfg.method), result, params=params,
-        train={"epochs": cfg.train.epochs, "wall_s": result.wall_s, "examples_seen": result.examples_seen,
-               "steps": result.steps, "train_size": len(data.train), "train_size_full": data.train_size_full},
+        train={"epochs": epochs, "wall_s": result.wall_s, "examples_seen": result.examples_seen,
+               "steps": result.steps, "train_size": len(data.train), "train_size_full": data.train_size_full,
+               **({"match_compute": matched} if matched else {})},
         run=cfg.run if cfg.method == "found" else None, size_to_budget=bool(cfg.size_to_budget),
         budget=OmegaConf.to_container(cfg.budget) if cfg.size_to_budget else None,
         **backbone_stage.found_record(cfg.get("method"), cfg.get("run"), model, params["base"]),  # {} unless the backbone was re-pruned

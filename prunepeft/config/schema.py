@@ -196,6 +196,9 @@ class RunConfig:
     lora_r: Optional[int] = None
     adapter_bottleneck: Optional[int] = None
     run: Optional[str] = None  # `method=found`: the run directory whose found_config.json to retrain
+    # baseline: a finished search run; train for as many examples as it trained in all (search +
+    # retrain), in whole epochs, instead of `train.epochs` (equal compute for warm starts, issue 22).
+    match_compute: Optional[str] = None
     scale: str = "cpu"
     # Move the outputs of earlier attempts to <run>/.aside/<time>/ and start over.
     restart: bool = False

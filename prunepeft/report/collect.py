@@ -33,6 +33,9 @@ BASELINE_LABELS = {"fft": "FFT", "head": "Head only", "adapter": "Adapter", "hou
                    "lora": "LoRA", "dora": "DoRA", "found": "Found config"}
 STRATEGY_LABELS = {"hybrid": "PrunePEFT", "none": "No pruning", "random": "Random pruning",
                    "random_matched": "Random, type-matched", "hybrid_no_partition": "No partition"}
+# Table 5's equal-compute pair (issue 22, item 5): a PrunePEFT run whose retrain starts from the search's
+# trained units, and a uniform baseline trained on as many examples as the PrunePEFT run trained in all.
+WARM_RETRAIN, EQUAL_COMPUTE = ", warm retrain", ", equal compute"
 MATCHED = "random_matched"  # its strategy.from_run is the hybrid run it matches, not a transfer (Table 5)
 
 
@@ -148,11 +151,14 @@ def method_label(row: dict) -> str:
     if kind == "architecture":
         return f"Architecture transfer from {task_name(source)}"
     if row.get("command") == "baseline":
-        return BASELINE_LABELS.get(row.get("method") or "", row.get("method") or "?")
+        label = BASELINE_LABELS.get(row.get("method") or "", row.get("method") or "?")
+        return label + (EQUAL_COMPUTE if row.get("match_compute") else "")
     strategy = row.get("strategy") or "hybrid"
     label = f"Single: {row.get('criterion')}" if strategy == "single" else STRATEGY_LABELS.get(strategy, strategy)
     if row.get("combine") == "reference":
         label += " (reference combine)"  # the authors' later variant, not the paper's Eq. (1)
+    if row.get("retrain_init") == "warm":
+        label += WARM_RETRAIN
     return label + (" (low fidelity)" if row.get("fidelity") == "low" else "")
 
 
@@ -194,6 +200,8 @@ def read_run(path: Path, root: Path) -> dict[str, Any]:
         "search_over_retrain": _get(summary, "cost", "search_over_retrain"),
         **_cost_phases(summary.get("cost") or {}),
         "train_wall_s": _get(summary, "train", "wall_s"), "train_epochs": _get(summary, "train", "epochs"),
+        "retrain_init": _get(summary, "train", "init") if search else None,  # fresh | warm (null before it existed)
+        "match_compute": _get(summary, "train", "match_compute"),  # baseline: {run, target_examples, epochs, examples}
         "num_layers": found.get("num_layers"),
         "backbone": backbone_label(summary),  # unpruned | pruned (heads, ffn): one kind per report
         "search_space": ",".join(found.get("search_space") or config.get("search_space") or []) if search else None,

@@ -28,7 +28,8 @@ __all__ = ["TABLES", "build_tables", "load_reference"]
 TABLES = ("table2", "table3", "table4", "table5", "table6")
 MAIN_ROWS = ["FFT", "Head only", "Adapter", "Houlsby", "LoRA", "DoRA", "PrunePEFT", "PrunePEFT (low fidelity)"]
 ABLATION_ROWS = ["No pruning", "Random pruning", "Random, type-matched", "Single criterion", "No partition",
-                 "PrunePEFT"]
+                 "PrunePEFT", "PrunePEFT, warm retrain", "LoRA, equal compute"]
+EQUAL_COMPUTE_ROWS = ("PrunePEFT, warm retrain", "LoRA, equal compute")  # issue 22, item 5
 LEGEND = ("Cells: dev-set metric ×100 (last epoch), mean ± sd (sample standard deviation over seeds), n = seeds "
           "in that cell; Avg = mean of the task means (rows with every task){params}; **best**, <u>second</u> per "
           "column and model; — = no finished run.")
@@ -147,7 +148,7 @@ def _table4(d: pd.DataFrame) -> Table:
 
 def _table5(d: pd.DataFrame, lr_choices: pd.DataFrame) -> Table:
     """Table 5: ablations at the same budget and k; the single criterion shown is the best one."""
-    d = d[(d["command"] == "search") & d["transfer_kind"].isna()].copy()
+    d = d[((d["command"] == "search") | d["label"].isin(EQUAL_COMPUTE_ROWS)) & d["transfer_kind"].isna()].copy()
     d["label"] = d["label"].astype(str)
     notes = []
     # One fidelity per table, so that every row is searched the same way: the one at which more
@@ -180,6 +181,14 @@ def _table5(d: pd.DataFrame, lr_choices: pd.DataFrame) -> Table:
     single = ABLATION_ROWS.index("Single criterion")  # the best single criterion's row stands in its place
     order = [*ABLATION_ROWS[:single], *sorted(set(d["label"]) - set(ABLATION_ROWS)), *ABLATION_ROWS[single + 1:]]
     t = _metric_table("table5", "Table 5 — ablations of the pruning strategy", d, order, lr_choices)
+    matched = d[d["label"] == "LoRA, equal compute"]["match_compute"].dropna()
+    if len(matched):
+        examples = sorted({(m["epochs"], m["examples"], m["target_examples"]) for m in matched})
+        listed = "; ".join(f"{e} epochs = {x:,} examples for {t_:,}" for e, x, t_ in examples)
+        notes.append("PrunePEFT, warm retrain = the retrain starts from the search's trained units and head "
+                     "(search.retrain_init=warm); LoRA, equal compute = uniform LoRA at the budget, trained in whole "
+                     "epochs on about as many examples as the PrunePEFT run of its task and seed trained in all "
+                     f"(warm-up + rounds + retrain; forward-only passes not counted): {listed}.")
     t.notes = notes + t.notes
     return t
 
