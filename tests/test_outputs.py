@@ -4,8 +4,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from prunepeft.config.typed import RunLabels
 from prunepeft.run import outputs
 from prunepeft.report.collect import lr_label
