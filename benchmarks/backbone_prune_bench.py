@@ -284,7 +284,7 @@ def main() -> None:
         memory_arm(args)
         return
 
-    from prunepeft.config.typed import DataSettings
+    from prunepeft.config.typed import DataSettings, RunSettings
     from prunepeft.data import build_task_data
     from prunepeft.models import load_backbone
     from prunepeft.arms.backbone_prune import estimation_steps
@@ -298,9 +298,10 @@ def main() -> None:
         _, tok = load_backbone(cfg.model, int(cfg.task.num_labels), seed)
         data = build_task_data(DataSettings.from_config(cfg), tok)
         t0 = time.time()
-        kept = backbone_stage.estimate(cfg, data.train)
+        settings = RunSettings.from_config(cfg)
+        kept = backbone_stage.estimate(cfg.backbone_prune, settings, data.train)
         est_s = time.time() - t0
-        retrain_steps = light_peft.retrain_steps(cfg.search, cfg.train, len(data.train))
+        retrain_steps = light_peft.retrain_steps(settings.search.retrain_epochs, int(cfg.train.batch_size), len(data.train))
         row = {"seed": seed, "estimation_steps": int(cfg.backbone_prune.steps or estimation_steps(retrain_steps)),
                "estimation_wall_s": round(est_s, 1), "heads_kept": kept.counts()[0], "neurons_kept": kept.counts()[1]}
         for name, k in (("unpruned", None), ("pruned", kept)):

@@ -31,7 +31,7 @@ from prunepeft.data import stratified_subset  # noqa: E402
 from prunepeft.pruning.criteria import HYBRID_CRITERIA, CriterionContext  # noqa: E402
 from prunepeft.pruning.phases import run_round  # noqa: E402
 from prunepeft.pruning.scoring import score_snapshot  # noqa: E402
-from prunepeft.pruning.search import build_supernet  # noqa: E402
+from prunepeft.pruning.search import build_supernet, validate  # noqa: E402
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -60,12 +60,13 @@ def one_supernet(base: list[str], condition: str, seed: int, examples: int) -> d
     """Statistics of one seeded supernet under `condition`, scored with and without type_norm."""
     lr = ["train.lr_peft=0", "train.lr_head=0"] if condition == "untrained" else []
     cfg = compose_config("search", [*base, *lr, f"seed={seed}"])
-    supernet, tokenizer, data = build_supernet(cfg)
+    setup = validate(cfg)  # the search's checked, typed settings (pruning.setup)
+    supernet, tokenizer, data = build_supernet(setup)
     rows = stratified_subset(data.train, examples, seed, "labels", False)
     if condition == "shuffled":
         labels = np.random.default_rng(seed).permutation(np.asarray(rows["labels"]))
         rows = rows.remove_columns("labels").add_column("labels", labels.tolist())
-    _, _, stats = run_round(supernet, tokenizer, rows, {}, cfg, round_index=0, criteria=HYBRID_CRITERIA)
+    _, _, stats = run_round(supernet, tokenizer, rows, {}, setup, round_index=0, criteria=HYBRID_CRITERIA)
     out = {}
     for norm in ("none", "zscore"):
         ctx = CriterionContext(seed=seed, type_norm=norm, type_norm_criteria=tuple(cfg.search.type_norm_criteria))

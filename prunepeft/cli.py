@@ -296,7 +296,7 @@ def check_names(cfg: Any) -> None:
     """
     from omegaconf import OmegaConf
 
-    from prunepeft.run.record import check_plain_name
+    from prunepeft.run.layout import check_plain_name
 
     for key in NAME_KEYS:
         try:

@@ -61,7 +61,7 @@ class Killed(BaseException):
 @pytest.fixture
 def simulated_kill(monkeypatch):
     """SIGKILL at a `debug.kill_at` point becomes `Killed` (TERM and INT stay real signals)."""
-    from prunepeft.run import record as runs
+    from prunepeft.run import faults as runs
 
     real = runs._kill
 

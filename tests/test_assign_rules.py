@@ -154,11 +154,11 @@ def test_agreement_probe_rows_are_disjoint_from_the_diagnostics_probe():
     cfg = OmegaConf.create({"seed": 3, "task": {"num_labels": 2, "label_field": "label"},
                             "search": {"warmup": {"agreement_probe": 100}, "diagnostics": {"probe": 100}}})
     diag = set(stratified_subset(pool, 100, 3 + PROBE_SEED_OFFSET, "label", False)["row"])
-    rows = agreement_rows(cfg, pool)["row"]
+    rows = agreement_rows(_probes(cfg), pool)["row"]
     assert len(rows) == 100 and not diag & set(rows)
     cfg.search.warmup.agreement_probe = 101
     with pytest.raises(UserError, match="needs 101 training rows"):
-        agreement_rows(cfg, pool)
+        agreement_rows(_probes(cfg), pool)
 
 
 @pytest.mark.parametrize("pool_rows, expected", [(590, 490), (1000, 512), (227, None)])
@@ -175,9 +175,9 @@ def test_agreement_probe_null_takes_the_rows_left_up_to_512_and_needs_128(pool_r
                             "search": {"warmup": {"agreement_probe": None}, "diagnostics": {"probe": 100}}})
     if expected is None:
         with pytest.raises(UserError, match=r"needs 128 training rows .* only 127 are left.*null asks for 128 to 512"):
-            agreement_rows(cfg, pool)
+            agreement_rows(_probes(cfg), pool)
     else:
-        assert len(agreement_rows(cfg, pool)) == expected
+        assert len(agreement_rows(_probes(cfg), pool)) == expected
 
 
 def test_agreement_search_end_to_end(tmp_path, glue_dir):
@@ -225,3 +225,12 @@ def test_rule_alternatives_are_each_rules_own_assignment_and_survive_the_file(wa
     snaps = WarmupSnapshots(warm)
     snaps.rule_alternatives = True
     assert list(summarise_warmup(snaps, PART4, 1, 0).assignment.alternatives) == ["tendency", "consensus"]
+
+
+def _probes(cfg):
+    """The probe settings the search types once (config.typed.RunSettings.probes) of a small config."""
+    from prunepeft.config.typed import ProbeSettings
+
+    asked = cfg.search.warmup.get("agreement_probe")
+    return ProbeSettings(task=cfg.task, seed=int(cfg.seed), diagnostics_rows=int(cfg.search.diagnostics.probe),
+                         agreement_rows=None if asked is None else int(asked))

@@ -15,12 +15,13 @@ from prunepeft.data import build_task_data
 from prunepeft.config.typed import DataSettings
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.phases import train_supernet
-from prunepeft.pruning.search import build_supernet
+from prunepeft.pruning.search import build_supernet, validate
 
 
 def _train(cfg, checkpointing: bool):
     cfg.train.gradient_checkpointing = checkpointing
-    supernet, tokenizer, _ = build_supernet(cfg)
+    setup = validate(cfg)
+    supernet, tokenizer, _ = build_supernet(setup)
     data = build_task_data(DataSettings.from_config(cfg), tokenizer)
     collector = StatisticsCollector(supernet, {"grad", "taylor", "activation"})
     grads = {}
@@ -34,7 +35,7 @@ def _train(cfg, checkpointing: bool):
         def on_step_end(self, step, total): ...
         def on_epoch_end(self, epoch, metrics): ...
 
-    result = train_supernet(supernet, tokenizer, data.train, {}, cfg, epochs=1, seed=int(cfg.seed),
+    result = train_supernet(supernet, tokenizer, data.train, {}, setup.run.train, epochs=1, seed=int(cfg.seed),
                             phase="train", callbacks=[collector, KeepGrads()])
     checkpointed = any(getattr(m, "gradient_checkpointing", False) is True for m in supernet.model.modules())
     totals, stats = collector.activation_totals(), collector.snapshot()

@@ -119,14 +119,15 @@ def test_warmup_starts_from_the_rounds_initialisation(reinit, expected, compose_
     from conftest import tiny_overrides_for
 
     from prunepeft.pruning.phases import run_warmup, warmup_init
-    from prunepeft.pruning.search import build_supernet
+    from prunepeft.pruning.search import build_supernet, validate
     from prunepeft.train.callbacks import Callback
 
     cfg = compose_cfg("search", tiny_overrides_for(glue_dir) + [f"search.reinit={reinit}", "search.warmup.epochs=1",
                                                                  "search.warmup.snapshots=1"])
-    assert warmup_init(cfg.search) == expected
-    net, tokenizer, data = build_supernet(cfg)
-    reference, _, _ = build_supernet(cfg)
+    setup = validate(cfg)
+    assert warmup_init(setup.search) == expected
+    net, tokenizer, data = build_supernet(setup)
+    reference, _, _ = build_supernet(setup)
     reference.reinit(reference.unit_ids(), expected, generator(int(cfg.seed)))
     seen: dict = {}
 
@@ -139,7 +140,7 @@ def test_warmup_starts_from_the_rounds_initialisation(reinit, expected, compose_
     original = phases.train_supernet
     phases.train_supernet = lambda *a, callbacks=(), **kw: original(*a, callbacks=[*callbacks, FirstStep()], **kw)
     try:
-        run_warmup(net, tokenizer, data.train, cfg, criteria=("weight",), seed=int(cfg.seed))
+        run_warmup(net, tokenizer, data.train, setup, criteria=("weight",), seed=int(cfg.seed))
     finally:
         phases.train_supernet = original
     expected_units = reference.state_dict_units()

@@ -24,6 +24,7 @@ import pytest
 
 from conftest import Killed  # and the simulated_kill fixture
 from prunepeft import cli
+from prunepeft.run import faults
 from prunepeft.run import record as runs
 from prunepeft.run.io import read_json, read_jsonl
 
@@ -105,7 +106,7 @@ def killed_template(search_args, tmp_path_factory) -> Path:
     """A run killed right after round 1 was committed (warm-up and one round on disk)."""
     run_dir = tmp_path_factory.mktemp("killed") / "run"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runs, "_kill", lambda signum: (_ for _ in ()).throw(Killed()))
+        mp.setattr(faults, "_kill", lambda signum: (_ for _ in ()).throw(Killed()))
         with pytest.raises(Killed):
             cli.main([*search_args, f"hydra.run.dir={run_dir}", "debug.kill_at=after_checkpoint:2"])
     assert read_json(run_dir / "checkpoint" / "state.json")["rounds_done"] == 1
@@ -570,15 +571,15 @@ def test_export_killed_mid_write_leaves_nothing_or_the_next_export_removes_it(re
                                                                                monkeypatch, simulated_kill):
     out = tmp_path / "exp"
     monkeypatch.setenv(runs.KILL_AT_ENV, "write:2")
-    monkeypatch.setattr(runs, "_env_read", False)
-    monkeypatch.setattr(runs, "_kill_at", None)
+    monkeypatch.setattr(faults, "_env_read", False)
+    monkeypatch.setattr(faults, "_kill_at", None)
     with pytest.raises(Killed):
         cli.main(["export", f"run={reference}", "to=prunepeft", f"out={out}"])
     capsys.readouterr()
     assert not out.exists() and list(tmp_path.iterdir()) == []  # in-process the block cleans up
     monkeypatch.delenv(runs.KILL_AT_ENV)
-    monkeypatch.setattr(runs, "_env_read", False)
-    monkeypatch.setattr(runs, "_kill_at", None)
+    monkeypatch.setattr(faults, "_env_read", False)
+    monkeypatch.setattr(faults, "_kill_at", None)
     # A real SIGKILL runs no cleanup: the temp directory of a dead writer stays until the next export.
     stale = tmp_path / f".exp.{_dead_pid()}.abc123"
     stale.mkdir()

@@ -149,19 +149,19 @@ def test_probe_rows_are_disjoint_from_the_diagnostics_and_agreement_probes():
                             "search": {"warmup": {"agreement_probe": 100}, "diagnostics": {"probe": 100},
                                        "masked_loss": {"probe": 150}}})
     diag = set(stratified_subset(pool, 100, 3 + PROBE_SEED_OFFSET, "label", False)["row"])
-    agree = set(agreement_rows(cfg, pool)["row"])
-    rows = masked_loss_rows(cfg, pool)
+    agree = set(agreement_rows(_probes(cfg), pool)["row"])
+    rows = masked_loss_rows(_probes(cfg), int(cfg.search.masked_loss.probe), pool)
     mine = set(rows["row"])
     assert len(mine) == 150 and not mine & diag and not mine & agree
     assert sum(rows["label"]) == 75  # label-stratified
     # its own seed: a different seed draws other rows from the same 200 left
     cfg.seed = 4
-    assert set(masked_loss_rows(cfg, pool)["row"]) != mine
+    assert set(masked_loss_rows(_probes(cfg), int(cfg.search.masked_loss.probe), pool)["row"]) != mine
     cfg.seed, cfg.search.masked_loss.probe = 3, 201
     with pytest.raises(UserError, match="masked_loss criterion needs 201 training rows .* only 200 are left"):
-        masked_loss_rows(cfg, pool)
+        masked_loss_rows(_probes(cfg), int(cfg.search.masked_loss.probe), pool)
     with pytest.raises(UserError, match="only 0 are left"):
-        masked_loss_rows(cfg, None)
+        masked_loss_rows(_probes(cfg), int(cfg.search.masked_loss.probe), None)
     from prunepeft.pruning.assign_rules import AGREEMENT_SEED_OFFSET
 
     assert len({MASKED_LOSS_SEED_OFFSET, PROBE_SEED_OFFSET, AGREEMENT_SEED_OFFSET}) == 3
@@ -223,3 +223,12 @@ def test_masked_loss_as_a_hybrid_candidate(tmp_path, compose_cfg, tiny_overrides
     assert "masked_loss" in warm["criteria"] and "masked_loss" in warm["tendencies"]
     phases = summary["cost"]["phases_s"]
     assert phases["warmup_probes"] > 0 and phases["round_probes"] > 0
+
+
+def _probes(cfg):
+    """The probe settings the search types once (config.typed.RunSettings.probes) of a small config."""
+    from prunepeft.config.typed import ProbeSettings
+
+    asked = cfg.search.warmup.get("agreement_probe")
+    return ProbeSettings(task=cfg.task, seed=int(cfg.seed), diagnostics_rows=int(cfg.search.diagnostics.probe),
+                         agreement_rows=None if asked is None else int(asked))

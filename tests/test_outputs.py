@@ -4,8 +4,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
+from prunepeft.config.typed import RunLabels
 from prunepeft.run import outputs
 from prunepeft.report.collect import lr_label
 from prunepeft.train.loop import FitResult
@@ -16,9 +15,10 @@ NAMES = frozenset(v for k, v in vars(outputs).items() if k.isupper() and isinsta
 NAME_PREFIXES = ("supernet-", "job-")  # outputs.checkpoint_weights, outputs.sweep_job
 
 
-def _cfg():
-    return OmegaConf.create({"seed": 3, "task": {"name": "rte", "eval_splits": ["validation"], "primary_metric": "accuracy"},
-                             "model": {"name": "tiny_bert"}, "train": {"lr_peft": 1e-3, "lr_head": 2e-3, "lr_backbone": 1e-5}})
+def _cfg(arm=None):
+    """summary.json's labels (config.typed.RunLabels) of a small run."""
+    return RunLabels(task="rte", model="tiny_bert", seed=3, arm=arm, split="validation", metric="accuracy",
+                     lr={"peft": 1e-3, "head": 2e-3, "backbone": 1e-5})
 
 
 def test_summary_has_the_schema_version_and_the_fields_results_are_read_by():
@@ -43,8 +43,7 @@ def test_summary_arm_is_the_label_given_else_the_strategy_or_method():
     none = FitResult([], {})
     assert outputs.summary("search", _cfg(), "prunepeft", none, params={}, train={}, strategy="hybrid")["arm"] == "hybrid"
     assert outputs.summary("baseline", _cfg(), "lora", none, params={}, train={}, run=None)["arm"] == "lora"
-    cfg = _cfg()
-    cfg.arm = "hybrid_agreement"  # both readings of the hybrid have strategy=hybrid; the arm tells them apart
+    cfg = _cfg(arm="hybrid_agreement")  # both readings of the hybrid have strategy=hybrid; the arm tells them apart
     assert outputs.summary("search", cfg, "prunepeft", none, params={}, train={}, strategy="hybrid")["arm"] == "hybrid_agreement"
 
 

@@ -1,19 +1,23 @@
 """The training phases' seeds and snapshot windows (mutation audit M26, M38), with fakes: no model."""
 from __future__ import annotations
 
-import torch
-from omegaconf import OmegaConf
+from types import SimpleNamespace
 
-from prunepeft.config.schema import SearchConfig
+import torch
+
 from prunepeft.pruning import phases
+from prunepeft.pruning.criteria.base import CriterionContext
 from prunepeft.pruning.statistics import UnitStatistics
 from prunepeft.train.loop import FitResult
 
 UNITS = [(0, "lora"), (0, "adapter"), (1, "lora")]
 
 
-def _cfg(**search):
-    return OmegaConf.create({"seed": 42, "search": OmegaConf.merge(OmegaConf.structured(SearchConfig), search)})
+def _setup(reinit: str):
+    """What `run_round` reads of the search's setup (pruning.setup.SearchSetup): the seed, the reinit
+    scheme, the criteria's context; no arm configured (each is then not involved)."""
+    return SimpleNamespace(search=SimpleNamespace(seed=42, reinit=reinit), arms={}, criteria=CriterionContext(),
+                           run=SimpleNamespace(train=None))
 
 
 class FakeSupernet:
@@ -41,9 +45,9 @@ class FakeSupernet:
 def test_round_reinit_is_seeded_with_seed_plus_round(monkeypatch):
     # M26: every round re-initialises its surviving units and the head from generator(seed + r)
     monkeypatch.setattr(phases, "train_supernet", lambda *a, **k: FitResult([], {}))
-    net, cfg = FakeSupernet(), _cfg(reinit="paper")
+    net, setup = FakeSupernet(), _setup(reinit="paper")
     for r in (1, 2):
-        phases.run_round(net, None, [], {}, cfg, round_index=r, criteria=("weight",))  # a (empty) set: round_data takes its len
+        phases.run_round(net, None, [], {}, setup, round_index=r, criteria=("weight",))  # a (empty) set: round_data takes its len
     assert net.reinit_seeds == [43, 44] and net.head_seeds == [43, 44]
 
 
@@ -68,7 +72,7 @@ class FakeCollector:
 def test_warmup_snapshots_see_only_the_steps_since_the_previous_one():
     # M38: T = 2 snapshots over 10 steps; snapshot 2 holds steps 6..10 only (the collector is reset)
     collector = FakeCollector()
-    taker = phases.SnapshotTaker(collector, ("weight",), 2, _cfg(), seed=0)
+    taker = phases.SnapshotTaker(collector, ("weight",), 2, CriterionContext(), seed=0)
     for step in range(1, 11):
         collector.step()
         taker.on_step_end(step, 10)

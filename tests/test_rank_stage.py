@@ -157,24 +157,28 @@ def test_light_peft_estimation_length_rule():
     """search.round_steps: null = one epoch; light_peft = max(100, ceil(0.04 x retrain steps)); n = n steps."""
     from omegaconf import OmegaConf
 
-    from prunepeft.arms.light_peft import retrain_steps, round_data, round_steps, validate
+    from prunepeft.arms.light_peft import RoundSettings, retrain_steps, round_data, round_steps, validate
 
     def cfg(value, retrain=1, fidelity="high"):
         return OmegaConf.create({"search": {"round_steps": value, "retrain_epochs": retrain, "fidelity": fidelity},
                                  "train": {"batch_size": 16, "epochs": 7}, "task": {"num_labels": 2}})
 
-    c = cfg(None, retrain=None)
-    assert retrain_steps(c.search, c.train, 5000) == 7 * 313  # null retrain_epochs: train.epochs
-    assert round_steps(cfg(None).search, cfg(None).train, 5000) is None and round_data(cfg(None), ds := _labelled(5000), 0) == (ds, 1)
-    assert round_steps(cfg("light_peft").search, cfg("light_peft").train, 5000) == 100  # 0.04 x 313 = 12.5 < 100
-    assert round_steps(cfg("light_peft", retrain=100).search, cfg("light_peft", retrain=100).train, 5000) == 1252  # ceil(0.04 x 31,300)
-    assert round_steps(cfg("light_peft", retrain=100).search, cfg("light_peft", retrain=100).train, 50000) == 12500  # ceil(0.04 x 312,500)
-    sliced, epochs = round_data(cfg("light_peft"), ds, seed=3)
+    def settings(*args, **kwargs):  # what the arm types once (LightPeftArm.configure)
+        c = cfg(*args, **kwargs)
+        return RoundSettings.of(c.search, c.train, int(c.task.num_labels))
+
+    assert settings(None, retrain=None).retrain_epochs == 7  # null retrain_epochs: train.epochs
+    assert retrain_steps(7, 16, 5000) == 7 * 313
+    assert round_steps(settings(None), 5000) is None and round_data(settings(None), ds := _labelled(5000), 0) == (ds, 1)
+    assert round_steps(settings("light_peft"), 5000) == 100  # 0.04 x 313 = 12.5 < 100
+    assert round_steps(settings("light_peft", retrain=100), 5000) == 1252  # ceil(0.04 x 31,300)
+    assert round_steps(settings("light_peft", retrain=100), 50000) == 12500  # ceil(0.04 x 312,500)
+    sliced, epochs = round_data(settings("light_peft"), ds, seed=3)
     assert (len(sliced), epochs) == (1600, 1) and sum(sliced["labels"]) == 800  # label-stratified, exactly N steps
-    assert round_data(cfg("light_peft"), ds, seed=3)[0]["labels"] == sliced["labels"]  # a resume redraws the same rows
-    big, epochs = round_data(cfg("light_peft", retrain=100), ds, seed=3)
+    assert round_data(settings("light_peft"), ds, seed=3)[0]["labels"] == sliced["labels"]  # a resume redraws the same rows
+    big, epochs = round_data(settings("light_peft", retrain=100), ds, seed=3)
     assert len(big) == 5000 and epochs == 5  # 1252 x 16 = 20,032 rows > 5000: whole epochs, >= N steps
-    assert round_data(cfg(7), ds, 0)[0].num_rows == 7 * 16
+    assert round_data(settings(7), ds, 0)[0].num_rows == 7 * 16
     for bad in ("0", "-3", "fast"):
         with pytest.raises(UserError, match="search.round_steps must be"):
             validate(cfg(bad).search)
@@ -221,13 +225,14 @@ def test_a_sites_last_rank_with_its_fixed_part_is_deferred_to_stay_within_one_ra
 
     from omegaconf import OmegaConf
 
-    from prunepeft.arms.rank_stage import prune_ranks
+    from prunepeft.arms.rank_stage import RankSettings, prune_ranks
     net = _TwoUnits()
     stats = {(0, "adapter"): SimpleNamespace(rank_scores={"ffn_out": torch.tensor([0.0, 0.1])}),
              (1, "lora"): SimpleNamespace(rank_scores={"query": torch.tensor([1.0, 2.0, 3.0, 4.0])})}
     cfg = OmegaConf.create({"search": {"granularity": "rank", "rank_ratio": 0.0}})
+    rank = RankSettings.of(cfg.search)
     budget = net.total() - 65 - 1  # one adapter dimension (2h + 1 = 65) is not enough
-    assert prune_ranks(net, stats, cfg.search, budget, True, 0) == []
+    assert prune_ranks(net, stats, rank, budget, True, 0) == []
     assert budget - 65 < net.total() <= budget
     adapter, lora = net.units[(0, "adapter")][0][1], net.units[(1, "lora")][0][1]
     assert (adapter.kept_ranks(), lora.kept_ranks()) == (1, 3)  # dimension 0 went, then LoRA rank 0
@@ -235,4 +240,4 @@ def test_a_sites_last_rank_with_its_fixed_part_is_deferred_to_stay_within_one_ra
     net2 = _TwoUnits()
     net2.units.pop((1, "lora"))
     net2.active = set(net2.units)
-    assert prune_ranks(net2, stats, cfg.search, net2.total() - 66, True, 0) == [(0, "adapter")]
+    assert prune_ranks(net2, stats, rank, net2.total() - 66, True, 0) == [(0, "adapter")]

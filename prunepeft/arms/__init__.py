@@ -20,11 +20,12 @@ class LightPeftArm(Arm):
 
     name = "light_peft"
 
-    def validate(self, cfg: Any) -> None:
+    def configure(self, cfg: Any) -> light_peft.RoundSettings:
         light_peft.validate(cfg.search)  # search.round_steps: null | light_peft | n
+        return light_peft.RoundSettings.of(cfg.search, cfg.train, int(cfg.task.num_labels))
 
-    def round_data(self, cfg: Any, train_ds: Any, seed: int) -> Any:
-        return light_peft.round_data(cfg, train_ds, seed)
+    def round_data(self, settings: light_peft.RoundSettings | None, train_ds: Any, seed: int) -> Any:
+        return None if settings is None else light_peft.round_data(settings, train_ds, seed)
 
     def start_retrain(self, final: Any, supernet: Any, how: str) -> None:
         light_peft.start_retrain(final, supernet, how)  # fresh | warm (the search's trained units)
@@ -36,24 +37,25 @@ class RankStageArm(Arm):
     name = "rank_stage"
     tensor_prefix = rank_stage.RANK_PREFIX
 
-    def validate(self, cfg: Any) -> None:
-        rank_stage.granularity(cfg.search)  # unit | rank
+    def configure(self, cfg: Any) -> rank_stage.RankSettings:
+        return rank_stage.RankSettings.of(cfg.search)  # search.granularity: unit | rank
 
-    def round_callbacks(self, cfg: Any, supernet: Any) -> list:
-        return rank_stage.rank_callbacks(cfg.search, supernet)
+    def round_callbacks(self, settings: rank_stage.RankSettings | None, supernet: Any) -> list:
+        return [] if settings is None else rank_stage.rank_callbacks(settings, supernet)
 
     def attach_round_stats(self, stats: Any, callbacks: list) -> None:
         rank_stage.attach_rank_scores(stats, callbacks)
 
-    def choose_removals(self, p: Any, k: int, counts: Any, budget: int, seed: int, s: Any) -> Any:
-        if s.granularity != "rank":
+    def choose_removals(self, settings: rank_stage.RankSettings | None, p: Any, k: int, counts: Any, budget: int,
+                        seed: int) -> Any:
+        if settings is None or settings.granularity != "rank":
             return None
         return rank_stage.select_round_for_ranks(p, k, counts.per_unit, counts.peft, budget, seed,
-                                                 stop=rank_stage.module_stop(budget, s.rank_ratio))
+                                                 stop=rank_stage.module_stop(budget, settings.rank_ratio))
 
-    def after_removal(self, supernet: Any, stats: Any, cfg: Any, budget: int, last: bool, seed: int,
-                      run: Any) -> list:
-        return rank_stage.prune_ranks(supernet, stats, cfg.search, budget, last, seed, run)
+    def after_removal(self, settings: rank_stage.RankSettings | None, supernet: Any, stats: Any, budget: int,
+                      last: bool, seed: int, run: Any) -> list:
+        return [] if settings is None else rank_stage.prune_ranks(supernet, stats, settings, budget, last, seed, run)
 
     def checkpoint_tensors(self, supernet: Any) -> dict:
         return rank_stage.rank_tensors(supernet)
@@ -67,17 +69,20 @@ class BackbonePruneArm(Arm):
 
     name = "backbone_prune"
 
-    def validate(self, cfg: Any) -> None:
-        backbone_stage.validate(getattr(cfg, "backbone_prune", None), str(cfg.model.family))
+    def configure(self, cfg: Any) -> Any:
+        """The `backbone_prune` section (typed by the schema's BackbonePruneConfig), checked; None when off."""
+        section = getattr(cfg, "backbone_prune", None)
+        backbone_stage.validate(section, str(cfg.model.family))
+        return section if backbone_stage.enabled(section) else None
 
-    def prepare_backbone(self, model: Any, cfg: Any, train_ds: Any, run: Any) -> bool:
-        return backbone_stage.prepare(model, cfg, train_ds, run) is not None
+    def prepare_backbone(self, settings: Any, run_settings: Any, model: Any, train_ds: Any, run: Any) -> bool:
+        return backbone_stage.prepare(model, settings, run_settings, train_ds, run) is not None
 
     def on_backbone_loaded(self, model: Any, family: Any, run_dir: Any) -> None:
         backbone_stage.reprune(model, family, run_dir)
 
-    def summary_fields(self, cfg: Any, model: Any, base_after: int, run_dir: Any) -> Any:
-        return backbone_stage.summary_fields(getattr(cfg, "backbone_prune", None), model, base_after, run_dir)
+    def summary_fields(self, settings: Any, model: Any, base_after: int, run_dir: Any) -> Any:
+        return backbone_stage.summary_fields(settings, model, base_after, run_dir)
 
 
 # Registration order is the order the search calls them in (validate: granularity, round length, backbone).

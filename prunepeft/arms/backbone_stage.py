@@ -103,48 +103,55 @@ def found_record(method: Any, source_run: Any, model: Any, base_after: int) -> d
     return {"backbone": record}
 
 
-def estimate(cfg: Any, train_ds: Any, run: Any = None) -> KeptStructures:
-    """Steps 1-2 of the module docstring on a separately loaded backbone; returns the kept structures."""
+def estimate(bp: Any, settings: Any, train_ds: Any, run: Any = None) -> KeptStructures:
+    """Steps 1-2 of the module docstring on a separately loaded backbone; returns the kept structures.
+
+    `bp`: the `backbone_prune` section; `settings`: the run's stage settings (`config.typed.RunSettings`:
+    the seed, the model and search space, the training loop, the retrain's epochs).
+    """
     from prunepeft.peft import Supernet, UnitSizes
     from prunepeft.train import build_param_groups, fit
 
-    bp, seed = cfg.backbone_prune, int(cfg.seed)
+    seed, model_settings, loop, task = settings.seed, settings.model, settings.train.loop, settings.train.task
     seed_everything(seed)
-    model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), seed)
-    family = get_family(cfg.model.family)
+    model, tokenizer = load_backbone(model_settings.model, model_settings.num_labels, seed)
+    family = get_family(model_settings.family)
     masks = BackboneMasks.install(model, family)  # before the units: the hooks sit on blocks, not Linears
-    supernet = Supernet.build(model, family, list(cfg.search_space), UnitSizes.from_model(cfg.model),
+    supernet = Supernet.build(model, family, list(model_settings.search_space), UnitSizes.from_model(model_settings.model),
                               int(model.config.hidden_size))
-    steps = int(bp.steps) if bp.steps is not None else estimation_steps(retrain_steps(cfg.search, cfg.train, len(train_ds)))
-    rows = steps * int(cfg.train.batch_size)
+    retrain_epochs = settings.search.retrain_epochs  # search.retrain_epochs, else train.epochs
+    steps = (int(bp.steps) if bp.steps is not None
+             else estimation_steps(retrain_steps(retrain_epochs, int(loop.batch_size), len(train_ds))))
+    rows = steps * int(loop.batch_size)
     epochs = 1
     if rows < len(train_ds):
-        train_ds = stratified_subset(train_ds, rows, seed, "labels", int(cfg.task.num_labels) == 1,
+        train_ds = stratified_subset(train_ds, rows, seed, "labels", model_settings.num_labels == 1,
                                      key="backbone_prune.steps")
     else:
         epochs = math.ceil(rows / len(train_ds))
-    groups = build_param_groups(peft=supernet.peft_parameters(), head=supernet.head_parameters(), train_cfg=cfg.train)
+    groups = build_param_groups(peft=supernet.peft_parameters(), head=supernet.head_parameters(), train_cfg=loop)
     groups.append({"name": "backbone_masks", "params": list(masks.parameters()), "weight_decay": 0.0,
-                   "lr": float(bp.mask_lr if bp.mask_lr is not None else cfg.train.lr_peft)})
+                   "lr": float(bp.mask_lr if bp.mask_lr is not None else loop.lr_peft)})
     log.info("backbone pruning: estimating head/neuron masks for %d steps (%d epoch(s) of %d rows)",
              steps, epochs, len(train_ds))
-    fit(model, groups, train_ds, {}, tokenizer, train_cfg=cfg.train, task=cfg.task, epochs=epochs, seed=seed,
+    fit(model, groups, train_ds, {}, tokenizer, train_cfg=loop, task=task, epochs=epochs, seed=seed,
         callbacks=[L1Penalty(masks, float(bp.l1))], run=run, phase="backbone_estimate")
     return select(masks, float(bp.heads), float(bp.ffn))
 
 
-def prepare(model: Any, cfg: Any, train_ds: Any, run: Any) -> Optional[KeptStructures]:
+def prepare(model: Any, bp: Any, settings: Any, train_ds: Any, run: Any) -> Optional[KeptStructures]:
     """Prune the run's fresh backbone in place (estimating first unless backbone_prune.json exists).
 
-    Returns None when backbone pruning is off. Call before PEFT units are injected.
+    `bp`: the `backbone_prune` section (None or off: nothing to do, returns None); `settings`: the
+    run's stage settings (`estimate`). Call before PEFT units are injected.
     """
-    if not enabled(getattr(cfg, "backbone_prune", None)):
+    if not enabled(bp):
         return None
     path = run.file(FILE)
     if not path.exists():
-        kept = estimate(cfg, train_ds, run=None)  # run.json does not exist yet: no events
+        kept = estimate(bp, settings, train_ds, run=None)  # run.json does not exist yet: no events
         kept.save(path)
-    return reprune(model, get_family(cfg.model.family), run.path)
+    return reprune(model, get_family(settings.model.family), run.path)
 
 
 def summary_fields(bp: Any, model: Any, base_after: int, run_dir: Path | str) -> Optional[dict]:

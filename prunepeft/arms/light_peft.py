@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from prunepeft.errors import UserError, check_choice
@@ -41,10 +42,27 @@ LIGHT_PEFT = "light_peft"
 RETRAIN_INITS = ("fresh", "warm")
 
 
-def retrain_steps(search: Any, train: Any, train_size: int) -> int:
-    """Optimizer steps of the search's retrain on `train_size` rows (at least one epoch)."""
-    epochs = search.retrain_epochs if search.retrain_epochs is not None else train.epochs
-    return max(1, int(epochs)) * math.ceil(int(train_size) / int(train.batch_size))
+@dataclass(frozen=True)
+class RoundSettings:
+    """What a round's length reads (`search.round_steps` and the retrain it is a share of), typed once
+    by the arm (`LightPeftArm.configure`)."""
+
+    round_steps: Optional[str]  # null (one epoch) | light_peft | n, as validated
+    retrain_epochs: int  # search.retrain_epochs, else train.epochs
+    batch_size: int  # train.batch_size
+    regression: bool  # task.num_labels == 1: the rows are drawn without label strata
+
+    @classmethod
+    def of(cls, search: Any, train: Any, num_labels: int) -> "RoundSettings":
+        """From the `search` and `train` sections (after `validate(search)`)."""
+        epochs = search.retrain_epochs if search.retrain_epochs is not None else train.epochs
+        return cls(round_steps=_setting(search), retrain_epochs=int(epochs), batch_size=int(train.batch_size),
+                   regression=int(num_labels) == 1)
+
+
+def retrain_steps(epochs: int, batch_size: int, train_size: int) -> int:
+    """Optimizer steps of the search's retrain (`epochs` of it, at least one) on `train_size` rows."""
+    return max(1, int(epochs)) * math.ceil(int(train_size) / int(batch_size))
 
 
 def _setting(search: Any) -> Optional[str]:
@@ -70,32 +88,31 @@ def validate(search: Any) -> None:
                         f"steps))) or an integer >= 1, got {value!r}")
 
 
-def round_steps(search: Any, train: Any, train_size: int) -> Optional[int]:
+def round_steps(settings: RoundSettings, train_size: int) -> Optional[int]:
     """The round's optimizer steps, or None for one epoch over its set (`train_size` = |D|)."""
     from prunepeft.arms.backbone_prune import estimation_steps
 
-    value = _setting(search)
+    value = settings.round_steps
     if value is None:
         return None
-    return estimation_steps(retrain_steps(search, train, train_size)) if value == LIGHT_PEFT else int(value)
+    if value == LIGHT_PEFT:
+        return estimation_steps(retrain_steps(settings.retrain_epochs, settings.batch_size, train_size))
+    return int(value)
 
 
-def round_data(cfg: Any, train_ds: Any, seed: int) -> tuple[Any, int]:
+def round_data(settings: RoundSettings, train_ds: Any, seed: int) -> tuple[Any, int]:
     """(rows, epochs) a round trains on: its whole set for one epoch, or the n-step slice of the module docstring."""
     from prunepeft.data import stratified_subset
 
-    if _setting(cfg.search) is None:  # Algorithm 1's round: one epoch over its set (no train section read)
+    steps = round_steps(settings, len(train_ds))
+    if steps is None:  # Algorithm 1's round: one epoch over its set
         return train_ds, 1
-    steps = round_steps(cfg.search, cfg.train, len(train_ds))
-    if steps is None:
-        return train_ds, 1
-    rows = steps * int(cfg.train.batch_size)
+    rows = steps * settings.batch_size
     if rows >= len(train_ds):
         return train_ds, math.ceil(rows / len(train_ds))
-    log.info("round of %d optimizer steps (search.round_steps=%s): %d of %d rows", steps, _setting(cfg.search), rows,
+    log.info("round of %d optimizer steps (search.round_steps=%s): %d of %d rows", steps, settings.round_steps, rows,
              len(train_ds))
-    return stratified_subset(train_ds, rows, seed, "labels", int(cfg.task.num_labels) == 1,
-                             key="search.round_steps"), 1
+    return stratified_subset(train_ds, rows, seed, "labels", settings.regression, key="search.round_steps"), 1
 
 
 # ------------------------------------------------------------------------------ the handoff

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,19 @@ log = logging.getLogger(__name__)
 GRANULARITIES = ("unit", "rank")
 RANK_PREFIX = "rank::"  # checkpoint keys of the rank masks: "rank::<layer>:<type>.<site>"
 RANK_FILE = outputs.RANK_STAGE
+
+
+@dataclass(frozen=True)
+class RankSettings:
+    """`search.granularity` and `search.rank_ratio` ρ, typed once by the arm (`RankStageArm.configure`)."""
+
+    granularity: str  # unit | rank
+    rank_ratio: float = 0.0  # null = 0 (checked with the Light-PEFT handoff: arms.light_peft.rank_ratio)
+
+    @classmethod
+    def of(cls, search: Any) -> "RankSettings":
+        """From the `search` section: the granularity checked against its choices."""
+        return cls(granularity=granularity(search), rank_ratio=float(getattr(search, "rank_ratio", None) or 0.0))
 
 
 def granularity(search: Any) -> str:
@@ -125,9 +139,9 @@ class RankScores(Callback):
         return out
 
 
-def rank_callbacks(search: Any, supernet: Any) -> list[RankScores]:
+def rank_callbacks(settings: RankSettings, supernet: Any) -> list[RankScores]:
     """The extra callback of a round's statistics pass (none under granularity=unit)."""
-    return [RankScores(supernet)] if granularity(search) == "rank" else []
+    return [RankScores(supernet)] if settings.granularity == "rank" else []
 
 
 def attach_rank_scores(stats: Mapping[UnitId, Any], callbacks: list[RankScores]) -> None:
@@ -139,13 +153,13 @@ def attach_rank_scores(stats: Mapping[UnitId, Any], callbacks: list[RankScores])
 
 
 # ------------------------------------------------------------------------------ the rank stage
-def prune_ranks(supernet: Any, stats: Mapping[UnitId, Any], search: Any, budget: int, last: bool, seed: int,
-                run: Any = None) -> list[UnitId]:
+def prune_ranks(supernet: Any, stats: Mapping[UnitId, Any], settings: RankSettings, budget: int, last: bool,
+                seed: int, run: Any = None) -> list[UnitId]:
     """After the last unit round (granularity=rank): remove ranks, lowest score first, to <= B.
 
     Returns the units that lost every rank (deactivated here; the search records them as removed).
     """
-    if granularity(search) != "rank" or not last:
+    if settings.granularity != "rank" or not last:
         return []
     before = count_parameters(supernet).peft
     entries: list[tuple[float, UnitId, str, int]] = []
@@ -184,7 +198,7 @@ def prune_ranks(supernet: Any, stats: Mapping[UnitId, Any], search: Any, budget:
         supernet.deactivate(uid)
     after = count_parameters(supernet).peft
     assert after == total, (after, total)  # the incremental costs are the accounting's
-    ratio = float(getattr(search, "rank_ratio", None) or 0.0)
+    ratio = settings.rank_ratio
     record = {"budget": budget, "rank_ratio": ratio, "module_stop": module_stop(budget, ratio),
               "params_before": before, "params_after": after, "ranks_removed": dropped,
               "units_emptied": [unit_key(u) for u in emptied],

@@ -203,7 +203,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     validate(cfg)
     # Heavy imports after the cheap checks (a typo in `method` fails instantly).
     from prunepeft.data import build_task_data
-    from prunepeft.config.typed import DataSettings
+    from prunepeft.config.typed import RunSettings
     from prunepeft.models.families import get_family
     from prunepeft.models.loading import load_backbone
     from prunepeft.arms import backbone_stage
@@ -215,7 +215,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     family = get_family(cfg.model.family)
     model, tokenizer = load_backbone(cfg.model, cfg.task.num_labels, cfg.seed)
     backbone_stage.reprune_found(model, family, cfg.get("method"), cfg.get("run"))  # method=found on a pruned search: prune the same way
-    data = build_task_data(DataSettings.from_config(cfg), tokenizer)
+    settings = RunSettings.from_config(cfg)  # typed once: the data stage and summary.json's labels
+    data = build_task_data(settings.data, tokenizer)
     model, groups, params, supernet = prepare(cfg, model, family)
     log.info("baseline %s on %s (%s): %d train examples, eval %s; trainable %s", cfg.method, cfg.task.name,
              cfg.model.name, len(data.train), {k: len(v) for k, v in data.evals.items()}, params)
@@ -241,7 +242,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise
     save_weights(cfg, model, family, supernet, rd.path)
     summary = outputs.summary(
-        "baseline", cfg, str(cfg.method), result, params=params,
+        "baseline", settings.labels, str(cfg.method), result, params=params,
         train={"epochs": epochs, "wall_s": result.wall_s, "examples_seen": result.examples_seen,
                "steps": result.steps, "train_size": len(data.train), "train_size_full": data.train_size_full,
                **({"match_compute": matched} if matched else {})},

@@ -45,7 +45,7 @@ def check_run_inputs(cfg: DictConfig) -> None:
             `logger` whose library is not installed.
     """
     from prunepeft.data.subsets import check_subset_size
-    from prunepeft.run.record import parse_kill_at
+    from prunepeft.run.faults import parse_kill_at
     from prunepeft.run.trackers import check_logger
 
     for key in SUBSET_KEYS:
@@ -115,7 +115,9 @@ def guard_run(run_dir: Path, cfg: DictConfig) -> Iterator[None]:
     `debug.kill_at`. Under data parallelism rank 0 alone locks and prepares the directory; the
     other ranks follow its decision (the same refusal, or go).
     """
-    from prunepeft.run.record import DONE_FILE, RunLock, configure_debug
+    from prunepeft.run.faults import configure_debug
+    from prunepeft.run.layout import DONE_FILE
+    from prunepeft.run.lock import RunLock
     from prunepeft.train import distributed
 
     run_dir = Path(run_dir)

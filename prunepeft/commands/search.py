@@ -11,20 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from prunepeft.run import outputs
 from prunepeft.commands.common import log_banner, run_in_hydra, tolerant
 from prunepeft.plugins import load as load_plugins
 from prunepeft.commands.display import print_found, print_result, print_signal
 from prunepeft.config.schema import register_configs
-from prunepeft.config.typed import DiagnosticsSettings, SearchSettings
 from prunepeft.run.io import read_json, read_jsonl
 from prunepeft.run.progress import EpochLogger, estimate_rounds, log_final
 from prunepeft.pruning.cost import log_line as cost_line
 from prunepeft.analysis.diagnostics import observer_for
-from prunepeft.pruning.search import config_dict, search
-from prunepeft.pruning.search import validate as validate_search
+from prunepeft.pruning.search import search
+from prunepeft.pruning.setup import SearchSetup
+from prunepeft.pruning.setup import validate as validate_search
 from prunepeft.run.record import RunDir
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,35 @@ def check_budget_early(cfg: DictConfig) -> int | None:
     return None if report is None else report["budget"]
 
 
+# The setups this process has checked, by config: the CLI checks the config before Hydra creates the
+# run directory (`prunepeft.cli.validate_overrides`), then Hydra composes the same config again for
+# `run`, which takes the answer from here instead of checking twice (one validate per command).
+_CHECKED: dict[str, tuple[SearchSetup, dict[str, int] | None]] = {}
+
+
+def config_dict(cfg: DictConfig) -> dict:
+    """The resolved config as plain data (for run.json)."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def setup(cfg: DictConfig) -> tuple[SearchSetup, dict[str, int] | None]:
+    """Check `cfg` and type it, once per config and process (torchtune's `setup`): the search's
+    `SearchSetup` (prunepeft.pruning.setup) and, for a strategy that prunes, the budget report.
+
+    Raises:
+        UserError: a bad value, or an impossible budget.
+    """
+    key = OmegaConf.to_yaml(cfg)
+    if key not in _CHECKED:
+        load_plugins()  # the arms and the installed plug-ins (once per process)
+        checked = validate_search(cfg)
+        _CHECKED[key] = checked, budget_report(cfg) if checked.strategy.prunes else None
+    return _CHECKED[key]
+
+
 def validate(cfg: DictConfig) -> None:
     """The cheap checks (the CLI runs them before Hydra creates the run directory), budget included."""
-    load_plugins()  # the arms and the installed plug-ins (once per process)
-    strategy = validate_search(cfg)
-    if strategy.prunes:
-        check_budget_early(cfg)
+    setup(cfg)
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
@@ -109,16 +132,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     if rd.done:
         print(f"already finished: {rd.path} (delete it to run again)")
         return read_json(rd.file(outputs.SUMMARY))
-    strategy = validate_search(cfg)
-    settings = SearchSettings.from_config(cfg)  # the search loop's settings, typed once, here
-    report = budget_report(cfg) if strategy.prunes else None
+    checked, report = setup(cfg)  # checked and typed once, here (or by the CLI before Hydra started)
+    strategy, settings = checked.strategy, checked.search
     log_banner("search", rd.path, cfg, *((report["budget"], report["base"]) if report else ()))
     rounds = estimate_rounds(report["supernet"], report["budget"], report["units"], settings.k) if report else 1
     plan = {"warmup": settings.warmup.epochs if strategy.needs_warmup else 0, "round": rounds,
             "retrain": settings.retrain_epochs}
     EpochLogger(plan).attach(rd)
     try:
-        summary = search(cfg, rd, settings, observer_for(DiagnosticsSettings.from_config(cfg)))
+        summary = search(checked, rd, observer_for(checked.run.diagnostics))
     except BaseException as err:  # the directory stays resumable; run.json says what happened
         rd.fail(f"{type(err).__name__}: {err}")
         raise

@@ -1,16 +1,18 @@
-"""The search loop's settings as typed, frozen objects, built once at the command boundary.
+"""A command's settings as typed, frozen objects, built once at the command boundary.
 
 Hydra hands a command a `DictConfig` (checked against `schema.py`); reading it deep inside the
-search means `int(cfg.search.k)` in every helper and defaults resolved in several places.
-`SearchSettings.from_config(cfg)` turns the keys the search loop decides with (seed, `search.*`,
-`strategy.*`, `budget.*`, `debug.crash_after_round`) into plain Python values once, with the
-defaults that depend on other keys resolved (the warm-up subset, the retrain epochs). The
-command builds it (`commands/search.py`) after the config passed its checks, and `search()`,
-`pruning/stages.py` and `pruning/rounds.py` read it instead of the config.
+search means `int(cfg.search.k)` in every helper, defaults resolved in several places, and no
+telling which copy is the truth. So, as torchtune's recipes do in `setup`, the command unpacks the
+config ONCE (`RunSettings.from_config(cfg)`, after its checks passed) into one typed object per
+stage: data, model, training, the search loop (Algorithm 1: docs/method.md), the probes, the
+diagnostics and summary.json's labels. Below `commands/` functions take these (or the values
+they use), never the whole config (tests/test_typed_config.py counts them).
 
-The `DictConfig` still goes where the loop hands the config to other layers: the training loop
-(`train.*`, `task.*`), the model loaders (`model.*`), the criteria's context, the rank and
-backbone stages and the diagnostics probe (their own `search.*` sections), and `run.json`.
+Where a stage's settings are a config section Hydra already typed against the schema (`task`,
+`data`, `model`, `train`), the settings hold that section rather than copying its fields.
+Settings that belong to an arm (Light-PEFT, backbone pruning: `prunepeft.arms`) are typed by the
+arm itself (`pruning.arms.Arm.configure`), and the criteria's own settings by their
+`CriterionContext`: this module knows neither.
 
 This module imports nothing from the package (any layer may use it).
 """
@@ -53,7 +55,8 @@ class BudgetSettings:
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """What the search loop reads, typed (docs/architecture.md#the-search-step-by-step)."""
+    """What the search loop reads, typed (docs/architecture.md#the-search-step-by-step): Algorithm 1's
+    k, rounds, partitions, warm-up and budget B (docs/method.md)."""
 
     seed: int
     k: int  # units removed per round
@@ -141,3 +144,94 @@ class DiagnosticsSettings:
                    learned_margin=float(diag.learned_margin), grid=bool(diag.grid), warmup=bool(diag.warmup),
                    task=cfg.task, seed=int(cfg.seed), max_length=int(cfg.train.max_length),
                    eval_batch_size=int(cfg.train.eval_batch_size), precision=str(cfg.train.precision))
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What builds the backbone and the supernet: the `model` section (ModelConfig), the head's
+    label count and the search space (the unit types injected in every layer)."""
+
+    model: Any
+    num_labels: int
+    search_space: tuple[str, ...]
+
+    @property
+    def family(self) -> str:
+        return str(self.model.family)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What the training loop (`train.fit`) reads: the `train` section (TrainConfig) and the task
+    (its metrics and label column)."""
+
+    loop: Any
+    task: Any
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Where the search's probes draw their rows and how they run them (the agreement rule's probe
+    and the masked_loss criterion's; docs/method.md#assignment-rules): the rows the diagnostics
+    probe takes come out first, so the probes stay disjoint whether diagnostics run or not."""
+
+    task: Any
+    seed: int
+    diagnostics_rows: int  # search.diagnostics.probe
+    agreement_rows: Optional[int]  # search.warmup.agreement_probe (None: what is left, 128..512)
+    max_length: int = 128
+    eval_batch_size: int = 32
+    precision: str = "fp32"
+
+
+@dataclass(frozen=True)
+class RunLabels:
+    """What summary.json says a run is (prunepeft.run.outputs.summary): task, model, seed, study arm,
+    the headline split and metric, and the learning rates."""
+
+    task: str
+    model: str
+    seed: int
+    arm: Optional[str]  # `arm=`: the study arm; None = the strategy (search) or the method (baseline)
+    split: str
+    metric: str
+    lr: dict
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Every stage's settings of one command (search or baseline), typed once from its config."""
+
+    seed: int
+    data: DataSettings
+    model: ModelSettings
+    train: TrainSettings
+    labels: RunLabels
+    search: Optional[SearchSettings] = None  # a search only
+    probes: Optional[ProbeSettings] = None  # a search only
+    diagnostics: Optional[DiagnosticsSettings] = None  # a search only
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "RunSettings":
+        """The settings of a composed config that passed its command's checks: the one place a
+        command's whole config is unpacked."""
+        seed, task, train = int(cfg.seed), cfg.task, cfg.train
+        searching = str(cfg.get("command") or "search") == "search"  # a baseline's config has search defaults too
+        return cls(
+            seed=seed, data=DataSettings.from_config(cfg),
+            model=ModelSettings(model=cfg.model, num_labels=int(task.num_labels),
+                                search_space=tuple(str(u) for u in cfg.get("search_space") or ())),
+            train=TrainSettings(loop=train, task=task),
+            labels=RunLabels(task=str(task.name), model=str(cfg.model.name), seed=seed,
+                             arm=str(cfg.arm) if cfg.get("arm") else None, split=str(task.eval_splits[0]),
+                             metric=str(task.primary_metric),
+                             lr={"peft": float(train.lr_peft), "head": float(train.lr_head),
+                                 "backbone": float(train.lr_backbone)}),
+            search=SearchSettings.from_config(cfg) if searching else None,
+            probes=ProbeSettings(task=task, seed=seed, diagnostics_rows=int(cfg.search.diagnostics.probe),
+                                 agreement_rows=None if cfg.search.warmup.get("agreement_probe") is None
+                                 else int(cfg.search.warmup.agreement_probe),
+                                 max_length=int(train.max_length), eval_batch_size=int(train.eval_batch_size),
+                                 precision=str(train.precision)) if searching else None,
+            diagnostics=DiagnosticsSettings.from_config(cfg) if searching else None,
+        )

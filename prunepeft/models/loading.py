@@ -105,8 +105,9 @@ def _check_loading_info(info: dict[str, Any], family: Family, source: str) -> No
                     source, info["mismatched_keys"])
 
 
-def _check_model_type(config: Any, family: Family, name: str) -> None:
-    model_type = getattr(config, "model_type", None)
+def _check_model_type(hf_config: Any, family: Family, name: str) -> None:
+    """`hf_config`: the checkpoint's transformers config (config.json), not the run's."""
+    model_type = getattr(hf_config, "model_type", None)
     if family.model_types and model_type not in family.model_types:
         raise UserError(f"model {name!r} is a {model_type!r} checkpoint but model.family={family.name!r} "
                         f"expects {list(family.model_types)}; set model.family to the matching family")

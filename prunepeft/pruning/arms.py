@@ -2,7 +2,10 @@
 rank stage and round length, early backbone pruning).
 
 An arm is an `Arm` registered here (`register_arm`); the search calls every registered arm at the
-fixed points below and never names one. Every hook's default is "not involved", so an arm whose
+fixed points below and never names one. An arm reads the config once: `configure(cfg)` checks its
+settings and returns them typed (in `pruning.setup.validate`, before the run directory exists), and
+the hooks that decide something get those settings back as their first argument (`ask`, `each`),
+so no hook sees the whole config. Every hook's default is "not involved", so an arm whose
 settings are off changes nothing, and the search without any arm is Algorithm 1 as the paper has it.
 The built-in arms are registered by importing `prunepeft.arms` (the commands, the API and the
 plug-in loader `prunepeft.plugins` do); arms from other packages through the `prunepeft.arms` entry
@@ -10,7 +13,7 @@ point group.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Optional
 
 from prunepeft.pruning.statistics import UnitId
@@ -26,33 +29,37 @@ class Arm:
     name = ""
     tensor_prefix: Optional[str] = None  # checkpoint keys this arm owns (`checkpoint_tensors`)
 
-    def validate(self, cfg: Any) -> None:
-        """Cheap checks of the arm's settings, before the run directory is written."""
+    def configure(self, cfg: Any) -> Any:
+        """Check the arm's raw settings (cheap: before the run directory is written) and return them
+        typed; the hooks below that take `settings` get this object back. None: nothing to configure,
+        and a hook given None (also: an arm registered after the setup was built) is not involved."""
+        return None
 
-    def prepare_backbone(self, model: Any, cfg: Any, train_ds: Any, run: Any) -> bool:
-        """Change the fresh backbone before units are injected; True when it did."""
+    def prepare_backbone(self, settings: Any, run_settings: Any, model: Any, train_ds: Any, run: Any) -> bool:
+        """Change the fresh backbone before units are injected; True when it did. `run_settings`: the
+        run's stage settings (`config.typed.RunSettings`: seed, model, train)."""
         return False
 
     def on_backbone_loaded(self, model: Any, family: Any, run_dir: Any) -> None:
         """A backbone was loaded again for a finished (or retraining) run at `run_dir`: redo what the run did."""
 
-    def round_data(self, cfg: Any, train_ds: Any, seed: int) -> Optional[tuple[Any, int]]:
+    def round_data(self, settings: Any, train_ds: Any, seed: int) -> Optional[tuple[Any, int]]:
         """(rows, epochs) a round trains on, or None for Algorithm 1's one epoch over its set."""
         return None
 
-    def round_callbacks(self, cfg: Any, supernet: Any) -> list:
+    def round_callbacks(self, settings: Any, supernet: Any) -> list:
         """Extra training callbacks of a round's statistics pass."""
         return []
 
     def attach_round_stats(self, stats: Mapping[UnitId, Any], callbacks: list) -> None:
         """Put what `round_callbacks` gathered on the round's unit statistics."""
 
-    def choose_removals(self, p: Mapping[UnitId, float], k: int, counts: Any, budget: int, seed: int,
-                        s: Any) -> Optional[tuple[list[UnitId], bool]]:
+    def choose_removals(self, settings: Any, p: Mapping[UnitId, float], k: int, counts: Any, budget: int,
+                        seed: int) -> Optional[tuple[list[UnitId], bool]]:
         """The round's (removed, last) when the arm decides it, else None (`selection.select_round`)."""
         return None
 
-    def after_removal(self, supernet: Any, stats: Mapping[UnitId, Any], cfg: Any, budget: int, last: bool,
+    def after_removal(self, settings: Any, supernet: Any, stats: Mapping[UnitId, Any], budget: int, last: bool,
                       seed: int, run: Any) -> list[UnitId]:
         """After the round's units are deactivated: further units removed by the arm."""
         return []
@@ -67,7 +74,7 @@ class Arm:
     def start_retrain(self, final: Any, supernet: Any, how: str) -> None:
         """The found configuration `final` is built; the retrain starts next (`search.retrain_init`)."""
 
-    def summary_fields(self, cfg: Any, model: Any, base_after: int, run_dir: Any) -> Optional[dict]:
+    def summary_fields(self, settings: Any, model: Any, base_after: int, run_dir: Any) -> Optional[dict]:
         """summary.json's `backbone` entry, when the arm changed the backbone."""
         return None
 
@@ -93,14 +100,25 @@ def first(hook: str, *args: Any) -> Any:
     return None
 
 
+def each(settings: Mapping[str, Any], hook: str, *args: Any) -> Iterator[Any]:
+    """Every registered arm's answer to `hook` (lazily, in registration order), each arm given its own
+    settings (`Arm.configure`; None for an arm registered after the setup was built)."""
+    return (getattr(arm, hook)(settings.get(arm.name), *args) for arm in ARMS.values())
+
+
+def ask(settings: Mapping[str, Any], hook: str, *args: Any) -> Any:
+    """The first non-None answer of `each`, else None."""
+    return next((answer for answer in each(settings, hook, *args) if answer is not None), None)
+
+
 def call_all(hook: str, *args: Any) -> None:
     for arm in ARMS.values():
         getattr(arm, hook)(*args)
 
 
-def round_callbacks(cfg: Any, supernet: Any) -> dict[str, list]:
+def round_callbacks(settings: Mapping[str, Any], supernet: Any) -> dict[str, list]:
     """Every arm's extra callbacks of a round's statistics pass, by arm."""
-    return {arm.name: arm.round_callbacks(cfg, supernet) for arm in ARMS.values()}
+    return {arm.name: arm.round_callbacks(settings.get(arm.name), supernet) for arm in ARMS.values()}
 
 
 def attach_round_stats(stats: Mapping[UnitId, Any], callbacks: dict[str, list]) -> None:

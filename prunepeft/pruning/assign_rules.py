@@ -25,6 +25,7 @@ from typing import Any, Optional
 import numpy as np
 from scipy.stats import rankdata
 
+from prunepeft.config.typed import ProbeSettings
 from prunepeft.errors import UserError
 from prunepeft.pruning.partitions import Partition, PartitionKey
 from prunepeft.pruning.scoring import Snapshot
@@ -122,7 +123,7 @@ def get_assign_rule(name: str) -> Callable[..., Scores]:
 
 
 
-def agreement_rows(cfg: Any, pool: Any) -> Any:
+def agreement_rows(probes: ProbeSettings, pool: Any) -> Any:
     """The raw rows of the agreement probe: `search.warmup.agreement_probe` rows of `pool` (the
     run's unused training rows), label-stratified with seed + AGREEMENT_SEED_OFFSET, after removing
     the rows the diagnostics probe draws (removed whenever the pool could hold them, diagnostics on
@@ -136,16 +137,16 @@ def agreement_rows(cfg: Any, pool: Any) -> Any:
     from prunepeft.data.subsets import stratified_indices, stratified_subset
     from prunepeft.pruning.masked import PROBE_SEED_OFFSET
 
-    asked = cfg.search.warmup.agreement_probe
+    asked, task, seed = probes.agreement_rows, probes.task, probes.seed
     size = AGREEMENT_AUTO_ROWS[0] if asked is None else int(asked)
-    regression = int(cfg.task.num_labels) == 1
+    regression = int(task.num_labels) == 1
     if size < 2:
         raise UserError(f"search.warmup.agreement_probe must be >= 2 (or null), got {size}")
     if pool is not None:
-        diag_size = int(cfg.search.diagnostics.probe)
+        diag_size = probes.diagnostics_rows
         if diag_size >= 2 and len(pool) >= diag_size:
-            labels = np.asarray(column_values(pool, cfg.task.label_field))
-            taken = set(stratified_indices(labels, diag_size, int(cfg.seed) + PROBE_SEED_OFFSET, regression).tolist())
+            labels = np.asarray(column_values(pool, task.label_field))
+            taken = set(stratified_indices(labels, diag_size, seed + PROBE_SEED_OFFSET, regression).tolist())
             pool = pool.select([i for i in range(len(pool)) if i not in taken])
     have = 0 if pool is None else len(pool)
     if have < size:
@@ -155,18 +156,18 @@ def agreement_rows(cfg: Any, pool: Any) -> Any:
             f"search.warmup.agreement_probe" + (f" (null asks for {size} to {AGREEMENT_AUTO_ROWS[1]})" if asked is None else ""))
     if asked is None:
         size = min(have, AGREEMENT_AUTO_ROWS[1])
-    return stratified_subset(pool, size, int(cfg.seed) + AGREEMENT_SEED_OFFSET, cfg.task.label_field, regression)
+    return stratified_subset(pool, size, seed + AGREEMENT_SEED_OFFSET, task.label_field, regression)
 
 
-def agreement_probe(cfg: Any, data: Any, tokenizer: Any) -> Any:
+def agreement_probe(probes: ProbeSettings, data: Any, tokenizer: Any) -> Any:
     """The `masked.MaskedProbe` of `assign=agreement` on `agreement_rows` of `data.unused_train`."""
     from prunepeft.data.tokenize import make_loader, tokenize_split
     from prunepeft.pruning.masked import MaskedProbe
 
-    rows = agreement_rows(cfg, None if data is None else data.unused_train)
-    ds = tokenize_split(rows, tokenizer, cfg.task, int(cfg.train.max_length))
-    batches = list(make_loader(ds, tokenizer, batch_size=int(cfg.train.eval_batch_size), shuffle=False, seed=0))
-    return MaskedProbe(batches, int(cfg.task.num_labels), str(cfg.train.precision), int(cfg.seed))
+    rows = agreement_rows(probes, None if data is None else data.unused_train)
+    ds = tokenize_split(rows, tokenizer, probes.task, probes.max_length)
+    batches = list(make_loader(ds, tokenizer, batch_size=probes.eval_batch_size, shuffle=False, seed=0))
+    return MaskedProbe(batches, int(probes.task.num_labels), probes.precision, probes.seed)
 
 
 __all__ = ["AGREEMENT_AUTO_ROWS", "AGREEMENT_SEED_OFFSET", "ASSIGN_RULES", "agreement_probe", "agreement_rows", "agreement_scores", "consensus_scores",

@@ -25,7 +25,8 @@ from prunepeft.errors import UserError
 from prunepeft.run.io import WriteFailed, atomic_write_bytes, atomic_write_json, read_run_file
 from prunepeft.peft.weights import load_trained_tensors, trained_tensors
 from prunepeft.pruning import arms
-from prunepeft.run.record import RECOVERY_HINT, debug_point
+from prunepeft.run.faults import debug_point
+from prunepeft.run.record import RECOVERY_HINT
 
 STATE_FILE = outputs.CHECKPOINT_STATE
 WEIGHTS_FILE = outputs.CHECKPOINT_WEIGHTS_V1  # checkpoints written before generations existed

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from prunepeft.config.typed import SearchSettings, TrainSettings
 from prunepeft.pruning import arms
 from prunepeft.pruning.assign_rules import agreement_probe, needs_importance
 from prunepeft.pruning.collector import StatisticsCollector
 from prunepeft.pruning.criteria import needs_of
-from prunepeft.pruning.criteria.base import CriterionContext
 from prunepeft.pruning.masked_probe import masked_loss_probe
 from prunepeft.pruning.scoring import Snapshot, score_snapshot
 from prunepeft.pruning.warmup import WarmupSnapshots
@@ -25,16 +25,17 @@ from prunepeft.train.callbacks import Callback
 log = logging.getLogger(__name__)
 
 
-def train_supernet(supernet, tokenizer, train_ds, eval_sets, cfg, *, epochs: int, seed: int,
+def train_supernet(supernet, tokenizer, train_ds, eval_sets, train: TrainSettings, *, epochs: int, seed: int,
                    phase: str, run=None, callbacks=(), lr=None):
     """Train the active units and the head of `supernet` (backbone frozen) with `fit`.
 
-    `lr`: one rate for the units and the head instead of train.lr_peft / lr_head (the warm-up's own).
+    `train`: the training loop's settings (the `train` section and the task). `lr`: one rate for the
+    units and the head instead of train.lr_peft / lr_head (the warm-up's own).
     """
-    train_cfg = cfg.train if lr is None else SimpleNamespace(**{**dict(cfg.train), "lr_peft": lr, "lr_head": lr})
+    rates = train.loop if lr is None else SimpleNamespace(**{**dict(train.loop), "lr_peft": lr, "lr_head": lr})
     groups = build_param_groups(peft=supernet.peft_parameters(), head=supernet.head_parameters(),
-                                train_cfg=train_cfg)
-    return fit(supernet.model, groups, train_ds, eval_sets, tokenizer, train_cfg=cfg.train, task=cfg.task,
+                                train_cfg=rates)
+    return fit(supernet.model, groups, train_ds, eval_sets, tokenizer, train_cfg=train.loop, task=train.task,
                epochs=epochs, seed=seed, callbacks=callbacks, run=run, phase=phase)
 
 
@@ -49,7 +50,7 @@ class SnapshotTaker(Callback):
     collector: StatisticsCollector
     criteria: tuple[str, ...]
     snapshots: int
-    cfg: Any
+    context: Any  # the criteria's CriterionContext (pruning.setup), re-seeded per snapshot
     seed: int
     observer: Any = None  # a pruning.observe.SearchObserver (instruments), or None
     assign_probe: Any = None  # search.warmup.assign=agreement: importance at each snapshot
@@ -72,8 +73,7 @@ class SnapshotTaker(Callback):
             self.train_losses.append(total / rows if rows else float("nan"))
             self._loss = (0.0, 0)
             stats = self.collector.snapshot()
-            ctx = CriterionContext.from_search_config(self.cfg.search, self.seed + t)
-            self.taken.append(score_snapshot(stats, self.criteria, ctx))
+            self.taken.append(score_snapshot(stats, self.criteria, self.context.with_seed(self.seed + t)))
             seen = self.observer.on_warmup_snapshot(self.collector.supernet, self.taken[-1]) if self.observer else None
             if seen is not None:
                 self.diagnostics.append({"snapshot": t, "step": step, **seen})
@@ -84,25 +84,26 @@ class SnapshotTaker(Callback):
             self.collector.reset()
 
 
-def warmup_init(search_cfg: Any) -> str:
+def warmup_init(s: SearchSettings) -> str:
     """The warm-up's initialisation: `search.warmup.init`, else the one its rounds start from.
 
     Under `reinit=keep` the rounds continue from the warm-up's weights, so the warm-up starts from
     `paper` (Eq. 4-5): the `standard` init leaves exact zeros behind ReLU features that never fire
     (adapter `up` columns), which the zeros criterion then reads as prunability.
     """
-    if search_cfg.warmup.init is not None:
-        return str(search_cfg.warmup.init)
-    return "paper" if search_cfg.reinit == "keep" else str(search_cfg.reinit)
+    if s.warmup.init is not None:
+        return s.warmup.init
+    return "paper" if s.reinit == "keep" else s.reinit
 
 
-def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], seed: int, run=None,
+def run_warmup(supernet, tokenizer, subset, setup: Any, *, criteria: tuple[str, ...], seed: int, run=None,
                observer=None, data=None):
     """Train the supernet on the warm-up subset d, taking T snapshots (Algorithm 1, warm-up).
 
-    The supernet starts from `warmup_init` (seeded with `seed`), the same initialisation the
-    rounds start from, so the assignment S_H is learned on the supernet it is applied to.
-    `observer` (a `pruning.observe.SearchObserver`: the instruments) sees each scored snapshot. Under
+    `setup`: the search's checked, typed settings (`pruning.setup.SearchSetup`). The supernet starts
+    from `warmup_init` (seeded with `seed`), the same initialisation the rounds start from, so the
+    assignment S_H is learned on the supernet it is applied to. `observer` (a
+    `pruning.observe.SearchObserver`: the instruments) sees each scored snapshot. Under
     `search.warmup.assign=agreement` a probe (`assign_rules.agreement_probe`, from `data`'s
     unused training rows, disjoint from the diagnostics probe) measures every unit's importance
     at each snapshot for the assignment.
@@ -111,24 +112,25 @@ def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], s
         (snapshots as a `warmup.WarmupSnapshots` carrying the rule and the importances, FitResult,
         per-snapshot diagnostics or []).
     """
-    rule = str(cfg.search.warmup.get("assign", "tendency"))
-    assign_probe = agreement_probe(cfg, data, tokenizer) if needs_importance(rule) else None
-    supernet.reinit(supernet.active_ids(), warmup_init(cfg.search), generator(seed))
-    masked = masked_loss_probe(cfg, data, tokenizer, criteria)  # the masked_loss criterion's rows, or None
+    s, probes = setup.search, setup.run.probes
+    rule = s.warmup.assign
+    assign_probe = agreement_probe(probes, data, tokenizer) if needs_importance(rule) else None
+    supernet.reinit(supernet.active_ids(), warmup_init(s), generator(seed))
+    masked = masked_loss_probe(probes, setup.criteria, data, tokenizer, criteria)  # the masked_loss rows, or None
     collector = StatisticsCollector(supernet, needs_of(criteria), probe=masked)
-    taker = SnapshotTaker(collector, criteria, int(cfg.search.warmup.snapshots), cfg, seed, observer=observer,
+    taker = SnapshotTaker(collector, criteria, s.warmup.snapshots, setup.criteria, seed, observer=observer,
                           assign_probe=assign_probe)
     try:
-        result = train_supernet(supernet, tokenizer, subset, {}, cfg, epochs=int(cfg.search.warmup.epochs),
-                                seed=seed, phase="warmup", run=run, callbacks=[collector, taker],
-                                lr=cfg.search.warmup.get("lr"))
+        result = train_supernet(supernet, tokenizer, subset, {}, setup.run.train, epochs=s.warmup.epochs,
+                                seed=seed, phase="warmup", run=run, callbacks=[collector, taker], lr=s.warmup.lr)
     finally:
         collector.close()
     snapshots = WarmupSnapshots(taker.taken)
     snapshots.assign, snapshots.train_losses = rule, taker.train_losses
     masked_s, masked_rows = masked.take_cost() if masked is not None else (0.0, 0)  # charged to warmup_probes
     snapshots.probe_cost = (taker.assign_wall_s + masked_s, taker.assign_rows + masked_rows)
-    snapshots.rule_alternatives = bool(cfg.search.diagnostics.enabled and cfg.search.diagnostics.grid)
+    diagnostics = setup.run.diagnostics
+    snapshots.rule_alternatives = bool(diagnostics.enabled and diagnostics.grid)
     if assign_probe is not None:
         snapshots.importances = taker.importances
         rows = sum(len(b["labels"]) for b in assign_probe.batches)
@@ -138,31 +140,33 @@ def run_warmup(supernet, tokenizer, subset, cfg, *, criteria: tuple[str, ...], s
     return snapshots, result, taker.diagnostics
 
 
-def run_round(supernet, tokenizer, train_ds, eval_sets, cfg, *, round_index: int, criteria: tuple[str, ...],
+def run_round(supernet, tokenizer, train_ds, eval_sets, setup: Any, *, round_index: int, criteria: tuple[str, ...],
               run=None, masked_probe=None):
     """One pruning round: re-initialise, train one epoch (or `search.round_steps`) collecting statistics, score.
 
-    Re-initialisation (Eq. 4-5 for `reinit=paper`) of the surviving units and the head uses the
-    round's seed, so a resumed search re-creates exactly the same round. `masked_probe`: the
-    masked_loss criterion's probe (`masked_loss_probe`), needed when `criteria` include it.
+    `setup`: the search's checked, typed settings (`pruning.setup.SearchSetup`). Re-initialisation
+    (Eq. 4-5 for `reinit=paper`) of the surviving units and the head uses the round's seed, so a
+    resumed search re-creates exactly the same round. `masked_probe`: the masked_loss criterion's
+    probe (`masked_loss_probe`), needed when `criteria` include it.
 
     Returns:
         (snapshot of the round's scores, FitResult, the unit statistics).
     """
-    seed = int(cfg.seed) + round_index
-    if cfg.search.reinit != "keep":
+    s = setup.search
+    seed = s.seed + round_index
+    if s.reinit != "keep":
         gen = generator(seed)
-        supernet.reinit(supernet.active_ids(), str(cfg.search.reinit), gen)
+        supernet.reinit(supernet.active_ids(), s.reinit, gen)
         supernet.reinit_head(gen)
     collector = StatisticsCollector(supernet, needs_of(criteria), probe=masked_probe)
-    extra = arms.round_callbacks(cfg, supernet)  # e.g. granularity=rank: rank scores in the same pass
-    train_ds, epochs = arms.first("round_data", cfg, train_ds, seed) or (train_ds, 1)  # or search.round_steps
+    extra = arms.round_callbacks(setup.arms, supernet)  # e.g. granularity=rank: rank scores in the same pass
+    train_ds, epochs = arms.ask(setup.arms, "round_data", train_ds, seed) or (train_ds, 1)  # or search.round_steps
     try:
-        result = train_supernet(supernet, tokenizer, train_ds, eval_sets, cfg, epochs=epochs, seed=seed,
+        result = train_supernet(supernet, tokenizer, train_ds, eval_sets, setup.run.train, epochs=epochs, seed=seed,
                                 phase=f"round{round_index}", run=run, callbacks=[collector, *(cb for cbs in extra.values() for cb in cbs)])
         stats = collector.snapshot()
         arms.attach_round_stats(stats, extra)
     finally:
         collector.close()
-    snapshot = score_snapshot(stats, criteria, CriterionContext.from_search_config(cfg.search, seed))
+    snapshot = score_snapshot(stats, criteria, setup.criteria.with_seed(seed))
     return snapshot, result, stats

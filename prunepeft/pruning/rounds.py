@@ -35,26 +35,28 @@ class SimulatedCrash(RuntimeError):
 
 
 def choose_removals(counts: Any, p: Mapping[UnitId, float], s: SearchSettings, round_index: int,
-                    budget: int) -> tuple[list[UnitId], bool]:
+                    budget: int, arm_settings: Mapping[str, Any]) -> tuple[list[UnitId], bool]:
     """The round's removed units (descending p) and whether the search is now within B.
 
     `counts` is the supernet's accounting before the removal (`count_parameters`, taken once per
     round by `record_round` or `stages.resume`). The last allowed round (`search.max_rounds`)
     removes down to B: a run never ends above the budget. Under granularity=rank the unit rounds
     end at B / (1 − search.rank_ratio), above B, and the rank stage finishes (`remove_units`).
+    `arm_settings`: each arm's settings (`pruning.setup.SearchSetup.arms`).
     """
     k = s.k if round_index < s.max_rounds else len(p)
-    chosen = arms.first("choose_removals", p, k, counts, budget, s.seed + round_index, s)  # e.g. granularity=rank
+    chosen = arms.ask(arm_settings, "choose_removals", p, k, counts, budget, s.seed + round_index)  # e.g. granularity=rank
     return chosen if chosen is not None else select_round(p, k, counts.per_unit, counts.peft, budget, s.seed + round_index)
 
 
-def remove_units(supernet: Any, removed: list[UnitId], stats: Mapping[UnitId, Any], cfg: Any, budget: int,
-                 last: bool, seed: int, run: Any) -> list[UnitId]:
+def remove_units(supernet: Any, removed: list[UnitId], stats: Mapping[UnitId, Any], arm_settings: Mapping[str, Any],
+                 budget: int, last: bool, seed: int, run: Any) -> list[UnitId]:
     """Deactivate the round's removed units; after the last round under granularity=rank, prune ranks
     to B too (units left with no rank count as removed). Returns every unit removed this round."""
     for uid in removed:
         supernet.deactivate(uid)
-    return removed + [u for arm in arms.arms() for u in arm.after_removal(supernet, stats, cfg, budget, last, seed, run)]
+    more = arms.each(arm_settings, "after_removal", supernet, stats, budget, last, seed, run)
+    return removed + [u for units in more for u in units]
 
 
 @dataclass

@@ -76,21 +76,22 @@ def transferred_assignment(s: SearchSettings, supernet: Any, partition: Partitio
     return assignment
 
 
-def warm_up(supernet: Any, tokenizer: Any, warmup_set: Any, cfg: Any, s: SearchSettings, run: Any,
-            state: SearchState, ckpt: Path, partition: Partition, strategy: Any, observer: Any, data: Any) -> dict:
+def warm_up(supernet: Any, tokenizer: Any, warmup_set: Any, setup: Any, run: Any, state: SearchState, ckpt: Path,
+            partition: Partition, observer: Any, data: Any) -> dict:
     """Step 3: T snapshots on d -> tendencies -> S_H, recorded in warmup.json and checkpointed.
 
-    On a resume after the warm-up, S_H is read back from warmup.json instead. `cfg` goes on to the
-    training phase (train/task, the criteria's context, diagnostics).
+    On a resume after the warm-up, S_H is read back from warmup.json instead. `setup`: the search's
+    checked, typed settings (`pruning.setup.SearchSetup`).
     """
     if state.warmup_done:
         return load_assignment(read_json(run.file(outputs.WARMUP)))
+    s, strategy = setup.search, setup.strategy
     seed, k = s.seed, s.k
     started = time.time()
-    snapshots, fitted, diagnostics = run_warmup(supernet, tokenizer, warmup_set, cfg, seed=seed, run=run,
+    snapshots, fitted, diagnostics = run_warmup(supernet, tokenizer, warmup_set, setup, seed=seed, run=run,
                                                 criteria=strategy.criteria, observer=observer, data=data)
     result = summarise_warmup(snapshots, partition, k, seed, strategy.criteria)
-    regression = int(cfg.task.num_labels) == 1
+    regression = setup.run.model.num_labels == 1
     learning = learning_record(snapshots.train_losses, chance_loss(warmup_set["labels"], regression),
                                s.warmup.learned_margin, regression)
     record_warmup(run, result, k, fitted, diagnostics, learning)
@@ -129,8 +130,8 @@ def drop_unfinished_rounds(run: Any, rounds_done: int) -> None:
         atomic_write_text(run.file(outputs.ROUNDS), kept)
 
 
-def retrain(cfg: Any, s: SearchSettings, run: Any, strategy: Any, found: FoundConfig, supernet: Any,
-            state: SearchState, data: Any, dev: dict) -> dict[str, Any]:
+def retrain(setup: Any, run: Any, found: FoundConfig, supernet: Any, state: SearchState, data: Any,
+            dev: dict) -> dict[str, Any]:
     """Step 5: the found configuration on the full training set; returns the summary.
 
     Its units and head start fresh (`search.retrain_init=fresh`, Algorithm 1) or from the search's
@@ -138,32 +139,35 @@ def retrain(cfg: Any, s: SearchSettings, run: Any, strategy: Any, found: FoundCo
 
     `search.retrain_epochs=0` is search only (settings studies): the found configuration is the result.
     """
+    s, model_settings = setup.search, setup.run.model
     epochs, started = s.retrain_epochs, time.time()
     if epochs == 0:
         params = count_parameters(supernet)
-        return summary(cfg, s, strategy, found, params, FitResult([], {}), state, len(data.train), epochs,
-                       arms.first("summary_fields", cfg, supernet.model, params.base, run.path), run)
+        return summary(setup, found, params, FitResult([], {}), state, len(data.train), epochs,
+                       arms.ask(setup.arms, "summary_fields", supernet.model, params.base, run.path), run)
     seed = s.seed
     seed_everything(seed)
-    model, tokenizer = load_backbone(cfg.model, int(cfg.task.num_labels), seed)
-    arms.call_all("on_backbone_loaded", model, get_family(cfg.model.family), run.path)  # re-pruned as the search's
-    final = build_from_found(model, get_family(cfg.model.family), found, int(model.config.hidden_size))
+    model, tokenizer = load_backbone(model_settings.model, model_settings.num_labels, seed)
+    family = get_family(model_settings.family)
+    arms.call_all("on_backbone_loaded", model, family, run.path)  # re-pruned as the search's
+    final = build_from_found(model, family, found, int(model.config.hidden_size))
     arms.call_all("start_retrain", final, supernet, s.retrain_init)  # fresh | warm (Light-PEFT's stage 2)
-    retrained = train_supernet(final, tokenizer, data.train, dev, cfg, epochs=epochs, seed=seed,
+    retrained = train_supernet(final, tokenizer, data.train, dev, setup.run.train, epochs=epochs, seed=seed,
                                phase="retrain", run=run)
     save_trained(final, run.path)  # units + head: for `prunepeft export`, load_run and reuse
     params = count_parameters(final)
     cost.add(state, "retrain", time.time() - started)
-    return summary(cfg, s, strategy, found, params, retrained, state, len(data.train), epochs,
-                   arms.first("summary_fields", cfg, final.model, params.base, run.path), run)
+    return summary(setup, found, params, retrained, state, len(data.train), epochs,
+                   arms.ask(setup.arms, "summary_fields", final.model, params.base, run.path), run)
 
 
-def summary(cfg, s: SearchSettings, strategy: Any, found, params, retrained, state: SearchState, train_size: int,
-            epochs: int, backbone: Optional[dict] = None, run: Any = None) -> dict:
+def summary(setup: Any, found, params, retrained, state: SearchState, train_size: int, epochs: int,
+            backbone: Optional[dict] = None, run: Any = None) -> dict:
     """summary.json (prunepeft.run.outputs.summary): the headline is the LAST retrain epoch (docs/method.md#retrain);
     `cost` is the wall-clock by phase and the examples trained and forward-only (prunepeft.pruning.cost)."""
+    s, strategy = setup.search, setup.strategy
     return outputs.summary(
-        "search", cfg, "prunepeft", retrained,
+        "search", setup.run.labels, "prunepeft", retrained,
         params={"peft": params.peft, "head": params.head, "base": params.base, "percent": params.percent},
         train={"epochs": epochs, "wall_s": retrained.wall_s, "examples_seen": retrained.examples_seen,
                "init": s.retrain_init},  # search.retrain_init: fresh | warm

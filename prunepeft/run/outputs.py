@@ -78,26 +78,26 @@ def sweep_job(num: int) -> str:
 SCHEMA_VERSION = 2
 
 
-def summary(command: str, cfg: Any, method: str, result: Any, params: dict[str, Any], train: dict[str, Any],
+def summary(command: str, labels: Any, method: str, result: Any, params: dict[str, Any], train: dict[str, Any],
             **extra: Any) -> dict[str, Any]:
     """`summary.json` of a search or a baseline: the headline is the LAST epoch of `result` (a FitResult).
 
-    `extra` holds the command's own fields (search: strategy, found, search, ...; baseline: run,
-    size_to_budget, budget); `history` (per epoch) comes last.
+    `labels`: what the run is (`config.typed.RunLabels`: task, model, seed, arm, headline split and
+    metric, rates), typed once by the command. `extra` holds the command's own fields (search:
+    strategy, found, search, ...; baseline: run, size_to_budget, budget); `history` (per epoch) comes last.
     """
-    split, metric = str(cfg.task.eval_splits[0]), str(cfg.task.primary_metric)
+    split, metric = labels.split, labels.metric
     return {
-        "schema_version": SCHEMA_VERSION, "command": command, "task": str(cfg.task.name),
-        "model": str(cfg.model.name), "method": method, "seed": int(cfg.seed),
+        "schema_version": SCHEMA_VERSION, "command": command, "task": labels.task,
+        "model": labels.model, "method": method, "seed": labels.seed,
         # The study arm a run belongs to (`arm=`): two arms can share a strategy, e.g. two readings
         # of the hybrid's assignment rule; default the strategy (search) or the method (baseline).
-        "arm": str(cfg.get("arm") or extra.get("strategy") or method),
+        "arm": str(labels.arm or extra.get("strategy") or method),
         **extra,
         "metrics": result.last,
         "primary": {"split": split, "metric": metric, "value": result.last.get(split, {}).get(metric)},
         "best_epoch": result.best_epoch, "best_metrics": result.best,
         "params": params, "train": train,
-        "lr": {"peft": float(cfg.train.lr_peft), "head": float(cfg.train.lr_head),
-               "backbone": float(cfg.train.lr_backbone)},
+        "lr": dict(labels.lr),
         "history": result.history,
     }

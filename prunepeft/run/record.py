@@ -1,4 +1,4 @@
-"""The run-output contract (docs/architecture.md#the-run-output-contract): one directory per run.
+"""The run record (docs/architecture.md#the-run-output-contract): one directory per run, written by `RunDir`.
 
 `run.json` (versions, device, seed, timings, status), `events.jsonl` (step-level), `summary.json`,
 `DONE`. A run re-invoked on a finished directory skips; on an unfinished one the command resumes
@@ -8,14 +8,15 @@ Faults (docs/architecture.md): one invocation at a time per directory (`run_lock
 lock), torn log lines cut off before a resume (`heal_logs`), the data a run trained on recorded
 and checked on resume (`RunDir.start(..., data=)`, from `TaskData.identity`), and `debug.kill_at` points where tests and
 `benchmarks/faults.py` kill a run at an exact moment.
+
+The parts that need no open run live beside it: `run.layout` (the directory's shape, checked before
+the lock), `run.identity` (the config, data and versions a resume must match), `run.faults` (the
+kill points) and `run.lock`; their names stay importable from here.
 """
 from __future__ import annotations
 
 import contextlib
-import os
-import platform
 import shutil
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,14 @@ from typing import Any
 
 from prunepeft.run import outputs
 from prunepeft.errors import UserError
+from prunepeft.run.faults import (  # noqa: F401  (re-exported: callers import the kill points from here too)
+    KILL_AT_ENV,
+    configure_debug,
+    debug_point,
+    parse_kill_at,
+)
+from prunepeft.run.identity import VOLATILE_KEYS, config_differences, data_differences, library_versions  # noqa: F401
+from prunepeft.run.layout import ASIDE_DIR, DONE_FILE, LOGS, check_layout, check_plain_name  # noqa: F401
 from prunepeft.run.lock import LOCK_FILE, RunLock  # noqa: F401  (re-exported: part of the run contract)
 from prunepeft.run.io import (
     RESTART_HINT,
@@ -32,117 +41,10 @@ from prunepeft.run.io import (
     atomic_write_json,
     atomic_write_text,
     heal_jsonl,
-    on_write,
     read_run_file,
 )
 
-DONE_FILE, ASIDE_DIR, LOGS = outputs.DONE, outputs.ASIDE, outputs.LOGS  # the run-output contract
 RECOVERY_HINT = f"to start this run over, {RESTART_HINT}"
-# Keys that may differ between invocations of the same run: they change how it is watched, where the
-# data is read from or how a sweep is laid out, not what it computes (`debug.*` crashes a run on
-# purpose to test resuming; `extra.*` is the experiment presets' bookkeeping, so a run shared by
-# two paper tables is trained once and skipped by the second sweep).
-# `restart` says what to do with the directory, not what to compute. `data.dir` may move: the data's
-# content is checked instead (`TaskData.identity`).
-# `logger` (the experiment tracker, prunepeft.run.trackers) only watches a run.
-VOLATILE_KEYS = ("debug", "train.progress", "train.log_every", "data.dir", "extra", "restart", "logger", "arm")
-
-# -- debug kill points ---------------------------------------------------------------------------
-# `write`: inside every atomic write, after the temp file is complete and before its rename (run
-# files, an export's files, a report's files). Commands without a `debug` config (export, report)
-# are armed by the environment variable KILL_AT_ENV (same syntax).
-DEBUG_POINTS = ("event", "between_checkpoint_writes", "after_checkpoint", "write")
-KILL_AT_ENV = "PRUNEPEFT_DEBUG_KILL_AT"
-# USR2: what submitit sends before a job's time limit (it checkpoints and requeues the job).
-DEBUG_SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT, "USR2": signal.SIGUSR2}
-_kill_at: tuple[str, int, int] | None = None
-_hits: dict[str, int] = {}
-_env_read = False
-
-
-def parse_kill_at(value: str | None) -> tuple[str, int, int] | None:
-    """`debug.kill_at="<point>:<n>[:<signal>]"` -> (point, n, signal number).
-
-    The process sends itself the signal (KILL, the default; TERM, INT or USR2) the n-th time it
-    reaches `point`: a crash or a stop at an exact moment, never a timed one.
-
-    Raises:
-        UserError: an unknown point or signal, or a count that is not a positive integer.
-    """
-    if value in (None, ""):
-        return None
-    point, _, rest = str(value).partition(":")
-    count, _, sig = rest.partition(":")
-    sig = sig or "KILL"
-    if point not in DEBUG_POINTS or not count.isdigit() or int(count) < 1 or sig not in DEBUG_SIGNALS:
-        raise UserError(f"debug.kill_at must be <point>:<n>[:<signal>] with n >= 1, got {value!r}; "
-                        f"valid points: {', '.join(DEBUG_POINTS)}; signals: {', '.join(DEBUG_SIGNALS)}")
-    return point, int(count), int(DEBUG_SIGNALS[sig])
-
-
-def configure_debug(kill_at: str | None) -> None:
-    """Arm (or, with None, disarm) the kill point of `debug.kill_at` for this process."""
-    global _kill_at
-    _kill_at = parse_kill_at(kill_at)
-    _hits.clear()
-
-
-def _kill(signum: int) -> None:
-    # A real signal, not an exception: under SIGKILL no handler, finally block or atexit runs,
-    # exactly like a crash; TERM and INT take the command's normal interrupt path.
-    os.kill(os.getpid(), signum)
-
-
-def debug_point(name: str) -> None:
-    """Mark a place where a crash is interesting; signals the process there when armed for it."""
-    global _env_read, _kill_at
-    if _kill_at is None and not _env_read:
-        _env_read = True
-        _kill_at = parse_kill_at(os.environ.get(KILL_AT_ENV))
-    if _kill_at is None or _kill_at[0] != name:
-        return
-    _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] == _kill_at[1]:
-        _kill(_kill_at[2])
-
-
-on_write(lambda name: debug_point(name))
-
-
-# -- data identity ---------------------------------------------------------------------------------
-
-
-def data_differences(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
-    """"split: N rows sha256 X -> M rows sha256 Y" for every split whose content changed."""
-    if not old or not new:
-        return []
-    a, b = old.get("splits", {}), new.get("splits", {})
-    show = lambda fp: f"{fp.get('rows')} rows, sha256 {str(fp.get('sha256'))[:12]}" if fp else "absent"  # noqa: E731
-    return [f"{split}: {show(a.get(split))} -> {show(b.get(split))}"
-            for split in sorted(set(a) | set(b)) if a.get(split) != b.get(split)]
-
-
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """{"a.b": leaf} for nested dicts (lists are leaves)."""
-    if not isinstance(obj, dict):
-        return {prefix: obj}
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
-def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """"key: old -> new" for every leaf that differs, volatile keys ignored, sorted by key.
-
-    A key the old record lacks is not a difference: the run predates the key, and a new key's default
-    keeps the behaviour it had before the key existed (the convention for every key added), so runs
-    committed by an earlier version stay reusable (`make tables` skips them, studies accumulate).
-    """
-    a, b = _flatten(old), _flatten(new)
-    volatile = lambda key: any(key == v or key.startswith(v + ".") for v in VOLATILE_KEYS)  # noqa: E731
-    return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}"
-            for k in sorted(a) if not volatile(k) and a.get(k) != b.get(k)]
 
 
 def _world_size() -> int:
@@ -156,19 +58,6 @@ def _barrier() -> None:
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries a result depends on (recorded in run.json)."""
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in ("prunepeft", "torch", "transformers", "datasets", "hydra-core", "peft"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            continue
-    return out
 
 
 # -- observers ----------------------------------------------------------------------------------
@@ -195,54 +84,6 @@ def _notify(run: RunDir, kind: str, record: dict[str, Any]) -> None:
         return
     for fn in list(_observers):
         fn(run, kind, record)
-
-
-# What each name of the run-output contract must be when it exists: a directory or a regular file.
-RUN_DIRS = (outputs.CHECKPOINT, outputs.HYDRA_DIR, outputs.TRACKERS, ASIDE_DIR)
-RUN_FILES = (outputs.RUN_JSON, outputs.SUMMARY, outputs.FOUND_CONFIG, outputs.WARMUP, outputs.ROUNDS,
-             outputs.EVENTS, outputs.UNITS, outputs.HEAD, DONE_FILE, outputs.RANK_STAGE,
-             outputs.BACKBONE_PRUNE, LOCK_FILE)
-
-
-def check_layout(path: Path) -> None:
-    """Refuse a run directory whose paths have the wrong type, before any work starts.
-
-    A file where `checkpoint/` belongs would otherwise make the search silently start over (and
-    fail at its first checkpoint); a directory where `summary.json` belongs fails at the end.
-
-    Raises:
-        UserError: `path` itself is not a directory, or one of its contract names has the wrong type.
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"the run directory {str(path)!r} is a file; remove it or point hydra.run.dir elsewhere")
-    if not path.is_dir():
-        return
-    wrong = [f"{name} is not a directory" for name in RUN_DIRS if (path / name).exists() and not (path / name).is_dir()]
-    wrong += [f"{name} is a directory" for name in RUN_FILES if (path / name).is_dir()]
-    for name in (outputs.CHECKPOINT_STATE,):
-        if (path / outputs.CHECKPOINT / name).is_dir():
-            wrong.append(f"{outputs.CHECKPOINT}/{name} is a directory")
-    if wrong:
-        raise UserError(f"{str(path)!r} is not a run directory as prunepeft writes it ({'; '.join(wrong)}); "
-                        f"move the odd path away, or {RESTART_HINT}")
-
-
-def check_plain_name(key: str, value: object) -> None:
-    """A name that becomes a path component (task.name, model.name, ...) must be a plain name.
-
-    Plain: not empty, no path separator, not `.`/`..`, no NUL, no leading `-` or `~`. Checked
-    before Hydra creates the run directory, so nothing is ever created outside the output root.
-
-    Raises:
-        UserError: naming the key and the value.
-    """
-    text = "" if value is None else str(value)
-    bad = (not text or text in (".", "..") or any(c in text for c in ("/", "\\", "\0")) or text[0] in "-~"
-           or text != text.strip() or any(ord(c) < 32 for c in text))
-    if bad:
-        raise UserError(f"{key}={text!r} is not a plain name (it becomes part of a path): use letters, digits, "
-                        "'_', '-' and '.', without '/' or '..'")
 
 
 @dataclass

@@ -217,8 +217,9 @@ class SweepSummary(Callback):
     """Record this sweep's jobs and keep `<sweep dir>/sweep_summary.{json,md}` current."""
 
     @staticmethod
-    def _current(config: DictConfig) -> tuple[Path, str | None]:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
+    def _current(hydra: Any) -> tuple[Path, str | None]:
+        """(the sweep directory, this sweep's id) from the job's `hydra` node."""
+        sweep_dir = Path(str(hydra.sweep.dir))
         pointer = sweep_dir / _SWEEP_RECORD / outputs.SWEEP_CURRENT
         sweep_id = read_json(pointer)["id"] if pointer.exists() else None
         return sweep_dir, sweep_id
@@ -241,20 +242,21 @@ class SweepSummary(Callback):
         # Jobs find the sweep they belong to here (they may run in other processes).
         atomic_write_json(sweep_dir / _SWEEP_RECORD / outputs.SWEEP_CURRENT, {"id": sweep_id})
 
-    def _record(self, config: DictConfig, **fields: Any) -> tuple[Path, str | None]:
-        sweep_dir, sweep_id = self._current(config)
+    def _record(self, hydra: Any, **fields: Any) -> tuple[Path, str | None]:
+        """Write this job's record from the job's `hydra` node (its number, directory, overrides)."""
+        sweep_dir, sweep_id = self._current(hydra)
         if sweep_id is not None:
-            num = int(config.hydra.job.num)
-            overrides = _overrides_dict(list(config.hydra.overrides.task))
+            num = int(hydra.job.num)
+            overrides = _overrides_dict(list(hydra.overrides.task))
             atomic_write_json(sweep_dir / _SWEEP_RECORD / sweep_id / outputs.sweep_job(num),
-                              {"num": num, "dir": str(config.hydra.runtime.output_dir), "overrides": overrides,
+                              {"num": num, "dir": str(hydra.runtime.output_dir), "overrides": overrides,
                                **fields})
         return sweep_dir, sweep_id
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Record the job as running (so a cut-short sweep lists it)."""
         if in_multirun():
-            self._record(config, status="running", pid=os.getpid(), host=socket.gethostname())
+            self._record(config.hydra, status="running", pid=os.getpid(), host=socket.gethostname())
 
     def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
         """Record the job's outcome and rewrite the summary."""
@@ -269,14 +271,14 @@ class SweepSummary(Callback):
             error = value.error
         else:
             error = None
-        sweep_dir, sweep_id = self._record(config, status="failed" if error else "finished", error=error)
+        sweep_dir, sweep_id = self._record(config.hydra, status="failed" if error else "finished", error=error)
         if sweep_id is not None:
             write_summary(sweep_dir, sweep_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Write the final summary and remember the failures for the CLI's exit code."""
         global _last_failures
-        sweep_dir, sweep_id = self._current(config)
+        sweep_dir, sweep_id = self._current(config.hydra)
         if sweep_id is None:
             return
         rows = write_summary(sweep_dir, sweep_id)

@@ -78,6 +78,11 @@ class CriterionContext:
             return self.settings[criterion.name]
         return _build_settings(criterion, None)
 
+    def with_seed(self, seed: int) -> "CriterionContext":
+        """The same settings with another seed: the search builds its context once (`pruning.setup`)
+        and re-seeds it for every snapshot and round (the `random` criterion draws from seed + t)."""
+        return CriterionContext(seed, self.type_norm, self.type_norm_criteria, settings=self.settings)
+
     @classmethod
     def from_search_config(cls, search: Any, seed: int) -> "CriterionContext":
         """Build from the `search` config group (SearchConfig / DictConfig) and a seed.
