@@ -1,11 +1,14 @@
 """`prunepeft baseline` in-process on tiny_bert with a real RTE slice: outputs, skip, every method, errors."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from safetensors.torch import load_file
 
 from prunepeft.commands import baseline
 from prunepeft.errors import UserError
+from prunepeft.run.io import RunFileError
 from prunepeft.run.io import read_json, read_jsonl
 from prunepeft.models import build_tiny, get_family
 from prunepeft.peft import FoundConfig, Supernet, UnitSizes
@@ -139,3 +142,46 @@ def test_missing_data_dir_is_a_user_error(compose_cfg, tiny_overrides, tmp_path)
     with pytest.raises(UserError, match="none"):
         run_baseline(compose_cfg, overrides, tmp_path / "run")
     assert not (tmp_path / "run" / "run.json").exists()
+
+
+# ---------------------------------------------------------------- match_compute (issue 22, item 5)
+def _search_summary(tmp_path, examples):
+    src = tmp_path / "search"
+    src.mkdir()
+    (src / "summary.json").write_text(json.dumps({"command": "search", "cost": {"examples": examples}}))
+    return src
+
+
+@pytest.mark.parametrize("search_trained, retrain_trained, size, epochs", [
+    (1500, 2000, 1000, 4),   # 3.5 epochs: halves go up (not Python's round-half-even, which gives 4 here too)
+    (500, 2000, 1000, 3),    # 2.5 -> 3 (round() would give 2)
+    (1400, 2000, 1000, 3),   # 3.4 -> 3
+    (30, 40, 1000, 1),       # never fewer than one epoch
+    (3072, 4000, 2000, 4),   # the demo's search (3,072) + retrain (4,000) on 2k rows: 3.54 -> 4
+])
+def test_matched_epochs_are_the_nearest_whole_epochs(tmp_path, search_trained, retrain_trained, size, epochs):
+    src = _search_summary(tmp_path, {"search_trained": search_trained, "retrain_trained": retrain_trained,
+                                     "search_forward_only": 999_999})  # forward-only passes are not counted
+    got, record = baseline.matched_epochs(src, size)
+    assert got == epochs
+    assert record == {"run": str(src), "target_examples": search_trained + retrain_trained, "epochs": epochs,
+                      "examples": epochs * size}
+
+
+def test_matched_epochs_refuses_a_run_without_cost_or_summary(tmp_path):
+    src = _search_summary(tmp_path, {"search_trained": 10})
+    with pytest.raises(UserError, match=r"match_compute=.*no trained examples.*re-run that search"):
+        baseline.matched_epochs(src, 100)
+    with pytest.raises(RunFileError, match=r"summary\.json"):
+        baseline.matched_epochs(tmp_path / "absent", 100)
+
+
+def test_a_match_compute_baseline_trains_the_matched_epochs(compose_cfg, tiny_overrides, tmp_path):
+    # tiny_overrides train on 64 rows: 100 + 60 examples -> 2.5 -> 3 epochs, whatever train.epochs says
+    src = _search_summary(tmp_path, {"search_trained": 100, "retrain_trained": 60})
+    out = tmp_path / "lora"
+    summary = run_baseline(compose_cfg, [*tiny_overrides, "method=lora", "train.epochs=1", f"match_compute={src}"], out)
+    assert summary["train"]["epochs"] == 3 and len(summary["history"]) == 3
+    assert summary["train"]["examples_seen"] == 3 * 64
+    assert summary["train"]["match_compute"] == {"run": str(src), "target_examples": 160, "epochs": 3,
+                                                 "examples": 192}

@@ -165,7 +165,7 @@ def matched_epochs(source: str | Path, train_size: int) -> tuple[int, dict[str, 
         raise UserError(f"match_compute={source}: its {outputs.SUMMARY} records no trained examples (a search run "
                         "finished since summary.json had `cost` is needed); re-run that search, or drop match_compute")
     target = int(examples["search_trained"]) + int(examples["retrain_trained"])
-    epochs = max(1, round(target / int(train_size)))
+    epochs = max(1, int(target / int(train_size) + 0.5))  # the nearest whole epoch, halves up
     return epochs, {"run": str(source), "target_examples": target, "epochs": epochs,
                     "examples": epochs * int(train_size)}
 
