@@ -1,0 +1,122 @@
+"""Equal compute for warm starts (issue 22, item 5; the rule: benchmarks/rules/lean_default.md, D4).
+
+Per seed: the paper's reading at stage B's settings with a warm-started retrain (`hybrid_warm`:
+`search.retrain_init=warm`), then uniform LoRA at that run's parameter count trained on as many examples
+as it trained in all (`lora_equal_compute`: `match_compute=` the committed warm run, whole epochs).
+Stage B's `hybrid` and `uniform_lora_eqparams` runs of the same seeds are copied in, so the study's
+folder holds every arm of the comparison. Results: `benchmarks/results/equal_compute/<arm>-s<seed>/`.
+
+    PRUNEPEFT_DATA_DIR=/work/shared/data/glue python -m benchmarks.equal_compute --seeds 1 2 3
+    python -m benchmarks.equal_compute --report     # the table, rebuilt from the committed files
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+from benchmarks.lib import cpu_stage_b as stage_b  # stage B's recipe and results layout
+from benchmarks.lib import study_runner as runner
+from prunepeft.analysis.stats import mean_ci
+from prunepeft.run import outputs
+
+STUDY = "equal_compute"
+HERE = runner.RESULTS / STUDY
+SOURCE = runner.RESULTS / stage_b.STUDY
+REFERENCES = ("hybrid", "uniform_lora_eqparams")
+HELDOUT = "train_heldout"
+
+
+def copy_references(seeds: list[int]) -> None:
+    """Stage B's fresh-retrain hybrid and equal-params LoRA of these seeds, copied as they are."""
+    for seed in seeds:
+        for arm in REFERENCES:
+            src, dest = SOURCE / f"{arm}-s{seed}", HERE / f"{arm}-s{seed}"
+            if (src / outputs.SUMMARY).exists() and not dest.exists():
+                shutil.copytree(src, dest)
+                (dest / "copied_from.txt").write_text(f"benchmarks/results/{stage_b.STUDY}/{arm}-s{seed}\n")
+
+
+def warm_job(seed: int) -> tuple:
+    return (STUDY, "hybrid_warm", seed, "search", [*stage_b.BASE, "search.retrain_init=warm", "arm=hybrid_warm"])
+
+
+def lora_job(seed: int) -> tuple | None:
+    """Uniform LoRA matched to the committed warm run of `seed` (None until that run is committed)."""
+    warm = HERE / f"hybrid_warm-s{seed}"
+    if not (warm / outputs.SUMMARY).exists():
+        return None
+    params = json.loads((warm / outputs.SUMMARY).read_text())["params"]["peft"]
+    return (STUDY, "lora_equal_compute", seed, "baseline",
+            ["method=lora", "size_to_budget=true", f"budget.params={params}", "budget.percent=null",
+             f"match_compute={warm.relative_to(runner.ROOT).as_posix()}", "arm=lora_equal_compute"])
+
+
+def heldout(arm: str) -> dict[int, float]:
+    """{seed: held-out accuracy in points} of an arm's committed runs."""
+    out = {}
+    for d in sorted(HERE.glob(f"{arm}-s*")):
+        summary = d / outputs.SUMMARY
+        if summary.exists() and d.name.rsplit("-s", 1)[0] == arm:
+            out[int(d.name.rsplit("-s", 1)[1])] = 100 * json.loads(summary.read_text())["metrics"][HELDOUT]["accuracy"]
+    return out
+
+
+def contrast(a: str, b: str) -> str:
+    """`a − b` paired by seed: mean ± 95 % half-width (t), n, and D4's verdict words."""
+    xa, xb = heldout(a), heldout(b)
+    seeds = sorted(set(xa) & set(xb))
+    if len(seeds) < 2:
+        return f"| {a} − {b} | {len(seeds)} | — | — |"
+    mean, half, _ = mean_ci([xa[s] - xb[s] for s in seeds])
+    verdict = ("above 0" if mean - half > 0 else "below 0" if mean + half < 0 else "includes 0")
+    return f"| {a} − {b} | {len(seeds)} | {mean:+.2f} ± {half:.2f} | {verdict} |"
+
+
+def report() -> str:
+    arms = ("hybrid_warm", "lora_equal_compute", "hybrid", "uniform_lora_eqparams")
+    lines = ["| arm | seeds | held-out (mean) | trained examples (mean) |", "|---|---|---|---|"]
+    for arm in arms:
+        acc = heldout(arm)
+        ex = []
+        for seed in acc:
+            s = json.loads((HERE / f"{arm}-s{seed}" / outputs.SUMMARY).read_text())
+            cost = (s.get("cost") or {}).get("examples")
+            ex.append(cost["search_trained"] + cost["retrain_trained"] if cost else s["train"]["examples_seen"])
+        lines.append(f"| {arm} | {len(acc)} | {sum(acc.values()) / max(1, len(acc)):.2f} | "
+                     f"{sum(ex) / max(1, len(ex)):,.0f} |" if acc else f"| {arm} | 0 | — | — |")
+    lines += ["", "| contrast (held-out points, paired) | n | mean ± 95 % | interval |", "|---|---|---|---|",
+              contrast("hybrid_warm", "lora_equal_compute"), contrast("hybrid_warm", "hybrid"),
+              contrast("lora_equal_compute", "uniform_lora_eqparams")]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--deadline", type=float, default=1e9, help="seconds after which no new run starts")
+    ap.add_argument("--run-timeout", type=float, default=7200, help="seconds one run may take")
+    ap.add_argument("--work", default=str(runner.ROOT / "outputs" / STUDY))
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--report", action="store_true")
+    args = ap.parse_args()
+    args.extra = []
+    if not args.report:
+        os.chdir(runner.ROOT)  # match_compute's path is relative to the repository
+        os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})  # one torch thread per process
+        args.deadline_at = time.time() + args.deadline
+        copy_references(args.seeds)
+        for seed in args.seeds:  # seed-major: a seed's warm run, then its matched LoRA
+            runner.run_many([warm_job(seed)], args)
+            job = lora_job(seed)
+            if job:
+                runner.run_many([job], args)
+    print(report())
+
+
+if __name__ == "__main__":
+    main()
