@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from prunepeft.pruning.combine import combine_no_partition, combine_paper, combine_reference, sigmoid, softmax
+from prunepeft.pruning.combine import combine_no_partition, combine_paper, combine_rank, combine_reference, sigmoid, softmax
 from prunepeft.pruning.scoring import scores_from_oriented
 
 U0, U1, U2, U3 = (0, "lora"), (1, "lora"), (2, "adapter"), (3, "adapter")
@@ -107,3 +107,26 @@ def test_json_forms(snapshot):
     assert scores["taylor"]["rank"]["0:lora"] == pytest.approx(0.375)
     assert scores["weight"]["normalised"]["3:adapter"] == 0.0
     assert scores["weight"]["degenerate"] is False
+
+
+def test_register_combination_adds_refuses_a_clash_and_allows_the_same_function(monkeypatch):
+    from prunepeft.pruning import combine as cb
+
+    monkeypatch.setattr(cb, "COMBINATIONS", dict(cb.COMBINATIONS))  # the registry is restored afterwards
+
+    def mine(snapshot, unit_criteria, k):
+        return combine_rank(snapshot, unit_criteria, k)
+
+    cb.register_combination("mine", mine)  # a new name
+    assert cb.COMBINATIONS["mine"] is mine and cb.get_combination("mine") is mine
+    cb.register_combination("mine", mine)  # the same function again: fine
+    assert cb.COMBINATIONS["mine"] is mine
+    with pytest.raises(ValueError) as err:
+        cb.register_combination("mine", combine_rank)
+    assert str(err.value) == "combination rule 'mine' is already registered"
+    assert cb.COMBINATIONS["mine"] is mine
+    with pytest.raises(ValueError) as err:
+        cb.register_combination("paper", mine)  # a built-in cannot be replaced
+    assert str(err.value) == "combination rule 'paper' is already registered"
+    cb.register_combination("rank", combine_rank)  # a built-in registered with itself: fine
+    assert cb.get_combination("rank") is combine_rank

@@ -481,3 +481,138 @@ def test_combine_errors_say_what_is_wrong():
     with pytest.raises(ValueError) as err:
         cb.combine_no_partition(s, [])
     assert str(err.value) == "combine_no_partition needs at least one criterion"
+
+
+# ------------------------------------------------------ mutation survivors (issue 25, Deliver 5)
+# Each test below kills named survivors of the mutmut run (benchmarks/results/mutation/).
+def test_block_error_names_the_last_valid_layer():
+    part = Partition(6)  # 0 | 1-2 | 3-4 | 5
+    for bad in (6, -1):
+        with pytest.raises(ValueError) as err:
+            part.block(bad)
+        assert str(err.value) == f"layer {bad} outside 0..5"  # L - 1, not L + 1 or L - 2
+    with pytest.raises(ValueError) as err:
+        Partition(3, (0.5,)).block(3)
+    assert str(err.value) == "layer 3 outside 0..2"
+
+
+def test_percentile_ranks_are_taken_on_float64_values():
+    # Python ints 2**53 and 2**53 + 1 are equal as float64 (the values Θ̃ is computed from): they tie.
+    rho = percentile_ranks({A: 0, B: 2**53, C: 2**53 + 1})
+    assert rho == {A: 1 / 3, B: 2.5 / 3, C: 2.5 / 3}
+
+
+def test_scores_from_oriented_ties_every_unit_of_a_degenerate_criterion():
+    # range 2e-9 <= 1e-8: degenerate, so ρ ties every unit ((n + 1) / 2n) although the values differ
+    s = scores_from_oriented("w", {A: 1.0, B: 1.0 + 1e-9, C: 1.0 + 5e-10, D: 1.0 + 2e-9})
+    assert s.degenerate and s.normalised == {A: 0.5, B: 0.5, C: 0.5, D: 0.5}
+    assert s.rank == {A: 5 / 8, B: 5 / 8, C: 5 / 8, D: 5 / 8}
+    s3 = scores_from_oriented("w", {C: 2.0 + 1e-9, A: 2.0, E: 2.0 + 3e-9})
+    assert s3.degenerate and s3.rank == {A: 2 / 3, C: 2 / 3, E: 2 / 3}
+
+
+class _SeededCrit(_Crit):
+    """A stand-in criterion whose raw value reads the context (like `random`, `zeros`, `threshold`)."""
+
+    def raw(self, stats, ctx):
+        return {u: float(v) + ctx.seed for u, v in stats.items()}
+
+
+def test_score_snapshot_passes_the_context_and_names_each_criterion(monkeypatch):
+    from prunepeft.pruning import scoring
+    from prunepeft.pruning.criteria.base import CriterionContext
+
+    monkeypatch.setattr(scoring, "get_criterion", _SeededCrit)
+    stats = {A: 3.0, B: 1.0, C: 5.0}
+    out = scoring.score_snapshot(stats, ["w", "g"], CriterionContext(seed=10))
+    assert out["w"].raw == {A: 13.0, B: 11.0, C: 15.0} and out["w"].oriented == {A: -13.0, B: -11.0, C: -15.0}
+    assert out["w"].name == "w" and out["g"].name == "g"
+
+
+def test_softmax_computes_in_float64_for_float32_logits():
+    logits = {A: np.float32(0.1), B: np.float32(-0.3), C: np.float32(0.7), D: np.float32(0.2)}
+    exact = _softmax({u: float(v) for u, v in logits.items()})  # float32 -> float64 is exact
+    p = cb.softmax(logits)
+    assert all(type(v) is float for v in p.values())
+    assert p == pytest.approx(exact, rel=1e-13, abs=0)
+
+
+def test_zscore_values_median_in_float64_for_float32_scores():
+    # even count: the median averages the middle two; in float32 (0.2f + 0.4f) / 2 loses ~4e-9
+    f32 = {A: np.float32(0.1), B: np.float32(0.2), C: np.float32(0.4), D: np.float32(0.7)}
+    s = {"h": scores_from_oriented("h", {A: 0.0, B: 1.0, C: 2.0, D: 3.0})}
+    s["h"].oriented = dict(f32)
+    v = {u: float(x) for u, x in f32.items()}  # exact widening
+    med = (v[B] + v[C]) / 2
+    devs = sorted(abs(x - med) for x in v.values())
+    mad = (devs[1] + devs[2]) / 2
+    assert cb.zscore_values(s, "h") == pytest.approx({u: (x - med) / mad for u, x in v.items()}, rel=1e-12, abs=0)
+
+
+def test_combine_on_no_units_is_empty():
+    s = snap(**FIX)
+    out = cb.combine_paper(s, {})
+    assert out.p == {} and out.logit == {} and out.rho == {} and out.criteria == {}
+    ref = cb.combine_reference(s, {}, 2)
+    assert ref.p == {} and ref.logit == {}
+
+
+def test_combine_no_partition_and_reference_leave_k_rho_theta_empty():
+    s = snap(**FIX)
+    for out in (cb.combine_no_partition(s, ["g", "w"]),
+                cb.combine_reference(s, {A: ["w"], B: ["g"], C: ["w", "g"], D: ["g"], E: ["w"]}, 2)):
+        assert out.k == {} and out.rho == {} and out.theta == {}
+        js = out.to_json()
+        assert js["k"] == {} and js["rho"] == {} and js["theta"] == {}
+
+
+def test_combine_reference_total_below_one_is_still_normalised():
+    # 8 units, k = 1, one criterion: total = Σ 5·sigmoid(−r)·softmax(Θ̃) ≈ 0.4 < 1, p = logit / total
+    vals = {(i, "lora" if i % 3 else "adapter"): float(v) for i, v in enumerate((3.0, 0.0, 7.0, 1.0, 5.0, 2.0, 9.0, 4.0))}
+    s = snap(w=vals)
+    n = len(vals)
+    soft = _softmax({u: _theta(vals, u) for u in vals})
+    logit = {u: 5 / (1 + math.exp(-(0 - n * (1 - _rho(vals, u))))) * soft[u] for u in vals}
+    total = sum(logit.values())
+    assert total < 1
+    out = cb.combine_reference(s, {u: ["w"] for u in vals}, 1)
+    assert out.logit == pytest.approx(logit) and out.p == pytest.approx({u: v / total for u, v in logit.items()})
+    assert max(out.p, key=out.p.get) == (6, "adapter")
+
+
+def test_combine_reference_cover_message():
+    with pytest.raises(ValueError) as err:
+        cb.combine_reference(snap(**FIX), {A: ["w"]}, 1)
+    assert str(err.value) == "unit_criteria must cover exactly the scored (active) units"
+
+
+def test_rank_and_zscore_cover_message_and_empty_fields():
+    s = snap(**FIX)
+    for fn in (cb.combine_rank, cb.combine_zscore):
+        with pytest.raises(ValueError) as err:
+            fn(s, {A: ["w"], B: ["g"]})
+        assert str(err.value) == "unit_criteria must cover exactly the scored (active) units"
+    uc = {A: ["g"], B: ["g", "w"], C: ["w"], D: ["g"], E: ["w"]}
+    for fn in (cb.combine_rank, cb.combine_zscore):
+        out = fn(s, uc)
+        assert out.criteria == {A: ["g"], B: ["g", "w"], C: ["w"], D: ["g"], E: ["w"]}
+        assert out.k == {} and out.theta == {} and out.to_json()["k"] == {}
+        if fn is cb.combine_zscore:
+            assert out.rho == {}
+
+
+def test_shifted_share_when_the_spread_sums_below_one():
+    # shifted 0, 0.25, 0.5: total 0.75 (< 1, still > 0): shares 0, 1/3, 2/3, not uniform
+    assert cb._shifted_share({A: -0.5, B: -0.25, C: 0.0}) == pytest.approx({A: 0.0, B: 1 / 3, C: 2 / 3})
+    assert cb._shifted_share({A: 2.0, B: 2.0}) == {A: 0.5, B: 0.5}
+    z = cb.combine_zscore(snap(h={A: 0.0, B: 0.1, C: 0.3, D: 0.4}), {u: ["h"] for u in (A, B, C, D)})
+    # median 0.2, MAD 0.15: z = -4/3, -2/3, 2/3, 4/3 -> shifted 0, 2/3, 2, 8/3 (total 16/3)
+    assert z.p == pytest.approx({A: 0.0, B: 1 / 8, C: 3 / 8, D: 1 / 2})
+
+
+def test_min_max_range_of_exactly_1e8_is_degenerate():
+    # 1e-8 − 0.0 is exactly DEGENERATE_RANGE (1.0 + 1e-8 − 1.0 is not): the edge itself is degenerate
+    assert min_max({A: 0.0, B: 1e-8}) == ({A: 0.5, B: 0.5}, True)
+    assert min_max({C: -1e-8, A: 0.0, B: -5e-9}) == ({C: 0.5, A: 0.5, B: 0.5}, True)
+    theta, deg = min_max({A: 0.0, B: 2e-8, C: 1.5e-8})
+    assert not deg and theta == pytest.approx({A: 0.0, B: 1.0, C: 0.75})
