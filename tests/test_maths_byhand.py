@@ -616,3 +616,18 @@ def test_min_max_range_of_exactly_1e8_is_degenerate():
     assert min_max({C: -1e-8, A: 0.0, B: -5e-9}) == ({C: 0.5, A: 0.5, B: 0.5}, True)
     theta, deg = min_max({A: 0.0, B: 2e-8, C: 1.5e-8})
     assert not deg and theta == pytest.approx({A: 0.0, B: 1.0, C: 0.75})
+
+
+def test_sigmoid_is_exact_on_both_sides_and_never_overflows():
+    sigmoid = cb.sigmoid
+    assert sigmoid(0.0) == 0.5
+    assert sigmoid(2.0) == pytest.approx(1 / (1 + math.exp(-2.0)), abs=1e-15)
+    assert sigmoid(-2.0) == pytest.approx(1 / (1 + math.exp(2.0)), abs=1e-15)
+    assert sigmoid(-3.0) + sigmoid(3.0) == pytest.approx(1.0, abs=1e-15)
+    assert sigmoid(-800.0) == 0.0 and sigmoid(800.0) == 1.0  # math.exp(800) would raise OverflowError
+    assert 0.0 < sigmoid(-700.0) < 1e-300
+    # The reference combination with 711 units and k = 1: rank 710 gives sigmoid(-710), which raised before.
+    vals = {(i, "lora"): float(i % 97) + i / 1000 for i in range(711)}
+    out = cb.combine_reference(snap(w=vals), {u: ["w"] for u in vals}, 1)
+    assert len(out.p) == 711 and sum(out.p.values()) == pytest.approx(1.0)
+    assert max(out.p, key=out.p.get) == max(vals, key=vals.get)  # the most prunable unit leads

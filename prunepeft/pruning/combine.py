@@ -27,8 +27,12 @@ from prunepeft.pruning.statistics import UnitId
 
 
 def sigmoid(x: float) -> float:
-    """1 / (1 + e^-x)."""
-    return 1.0 / (1.0 + math.exp(-x))
+    """1 / (1 + e^-x), without overflow: e^-x overflows a float for x < -709 (the reference combination
+    takes x = (k - 1) - rank, so a unit ranked 710 places past k would raise), hence e^x / (1 + e^x) there."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
 
 
 def softmax(logits: Mapping[UnitId, float]) -> dict[UnitId, float]:
