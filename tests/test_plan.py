@@ -53,10 +53,11 @@ def test_time_per_run_from_matching_runs_only(targets):
     (cpu, smoke) = sorted(plan_mod.plan({"table5": targets["table5"]}, ("cpu", "smoke"), runs=runs),
                           key=lambda p: p.scale)
     assert smoke.time_text() == "not measured"
-    # line 1 (24 runs): median(100, 300) = 200 s; line 2, single criteria (36 runs): 50 s; line 3: not measured
-    assert cpu.measured == [(24, 200.0), (36, 50.0)] and cpu.runs == {"a", "b", "f"}
-    # (24 × 200 + 36 × 50) / 60 = 110 s
-    assert cpu.time_text() == "≈ 2 min/run (from 3 measured runs) for 60 of the 66 runs"
+    # line 1 (24 runs): median(100, 300) = 200 s; line 2, single criteria (36 runs): 50 s; line 3 (type-matched
+    # random): not measured; line 4, the warm-retrain hybrid (6 runs): hybrid's 100 s; line 5 (LoRA): not measured
+    assert cpu.measured == [(24, 200.0), (36, 50.0), (6, 100.0)] and cpu.runs == {"a", "b", "f"}
+    # (24 × 200 + 36 × 50 + 6 × 100) / 66 = 109 s
+    assert cpu.time_text() == "≈ 2 min/run (from 3 measured runs) for 66 of the 78 runs"
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make")

@@ -593,6 +593,11 @@ def test_make_targets_dry_run():
         # the type-matched random arm, after the hybrid runs it matches
         ".venv/bin/prunepeft search -m experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1 "
         "strategy.name=random_matched",
+        # equal compute for warm starts (issue 22, item 5): the warm-retrain hybrid, then LoRA matched to it
+        ".venv/bin/prunepeft search -m experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1 "
+        "strategy.name=hybrid search.retrain_init=warm",
+        ".venv/bin/prunepeft baseline -m experiment=table5 scale=cpu extra.runs_root=outputs/cpu seed=1 "
+        "strategy.name=hybrid method=lora extra.equal_compute=true",
         ".venv/bin/prunepeft report runs=outputs/cpu out=reports/cpu 'tables=[table5]'",
     ]
 
@@ -608,7 +613,7 @@ def test_make_targets_dry_run_from_a_clone_named_prunepeft_under_make(tmp_path):
     args = ("table5", "SEEDS=1", "CRITERIA=taylor", "TABLES_DEPS=")
     lines = _dry_run_commands(clone, *args, env=env)
     assert lines == _dry_run_commands(REPO, *args)
-    assert len(lines) == 4 and all(l.startswith(".venv/bin/prunepeft ") for l in lines)
+    assert len(lines) == 6 and all(l.startswith(".venv/bin/prunepeft ") for l in lines)
 
 
 def test_a_random_weight_backbone_says_so_in_the_table_itself(tmp_path):

@@ -122,8 +122,10 @@ def write_phase_kills(command: list[str], out: Path) -> list[dict]:
         killed = attempt([*command, f"out={out}"], kill_at=f"write:{n}")
         left = temps(out)
         again = attempt([*command, f"out={out}"])
+        got = written(out)
+        differs = sorted(k for k in set(got) | set(expected) if got.get(k, b"?") != expected.get(k, b"?"))
         rows.append({"command": command[0], "point": f"write:{n}", "killed": killed, "left": left, "rerun": again,
-                     "after": temps(out), "same": again == 0 and written(out) == expected})
+                     "after": temps(out), "same": again == 0 and not differs, "differs": differs})
         shutil.rmtree(out, ignore_errors=True)
     return rows
 
@@ -193,7 +195,8 @@ def main() -> None:
         ok = row["killed"] == -signal.SIGKILL and row["rerun"] == 0 and not row["after"] and row["same"]
         clean += ok
         print(f"  {row['command']:<6} kill at {row['point']:<9} killed rc {row['killed']:>4}  left {len(row['left'])} "
-              f"temp(s)  rerun rc {row['rerun']}  after {len(row['after'])}  {'clean' if ok else 'NOT CLEAN'}", flush=True)
+              f"temp(s)  rerun rc {row['rerun']}  after {len(row['after'])}  {'clean' if ok else 'NOT CLEAN'}"
+              + (f"  (differs from an uninterrupted run: {', '.join(row['differs'])})" if row["differs"] else ""), flush=True)
     print(f"{len(writes)} export/report kills, {clean} clean")
     if not opts.keep:
         shutil.rmtree(work, ignore_errors=True)
