@@ -78,16 +78,21 @@ def contrast(a: str, b: str) -> str:
 
 def report() -> str:
     arms = ("hybrid_warm", "lora_equal_compute", "hybrid", "uniform_lora_eqparams")
-    lines = ["| arm | seeds | held-out (mean) | trained examples (mean) |", "|---|---|---|---|"]
+    lines = ["| arm | seeds | held-out accuracy (mean, points) | trained examples (mean) |", "|---|---|---|---|"]
     for arm in arms:
         acc = heldout(arm)
         ex = []
         for seed in acc:
             s = json.loads((HERE / f"{arm}-s{seed}" / outputs.SUMMARY).read_text())
             cost = (s.get("cost") or {}).get("examples")
-            ex.append(cost["search_trained"] + cost["retrain_trained"] if cost else s["train"]["examples_seen"])
-        lines.append(f"| {arm} | {len(acc)} | {sum(acc.values()) / max(1, len(acc)):.2f} | "
-                     f"{sum(ex) / max(1, len(ex)):,.0f} |" if acc else f"| {arm} | 0 | — | — |")
+            if cost:  # a search: warm-up + rounds + retrain
+                ex.append(cost["search_trained"] + cost["retrain_trained"])
+            elif s.get("command") == "baseline":
+                ex.append(s["train"]["examples_seen"])
+            # stage B's searches predate `cost`: their search's examples were not recorded
+        trained = f"{sum(ex) / len(ex):,.0f}" if len(ex) == len(acc) else "— (recorded before `cost`)"
+        lines.append(f"| {arm} | {len(acc)} | {sum(acc.values()) / max(1, len(acc)):.2f} | {trained} |"
+                     if acc else f"| {arm} | 0 | — | — |")
     lines += ["", "| contrast (held-out points, paired) | n | mean ± 95 % | interval |", "|---|---|---|---|",
               contrast("hybrid_warm", "lora_equal_compute"), contrast("hybrid_warm", "hybrid"),
               contrast("lora_equal_compute", "uniform_lora_eqparams")]
