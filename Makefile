@@ -51,7 +51,7 @@ DEMO_ARGS ?= task=sst2 model=minilm_l6 train=cpu train.max_length=64 data.train_
 	search.fidelity=low search.warmup.subset=512 search.warmup.epochs=4 search.k=4 search.retrain_epochs=2 \
 	search.reinit=keep search.eval_rounds=false train.group_by_length=true hydra.run.dir=$(DEMO_DIR)
 
-demo: $(VENV)/.demo  ## the main job: a PrunePEFT search on SST-2 with the bundled MiniLM-L6 (≈ 4-5 min on 2 quiet cores)
+demo: $(VENV)/.demo  ## the main job: a PrunePEFT search on SST-2 with the bundled MiniLM-L6 (≈ 1-2 min on 2 quiet cores)
 	$(VENV)/bin/prunepeft search $(DEMO_ARGS)
 	@grep -h "^demo-reference:" BENCHMARKS.md 2>/dev/null | sed 's/^demo-reference: /for comparison (BENCHMARKS.md): /' || true
 
