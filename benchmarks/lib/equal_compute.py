@@ -11,12 +11,7 @@ folder holds every arm of the comparison. Results: `benchmarks/results/equal_com
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import shutil
-import sys
-import time
 
 from benchmarks.lib import cpu_stage_b as stage_b  # stage B's recipe and results layout
 from benchmarks.lib import study_runner as runner
@@ -28,16 +23,6 @@ HERE = runner.RESULTS / STUDY
 SOURCE = runner.RESULTS / stage_b.STUDY
 REFERENCES = ("hybrid", "uniform_lora_eqparams")
 HELDOUT = "train_heldout"
-
-
-def copy_references(seeds: list[int]) -> None:
-    """Stage B's fresh-retrain hybrid and equal-params LoRA of these seeds, copied as they are."""
-    for seed in seeds:
-        for arm in REFERENCES:
-            src, dest = SOURCE / f"{arm}-s{seed}", HERE / f"{arm}-s{seed}"
-            if (src / outputs.SUMMARY).exists() and not dest.exists():
-                shutil.copytree(src, dest)
-                (dest / "copied_from.txt").write_text(f"benchmarks/results/{stage_b.STUDY}/{arm}-s{seed}\n")
 
 
 def warm_job(seed: int) -> tuple:
@@ -100,21 +85,10 @@ def report() -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--deadline", type=float, default=1e9, help="seconds after which no new run starts")
-    ap.add_argument("--run-timeout", type=float, default=7200, help="seconds one run may take")
-    ap.add_argument("--work", default=str(runner.ROOT / "outputs" / STUDY))
-    ap.add_argument("--python", default=sys.executable)
-    ap.add_argument("--report", action="store_true")
-    args = ap.parse_args()
-    args.extra = []
+    args = runner.study_parser(__doc__, STUDY, run_timeout=7200).parse_args()
     if not args.report:
-        os.chdir(runner.ROOT)  # match_compute's path is relative to the repository
-        os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})  # one torch thread per process
-        args.deadline_at = time.time() + args.deadline
-        copy_references(args.seeds)
+        runner.prepare(args)
+        runner.copy_references(stage_b.STUDY, STUDY, REFERENCES, args.seeds)
         for seed in args.seeds:  # seed-major: a seed's warm run, then its matched LoRA
             runner.run_many([warm_job(seed)], args)
             job = lora_job(seed)

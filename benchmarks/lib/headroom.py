@@ -23,13 +23,8 @@ Every run is one process with one torch thread (OMP/MKL_NUM_THREADS=1); `--worke
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import os
-import shutil
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -119,16 +114,6 @@ def write_draws(seed: int, n: int) -> list[tuple[str, str]]:
     return out
 
 
-def copy_references(seeds: list[int]) -> None:
-    """confirm_cpu's hybrid and uniform-LoRA runs of these seeds, copied in as they are (small files)."""
-    for seed in seeds:
-        for arm in REFERENCES:
-            src, dest = SOURCE / f"{arm}-s{seed}", HERE / f"{arm}-s{seed}"
-            if (src / outputs.SUMMARY).exists() and not dest.exists():
-                shutil.copytree(src, dest)
-                (dest / "copied_from.txt").write_text(f"benchmarks/results/{stage_b.STUDY}/{arm}-s{seed}\n")
-
-
 def jobs(seeds: list[int], n: int, masked: bool = True) -> list[tuple]:
     """Seed-major: a seed's envelope, then its masked_loss arm."""
     out = []
@@ -153,23 +138,16 @@ def report() -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
+    ap = runner.study_parser(__doc__, STUDY, run_timeout=3600)
     ap.add_argument("--n", type=int, default=16, help="envelope draws per seed")
     ap.add_argument("--no-masked", action="store_true", help="only the envelope, not the masked_loss arm")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--deadline", type=float, default=1e9, help="seconds after which no new run starts")
-    ap.add_argument("--run-timeout", type=float, default=3600, help="seconds one run may take")
-    ap.add_argument("--work", default=str(runner.ROOT / "outputs" / STUDY))
-    ap.add_argument("--python", default=sys.executable)
-    ap.add_argument("--report", action="store_true")
     args = ap.parse_args()
-    args.extra = []
     if not args.report:
-        os.chdir(runner.ROOT)  # the draws' run= paths are relative to the repository
-        os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})  # one torch thread per process
-        args.deadline_at = time.time() + args.deadline
-        copy_references(args.seeds)
+        runner.prepare(args)  # the draws' run= paths are relative to the repository
+        runner.copy_references(stage_b.STUDY, STUDY, REFERENCES, args.seeds)
         runner.run_many(jobs(args.seeds, args.n, not args.no_masked), args)
     print(report())
 
+
+if __name__ == "__main__":
+    main()

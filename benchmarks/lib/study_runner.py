@@ -8,6 +8,7 @@ A run that finished after its orchestrator died is collected, not rerun.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -39,6 +40,40 @@ def _arm(base: list[str], **changes: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ running
+def study_parser(doc: str, study: str, run_timeout: float) -> argparse.ArgumentParser:
+    """The command line every seeded study shares (`--seeds`, `--workers`, `--deadline`, `--run-timeout`,
+    `--work`, `--python`, `--report`); a study adds its own options to it."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--deadline", type=float, default=1e9, help="seconds after which no new run starts")
+    ap.add_argument("--run-timeout", type=float, default=run_timeout, help="seconds one run may take")
+    ap.add_argument("--work", default=str(ROOT / "outputs" / study))
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--report", action="store_true")
+    return ap
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Before a study's runs: the repository as working directory (run= and match_compute= paths are
+    relative to it), one torch thread per process, and the deadline from now."""
+    args.extra = getattr(args, "extra", [])
+    os.chdir(ROOT)
+    os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    args.deadline_at = time.time() + args.deadline
+
+
+def copy_references(source: str, study: str, arms: tuple[str, ...], seeds: list[int]) -> None:
+    """Another study's committed runs of these arms and seeds, copied in as they are (small files), so
+    that one folder holds every arm a study's report compares; nothing is re-run."""
+    for seed in seeds:
+        for arm in arms:
+            src, dest = RESULTS / source / f"{arm}-s{seed}", RESULTS / study / f"{arm}-s{seed}"
+            if (src / outputs.SUMMARY).exists() and not dest.exists():
+                shutil.copytree(src, dest)
+                (dest / "copied_from.txt").write_text(f"benchmarks/results/{source}/{arm}-s{seed}\n")
+
+
 def run_one(study: str, arm: str, seed: int, command: str, overrides: list[str], args) -> dict | None:
     """Run one (arm, seed) unless its results are committed; return its summary (None on failure)."""
     dest = RESULTS / study / f"{arm}-s{seed}"
