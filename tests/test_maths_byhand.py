@@ -621,6 +621,10 @@ def test_min_max_range_of_exactly_1e8_is_degenerate():
 def test_sigmoid_is_exact_on_both_sides_and_never_overflows():
     sigmoid = cb.sigmoid
     assert sigmoid(0.0) == 0.5
+    # Eq. (1) takes sigmoid of a percentile in (0, 1]: there it must be bit for bit the textbook form, so that
+    # found configurations stay what they were (e^x / (1 + e^x) differs in the last bit for 0.007, 0.012, ...).
+    for x in (0.007, 0.012, 0.25, 0.5, 1.0):
+        assert sigmoid(x) == 1.0 / (1.0 + math.exp(-x))
     assert sigmoid(2.0) == pytest.approx(1 / (1 + math.exp(-2.0)), abs=1e-15)
     assert sigmoid(-2.0) == pytest.approx(1 / (1 + math.exp(2.0)), abs=1e-15)
     assert sigmoid(-3.0) + sigmoid(3.0) == pytest.approx(1.0, abs=1e-15)
