@@ -56,6 +56,13 @@ def test_cpu_table_baselines_paragraph(task, low, high):
     assert f"{low}–{high} %" in README
 
 
+def test_cpu_table_stsb_learns_only_with_full_fine_tuning():
+    base = RESULTS / "tables_cpu" / "stsb" / "minilm_l6" / "baseline"
+    fft = 100 * _dev(next((base / "fft-from_none").glob("*-s1")))
+    peft = [100 * _dev(next((base / f"{m}-from_none").glob("*-s1"))) for m in ("adapter", "lora", "dora")]
+    assert f"Pearson {fft:.1f} against {min(peft):.1f} to {max(peft):.1f}".replace("-", "−") in " ".join(README.split())
+
+
 def test_cpu_table_cola_is_majority_class():
     runs = sorted((RESULTS / "tables_cpu" / "cola" / "minilm_l6" / "baseline").glob("*-from_none/*-s1"))
     assert len(runs) == 4 and all(_dev(r) == 0.0 for r in runs)
