@@ -28,10 +28,10 @@ def _dev(run: Path) -> float:
 
 def test_headroom_paragraph():
     here = RESULTS / "headroom"
-    draws = [_heldout(here / f"env{j:02d}-s1") for j in range(9)]  # "9 of the 16 ... seed 1"
+    draws = [_heldout(here / f"env{j:02d}-s1") for j in range(11)]  # "11 of the 16 ... seed 1"
     hybrid, lora = _heldout(here / "hybrid-s1"), _heldout(here / "uniform_lora_eqparams-s1")
     text = (f"held-out accuracy {min(draws):.2f}–{max(draws):.2f} %, median {statistics.median(draws):.2f} %. "
-            f"Hybrid's own configuration ({hybrid:.2f} %) is above {sum(d < hybrid for d in draws)} of the 9 and "
+            f"Hybrid's own configuration ({hybrid:.2f} %) is above {sum(d < hybrid for d in draws)} of the 11 and "
             f"{max(draws) - hybrid:.2f} points below the best")
     assert " ".join(text.split()) in " ".join(README.split())
     assert f"uniform LoRA at equal parameters ({lora:.2f} %)" in " ".join(README.split())
