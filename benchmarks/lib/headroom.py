@@ -12,7 +12,10 @@ those subsets hold a LoRA unit MORE than hybrid (+20 % parameters) and only 3 % 
 written as `draws/s<seed>/env<j>/found_config.json` and retrained with stage B's recipe
 (`prunepeft baseline method=found run=<that folder> train.epochs=2`, fresh units, the seed's seed), as the
 arm `env<j>`. The `masked_loss` arm is stage B's search with the ground-truth criterion
-(`strategy=single strategy.criterion=masked_loss`). The hybrid and uniform-LoRA-at-equal-parameters runs
+(`strategy=single strategy.criterion=masked_loss`); `hybrid_masked_loss` is stage B's hybrid with it as a
+seventh candidate (`search.criteria=[<Table 1's six>,masked_loss]`); `uniform_adapter_eqparams` is a
+uniform adapter sized to hybrid's parameter count (`method=adapter size_to_budget=true`), the adapter
+counterpart of stage B's uniform LoRA. The hybrid and uniform-LoRA-at-equal-parameters runs
 of confirm_cpu are copied in (`hybrid-s<seed>`, `uniform_lora_eqparams-s<seed>`: same files, nothing re-run),
 so that `prunepeft report runs=benchmarks/results/headroom` rebuilds the whole table from one folder.
 
@@ -40,6 +43,8 @@ SOURCE = runner.RESULTS / stage_b.STUDY  # confirm_cpu: hybrid's found configura
 REFERENCES = ("hybrid", "uniform_lora_eqparams")
 DRAW_SEED = 26  # the draws' generator: default_rng([DRAW_SEED, seed])
 TYPES = ("lora", "adapter")
+# The default hybrid's six candidates (Table 1; `search.criteria`), to which hybrid_masked_loss adds masked_loss.
+HYBRID_CRITERIA = ("weight", "zeros", "threshold", "activation", "taylor", "gradient")
 
 
 def unit_templates() -> dict[str, dict]:
@@ -114,15 +119,27 @@ def write_draws(seed: int, n: int) -> list[tuple[str, str]]:
     return out
 
 
+def hybrid_params(seed: int) -> int:
+    """The PEFT parameters of hybrid's found configuration of this seed (the envelope's and the uniform adapter's target)."""
+    return int(json.loads((SOURCE / f"hybrid-s{seed}" / outputs.FOUND_CONFIG).read_text())["params"]["peft"])
+
+
 def jobs(seeds: list[int], n: int, masked: bool = True) -> list[tuple]:
-    """Seed-major: a seed's envelope, then its masked_loss arm."""
+    """Seed-major: a seed's envelope, then its uniform adapter at hybrid's parameters, then the two
+    masked_loss arms (alone, and as a seventh candidate of the hybrid)."""
     out = []
     for seed in seeds:
         for arm, folder in write_draws(seed, n):
             out.append((STUDY, arm, seed, "baseline", ["method=found", f"run={folder}", "train.epochs=2", f"arm={arm}"]))
+        out.append((STUDY, "uniform_adapter_eqparams", seed, "baseline",
+                    ["method=adapter", "size_to_budget=true", f"budget.params={hybrid_params(seed)}",
+                     "budget.percent=null", "train.epochs=2", "arm=uniform_adapter_eqparams"]))
         if masked:
             out.append((STUDY, "masked_loss", seed, "search",
                         [*stage_b.BASE, "strategy=single", "strategy.criterion=masked_loss", "arm=masked_loss"]))
+            out.append((STUDY, "hybrid_masked_loss", seed, "search",
+                        [*stage_b.BASE, f"search.criteria=[{','.join(HYBRID_CRITERIA)},masked_loss]",
+                         "arm=hybrid_masked_loss"]))
     return out
 
 
