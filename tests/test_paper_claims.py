@@ -95,3 +95,20 @@ def test_usage_and_empty_tree(tmp_path, capsys):
     assert claims_mod.main([f"runs={tmp_path}"]) == 0
     out = capsys.readouterr().out
     assert out.count("undecided") == 6
+
+
+def test_a_missing_comparison_names_the_missing_side(tmp_path, capsys):
+    # Baselines only (as the CPU tables after Table 2's baselines): the searches are missing, not the uniform runs.
+    make_run(tmp_path, "sst2/lora-s1", command="baseline", method="lora", task="sst2", seed=1, value=0.8)
+    assert claims_mod.main([f"runs={tmp_path}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("; no PrunePEFT runs yet")
+    assert lines[5].endswith("; no PrunePEFT runs and no single-criterion runs yet")
+    # A search on another seed: both sides exist, no shared pair.
+    make_run(tmp_path, "sst2/hybrid-s2", command="search", task="sst2", seed=2, value=0.8)
+    assert claims_mod.main([f"runs={tmp_path}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("; no (task, seed) where both PrunePEFT and a uniform run finished")
+    assert lines[5].endswith("; no single-criterion runs yet")
+    assert claims_mod.main([f"runs={tmp_path / 'sst2' / 'hybrid-s2'}"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].endswith("; no uniform runs yet")

@@ -136,7 +136,7 @@ def claims(d: pd.DataFrame) -> list[Verdict]:
     best, listed = best_of(hybrid, uniform)
     v, detail = decide(differences(hybrid, uniform[best] if best else base.iloc[0:0]), "noninferior", f"hybrid − {best}")
     out.append(Verdict("a", "PrunePEFT ≥ the best uniform PEFT at equal budget", v,
-                       detail + (f"; best uniform by mean over the pairs: {listed}" if listed else "; no uniform runs")))
+                       detail + (f"; best uniform by mean over the pairs: {listed}" if listed else missing(hybrid, uniform, "uniform"))))
 
     out.append(Verdict("a'", "PrunePEFT ≥ uniform LoRA at equal parameters",
                        *decide(equal_params(hybrid, base), "noninferior", "hybrid − LoRA (hybrid's parameters)")))
@@ -150,10 +150,22 @@ def claims(d: pd.DataFrame) -> list[Verdict]:
     v, detail = decide(differences(hybrid, singles[best] if best else search.iloc[0:0]), "better",
                        f"hybrid − single {best}")
     out.append(Verdict("c", "hybrid > the best single criterion", v,
-                       detail + (f"; singles by mean over the pairs: {listed}" if listed else "; no single-criterion runs")))
+                       detail + (f"; singles by mean over the pairs: {listed}" if listed else missing(hybrid, singles, "single-criterion"))))
 
     out.append(cost_verdict(search[search["label"] == "PrunePEFT"]["search_over_retrain"].dropna().tolist()))
     return out
+
+
+def missing(hybrid: pd.DataFrame, others: dict[str, pd.DataFrame], what: str) -> str:
+    """Why no comparison was made: which side has no finished runs, or that they share no (task, seed) pair."""
+    have = [a for a in others.values() if not a.empty]
+    if hybrid.empty and not have:
+        return f"; no PrunePEFT runs and no {what} runs yet"
+    if hybrid.empty:
+        return "; no PrunePEFT runs yet"
+    if not have:
+        return f"; no {what} runs yet"
+    return f"; no (task, seed) where both PrunePEFT and a {what} run finished"
 
 
 def equal_params(hybrid: pd.DataFrame, base: pd.DataFrame) -> list[float]:
