@@ -45,6 +45,12 @@ def test_equal_compute_paragraph():
     cost = json.loads((warm / outputs.SUMMARY).read_text())["cost"]["examples"]
     trained = json.loads((lora / outputs.SUMMARY).read_text())["train"]["examples_seen"]
     assert (trained, cost["search_trained"] + cost["retrain_trained"]) == (6000, 6560)  # "about 6,000–6,600"
+    from prunepeft.analysis.stats import mean_ci
+
+    diffs = [_heldout(here / f"hybrid_warm-s{s}") - _heldout(here / f"lora_equal_compute-s{s}") for s in (1, 2)]
+    mean, half, n = mean_ci(diffs)  # "over seeds 1–2"
+    signed = f"{mean:+.2f}".replace("-", "−")
+    assert f"warm − equal-compute LoRA is {signed} ± {half:.2f} points (paired, 95 %, n = {n})" in " ".join(README.split())
 
 
 @pytest.mark.parametrize("task, low, high", [("sst2", "77.8", "80.8"), ("rte", "53.8", "56.7")])
