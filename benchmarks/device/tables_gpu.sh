@@ -3,8 +3,8 @@
 # lent H200, in one `device` call of at most 10 minutes, many processes side by side.
 #
 #   Here, first (CPU, tiny models, the same steps):  SCALE=smoke OUT=/tmp/tables_out bash benchmarks/device/tables_gpu.sh
-#   There (carry [".gpu"], prepared as benchmarks/device/signal_study_h200.sh says: .gpu/whl wheels incl.
-#   hydra-joblib-launcher, .gpu/model MiniLM-L6 in fp16, .gpu/glue parquet files):
+#   There (carry [".gpu"], built here first by `bash benchmarks/device/prepare_gpu.sh`: .gpu/whl wheels incl.
+#   hydra-joblib-launcher, .gpu/model MiniLM-L6 in fp16, .gpu/glue parquet files; 60 MB with the tree):
 #       bash benchmarks/device/tables_gpu.sh          then unpack $OUT/results.tgz into benchmarks/results/
 #
 # Steps: (0) set-up and benchmarks/gpu_check.sh; (1) time one run of each kind (search, PEFT baseline, FFT)
