@@ -41,3 +41,27 @@ def test_a_draw_is_a_valid_found_configuration():
     assert sorted(f"{layer}:{t}" for layer, t in found.units) == sorted(units)
     assert found.peft_params == 49600 + 2 * 24576 and found.units[(3, "lora")].lora_r == 16
     assert found.units[(0, "adapter")].adapter_bottleneck == 64
+
+
+def test_partners_pair_only_equal_parameter_seeds():
+    # The committed hybrids: 123,776 (s1), 148,352 (s2), 147,904 (s3): s1 has no partner within 1 %.
+    assert headroom.partners({1: 123776, 2: 148352, 3: 147904}) == [(2, 3), (3, 2)]
+    assert headroom.partners({1: 100, 2: 101, 3: 102}) == [(1, 2), (2, 1), (2, 3), (3, 2)]  # 102 vs 100: 1.96 %
+    assert headroom.partners({1: 100}) == []
+
+
+def test_top_draw_is_best_on_dev_ties_to_lower_index_and_waits_for_all(tmp_path):
+    import json
+
+    def run(j, dev, heldout):
+        d = tmp_path / f"env{j:02d}-s7"
+        d.mkdir()
+        (d / "summary.json").write_text(json.dumps({"primary": {"value": dev},
+                                                    "metrics": {"train_heldout": {"accuracy": heldout}}}))
+
+    run(0, 0.80, 0.90)  # best held-out, not best dev: dev decides
+    run(1, 0.83, 0.70)
+    assert headroom.top_draw(7, 3, tmp_path) is None  # env02 missing
+    run(2, 0.83, 0.95)  # tied on dev with env01: the lower index wins
+    assert headroom.top_draw(7, 3, tmp_path) == "env01"
+    assert headroom.top_draw(7, 2, tmp_path) == "env01"

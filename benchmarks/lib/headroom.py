@@ -15,7 +15,9 @@ arm `env<j>`. The `masked_loss` arm is stage B's search with the ground-truth cr
 (`strategy=single strategy.criterion=masked_loss`); `hybrid_masked_loss` is stage B's hybrid with it as a
 seventh candidate (`search.criteria=[<Table 1's six>,masked_loss]`); `uniform_adapter_eqparams` is a
 uniform adapter sized to hybrid's parameter count (`method=adapter size_to_budget=true`), the adapter
-counterpart of stage B's uniform LoRA. The hybrid and uniform-LoRA-at-equal-parameters runs
+counterpart of stage B's uniform LoRA. Once two seeds' envelopes are finished, `top_s<s>` retrains the
+draw of seed s with the best dev accuracy at a seed s′ whose hybrid has the same parameter count within 1 %
+(the winner's-curse check of `benchmarks/rules/headroom.md`, H1). The hybrid and uniform-LoRA-at-equal-parameters runs
 of confirm_cpu are copied in (`hybrid-s<seed>`, `uniform_lora_eqparams-s<seed>`: same files, nothing re-run),
 so that `prunepeft report runs=benchmarks/results/headroom` rebuilds the whole table from one folder.
 
@@ -143,6 +145,37 @@ def jobs(seeds: list[int], n: int, masked: bool = True) -> list[tuple]:
     return out
 
 
+def partners(params: dict[int, int], tolerance: float = 0.01) -> list[tuple[int, int]]:
+    """(s, s′) pairs whose hybrids' parameter counts agree within `tolerance` (benchmarks/rules/headroom.md, H1):
+    the top of seed s is replicated at seed s′ only at equal parameters."""
+    return [(s, o) for s in sorted(params) for o in sorted(params)
+            if s != o and abs(params[s] - params[o]) <= tolerance * max(params[s], params[o])]
+
+
+def top_draw(seed: int, n: int, here: Path = HERE) -> str | None:
+    """The envelope draw of `seed` with the highest dev (validation) accuracy, ties to the lower index; None until
+    all `n` draws are committed. Chosen on dev, judged on the held-out slice (rules H1)."""
+    dev = {}
+    for j in range(n):
+        summary = here / f"env{j:02d}-s{seed}" / outputs.SUMMARY
+        if not summary.exists():
+            return None
+        dev[f"env{j:02d}"] = float(json.loads(summary.read_text())["primary"]["value"])
+    return max(dev, key=lambda arm: (dev[arm], -int(arm[3:])))
+
+
+def replicate_jobs(seeds: list[int], n: int) -> list[tuple]:
+    """`top_s<s>` at seed s′: the top of seed s's envelope retrained at a partner seed (rules H1)."""
+    out = []
+    for s, other in partners({s: hybrid_params(s) for s in seeds}):
+        top = top_draw(s, n)
+        if top is not None:
+            folder = (HERE / "draws" / f"s{s}" / top).relative_to(runner.ROOT).as_posix()
+            out.append((STUDY, f"top_s{s}", other, "baseline",
+                        ["method=found", f"run={folder}", "train.epochs=2", f"arm=top_s{s}"]))
+    return out
+
+
 def report() -> str:
     """The headroom table, rebuilt from the committed files (one implementation: prunepeft.report.headroom)."""
     import tempfile
@@ -163,6 +196,7 @@ def main() -> None:
         runner.prepare(args)  # the draws' run= paths are relative to the repository
         runner.copy_references(stage_b.STUDY, STUDY, REFERENCES, args.seeds)
         runner.run_many(jobs(args.seeds, args.n, not args.no_masked), args)
+        runner.run_many(replicate_jobs(args.seeds, args.n), args)  # needs the finished envelopes
     print(report())
 
 
