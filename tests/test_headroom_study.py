@@ -65,3 +65,36 @@ def test_top_draw_is_best_on_dev_ties_to_lower_index_and_waits_for_all(tmp_path)
     run(2, 0.83, 0.95)  # tied on dev with env01: the lower index wins
     assert headroom.top_draw(7, 3, tmp_path) == "env01"
     assert headroom.top_draw(7, 2, tmp_path) == "env01"
+
+
+def _study(tops):
+    env = {1: [80, 81, 82, 83], 2: [79, 80, 81, 84], 3: [81, 82, 83, 85]}  # medians 81.5, 80.5, 82.5
+    markers = {"uniform_lora_eqparams": {1: 82.5, 2: 81.5, 3: 83.5},  # median +1 on every seed; best -0.5, -2.5, -1.5
+               "hybrid": {1: 83.5, 2: 82.0, 3: 84.0},  # percentiles 100, 75, 75
+               "masked_loss": {1: 81.0, 2: 80.0, 3: 82.0},  # 37.5 each (1 below, 1 tied of 4); LoRA -1.5 on every seed
+               **tops}
+    return {"envelope": {s: [(v, [], 1000) for v in vals] for s, vals in env.items()},
+            "markers": {arm: {s: (v, 1000) for s, v in by_seed.items()} for arm, by_seed in markers.items()}}
+
+
+def test_verdicts_by_hand():
+    h1, hybrid, masked, h3 = headroom.verdicts(_study({"top_s2": {3: 83.9}, "top_s3": {2: 82.0}}))
+    # LoRA - best: -0.5, -2.5, -1.5 -> -1.5, sd 1, half 4.3027 / sqrt(3) = 2.48
+    assert h1 == ("H1 headroom above uniform LoRA: no headroom detected — LoRA − envelope median +1.00 ± 0.00 "
+                  "(95 %, n=3), LoRA − envelope best -1.50 ± 2.48 (95 %, n=3); replicated tops: top_s2 at seed 3 − "
+                  "LoRA +0.40; top_s3 at seed 2 − LoRA +0.50")
+    # hybrid - median 2.0, 1.5, 1.5: 1.67 ± 4.3027 x 0.2887 / sqrt(3) = 0.72 (lower end 0.95 > 0)
+    assert hybrid == ("H2 hybrid: finds the top quarter, better than a random configuration, as good as uniform LoRA — "
+                      "percentile 100, 75, 75; − envelope median +1.67 ± 0.72 (95 %, n=3); − LoRA +0.67 ± 0.72 (95 %, n=3)")
+    assert masked.startswith("H2 masked_loss: none of the three shown — percentile 38, 38, 38;")
+    assert h3 == ("H3 the ground truth as the bound: masked_loss is not better than uniform LoRA: no headroom a criterion "
+                  "can find at this scale — masked_loss − LoRA -1.50 ± 0.00 (95 %, n=3)")
+
+
+def test_verdicts_headroom_and_undecided():
+    assert headroom.verdicts(_study({"top_s2": {3: 85.0}, "top_s3": {2: 82.6}}))[0].startswith(
+        "H1 headroom above uniform LoRA: headroom above uniform LoRA —")  # both tops lead LoRA by > 1 point
+    assert headroom.verdicts(_study({"top_s2": {3: 85.0}, "top_s3": {2: 82.0}}))[0].startswith(
+        "H1 headroom above uniform LoRA: undecided —")  # one replicates, one does not
+    assert "replicated tops: none yet" in headroom.verdicts(_study({}))[0]
+    assert headroom.verdicts(_study({}))[0].startswith("H1 headroom above uniform LoRA: undecided")

@@ -176,15 +176,94 @@ def replicate_jobs(seeds: list[int], n: int) -> list[tuple]:
     return out
 
 
+# ------------------------------------------------------------- the verdicts of benchmarks/rules/headroom.md
+LORA = "uniform_lora_eqparams"
+SEARCHES = ("hybrid", "masked_loss", "hybrid_masked_loss")
+MARGIN = 1.0  # points: non-inferior, and the replicated top's lead that counts as headroom (rules H1)
+TOP_QUARTER = 75.0
+
+
+def _paired(rows, a: str, b: str) -> tuple[float, float, int] | None:
+    """a − b over the seeds where both exist: (mean, 95 % half-width (nan at n = 1), n), or None."""
+    from prunepeft.analysis.stats import mean_ci
+
+    if a not in rows or b not in rows:
+        return None
+    diffs = [float(x - y) for x, y in zip(rows[a], rows[b]) if x == x and y == y and x is not None and y is not None]
+    return mean_ci(diffs) or ((diffs[0], float("nan"), 1) if diffs else None)
+
+
+def _fmt(d: tuple[float, float, int] | None) -> str:
+    if d is None:
+        return "no pair"
+    return f"{d[0]:+.2f} (n=1)" if d[2] < 2 else f"{d[0]:+.2f} ± {d[1]:.2f} (95 %, n={d[2]})"
+
+
+def _low(d) -> float:
+    return float("nan") if d is None or d[2] < 2 else d[0] - d[1]
+
+
+def verdicts(study: dict) -> list[str]:
+    """H1–H3 of benchmarks/rules/headroom.md, one line each (H2 one per search arm), from
+    `prunepeft.analysis.headroom.collect_headroom`'s study of one folder."""
+    from prunepeft.analysis.headroom import seed_rows
+
+    rows = seed_rows(study).set_index("seed")
+    out = []
+    lora_median, lora_best = _paired(rows, LORA, "median"), _paired(rows, LORA, "best")
+    tops = {}  # target seed -> (arm, replicated top − that seed's LoRA)
+    for arm in (m for m in study["markers"] if m.startswith("top_s")):
+        for seed, (value, _) in study["markers"][arm].items():
+            lora = study["markers"].get(LORA, {}).get(seed)
+            if lora is not None:
+                tops[(arm, seed)] = value - lora[0]
+    replicated = "; ".join(f"{a} at seed {s} − LoRA {d:+.2f}" for (a, s), d in sorted(tops.items())) or "none yet"
+    if len(tops) >= 2 and all(d > MARGIN for d in tops.values()):
+        h1 = "headroom above uniform LoRA"
+    elif tops and _low(lora_median) > -MARGIN and all(d <= MARGIN for d in tops.values()):
+        h1 = "no headroom detected"
+    else:
+        h1 = "undecided"
+    out.append(f"H1 headroom above uniform LoRA: {h1} — LoRA − envelope median {_fmt(lora_median)}, "
+               f"LoRA − envelope best {_fmt(lora_best)}; replicated tops: {replicated}")
+    for arm in SEARCHES:
+        if arm not in rows or rows[arm].isna().all():
+            continue
+        pct = [float(p) for p in rows[f"{arm}_pct"].dropna()]
+        to_median, to_lora = _paired(rows, arm, "median"), _paired(rows, arm, LORA)
+        found = [w for w, ok in (("finds the top quarter", bool(pct) and min(pct) >= TOP_QUARTER),
+                                 ("better than a random configuration", _low(to_median) > 0),
+                                 ("as good as uniform LoRA", _low(to_lora) > -MARGIN)) if ok]
+        out.append(f"H2 {arm}: {', '.join(found) or 'none of the three shown'} — percentile "
+                   f"{', '.join(f'{p:.0f}' for p in pct)}; − envelope median {_fmt(to_median)}; − LoRA {_fmt(to_lora)}")
+    masked, hybrid = _paired(rows, "masked_loss", LORA), _paired(rows, "hybrid", LORA)
+    if masked is None or masked[2] < 2:
+        h3 = "undecided (fewer than 2 seeds)"
+    elif _low(masked) <= 0:
+        h3 = "masked_loss is not better than uniform LoRA: no headroom a criterion can find at this scale"
+    elif _low(hybrid) > 0:
+        h3 = "masked_loss and hybrid both beat uniform LoRA"
+    else:
+        h3 = "masked_loss beats uniform LoRA and hybrid does not: the cheap criteria miss headroom that exists"
+    out.append(f"H3 the ground truth as the bound: {h3} — masked_loss − LoRA {_fmt(masked)}")
+    return out
+
+
 def report() -> str:
-    """The headroom table, rebuilt from the committed files (one implementation: prunepeft.report.headroom)."""
+    """The headroom table, rebuilt from the committed files (one implementation: prunepeft.report.headroom),
+    then the verdicts of benchmarks/rules/headroom.md."""
     import tempfile
 
+    from prunepeft.analysis.headroom import collect_headroom
     from prunepeft.report import collect_runs
     from prunepeft.report.headroom import build_headroom
 
+    runs = collect_runs(HERE)
     with tempfile.TemporaryDirectory() as tmp:
-        return build_headroom(collect_runs(HERE), Path(tmp)) or f"no envelope runs under {HERE}"
+        table = build_headroom(runs, Path(tmp)) or f"no envelope runs under {HERE}"
+    studies = collect_headroom(runs)
+    lines = [line for study in studies.values() for line in verdicts(study)]
+    return table + ("\n\nVerdicts (benchmarks/rules/headroom.md):\n" + "\n".join(f"- {x}" for x in lines) if lines else "")
 
 
 def main() -> None:
