@@ -23,9 +23,10 @@ REPORT_ONE = $(if $(EACH),$(REPORT) 'tables=[$(1)]',@true)
 
 .PHONY: table2 table3 table4 table5 table6 tables report-tables
 
-table2: $(TABLES_DEPS)  ## Table 2: FFT/Adapter/LoRA/DoRA vs PrunePEFT (high+low fidelity) [SCALE SEEDS LAUNCHER]
+table2: $(TABLES_DEPS)  ## Table 2: FFT/Adapter/LoRA/DoRA vs PrunePEFT (high+low fidelity), + LoRA at equal parameters [SCALE SEEDS LAUNCHER]
 	$(PRUNEPEFT) baseline -m experiment=table2 $(SWEEP)
 	$(PRUNEPEFT) search -m experiment=table2 $(SWEEP)
+	$(PRUNEPEFT) baseline -m experiment=table2 $(SWEEP) method=lora extra.equal_params=true
 	$(call REPORT_ONE,table2)
 
 table3: $(TABLES_DEPS)  ## Table 3: decoder backbone, LoRA/DoRA vs PrunePEFT (SCALE=paper: Llama-3-8B)

@@ -185,3 +185,51 @@ def test_a_match_compute_baseline_trains_the_matched_epochs(compose_cfg, tiny_ov
     assert summary["train"]["examples_seen"] == 3 * 64
     assert summary["train"]["match_compute"] == {"run": str(src), "target_examples": 160, "epochs": 3,
                                                  "examples": 192}
+
+
+# ---------------------------------------------------------------- match_params (claim (a'), Table 2)
+def _found_summary(tmp_path, peft, command="search"):
+    src = tmp_path / f"{command}-{peft}"
+    src.mkdir()
+    (src / "summary.json").write_text(json.dumps({"command": command, "params": {"peft": peft, "base": 68128}}))
+    return src
+
+
+def test_matched_params_reads_the_search_runs_found_count(tmp_path):
+    src = _found_summary(tmp_path, 1234)
+    assert baseline.matched_params(src) == {"run": str(src), "params": 1234}
+    with pytest.raises(UserError, match=r"match_params=.*has no summary\.json; point it at a finished `prunepeft search`"):
+        baseline.matched_params(tmp_path / "absent")
+    with pytest.raises(UserError, match=r"is not a finished search run.*records no params\.peft"):
+        baseline.matched_params(_found_summary(tmp_path, 1234, command="baseline"))  # a baseline is not a search
+    with pytest.raises(UserError, match=r"records no params\.peft"):
+        baseline.matched_params(_found_summary(tmp_path, 0))
+
+
+def test_a_match_params_baseline_is_sized_to_the_runs_count_not_the_budget(compose_cfg, tiny_overrides, tmp_path):
+    # The budget says 5,000 parameters (r = 9); the search run kept 1,500: the LoRA is sized to 1,500, the
+    # largest rank that fits (512 parameters per rank, test_sizes_from_overrides_and_budget: r = 2, 1,024;
+    # r = 3 would be 1,536).
+    src = _found_summary(tmp_path, 1500)
+    out = tmp_path / "lora"
+    summary = run_baseline(compose_cfg, [*tiny_overrides, "method=lora", "size_to_budget=true", "budget.params=5000",
+                                         "budget.percent=null", f"match_params={src}"], out)
+    assert summary["params"]["peft"] == 1024 and summary["params"]["sizes"]["lora_r"] == 2
+    assert summary["match_params"] == {"run": str(src), "params": 1500}
+    assert summary["budget"] == {"percent": None, "params": 1500} and summary["size_to_budget"] is True
+    from prunepeft.report import collect_runs
+
+    runs = collect_runs(tmp_path)
+    assert list(runs[runs["command"] == "baseline"]["label"]) == ["LoRA, equal parameters"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["method=fft"], r"match_params sizes uniform units to a search run's parameters; method=fft has none: use "
+                     r"method=lora\|dora\|adapter\|houlsby, or drop match_params"),
+    (["method=lora", "lora_r=2"], r"drop lora_r=/adapter_bottleneck="),
+])
+def test_match_params_user_errors_write_nothing(compose_cfg, tiny_overrides, tmp_path, overrides, message):
+    out = tmp_path / "bad"
+    with pytest.raises(UserError, match=message):
+        run_baseline(compose_cfg, [*tiny_overrides, *overrides, f"match_params={_found_summary(tmp_path, 1500)}"], out)
+    assert not (out / "run.json").exists()

@@ -112,3 +112,31 @@ def test_a_missing_comparison_names_the_missing_side(tmp_path, capsys):
     assert lines[5].endswith("; no single-criterion runs yet")
     assert claims_mod.main([f"runs={tmp_path / 'sst2' / 'hybrid-s2'}"]) == 0
     assert capsys.readouterr().out.splitlines()[1].endswith("; no uniform runs yet")
+
+
+def _summary_extra(run, **extra):
+    summary = json.loads((run / "summary.json").read_text())
+    summary.update(extra)
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
+def test_equal_parameters_row_decides_a_prime_and_never_pools_into_a(tmp_path, capsys):
+    # hybrid 80, 82, 84 (params 170,000, make_run's); LoRA at the budget 79, 80, 81 -> (a): +1, +2, +3.
+    # LoRA, equal parameters (match_params = 170,000) 81, 81, 86 -> (a'): -1, +1, -2 = -0.67 ± 3.79.
+    # Table 5's LoRA, equal compute (train.match_compute) 50 on every seed: in neither comparison.
+    for seed, (h, lora, eq) in enumerate([(0.80, 0.79, 0.81), (0.82, 0.80, 0.81), (0.84, 0.81, 0.86)], start=1):
+        make_run(tmp_path, f"h-s{seed}", command="search", task="sst2", seed=seed, value=h)
+        make_run(tmp_path, f"lora-s{seed}", command="baseline", method="lora", task="sst2", seed=seed, value=lora)
+        _summary_extra(make_run(tmp_path, f"lora-eq-s{seed}", command="baseline", method="lora", task="sst2",
+                                seed=seed, value=eq), match_params={"run": f"h-s{seed}", "params": 170000})
+        run = make_run(tmp_path, f"lora-ec-s{seed}", command="baseline", method="lora", task="sst2", seed=seed,
+                       value=0.50)
+        summary = json.loads((run / "summary.json").read_text())
+        summary["train"]["match_compute"] = {"run": f"h-s{seed}", "target_examples": 6000, "epochs": 3, "examples": 6000}
+        (run / "summary.json").write_text(json.dumps(summary))
+    assert claims_mod.main([f"runs={tmp_path}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "hybrid − lora +2.00 points, 95 % [-0.48, +4.48], n=3 pairs" in lines[1]  # sd 1: 4.3027 / sqrt(3) = 2.48
+    assert "best uniform by mean over the pairs: lora 80.0" in lines[1]
+    # -1, +1, -2: mean -0.667, sd 1.528, half 4.3027 x 1.528 / sqrt(3) = 3.79
+    assert "hybrid − LoRA (hybrid's parameters) -0.67 points, 95 % [-4.46, +3.13], n=3 pairs" in lines[2]

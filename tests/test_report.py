@@ -602,6 +602,18 @@ def test_make_targets_dry_run():
     ]
 
 
+def test_make_table2_runs_lora_at_equal_parameters_after_the_searches():
+    lines = _dry_run_commands(REPO, "table2", "SEEDS=1", "TABLES_DEPS=")
+    assert lines == [
+        ".venv/bin/prunepeft baseline -m experiment=table2 scale=cpu extra.runs_root=outputs/cpu seed=1",
+        ".venv/bin/prunepeft search -m experiment=table2 scale=cpu extra.runs_root=outputs/cpu seed=1",
+        # claim (a'): uniform LoRA sized to each PrunePEFT run's found parameter count (match_params)
+        ".venv/bin/prunepeft baseline -m experiment=table2 scale=cpu extra.runs_root=outputs/cpu seed=1 "
+        "method=lora extra.equal_params=true",
+        ".venv/bin/prunepeft report runs=outputs/cpu out=reports/cpu 'tables=[table2]'",
+    ]
+
+
 def test_make_targets_dry_run_from_a_clone_named_prunepeft_under_make(tmp_path):
     """The README clones into `prunepeft/`, and `make test` runs the suite with MAKELEVEL set, so an inner make
     prints "Entering directory '…/prunepeft'". The dry-run commands must depend on neither."""

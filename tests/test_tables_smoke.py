@@ -20,7 +20,7 @@ TABLES = ("table2", "table3", "table4", "table5", "table6")
 # table's own "not applicable" (its legend says so), not a missing run.
 NOT_APPLICABLE = {("table4", "baseline"): {"Search (epoch-eq.)", "Search (s)", "Warm-up (s)", "Probes (s)",
                                            "Rounds (s)", "Search / retrain", "Search / retrain (epoch-eq.)"}}
-BASELINES = {"FFT", "Adapter", "LoRA", "DoRA"}
+BASELINES = {"FFT", "Adapter", "LoRA", "LoRA, equal parameters", "DoRA"}
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +60,11 @@ def test_every_cell_is_filled_or_not_applicable(smoke):
 def test_tables_hold_what_the_sweeps_ran(smoke):
     _, reports, _ = smoke
     t2 = pd.read_csv(reports / "table2.csv")
-    assert {"FFT", "Adapter", "LoRA", "DoRA", "PrunePEFT", "PrunePEFT (low fidelity)"} <= set(t2["method"])
+    assert {"FFT", "Adapter", "LoRA", "LoRA, equal parameters", "DoRA", "PrunePEFT",
+            "PrunePEFT (low fidelity)"} <= set(t2["method"])
     assert {"RTE", "SST-2", "CoLA", "STS-B"} <= set(t2["column"])
+    # Claim (a'): LoRA sized to each PrunePEFT run's found parameter count, said under the table.
+    assert "LoRA, equal parameters = uniform LoRA sized to the found parameter count" in (reports / "table2.md").read_text()
     t5 = (reports / "table5.md").read_text()
     for row in ("No pruning", "Random pruning", "Random, type-matched", "Single criterion (best:", "No partition",
                 "| PrunePEFT |", "| PrunePEFT, warm retrain |", "| LoRA, equal compute |"):
@@ -80,9 +83,10 @@ def test_tables_hold_what_the_sweeps_ran(smoke):
 def test_a_second_make_skips_every_finished_run(smoke):
     runs, reports, env = smoke
     before = {p: p.stat().st_mtime_ns for p in runs.rglob("summary.json")}
-    # table2 24 (16 baselines + 8 searches), table3 3, table4 0 new, table5 24 new (its hybrid runs are
-    # table2's), table6 8 new (4 strategy transfers + 4 architecture transfers; the sources are table2's)
-    assert len(before) == 59
+    # table2 28 (16 baselines + 8 searches + 4 LoRA at equal parameters), table3 3, table4 0 new, table5 24 new
+    # (its hybrid runs are table2's), table6 8 new (4 strategy transfers + 4 architecture transfers; the
+    # sources are table2's)
+    assert len(before) == 63
     proc = subprocess.run(["make", "--no-print-directory", "table3", "SCALE=smoke", f"RUNS={runs}",
                            f"REPORTS={reports}", "TABLES_DEPS=", f"PRUNEPEFT={sys.executable} -m prunepeft.cli"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

@@ -51,10 +51,10 @@ T_PEFT=$(timed $CLI baseline -m experiment=table2 $SWEEP task=sst2 seed=1 method
 T_FFT=$(timed $CLI baseline -m experiment=table2 $SWEEP task=sst2 seed=1 method=fft)
 echo "one run on sst2: search ${T_SEARCH}s, PEFT baseline ${T_PEFT}s, FFT ${T_FFT}s; $(left)s left" | tee "$OUT/plan.txt"
 
-# (2) size: per seed, Table 2 = 4 tasks x (4 baselines + 2 searches), Table 5 = 2 tasks x 11 searches,
-# Table 6 = 4 sources + 4 transfers + 4 architecture transfers (searches); the largest task's time
-# stands for every task (an upper bound), spread over WORKERS processes.
-PER_SEED=$(( (4 * (3 * T_PEFT + T_FFT + 2 * T_SEARCH) + 2 * 11 * T_SEARCH + 12 * T_SEARCH) / WORKERS + 1 ))
+# (2) size: per seed, Table 2 = 4 tasks x (4 baselines + 2 searches + LoRA at equal parameters), Table 5 =
+# 2 tasks x (12 searches + the equal-compute LoRA), Table 6 = 4 sources + 4 transfers + 4 architecture
+# transfers (searches); the largest task's time stands for every task (an upper bound), spread over WORKERS.
+PER_SEED=$(( (4 * (4 * T_PEFT + T_FFT + 2 * T_SEARCH) + 2 * (12 * T_SEARCH + T_PEFT) + 12 * T_SEARCH) / WORKERS + 1 ))
 SEEDS=1
 for n in 3 2; do if [ $((n * PER_SEED)) -lt "$(left)" ]; then SEEDS=$(seq -s, 1 $n); break; fi; done
 echo "estimated ${PER_SEED}s per seed with $WORKERS workers: seeds $SEEDS" | tee -a "$OUT/plan.txt"

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy.stats import t as student_t
 
 from prunepeft.report.aggregate import select_lr
-from prunepeft.report.collect import DECODER_FAMILIES, collect_runs
+from prunepeft.report.collect import BASELINE_LABELS, DECODER_FAMILIES, collect_runs
 from prunepeft.report.configs import split_variants
 from prunepeft.analysis.stats import mde, mean_ci
 
@@ -132,7 +132,10 @@ def claims(d: pd.DataFrame) -> list[Verdict]:
     hybrid = one_config(search[search["label"] == "PrunePEFT"])
     out = []
 
-    uniform = {m: one_config(base[(base["method"] == m) & base["budget_params"].isin(["null", None])]) for m in UNIFORM}
+    # Table 2's rows by label: "LoRA" is sized to the budget; "LoRA, equal parameters" (a') and Table 5's
+    # "LoRA, equal compute" are other comparisons and never pooled into it.
+    uniform = {m: one_config(base[(base["label"] == BASELINE_LABELS[m]) & base["budget_params"].isin(["null", None])])
+               for m in UNIFORM}
     best, listed = best_of(hybrid, uniform)
     v, detail = decide(differences(hybrid, uniform[best] if best else base.iloc[0:0]), "noninferior", f"hybrid − {best}")
     out.append(Verdict("a", "PrunePEFT ≥ the best uniform PEFT at equal budget", v,
@@ -169,14 +172,18 @@ def missing(hybrid: pd.DataFrame, others: dict[str, pd.DataFrame], what: str) ->
 
 
 def equal_params(hybrid: pd.DataFrame, base: pd.DataFrame) -> list[float]:
-    """hybrid − the uniform LoRA sized to that hybrid run's found parameters (budget.params = its params.peft)."""
+    """hybrid − the uniform LoRA sized to that hybrid run's found parameters: Table 2's "LoRA, equal parameters"
+    (`match_params`), or a LoRA run given budget.params = its params.peft (the stage-B arms)."""
     lora = base[base["method"] == "lora"]
+    matched = lora["match_params"].map(lambda m: str(m["params"]) if isinstance(m, dict) else None) \
+        if "match_params" in lora else pd.Series(None, index=lora.index, dtype=object)
     diffs = []
     for row in hybrid.itertuples():
         if row.params_peft != row.params_peft:  # NaN: no parameter count recorded
             continue
+        count = str(int(row.params_peft))
         match = lora[(lora["model"] == row.model) & (lora["task"] == row.task) & (lora["seed"] == row.seed)
-                     & (lora["subset"] == row.subset) & (lora["budget_params"] == str(int(row.params_peft)))]
+                     & (lora["subset"] == row.subset) & ((lora["budget_params"] == count) | (matched == count))]
         if not match.empty:
             diffs.append(float(row.points - match["points"].mean()))
     return diffs

@@ -2,7 +2,8 @@
 
 Methods: `fft` (full fine-tuning), `head` (frozen backbone), uniform `lora`/`dora`/`adapter`/
 `houlsby` over all layers (sizes from the model config, from `lora_r=`/`adapter_bottleneck=`, or
-sized to the budget with `size_to_budget=true`: the fair uniform baselines of Table 2), and
+sized to the budget with `size_to_budget=true`: the fair uniform baselines of Table 2, or to a search
+run's found parameters with `match_params=<run>`: the comparison at equal parameters), and
 `found run=<dir>` (retrain an earlier search's found configuration from a fresh initialisation:
 the paper's architecture transfer, Table 6).
 """
@@ -52,17 +53,18 @@ def _found_path(cfg: DictConfig) -> Path:
     return path
 
 
-def _uniform_sizes(cfg: DictConfig, model, family, base: int):
-    """Unit sizes for a uniform baseline: config defaults, explicit overrides, or sized to the budget."""
+def _uniform_sizes(cfg: DictConfig, model, family, base: int, matched: int | None = None):
+    """Unit sizes for a uniform baseline: config defaults, explicit overrides, or sized to the budget
+    (`matched`: to that many PEFT parameters instead, `match_params`)."""
     from prunepeft.peft.sizing import uniform_size_for_budget
     from prunepeft.peft.units import UnitSizes, get_unit_type
     from prunepeft.pruning.budget import budget_params
 
-    if not cfg.size_to_budget:
+    if not cfg.size_to_budget and matched is None:
         return UnitSizes.from_model(cfg.model, lora_r=cfg.lora_r, adapter_bottleneck=cfg.adapter_bottleneck)
     if cfg.lora_r is not None or cfg.adapter_bottleneck is not None:
         raise UserError("size_to_budget=true computes the size from the budget; drop lora_r=/adapter_bottleneck=")
-    budget = budget_params(cfg.budget.percent, cfg.budget.params, base)
+    budget = matched if matched is not None else budget_params(cfg.budget.percent, cfg.budget.params, base)
     size = uniform_size_for_budget(model, family, cfg.method, budget, model.config.hidden_size)
     return get_unit_type(cfg.method).with_size(UnitSizes.from_model(cfg.model), size)
 
@@ -84,8 +86,8 @@ class Prepared(NamedTuple):
     supernet: Any = None
 
 
-def prepare(cfg: DictConfig, model, family) -> Prepared:
-    """Make `model` trainable for `cfg.method`.
+def prepare(cfg: DictConfig, model, family, matched: int | None = None) -> Prepared:
+    """Make `model` trainable for `cfg.method` (uniform units sized to `matched` PEFT parameters when given).
 
     Returns:
         `Prepared`: the model to train, {"peft"|"head"|"backbone": parameters}, the params report
@@ -118,7 +120,7 @@ def prepare(cfg: DictConfig, model, family) -> Prepared:
             net = build_from_found(model, family, found, model.config.hidden_size)
             sizes = None
         else:
-            sizes = _uniform_sizes(cfg, model, family, base)
+            sizes = _uniform_sizes(cfg, model, family, base, matched)
             net = Supernet.build(model, family, [cfg.method], sizes, model.config.hidden_size)
         counted = count_parameters(net)
         model = net.model
@@ -170,6 +172,27 @@ def matched_epochs(source: str | Path, train_size: int) -> tuple[int, dict[str, 
                     "examples": epochs * int(train_size)}
 
 
+def matched_params(source: str | Path) -> dict[str, Any]:
+    """The PEFT parameters of the search run `source`'s found configuration, for `match_params`.
+
+    A uniform baseline sized to each search run's own found parameter count is the comparison at equal
+    parameters (claim (a') of Table 2; the budget is only an upper bound on what a search keeps).
+
+    Returns:
+        {"run", "params"} for summary.json's `match_params`.
+    """
+    path = Path(source) / outputs.SUMMARY
+    if not path.is_file():
+        raise UserError(f"match_params={str(source)!r} has no {outputs.SUMMARY}; point it at a finished "
+                        "`prunepeft search` run directory, or drop match_params")
+    summary = read_run_file(path, "object")
+    peft = (summary.get("params") or {}).get("peft") if summary.get("command") == "search" else None
+    if not isinstance(peft, int) or peft <= 0:
+        raise UserError(f"match_params={str(source)!r} is not a finished search run with a found configuration "
+                        f"(its {outputs.SUMMARY} records no params.peft); point it at a `prunepeft search` run")
+    return {"run": str(source), "params": peft}
+
+
 def validate(cfg: DictConfig) -> None:
     """The cheap checks (the CLI runs them before Hydra creates the run directory)."""
     load_plugins()  # the arms and the installed plug-ins (once per process)
@@ -179,6 +202,12 @@ def validate(cfg: DictConfig) -> None:
     check_choice("method", cfg.method, methods())
     if cfg.method == "found":
         _found_path(cfg)
+    if cfg.get("match_params"):  # the run itself is read in `run`: a sweep's run paths exist only per job
+        from prunepeft.peft.units import UNIT_TYPES
+
+        if cfg.method not in UNIT_TYPES:
+            raise UserError(f"match_params sizes uniform units to a search run's parameters; method={cfg.method} "
+                            f"has none: use method={'|'.join(UNIT_TYPES)}, or drop match_params")
     check_task_metrics(cfg.task)
     check_train_config(cfg.train)
     if cfg.get("backbone_prune") is not None and cfg.backbone_prune.enabled:
@@ -217,7 +246,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     backbone_stage.reprune_found(model, family, cfg.get("method"), cfg.get("run"))  # method=found on a pruned search: prune the same way
     settings = RunSettings.from_config(cfg)  # typed once: the data stage and summary.json's labels
     data = build_task_data(settings.data, tokenizer)
-    model, groups, params, supernet = prepare(cfg, model, family)
+    matched_p = matched_params(cfg.match_params) if cfg.get("match_params") else None  # before run.json: nothing half-written
+    model, groups, params, supernet = prepare(cfg, model, family, matched_p["params"] if matched_p else None)
     log.info("baseline %s on %s (%s): %d train examples, eval %s; trainable %s", cfg.method, cfg.task.name,
              cfg.model.name, len(data.train), {k: len(v) for k, v in data.evals.items()}, params)
 
@@ -227,7 +257,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         log.info("match_compute: %d epochs = %d examples, for the %d %s trained", epochs, matched["examples"],
                  matched["target_examples"], cfg.match_compute)
     rd = RunDir(run_dir)
-    budget = budget_params(cfg.budget.percent, cfg.budget.params, params["base"]) if cfg.size_to_budget else None
+    budget = (matched_p["params"] if matched_p else
+              budget_params(cfg.budget.percent, cfg.budget.params, params["base"]) if cfg.size_to_budget else None)
     log_banner("baseline", rd.path, cfg, budget, params["base"])
     EpochLogger({"train": epochs}).attach(rd)
     # A baseline has no checkpoint: an unfinished directory restarts, so drop the stale step events.
@@ -246,8 +277,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         train={"epochs": epochs, "wall_s": result.wall_s, "examples_seen": result.examples_seen,
                "steps": result.steps, "train_size": len(data.train), "train_size_full": data.train_size_full,
                **({"match_compute": matched} if matched else {})},
-        run=cfg.run if cfg.method == "found" else None, size_to_budget=bool(cfg.size_to_budget),
-        budget=OmegaConf.to_container(cfg.budget) if cfg.size_to_budget else None,
+        run=cfg.run if cfg.method == "found" else None, size_to_budget=bool(cfg.size_to_budget or matched_p),
+        budget=({"percent": None, "params": matched_p["params"]} if matched_p else
+                OmegaConf.to_container(cfg.budget) if cfg.size_to_budget else None),
+        **({"match_params": matched_p} if matched_p else {}),
         **backbone_stage.found_record(cfg.get("method"), cfg.get("run"), model, params["base"]),  # {} unless the backbone was re-pruned
     )
     rd.finish(summary)

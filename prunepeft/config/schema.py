@@ -199,6 +199,9 @@ class RunConfig:
     # baseline: a finished search run; train for as many examples as it trained in all (search +
     # retrain), in whole epochs, instead of `train.epochs` (equal compute for warm starts, issue 22).
     match_compute: Optional[str] = None
+    # baseline: a finished search run; size the uniform units to its found configuration's PEFT
+    # parameters instead of the budget (equal parameters: claim (a') of Table 2, docs/method.md#sizes).
+    match_params: Optional[str] = None
     scale: str = "cpu"
     # Move the outputs of earlier attempts to <run>/.aside/<time>/ and start over.
     restart: bool = False

@@ -36,6 +36,9 @@ STRATEGY_LABELS = {"hybrid": "PrunePEFT", "none": "No pruning", "random": "Rando
 # Table 5's equal-compute pair (issue 22, item 5): a PrunePEFT run whose retrain starts from the search's
 # trained units, and a uniform baseline trained on as many examples as the PrunePEFT run trained in all.
 WARM_RETRAIN, EQUAL_COMPUTE = ", warm retrain", ", equal compute"
+# Table 2's comparison at equal parameters (claim (a')): a uniform baseline sized to the found parameter
+# count of the PrunePEFT run of the same task, lr and seed (`match_params`).
+EQUAL_PARAMS = ", equal parameters"
 MATCHED = "random_matched"  # its strategy.from_run is the hybrid run it matches, not a transfer (Table 5)
 
 
@@ -152,7 +155,7 @@ def method_label(row: dict) -> str:
         return f"Architecture transfer from {task_name(source)}"
     if row.get("command") == "baseline":
         label = BASELINE_LABELS.get(row.get("method") or "", row.get("method") or "?")
-        return label + (EQUAL_COMPUTE if row.get("match_compute") else "")
+        return label + (EQUAL_COMPUTE if row.get("match_compute") else "") + (EQUAL_PARAMS if row.get("match_params") else "")
     strategy = row.get("strategy") or "hybrid"
     label = f"Single: {row.get('criterion')}" if strategy == "single" else STRATEGY_LABELS.get(strategy, strategy)
     if row.get("combine") == "reference":
@@ -202,6 +205,7 @@ def read_run(path: Path, root: Path) -> dict[str, Any]:
         "train_wall_s": _get(summary, "train", "wall_s"), "train_epochs": _get(summary, "train", "epochs"),
         "retrain_init": _get(summary, "train", "init") if search else None,  # fresh | warm (null before it existed)
         "match_compute": _get(summary, "train", "match_compute"),  # baseline: {run, target_examples, epochs, examples}
+        "match_params": summary.get("match_params"),  # baseline: {run, params}
         "num_layers": found.get("num_layers"),
         "backbone": backbone_label(summary),  # unpruned | pruned (heads, ffn): one kind per report
         "search_space": ",".join(found.get("search_space") or config.get("search_space") or []) if search else None,

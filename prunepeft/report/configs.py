@@ -21,10 +21,11 @@ import pandas as pd
 # progress and logging, trackers, the run's bookkeeping, where it ran, and measurements the search does
 # not act on (docs/method.md#diagnostics: "the search is the same with diagnostics on or off").
 # `extra` holds the presets' layout and scale tables; its one result-changing entry, the transfer
-# source, is part of the row label (collect.method_label), as is a baseline's `match_compute` (its path
-# names the matched run of the same seed: equal compute is the label's ", equal compute").
+# source, is part of the row label (collect.method_label), as are a baseline's `match_compute` and
+# `match_params` (each path names the matched run of the same seed: the label's ", equal compute" and
+# ", equal parameters").
 IGNORED = ("seed", "scale", "command", "restart", "debug", "logger", "extra", "arm", "hydra", "run",
-           "strategy.from_run", "match_compute", "model.local", "data.dir", "data.cache_dir", "train.device", "train.progress",
+           "strategy.from_run", "match_compute", "match_params", "model.local", "data.dir", "data.cache_dir", "train.device", "train.progress",
            "train.log_every", "train.eval_batch_size", "train.max_nonfinite_steps",
            "train.gradient_checkpointing", "search.diagnostics")
 # What a baseline never reads: it trains one fixed configuration, no search.

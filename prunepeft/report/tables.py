@@ -18,7 +18,7 @@ import pandas as pd
 from prunepeft.errors import UserError
 from prunepeft.report.aggregate import Cell, paired_delta, seed_cell, select_lr, stats
 from prunepeft.report.backbone_check import check_one_backbone
-from prunepeft.report.collect import DECODER_FAMILIES, TASK_ORDER, task_name
+from prunepeft.report.collect import DECODER_FAMILIES, EQUAL_PARAMS, TASK_ORDER, task_name
 from prunepeft.report.configs import row_label, split_notes, split_variants, variant_order
 from prunepeft.report.paper import base_label, load_reference, paper_numbers
 from prunepeft.report.render import Column, Table
@@ -26,7 +26,8 @@ from prunepeft.report.render import Column, Table
 __all__ = ["TABLES", "build_tables", "load_reference"]
 
 TABLES = ("table2", "table3", "table4", "table5", "table6")
-MAIN_ROWS = ["FFT", "Head only", "Adapter", "Houlsby", "LoRA", "DoRA", "PrunePEFT", "PrunePEFT (low fidelity)"]
+MAIN_ROWS = ["FFT", "Head only", "Adapter", "Houlsby", "LoRA", "LoRA, equal parameters", "DoRA", "PrunePEFT",
+             "PrunePEFT (low fidelity)"]
 ABLATION_ROWS = ["No pruning", "Random pruning", "Random, type-matched", "Single criterion", "No partition",
                  "PrunePEFT", "PrunePEFT, warm retrain", "LoRA, equal compute"]
 EQUAL_COMPUTE_ROWS = ("PrunePEFT, warm retrain", "LoRA, equal compute")  # issue 22, item 5
@@ -146,6 +147,17 @@ def _table4(d: pd.DataFrame) -> Table:
     return t
 
 
+def _equal_params_note(t: Table, d: pd.DataFrame) -> Table:
+    """Say what "…, equal parameters" rows are, with the parameter counts they matched (claim (a'))."""
+    matched = d[d["label"].str.endswith(EQUAL_PARAMS)]["match_params"].dropna()
+    if len(matched):
+        counts = sorted({int(m["params"]) for m in matched})
+        t.notes.insert(0, "LoRA, equal parameters = uniform LoRA sized to the found parameter count of the PrunePEFT "
+                          "run of its task, lr and seed (match_params), not to the budget: the comparison at equal "
+                          f"parameters (PEFT parameters matched: {', '.join(f'{c:,}' for c in counts)}).")
+    return t
+
+
 def _table5(d: pd.DataFrame, lr_choices: pd.DataFrame) -> Table:
     """Table 5: ablations at the same budget and k; the single criterion shown is the best one."""
     d = d[((d["command"] == "search") | d["label"].isin(EQUAL_COMPUTE_ROWS)) & d["transfer_kind"].isna()].copy()
@@ -254,8 +266,9 @@ def build_tables(runs: pd.DataFrame, names: list[str] | tuple[str, ...] = TABLES
     plain = d["transfer_kind"].isna()
     main = plain & d["label"].isin(MAIN_ROWS)
     builders = {
-        "table2": lambda: _metric_table("table2", "Table 2 — PrunePEFT vs baselines on GLUE", d[main & ~decoder],
-                                        MAIN_ROWS, lr_choices, params=True),
+        "table2": lambda: _equal_params_note(_metric_table("table2", "Table 2 — PrunePEFT vs baselines on GLUE",
+                                                           d[main & ~decoder], MAIN_ROWS, lr_choices, params=True),
+                                             d[main & ~decoder]),
         "table3": lambda: _metric_table("table3", "Table 3 — decoder backbone", d[main & decoder], MAIN_ROWS,
                                         lr_choices, params=True),
         "table4": lambda: _table4(d),
