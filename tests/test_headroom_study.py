@@ -98,3 +98,18 @@ def test_verdicts_headroom_and_undecided():
         "H1 headroom above uniform LoRA: undecided —")  # one replicates, one does not
     assert "replicated tops: none yet" in headroom.verdicts(_study({}))[0]
     assert headroom.verdicts(_study({}))[0].startswith("H1 headroom above uniform LoRA: undecided")
+
+
+def test_report_keeps_only_seeds_with_a_complete_envelope(tmp_path):
+    from test_headroom_report import write_run
+
+    here = tmp_path / "headroom"
+    for seed, values in ((1, (0.80, 0.84)), (2, (0.70,))):  # seed 2 has 1 of its 2 draws
+        for j, v in enumerate(values):
+            write_run(here, f"env{j:02d}-s{seed}", v, 1000, ["0:lora"])
+        write_run(here, f"hybrid-s{seed}", 0.83 if seed == 1 else 0.99, 1000, ["0:lora"], "search")
+    out = headroom.report(2, here)
+    assert out.startswith("Seeds with all 2 envelope draws: 1; not yet in the tables: seed 2 (1 of 2).\n\n")
+    assert "| 1 | 2 |" in out and "| 2 | 1 |" not in out  # seed 2's row is held back
+    assert "| hybrid | 1 | 50 (50–50) | 83.00 |" in out  # seed 2's hybrid (99.00) is not pooled in
+    assert headroom.report(1, here).startswith("Seeds with all 1 envelope draws: 1, 2.\n\n")

@@ -249,21 +249,30 @@ def verdicts(study: dict) -> list[str]:
     return out
 
 
-def report() -> str:
+def report(n: int = 16, here: Path = HERE) -> str:
     """The headroom table, rebuilt from the committed files (one implementation: prunepeft.report.headroom),
-    then the verdicts of benchmarks/rules/headroom.md."""
+    then the verdicts of benchmarks/rules/headroom.md. Only seeds whose envelope has all `n` draws enter
+    (a seed half-way through would sit beside the others as if it were finished); the rest are named."""
     import tempfile
 
     from prunepeft.analysis.headroom import collect_headroom
+    from prunepeft.analysis.signal import arm_of
     from prunepeft.report import collect_runs
     from prunepeft.report.headroom import build_headroom
 
-    runs = collect_runs(HERE)
+    runs = collect_runs(here)
+    drawn = {s: len(d) for st in collect_headroom(runs).values() for s, d in st["envelope"].items()}
+    complete = sorted(s for s, k in drawn.items() if k >= n)
+    if not runs.empty:
+        runs = runs[runs["run"].map(lambda r: arm_of(r)[1]).isin(complete)]
+    running = ", ".join(f"seed {s} ({drawn[s]} of {n})" for s in sorted(drawn) if drawn[s] < n)
+    head = (f"Seeds with all {n} envelope draws: {', '.join(map(str, complete)) or 'none yet'}"
+            + (f"; not yet in the tables: {running}." if running else ".") + "\n\n")
     with tempfile.TemporaryDirectory() as tmp:
         table = build_headroom(runs, Path(tmp)) or f"no envelope runs under {HERE}"
     studies = collect_headroom(runs)
     lines = [line for study in studies.values() for line in verdicts(study)]
-    return table + ("\n\nVerdicts (benchmarks/rules/headroom.md):\n" + "\n".join(f"- {x}" for x in lines) if lines else "")
+    return head + table + ("\n\nVerdicts (benchmarks/rules/headroom.md):\n" + "\n".join(f"- {x}" for x in lines) if lines else "")
 
 
 def main() -> None:
@@ -276,7 +285,7 @@ def main() -> None:
         runner.copy_references(stage_b.STUDY, STUDY, REFERENCES, args.seeds)
         runner.run_many(jobs(args.seeds, args.n, not args.no_masked), args)
         runner.run_many(replicate_jobs(args.seeds, args.n), args)  # needs the finished envelopes
-    print(report())
+    print(report(args.n))
 
 
 if __name__ == "__main__":
