@@ -226,7 +226,7 @@ def test_a_match_params_baseline_is_sized_to_the_runs_count_not_the_budget(compo
 @pytest.mark.parametrize("overrides, message", [
     (["method=fft"], r"match_params sizes uniform units to a search run's parameters; method=fft has none: use "
                      r"method=lora\|dora\|adapter\|houlsby, or drop match_params"),
-    (["method=lora", "lora_r=2"], r"drop lora_r=/adapter_bottleneck="),
+    (["method=lora", "lora_r=2"], r"match_params computes the size from that run's parameters; drop lora_r=/adapter_bottleneck="),
 ])
 def test_match_params_user_errors_write_nothing(compose_cfg, tiny_overrides, tmp_path, overrides, message):
     out = tmp_path / "bad"

@@ -63,7 +63,9 @@ def _uniform_sizes(cfg: DictConfig, model, family, base: int, matched: int | Non
     if not cfg.size_to_budget and matched is None:
         return UnitSizes.from_model(cfg.model, lora_r=cfg.lora_r, adapter_bottleneck=cfg.adapter_bottleneck)
     if cfg.lora_r is not None or cfg.adapter_bottleneck is not None:
-        raise UserError("size_to_budget=true computes the size from the budget; drop lora_r=/adapter_bottleneck=")
+        source = "match_params computes the size from that run's parameters" if matched is not None else \
+            "size_to_budget=true computes the size from the budget"
+        raise UserError(f"{source}; drop lora_r=/adapter_bottleneck=")
     budget = matched if matched is not None else budget_params(cfg.budget.percent, cfg.budget.params, base)
     size = uniform_size_for_budget(model, family, cfg.method, budget, model.config.hidden_size)
     return get_unit_type(cfg.method).with_size(UnitSizes.from_model(cfg.model), size)
@@ -246,8 +248,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     backbone_stage.reprune_found(model, family, cfg.get("method"), cfg.get("run"))  # method=found on a pruned search: prune the same way
     settings = RunSettings.from_config(cfg)  # typed once: the data stage and summary.json's labels
     data = build_task_data(settings.data, tokenizer)
-    matched_p = matched_params(cfg.match_params) if cfg.get("match_params") else None  # before run.json: nothing half-written
-    model, groups, params, supernet = prepare(cfg, model, family, matched_p["params"] if matched_p else None)
+    equal_params = matched_params(cfg.match_params) if cfg.get("match_params") else None  # before run.json: nothing half-written
+    model, groups, params, supernet = prepare(cfg, model, family, equal_params["params"] if equal_params else None)
     log.info("baseline %s on %s (%s): %d train examples, eval %s; trainable %s", cfg.method, cfg.task.name,
              cfg.model.name, len(data.train), {k: len(v) for k, v in data.evals.items()}, params)
 
@@ -257,7 +259,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         log.info("match_compute: %d epochs = %d examples, for the %d %s trained", epochs, matched["examples"],
                  matched["target_examples"], cfg.match_compute)
     rd = RunDir(run_dir)
-    budget = (matched_p["params"] if matched_p else
+    budget = (equal_params["params"] if equal_params else
               budget_params(cfg.budget.percent, cfg.budget.params, params["base"]) if cfg.size_to_budget else None)
     log_banner("baseline", rd.path, cfg, budget, params["base"])
     EpochLogger({"train": epochs}).attach(rd)
@@ -277,10 +279,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         train={"epochs": epochs, "wall_s": result.wall_s, "examples_seen": result.examples_seen,
                "steps": result.steps, "train_size": len(data.train), "train_size_full": data.train_size_full,
                **({"match_compute": matched} if matched else {})},
-        run=cfg.run if cfg.method == "found" else None, size_to_budget=bool(cfg.size_to_budget or matched_p),
-        budget=({"percent": None, "params": matched_p["params"]} if matched_p else
+        run=cfg.run if cfg.method == "found" else None, size_to_budget=bool(cfg.size_to_budget or equal_params),
+        budget=({"percent": None, "params": equal_params["params"]} if equal_params else
                 OmegaConf.to_container(cfg.budget) if cfg.size_to_budget else None),
-        **({"match_params": matched_p} if matched_p else {}),
+        **({"match_params": equal_params} if equal_params else {}),
         **backbone_stage.found_record(cfg.get("method"), cfg.get("run"), model, params["base"]),  # {} unless the backbone was re-pruned
     )
     rd.finish(summary)
