@@ -116,3 +116,19 @@ def test_the_report_command_includes_headroom(tree, tmp_path, compose_cfg):
     result = report.run(cfg, out)
     assert "headroom" in result["tables"]
     assert "## Headroom" in (out / "report.md").read_text()
+
+
+def test_a_seed_with_a_short_envelope_is_listed_but_not_pooled(tree, tmp_path):
+    root = tree / "headroom"
+    for j, v in enumerate((0.60, 0.62)):  # seed 3: 2 of the others' 4 draws, its hybrid far above them
+        write_run(root, f"env{j:02d}-s3", v, 100_000, ["0:lora"])
+    write_run(root, "hybrid-s3", 0.99, 123_776, ["0:lora"], "search")
+    study = collect_headroom(collect_runs(tree))["headroom"]
+    from prunepeft.analysis.headroom import partial_seeds
+
+    assert partial_seeds(study) == {3: 2}
+    assert list(seed_rows(study)["seed"]) == [1, 2, 3]  # listed
+    hybrid = marker_rows(study).set_index("arm").loc["hybrid"]
+    assert hybrid["n"] == 2 and hybrid["value"] == pytest.approx((83.0 + 76.0) / 2)  # seeds 1 and 2 only
+    md = build_headroom(collect_runs(tree), tmp_path / "out")
+    assert "Not pooled across seeds (an envelope still short of the largest, N = 4): seed 3 (2 draws)." in md

@@ -89,9 +89,20 @@ def seed_rows(study: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def partial_seeds(study: dict[str, Any]) -> dict[int, int]:
+    """{seed: draws} of the seeds whose envelope has fewer draws than the largest one (a study still running):
+    listed per seed, never pooled across seeds, where their best, median and percentiles would sit beside
+    complete envelopes' as if comparable."""
+    sizes = {seed: len(draws) for seed, draws in study["envelope"].items()}
+    full = max(sizes.values(), default=0)
+    return {seed: n for seed, n in sorted(sizes.items()) if n < full}
+
+
 def marker_rows(study: dict[str, Any]) -> pd.DataFrame:
-    """Per marker across seeds: mean percentile, paired Δ to the envelope's best and median (mean, ±95 %, n)."""
+    """Per marker across the seeds with a complete envelope (`partial_seeds` left out): mean percentile,
+    paired Δ to the envelope's best and median (mean, ±95 %, n)."""
     per_seed = seed_rows(study)
+    per_seed = per_seed[~per_seed["seed"].isin(list(partial_seeds(study)))]
     rows = []
     for m in marker_names(study["markers"]):
         sub = per_seed[per_seed[m].notna()] if m in per_seed else per_seed.iloc[:0]
@@ -137,4 +148,4 @@ def unit_rows(study: dict[str, Any], top: float = 0.25) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["collect_headroom", "marker_names", "marker_rows", "percentile_in", "seed_rows", "unit_rows"]
+__all__ = ["collect_headroom", "marker_names", "marker_rows", "partial_seeds", "percentile_in", "seed_rows", "unit_rows"]

@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from prunepeft.analysis.headroom import collect_headroom, marker_names, marker_rows, seed_rows, unit_rows  # noqa: E402
+from prunepeft.analysis.headroom import (collect_headroom, marker_names, marker_rows, partial_seeds,  # noqa: E402
+                                         seed_rows, unit_rows)
 from prunepeft.report.figures import save_figure  # noqa: E402
 from prunepeft.run.io import atomic_write_text  # noqa: E402
 from prunepeft.run.markdown import md_table  # noqa: E402
@@ -55,6 +56,11 @@ def headroom_markdown(folder: str, study: dict[str, Any]) -> str:
         body.append([r["arm"], r["n"], pct, f"{r['value']:.2f}", _ci(r["delta_best"]), _ci(r["delta_median"])])
     lines += ["", *md_table(["arm", "seeds", "mean percentile (range)", "mean", "Δ to envelope best (paired, 95 %)",
                              "Δ to envelope median (paired, 95 %)"], body)]
+    partial = partial_seeds(study)
+    if partial:
+        full = max(len(d) for d in study["envelope"].values())
+        lines += ["", f"Not pooled across seeds (an envelope still short of the largest, N = {full}): "
+                      + ", ".join(f"seed {s} ({n} draws)" for s, n in partial.items()) + "."]
     if not units.empty:
         lines += ["", "Which units the best configurations share (top quarter of each seed's envelope, against "
                   "how often the draws held the unit):", ""]
