@@ -75,7 +75,7 @@ def headroom_figure(studies: dict[str, dict[str, Any]], path: Path) -> Optional[
     columns = [(folder, seed) for folder, st in sorted(studies.items()) for seed in sorted(st["envelope"])]
     if not columns:
         return None
-    fig, ax = plt.subplots(figsize=(min(16.0, max(5.0, 1.2 * len(columns) + 2.5)), 4.5))
+    fig, ax = plt.subplots(figsize=(min(18.0, max(7.0, 1.2 * len(columns) + 4.5)), 4.5))
     data = [[v for v, _, _ in studies[f]["envelope"][s]] for f, s in columns]
     ax.boxplot(data, positions=range(len(columns)), widths=0.5, showfliers=False)
     rng = np.random.default_rng(0)
@@ -93,7 +93,8 @@ def headroom_figure(studies: dict[str, dict[str, Any]], path: Path) -> Optional[
             if first:
                 order.append(m)
             j = order.index(m)
-            ax.scatter([i + 0.3], [got[0]], marker=styles[j % len(styles)], s=45, zorder=3, color=f"C{j}",
+            # each arm a little further right: arms that found the same configuration stay visible side by side
+            ax.scatter([i + 0.3 + 0.07 * j], [got[0]], marker=styles[j % len(styles)], s=45, zorder=3, color=f"C{j}",
                        label=m if first else None)
     ax.set_xticks(range(len(columns)))
     ax.set_xticklabels([f"{f + ' ' if f else ''}s{s}" for f, s in columns], rotation=30 if len(columns) > 6 else 0,
@@ -102,7 +103,8 @@ def headroom_figure(studies: dict[str, dict[str, Any]], path: Path) -> Optional[
     ax.set_title("Headroom: random configurations at equal parameters (box + draws), arms marked", fontsize=9)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="lower left")
+    # outside the axes: inside, it hid the lowest draws
+    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     save_figure(fig, [path], dpi=120)
     return path
