@@ -88,7 +88,13 @@ def test_verdicts_by_hand():
                       "percentile 100, 75, 75; − envelope median +1.67 ± 0.72 (95 %, n=3); − LoRA +0.67 ± 0.72 (95 %, n=3)")
     assert masked.startswith("H2 masked_loss: none of the three shown — percentile 38, 38, 38;")
     assert h3 == ("H3 the ground truth as the bound: masked_loss is not better than uniform LoRA: no headroom a criterion "
-                  "can find at this scale — masked_loss − LoRA -1.50 ± 0.00 (95 %, n=3)")
+                  "can find at this scale (not detected at n=3: this design detects ≥ 0.0 points) — masked_loss − LoRA "
+                  "-1.50 ± 0.00 (95 %, n=3)")
+    # masked_loss - LoRA -1, -2, +1.5: sd 1.80, half 4.3027 x 1.80 / sqrt(3) = 4.48; detectable 4.48 x 2.8 / 1.96 = 6.4
+    noisy = _study({})
+    noisy["markers"]["masked_loss"] = {1: (81.5, 1000), 2: (79.5, 1000), 3: (85.0, 1000)}
+    assert headroom.verdicts(noisy)[-1].endswith("(not detected at n=3: this design detects ≥ 6.4 points) — "
+                                                 "masked_loss − LoRA -0.50 ± 4.48 (95 %, n=3)")
 
 
 def test_verdicts_headroom_and_undecided():

@@ -207,6 +207,7 @@ def verdicts(study: dict) -> list[str]:
     """H1–H3 of benchmarks/rules/headroom.md, one line each (H2 one per search arm), from
     `prunepeft.analysis.headroom.collect_headroom`'s study of one folder."""
     from prunepeft.analysis.headroom import seed_rows
+    from prunepeft.analysis.stats import mde
 
     rows = seed_rows(study).set_index("seed")
     out = []
@@ -240,7 +241,8 @@ def verdicts(study: dict) -> list[str]:
     if masked is None or masked[2] < 2:
         h3 = "undecided (fewer than 2 seeds)"
     elif _low(masked) <= 0:
-        h3 = "masked_loss is not better than uniform LoRA: no headroom a criterion can find at this scale"
+        h3 = ("masked_loss is not better than uniform LoRA: no headroom a criterion can find at this scale "
+              f"(not detected at n={masked[2]}: this design detects ≥ {mde(masked[1]):.1f} points)")
     elif _low(hybrid) > 0:
         h3 = "masked_loss and hybrid both beat uniform LoRA"
     else:
