@@ -158,6 +158,7 @@ def unlabelled_plus_minus(text: str) -> list[int]:
     return sorted(set(out))
 
 
-def test_every_plus_minus_says_sd_or_95_percent():
-    bad = unlabelled_plus_minus(DOC.read_text())
-    assert not bad, f"BENCHMARKS.md: a ± with no 'sd' or '95 %' in its paragraph or table header at lines {bad}"
+@pytest.mark.parametrize("doc", ["BENCHMARKS.md", "README.md"])
+def test_every_plus_minus_says_sd_or_95_percent(doc):
+    bad = unlabelled_plus_minus((ROOT / doc).read_text())
+    assert not bad, f"{doc}: a ± with no 'sd' or '95 %' in its paragraph or table header at lines {bad}"

@@ -26,15 +26,54 @@ def _dev(run: Path) -> float:
     return json.loads((run / outputs.SUMMARY).read_text())["primary"]["value"]
 
 
+def _headroom(seeds: tuple[int, ...]) -> dict:
+    """The headroom study as `prunepeft report` computes it (prunepeft.analysis.headroom), restricted to the
+    seeds a paragraph quotes (runs committed later do not change it)."""
+    from prunepeft.analysis.headroom import collect_headroom
+    from prunepeft.report import collect_runs
+
+    study = collect_headroom(collect_runs(RESULTS / "headroom"))[""]
+    return {"envelope": {s: d for s, d in study["envelope"].items() if s in seeds},
+            "markers": {m: {s: v for s, v in by.items() if s in seeds} for m, by in study["markers"].items()}}
+
+
 def test_headroom_paragraph():
-    here = RESULTS / "headroom"
-    draws = [_heldout(here / f"env{j:02d}-s1") for j in range(11)]  # "11 of the 16 ... seed 1"
-    hybrid, lora = _heldout(here / "hybrid-s1"), _heldout(here / "uniform_lora_eqparams-s1")
-    text = (f"held-out accuracy {min(draws):.2f}–{max(draws):.2f} %, median {statistics.median(draws):.2f} %. "
-            f"Hybrid's own configuration ({hybrid:.2f} %) is above {sum(d < hybrid for d in draws)} of the 11 and "
-            f"{max(draws) - hybrid:.2f} points below the best")
-    assert " ".join(text.split()) in " ".join(README.split())
-    assert f"uniform LoRA at equal parameters ({lora:.2f} %)" in " ".join(README.split())
+    from benchmarks.lib.headroom import verdicts
+    from prunepeft.analysis.headroom import marker_rows, seed_rows, unit_rows
+
+    study = _headroom((1, 2))  # "seeds 1–2 of 3"
+    text = " ".join(README.split())
+    rows = seed_rows(study).set_index("seed")
+    assert list(rows["n"]) == [16, 16]
+    for s in (1, 2):
+        r = rows.loc[s]
+        assert f"seed {s} {r['worst']:.2f}–{r['best']:.2f} % (median {r['median']:.2f} %)" in text
+    def pct(arm: str) -> str:  # "91st and 75th": the arm's percentile in seed 1's and seed 2's envelope
+        def nth(v: float) -> str:
+            n = int(round(v))
+            return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+        return " and ".join(nth(rows.loc[s, arm + "_pct"]) for s in (1, 2))
+
+    assert pct("uniform_lora_eqparams") == "88th and 88th" and "88th percentile on both seeds" in text
+    assert f"the {pct('masked_loss')} percentiles" in text
+    assert f"hybrid at the {pct('hybrid')};" in text
+    assert f"equal parameters at the {pct('uniform_adapter_eqparams')}." in text
+    markers = marker_rows(study).set_index("arm")
+    ci = lambda d: f"{d[0]:+.2f} ± {d[1]:.2f}".replace("-", "−")  # noqa: E731
+    lora = markers.loc["uniform_lora_eqparams"]
+    assert f"{ci(lora['delta_median'])} points above the envelope's median and {ci(lora['delta_best'])[1:]} below its best" \
+        in text
+    assert f"best draw gains over the median by luck and design together ({ci(markers.loc['envelope best', 'delta_median'])}" \
+        in text
+    assert f"only {-lora['delta_best'][0]:.2f} points above it" in text
+    lines = verdicts(study)
+    assert "masked_loss − LoRA -0.09 ± 2.16 (95 %, n=2)" in lines[-1] and "level with uniform LoRA (−0.09 ± 2.16, 95 %" in text
+    assert "no headroom a criterion can find" in lines[-1] and "detects ≥ 3.1 points" in lines[-1]
+    assert lines[0].startswith("H1 headroom above uniform LoRA: undecided")
+    assert all(list(study["markers"]["hybrid_masked_loss"][s]) == list(study["markers"]["hybrid"][s]) for s in (1, 2))
+    units = unit_rows(study).set_index("unit")
+    assert units.loc["5:lora", "top"] == 1.0 and f"{units.loc['4:lora', 'top']:.0%}" == "88%"
+    assert "every draw in a seed's top quarter holds `5:lora`" in text and "88 % hold `4:lora`" in text
 
 
 def test_equal_compute_paragraph():
