@@ -48,6 +48,9 @@ def test_headroom_paragraph():
     for s in (1, 2):
         r = rows.loc[s]
         assert f"seed {s} {r['worst']:.2f}–{r['best']:.2f} % (median {r['median']:.2f} %)" in text
+    spans = " and ".join(f"{rows.loc[s, 'best'] - rows.loc[s, 'worst']:.2f}" for s in (1, 2))
+    assert f"the envelopes span {spans} points" in text
+
     def pct(arm: str) -> str:  # "91st and 75th": the arm's percentile in seed 1's and seed 2's envelope
         def nth(v: float) -> str:
             n = int(round(v))
