@@ -2,6 +2,7 @@
 each is a found configuration `prunepeft baseline method=found` can build."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,28 @@ def test_report_keeps_only_seeds_with_a_complete_envelope(tmp_path):
     assert "| 1 | 2 |" in out and "| 2 | 1 |" not in out  # seed 2's row is held back
     assert "| hybrid | 1 | 50 (50–50) | 83.00 |" in out  # seed 2's hybrid (99.00) is not pooled in
     assert headroom.report(1, here).startswith("Seeds with all 1 envelope draws: 1, 2.\n\n")
+
+
+def test_cost_table_by_hand(tmp_path):
+    """Per search arm, the mean over the given seeds of search, probes (warm-up + round probes) and retrain
+    seconds; stage B's older summary (no per-phase `cost`) gives search and retrain only; a seed outside the
+    list is not pooled; an arm without runs is left out."""
+    def summary(name: str, body: dict) -> None:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps(body))
+
+    def phased(search: float, warm: float, rounds: float, retrain: float) -> dict:
+        return {"cost": {"search_s": search, "retrain_s": retrain,
+                         "phases_s": {"warmup_probes": warm, "round_probes": rounds}}}
+
+    summary("masked_loss-s1", phased(300.0, 0.0, 90.0, 400.0))
+    summary("masked_loss-s2", phased(100.0, 10.0, 20.0, 200.0))
+    summary("masked_loss-s3", phased(9999.0, 9999.0, 9999.0, 1.0))  # not in the seeds asked for
+    summary("hybrid-s1", {"search": {"wall_s": 150.0}, "train": {"wall_s": 50.0}})
+    lines = headroom.cost_table([1, 2], tmp_path).splitlines()
+    assert lines[2:] == ["| hybrid | 1 | 150 | — | 50 | 3.00 |",
+                         "| masked_loss | 2 | 200 | 60 | 300 | 0.67 |"]  # mean of ratios would be 0.625
+    assert headroom.cost_table([3], tmp_path).splitlines()[2:] == ["| masked_loss | 1 | 9999 | 19998 | 1 | 9999.00 |"]
+    summary("hybrid_masked_loss-s1", {"search": {"rounds": 3}})  # no timing recorded: not a row
+    assert "hybrid_masked_loss" not in headroom.cost_table([1, 2], tmp_path)
+    assert headroom.cost_table([4], tmp_path) == ""  # no runs: no table at all

@@ -251,6 +251,30 @@ def verdicts(study: dict) -> list[str]:
     return out
 
 
+def cost_table(seeds: list[int], here: Path = HERE) -> str:
+    """Each search arm's wall-clock from its runs' own summary.json, mean over `seeds`: the search (every pass,
+    probes included), the probes alone (masked_loss's masked evaluations and the criteria's scoring passes:
+    `warmup_probes` + `round_probes`), the retrain. Stage B's hybrid (copied from confirm_cpu) predates the
+    per-phase record: its search and retrain wall-clock only."""
+    def cost(summary: dict) -> tuple[float, float, float] | None:
+        if "cost" in summary:
+            c = summary["cost"]
+            return c["search_s"], c["phases_s"]["warmup_probes"] + c["phases_s"]["round_probes"], c["retrain_s"]
+        if "wall_s" in summary.get("search", {}) and "wall_s" in summary.get("train", {}):
+            return summary["search"]["wall_s"], float("nan"), summary["train"]["wall_s"]
+        return None  # no timing recorded
+
+    rows = ["| arm | seeds | search (s) | of which probes (s) | retrain (s) | search / retrain |", "|---|---|---|---|---|---|"]
+    for arm in SEARCHES:
+        found = [c for s in seeds if (f := here / f"{arm}-s{s}" / outputs.SUMMARY).exists()
+                 and (c := cost(json.loads(f.read_text()))) is not None]
+        if found:
+            search, probes, retrain = (float(np.mean(x)) for x in zip(*found))
+            probe = "—" if probes != probes else f"{probes:.0f}"
+            rows.append(f"| {arm} | {len(found)} | {search:.0f} | {probe} | {retrain:.0f} | {search / retrain:.2f} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
 def report(n: int = 16, here: Path = HERE) -> str:
     """The headroom table, rebuilt from the committed files (one implementation: prunepeft.report.headroom),
     then the verdicts of benchmarks/rules/headroom.md. Only seeds whose envelope has all `n` draws enter
@@ -274,7 +298,11 @@ def report(n: int = 16, here: Path = HERE) -> str:
         table = build_headroom(runs, Path(tmp)) or f"no envelope runs under {HERE}"
     studies = collect_headroom(runs)
     lines = [line for study in studies.values() for line in verdicts(study)]
-    return head + table + ("\n\nVerdicts (benchmarks/rules/headroom.md):\n" + "\n".join(f"- {x}" for x in lines) if lines else "")
+    cost = cost_table(complete, here)
+    if cost:
+        cost = ("\n\nWall-clock per search run (mean over the seeds above; runs two at a time on 2 shared cores, so "
+                "compare within a row, not across studies):\n\n" + cost)
+    return head + table + cost + ("\n\nVerdicts (benchmarks/rules/headroom.md):\n" + "\n".join(f"- {x}" for x in lines) if lines else "")
 
 
 def main() -> None:
