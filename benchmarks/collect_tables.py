@@ -1,6 +1,7 @@
 """Commit the table runs' small files and rebuild the committed tables from them.
 
     python -m benchmarks.collect_tables --scale cpu      # outputs/cpu -> benchmarks/results/tables_cpu -> reports/tables_cpu
+    python -m benchmarks.collect_tables --scale cpu --src /elsewhere/cpu   # a sweep run with RUNS=/elsewhere/cpu
 
 `make tableN SCALE=cpu` writes whole run directories (weights, checkpoints) under outputs/<scale>/; only
 the small files a table needs are committed, at the same relative paths, so `make tables` finds them
@@ -45,9 +46,11 @@ def report(runs: Path, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="cpu")
+    parser.add_argument("--src", type=Path, default=None,
+                        help="the sweep's RUNS folder (default outputs/<scale>): where `make tables RUNS=...` wrote")
     args = parser.parse_args()
     runs = ROOT / "benchmarks" / "results" / f"tables_{args.scale}"
-    copied = collect(ROOT / "outputs" / args.scale, runs)
+    copied = collect(args.src or ROOT / "outputs" / args.scale, runs)
     print(f"{len(copied)} finished runs in {runs.relative_to(ROOT)}")
     report(runs, ROOT / "reports" / f"tables_{args.scale}")
 
