@@ -123,3 +123,42 @@ def test_cpu_table_cola_is_majority_class():
     runs = _table2_baselines("cola")
     assert len(runs) == 4 and all(_dev(r) == 0.0 for r in runs)
     assert "CoLA (Matthews correlation 0.0 for all four" in " ".join(README.split())
+
+
+def test_cpu_table_sst2_column_paragraph():
+    """"The SST-2 column at scale=cpu, seed 1": every number from the committed tables (reports/tables_cpu/*.csv,
+    themselves rebuilt byte for byte from the runs by test_committed_tables)."""
+    import math
+
+    import pandas as pd
+
+    reports = ROOT / "reports" / "tables_cpu"
+    cells = pd.concat([pd.read_csv(reports / f"table{t}.csv") for t in (2, 4, 5)])
+    sst2 = cells[(cells["column"] == "SST-2") & (cells["model"] == "minilm_l6")].set_index(["table", "method"])
+    text = " ".join(README.split())
+    assert (sst2["n"] == 1).all()  # "one run per cell"
+
+    def at(table: str, method: str) -> str:
+        return f"{sst2.loc[(table, method), 'mean']:.1f} %"
+
+    expected = [
+        f"PrunePEFT {at('table2', 'PrunePEFT')}, its low-fidelity search {at('table2', 'PrunePEFT (low fidelity)')}",
+        f"uniform LoRA {at('table2', 'LoRA')} at the table's budget and {at('table2', 'LoRA, equal parameters')} at",
+        f"adapter {at('table2', 'Adapter')}, DoRA {at('table2', 'DoRA')}, FFT {at('table2', 'FFT')}",
+        f"random pruning {at('table5', 'Random pruning')}, type-matched random {at('table5', 'Random, type-matched')}, "
+        f"no partition {at('table5', 'No partition')}, the best single criterion (threshold) "
+        f"{at('table5', 'Single criterion (best: threshold)')}",
+        f"(9 epochs, \"LoRA, equal compute\") reaches {at('table5', 'LoRA, equal compute')}",
+        f"PrunePEFT retrained from its warm-up's weights {at('table5', 'PrunePEFT, warm retrain')}",
+    ]
+    missing = [e for e in expected if e not in text]
+    assert not missing, missing
+    spread = sst2.loc[[r for r in sst2.index if "equal compute" not in r[1] and "warm" not in r[1]], "mean"]
+    assert f"within {spread.max() - spread.min():.1f} points" in text
+    half = 100 * 1.96 * math.sqrt(0.79 * 0.21 / 872)  # a binomial accuracy's 95 % half-width on SST-2's dev rows
+    assert f"±{half:.1f} points (95 %)" in text
+    ratio = cells[(cells["table"] == "table4") & (cells["method"] == "PrunePEFT") & (cells["column"] == "Search / retrain")]
+    assert f"The search costs {ratio['mean'].item():.1f} × its retrain" in text
+    lora = json.loads((RESULTS / "tables_cpu" / "sst2" / "minilm_l6" / "baseline" / "lora-equal_compute-from_none"
+                       / "lr0.001-5e-05-s1" / outputs.SUMMARY).read_text())
+    assert lora["train"]["epochs"] == 9
