@@ -253,8 +253,8 @@ def verdicts(study: dict) -> list[str]:
 
 def cost_table(seeds: list[int], here: Path = HERE) -> str:
     """Each search arm's wall-clock from its runs' own summary.json, mean over `seeds`: the search (every pass,
-    probes included), the probes alone (masked_loss's masked evaluations and the criteria's scoring passes:
-    `warmup_probes` + `round_probes`), the retrain. Stage B's hybrid (copied from confirm_cpu) predates the
+    probes included), the probes alone (the masked passes: `masked_loss`'s one-unit-masked evaluations at the
+    warm-up snapshots and in the rounds, `warmup_probes` + `round_probes`; prunepeft/pruning/cost.py), the retrain. Stage B's hybrid (copied from confirm_cpu) predates the
     per-phase record: its search and retrain wall-clock only."""
     def cost(summary: dict) -> tuple[float, float, float] | None:
         if "cost" in summary:
