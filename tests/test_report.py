@@ -226,6 +226,31 @@ def test_table5_best_single_criterion_and_deltas(runs):
     assert "best single criterion = taylor, chosen by its mean dev metric over tasks (taylor 68.0, weight 63.0)" in md
 
 
+def test_table5_best_single_criterion_over_the_tasks_all_have(tmp_path):
+    """A criterion whose CoLA run has not finished is not crowned by a mean over SST-2 alone: the ranking uses
+    the tasks every criterion has run on, and the note names them."""
+    for crit, sst2, cola in (("weight", 0.80, 0.10), ("zeros", 0.78, 0.05), ("taylor", 0.79, None)):
+        make_run(tmp_path, f"{crit}-sst2", command="search", task="sst2", seed=1, value=sst2, strategy="single",
+                 criterion=crit)
+        if cola is not None:
+            make_run(tmp_path, f"{crit}-cola", command="search", task="cola", seed=1, value=cola, strategy="single",
+                     criterion=crit)
+    for task in ("sst2", "cola"):
+        make_run(tmp_path, f"h-{task}", command="search", task=task, seed=1, value=0.5)
+    (t5,) = build_tables(collect_runs(tmp_path), ["table5"])
+    md = to_markdown(t5)
+    # over all of each one's tasks taylor (79.0) would beat weight (45.0) and zeros (41.5); over SST-2 weight wins
+    assert "Single criterion (best: weight)" in md and "best: taylor" not in md
+    assert ("best single criterion = weight, chosen by its mean dev metric over SST-2, the tasks every criterion has "
+            "run on (weight 80.0, taylor 79.0, zeros 78.0)") in md
+    make_run(tmp_path, "taylor-cola", command="search", task="cola", seed=1, value=0.20, strategy="single",
+             criterion="taylor")
+    (t5,) = build_tables(collect_runs(tmp_path), ["table5"])
+    # every criterion on both tasks: taylor (79 + 20) / 2 = 49.5 > weight 45.0 > zeros 41.5
+    assert "best single criterion = taylor, chosen by its mean dev metric over tasks (taylor 49.5, weight 45.0, zeros 41.5)" \
+        in to_markdown(t5)
+
+
 def test_table5_from_low_fidelity_searches_only(tmp_path):
     """A tree with only low-fidelity searches (the CPU benchmark) still gives Table 5, and says so."""
     for seed, (hyb, rnd) in enumerate([(0.80, 0.78), (0.82, 0.77)], start=1):
