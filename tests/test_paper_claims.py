@@ -140,3 +140,25 @@ def test_equal_parameters_row_decides_a_prime_and_never_pools_into_a(tmp_path, c
     assert "best uniform by mean over the pairs: lora 80.0" in lines[1]
     # -1, +1, -2: mean -0.667, sd 1.528, half 4.3027 x 1.528 / sqrt(3) = 3.79
     assert "hybrid − LoRA (hybrid's parameters) -0.67 points, 95 % [-4.46, +3.13], n=3 pairs" in lines[2]
+
+
+def test_best_of_ranks_over_the_pairs_every_candidate_shares(tmp_path):
+    """A single criterion whose CoLA runs have not finished is not chosen on its SST-2 pairs alone (rules (c):
+    "the highest mean over the same pairs"); with no common pair each is ranked over its own, and it says so."""
+    for i, (task, seed) in enumerate(TASK_SEEDS):
+        make_run(tmp_path, f"{task}/hybrid-s{seed}", command="search", task=task, seed=seed, value=HYBRID[i])
+        make_run(tmp_path, f"{task}/weight-s{seed}", command="search", task=task, seed=seed,
+                 value=[0.82, 0.84, 0.30, 0.30][i], strategy="single", criterion="weight")
+        if task == "sst2":  # taylor: SST-2 only, lower there than weight but above weight's mean over all four pairs
+            make_run(tmp_path, f"{task}/taylor-s{seed}", command="search", task=task, seed=seed, value=0.80,
+                     strategy="single", criterion="taylor")
+    d = claims_mod.load(tmp_path)
+    search = d[d["command"] == "search"]
+    hybrid = claims_mod.one_config(search[search["label"] == "PrunePEFT"])
+    singles = {c: claims_mod.one_config(g) for c, g in search[search["strategy"] == "single"].groupby("criterion")}
+    # own pairs would give taylor 80.0 > weight 56.5; over the two SST-2 pairs both share: weight 83.0 > taylor 80.0
+    assert claims_mod.best_of(hybrid, singles) == ("weight", "weight 83.0; taylor 80.0")
+    only_cola = {"weight": singles["weight"][singles["weight"]["task"] == "cola"], "taylor": singles["taylor"]}
+    assert claims_mod.best_of(hybrid, only_cola) == (
+        "taylor", "taylor 80.0; weight 30.0 (no pair common to all: each over its own pairs)")
+    assert claims_mod.best_of(hybrid, {}) == (None, "")

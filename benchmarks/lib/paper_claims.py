@@ -113,17 +113,21 @@ def decide(diffs: list[float], rule: str, what: str) -> tuple[str, str]:
 
 
 def best_of(hybrid: pd.DataFrame, candidates: dict[str, pd.DataFrame]) -> tuple[Optional[str], str]:
-    """The candidate with the highest mean over its pairs with hybrid (chosen after the runs: favours it)."""
-    means = {}
-    for name, arm in candidates.items():
-        pa, ph = per_pair(arm), per_pair(hybrid)
-        shared = sorted(set(pa.index) & set(ph.index), key=str)
-        if shared:
-            means[name] = statistics.fmean(float(pa[k]) for k in shared)
-    if not means:
+    """The candidate with the highest mean over the same pairs with hybrid (benchmarks/rules/paper_claims.md:
+    chosen after the runs, which favours it). "The same pairs" are those every candidate shares with hybrid, so
+    that a candidate whose harder-task runs have not finished is not ranked on its easier ones alone; where the
+    candidates share no pair, each is ranked over its own pairs, and the listing says so."""
+    ph = per_pair(hybrid)
+    own = {name: set(per_pair(arm).index) & set(ph.index) for name, arm in candidates.items()}
+    own = {name: keys for name, keys in own.items() if keys}
+    if not own:
         return None, ""
+    common = set.intersection(*own.values())
+    means = {name: statistics.fmean(float(per_pair(candidates[name])[k]) for k in (common or keys))
+             for name, keys in own.items()}
     best = max(means, key=lambda k: means[k])  # first in the candidates' order on a tie
-    return best, "; ".join(f"{k} {v:.1f}" for k, v in sorted(means.items(), key=lambda kv: -kv[1]))
+    listed = "; ".join(f"{k} {v:.1f}" for k, v in sorted(means.items(), key=lambda kv: -kv[1]))
+    return best, listed if common else listed + " (no pair common to all: each over its own pairs)"
 
 
 def claims(d: pd.DataFrame) -> list[Verdict]:
