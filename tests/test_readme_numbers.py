@@ -153,7 +153,7 @@ def test_cpu_table_sst2_column_paragraph():
         f"random pruning {at('table5', 'Random pruning')}, type-matched random {at('table5', 'Random, type-matched')}, "
         f"no partition {at('table5', 'No partition')}, the best single criterion on SST-2 ({best}) {singles[best]:.1f} %",
         f"(9 epochs, \"LoRA, equal compute\") reaches {at('table5', 'LoRA, equal compute')}",
-        f"PrunePEFT retrained from its warm-up's weights {at('table5', 'PrunePEFT, warm retrain')}",
+        f"PrunePEFT retrained from the search's trained units (warm retrain) {at('table5', 'PrunePEFT, warm retrain')}",
     ]
     missing = [e for e in expected if e not in text]
     assert not missing, missing
