@@ -133,7 +133,7 @@ def test_cpu_table_sst2_column_paragraph():
     import pandas as pd
 
     reports = ROOT / "reports" / "tables_cpu"
-    cells = pd.concat([pd.read_csv(reports / f"table{t}.csv") for t in (2, 4, 5)])
+    cells = pd.concat([pd.read_csv(reports / f"table{t}.csv") for t in (2, 4, 5, 6)])
     sst2 = cells[(cells["column"] == "SST-2") & (cells["model"] == "minilm_l6")].set_index(["table", "method"])
     text = " ".join(README.split())
     assert (sst2["n"] == 1).all()  # "one run per cell"
@@ -153,12 +153,15 @@ def test_cpu_table_sst2_column_paragraph():
         f"random pruning {at('table5', 'Random pruning')}, type-matched random {at('table5', 'Random, type-matched')}, "
         f"no partition {at('table5', 'No partition')}, the best single criterion on SST-2 ({best}) {singles[best]:.1f} %",
         f"(9 epochs, \"LoRA, equal compute\") reaches {at('table5', 'LoRA, equal compute')}",
+        f"strategy transfer from RTE {at('table6', 'Strategy transfer from RTE')} and from CoLA "
+        f"{at('table6', 'Strategy transfer from CoLA')}, architecture transfer from RTE "
+        f"{at('table6', 'Architecture transfer from RTE')} and from CoLA {at('table6', 'Architecture transfer from CoLA')}",
         f"PrunePEFT retrained from the search's trained units (warm retrain) {at('table5', 'PrunePEFT, warm retrain')}",
     ]
     missing = [e for e in expected if e not in text]
     assert not missing, missing
-    spread = [*sst2.loc[[r for r in sst2.index if "equal compute" not in r[1] and "warm" not in r[1]
-                         and not r[1].startswith("Single")], "mean"], singles[best]]
+    spread = [*sst2.loc[[r for r in sst2.index if r[0] in ("table2", "table5") and "equal compute" not in r[1]
+                         and "warm" not in r[1] and not r[1].startswith("Single")], "mean"], singles[best]]
     assert f"within {max(spread) - min(spread):.1f} points" in text
     half = 100 * 1.96 * math.sqrt(0.79 * 0.21 / 872)  # a binomial accuracy's 95 % half-width on SST-2's dev rows
     assert f"±{half:.1f} points (95 %)" in text
