@@ -100,27 +100,27 @@ ours.
 """
 
 TABLE2_CSV = """\
-table,model,method,column,mean,std,n,seeds,mark,delta_mean,delta_std,delta_n,paper,delta_paper
-table2,minilm_l6,FFT,RTE,71.0,1.4142,2,1;2,best,1.0,2.8284,2,86.6,-15.6
-table2,minilm_l6,FFT,SST-2,91.0,1.4142,2,1;2,second,-1.0,2.8284,2,96.4,-5.4
-table2,minilm_l6,FFT,Avg,81.0,,2,,best,,,0,,
-table2,minilm_l6,FFT,Params (%),100.0,0.0,4,,,,,0,100,0.0
-table2,minilm_l6,Adapter,RTE,65.0,,1,1,,-6.0,,1,83.8,-18.8
-table2,minilm_l6,Adapter,SST-2,,,0,,,,,0,96.1,
-table2,minilm_l6,Adapter,Avg,,,0,,,,,0,,
-table2,minilm_l6,Adapter,Params (%),0.74,,1,,,,,0,2,-1.26
-table2,minilm_l6,LoRA,RTE,67.0,1.4142,2,1;2,,-3.0,2.8284,2,84.0,-17.0
-table2,minilm_l6,LoRA,SST-2,91.0,,1,1,second,-2.0,,1,96.0,-5.0
-table2,minilm_l6,LoRA,Avg,79.0,,2,,second,,,0,,
-table2,minilm_l6,LoRA,Params (%),0.76,0.0,3,,,,,0,1,-0.24
-table2,minilm_l6,PrunePEFT,RTE,70.0,1.4142,2,1;2,second,,,0,85.5,-15.5
-table2,minilm_l6,PrunePEFT,SST-2,92.0,1.4142,2,1;2,best,,,0,96.6,-4.6
-table2,minilm_l6,PrunePEFT,Avg,81.0,,2,,best,,,0,,
-table2,minilm_l6,PrunePEFT,Params (%),0.75,0.0,4,,,,,0,1,-0.25
-table2,minilm_l6,PrunePEFT (low fidelity),RTE,68.0,,1,1,,-3.0,,1,85.0,-17.0
-table2,minilm_l6,PrunePEFT (low fidelity),SST-2,,,0,,,,,0,96.3,
-table2,minilm_l6,PrunePEFT (low fidelity),Avg,,,0,,,,,0,,
-table2,minilm_l6,PrunePEFT (low fidelity),Params (%),0.7,,1,,,,,0,1,-0.3
+table,model,method,column,mean,std,n,seeds,mark,at_chance,delta_mean,delta_std,delta_n,paper,delta_paper
+table2,minilm_l6,FFT,RTE,71.0,1.4142,2,1;2,best,False,1.0,2.8284,2,86.6,-15.6
+table2,minilm_l6,FFT,SST-2,91.0,1.4142,2,1;2,second,False,-1.0,2.8284,2,96.4,-5.4
+table2,minilm_l6,FFT,Avg,81.0,,2,,best,False,,,0,,
+table2,minilm_l6,FFT,Params (%),100.0,0.0,4,,,False,,,0,100,0.0
+table2,minilm_l6,Adapter,RTE,65.0,,1,1,,False,-6.0,,1,83.8,-18.8
+table2,minilm_l6,Adapter,SST-2,,,0,,,False,,,0,96.1,
+table2,minilm_l6,Adapter,Avg,,,0,,,False,,,0,,
+table2,minilm_l6,Adapter,Params (%),0.74,,1,,,False,,,0,2,-1.26
+table2,minilm_l6,LoRA,RTE,67.0,1.4142,2,1;2,,False,-3.0,2.8284,2,84.0,-17.0
+table2,minilm_l6,LoRA,SST-2,91.0,,1,1,second,False,-2.0,,1,96.0,-5.0
+table2,minilm_l6,LoRA,Avg,79.0,,2,,second,False,,,0,,
+table2,minilm_l6,LoRA,Params (%),0.76,0.0,3,,,False,,,0,1,-0.24
+table2,minilm_l6,PrunePEFT,RTE,70.0,1.4142,2,1;2,second,False,,,0,85.5,-15.5
+table2,minilm_l6,PrunePEFT,SST-2,92.0,1.4142,2,1;2,best,False,,,0,96.6,-4.6
+table2,minilm_l6,PrunePEFT,Avg,81.0,,2,,best,False,,,0,,
+table2,minilm_l6,PrunePEFT,Params (%),0.75,0.0,4,,,False,,,0,1,-0.25
+table2,minilm_l6,PrunePEFT (low fidelity),RTE,68.0,,1,1,,False,-3.0,,1,85.0,-17.0
+table2,minilm_l6,PrunePEFT (low fidelity),SST-2,,,0,,,False,,,0,96.3,
+table2,minilm_l6,PrunePEFT (low fidelity),Avg,,,0,,,False,,,0,,
+table2,minilm_l6,PrunePEFT (low fidelity),Params (%),0.7,,1,,,False,,,0,1,-0.3
 """
 
 
@@ -166,7 +166,7 @@ def test_table2_without_paper_numbers_has_no_paper_columns(runs):
     (t2,) = build_tables(runs, ["table2"], load_reference().head(0))
     md = to_markdown(t2)
     assert "| Model | Method | RTE | SST-2 | Avg | Params (%) |" in md and "paper =" not in md and " Δ" not in md
-    assert to_csv(t2).splitlines()[1] == "table2,minilm_l6,FFT,RTE,71.0,1.4142,2,1;2,best,1.0,2.8284,2,,"
+    assert to_csv(t2).splitlines()[1] == "table2,minilm_l6,FFT,RTE,71.0,1.4142,2,1;2,best,False,1.0,2.8284,2,,"
 
 
 def test_table2_latex_booktabs_marks(runs):
@@ -296,8 +296,8 @@ def test_paper_numbers_stand_beside_ours_unranked(runs, tmp_path):
     assert "| minilm_l6 | FFT | **71.0 ± 1.4 (n=2)** | — | — |" in md  # no paper number: empty, not guessed
     assert "**99.9**" not in md and "50.0" not in md  # never ranked; a method we did not run is not shown
     lines = to_csv(t2).splitlines()
-    assert "table2,minilm_l6,LoRA,RTE,67.0,1.4142,2,1;2,,-3.0,2.8284,2,99.9,-32.9" in lines
-    assert "table2,minilm_l6,LoRA,SST-2,91.0,,1,1,second,-2.0,,1,," in lines
+    assert "table2,minilm_l6,LoRA,RTE,67.0,1.4142,2,1;2,,False,-3.0,2.8284,2,99.9,-32.9" in lines
+    assert "table2,minilm_l6,LoRA,SST-2,91.0,,1,1,second,False,-2.0,,1,," in lines
     assert "minilm\\_l6 & LoRA & 67.0 $\\pm$ 1.4 {\\scriptsize (2)} & 99.9 & -32.9 &" in to_latex(t2)
 
 
@@ -312,9 +312,10 @@ def test_paper_numbers_of_tables_3_and_6(runs):
     """The packaged CSV's method names mapped to our rows: Llama-3-8B's Table 3, Table 6's transfers."""
     t3, t6 = build_tables(runs, ["table3", "table6"])
     md3 = to_markdown(t3)
-    # LoRA(r=32) RTE 86.6 (55.0 − 86.6 = −31.6), %param 0.40; PrunePEFT 84.8 (57.0 − 84.8 = −27.8), 0.34
-    assert "| tiny_llama | LoRA | <u>55.0 (n=1)</u> | 86.6 | -31.6 | 0.80 | 0.40 | +0.40 |" in md3
-    assert "| tiny_llama | PrunePEFT | **57.0 (n=1)** | 84.8 | -27.8 | 0.75 | 0.34 | +0.41 |" in md3
+    # LoRA(r=32) RTE 86.6 (55.0 − 86.6 = −31.6), %param 0.40; PrunePEFT 84.8 (57.0 − 84.8 = −27.8), 0.34;
+    # both below RTE's no-signal bound (58.6): at chance (†), never ranked
+    assert "| tiny_llama | LoRA | 55.0 (n=1) † | 86.6 | -31.6 | 0.80 | 0.40 | +0.40 |" in md3
+    assert "| tiny_llama | PrunePEFT | 57.0 (n=1) † | 84.8 | -27.8 | 0.75 | 0.34 | +0.41 |" in md3
     assert "arXiv 2506.07587 (Llama-3-8B)" in md3
     md6 = to_markdown(t6)
     # "no transfer" 96.6, "RTE pruning strategy transfer" 96.4, "RTE fine-tuned architecture transfer" 96.4
@@ -377,7 +378,7 @@ def test_two_configurations_of_one_cell_get_a_row_each(tmp_path):
     # 2000: (66, 68) after the lr sweep kept 1e-3 (67.0 vs 61.0); 500: (50, 54), sd 2.8; paper LoRA RTE 84.0
     assert "| minilm_l6 | LoRA [data.train_subset=2000] | <u>67.0 ± 1.4 (n=2)</u> | 84.0 | -17.0 | 0.75 | 1 | -0.25 |" \
         in md
-    assert "| minilm_l6 | LoRA [data.train_subset=500] | 52.0 ± 2.8 (n=2) | 84.0 | -32.0 | 0.75 | 1 | -0.25 |" in md
+    assert "| minilm_l6 | LoRA [data.train_subset=500] | 52.0 ± 2.8 (n=2) † | 84.0 | -32.0 | 0.75 | 1 | -0.25 |" in md
     assert "| minilm_l6 | PrunePEFT | **71.0 ± 1.4 (n=2)** | 85.5 | -14.5 |" in md
     # paired to PrunePEFT (70, 72): 2000 -> (-4, -4); 500 -> (-20, -18)
     assert "| minilm_l6 | LoRA [data.train_subset=2000] | -4.0 ± 0.0 (n=2) |" in md
@@ -387,7 +388,7 @@ def test_two_configurations_of_one_cell_get_a_row_each(tmp_path):
     assert "minilm_l6 LoRA [data.train_subset=2000] on RTE: lr 0.001 (of 0.0005, 0.001)" in md
     assert "59.5" not in md and "61.0" not in md
     csv_lines = to_csv(t2).splitlines()
-    assert "table2,minilm_l6,LoRA [data.train_subset=500],RTE,52.0,2.8284,2,1;2,,-19.0,1.4142,2,84.0,-32.0" in csv_lines
+    assert "table2,minilm_l6,LoRA [data.train_subset=500],RTE,52.0,2.8284,2,1;2,,True,-19.0,1.4142,2,84.0,-32.0" in csv_lines
 
 
 def test_prunepeft_in_two_search_spaces_is_split_and_not_paired(tmp_path):

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.stats import t as student_t
 
 from prunepeft.report.aggregate import select_lr
+from prunepeft.report.chance import chance_bound
 from prunepeft.report.collect import BASELINE_LABELS, DECODER_FAMILIES, collect_runs
 from prunepeft.report.configs import split_variants
 from prunepeft.analysis.stats import mde, mean_ci
@@ -42,23 +43,30 @@ class Verdict:
     text: str
     verdict: str  # supported | not supported | undecided | met | not met
     detail: str
+    # the reading without pairs where both arms are at chance (the rules' amendment of 2026-12-05); "" when
+    # no pair was at chance, so that it would say the same
+    informative: str = ""
 
     def line(self) -> str:
-        return f"({self.claim}) {self.text}: {self.verdict}" + (f" {self.detail}" if self.detail else "")
+        main = f"({self.claim}) {self.text}: {self.verdict}" + (f" {self.detail}" if self.detail else "")
+        return main + (f"\n    {self.informative}" if self.informative else "")
 
 
 def load(root: str | Path) -> pd.DataFrame:
     """Finished encoder runs with `points` (×100), `subset` and one learning rate per (arm, task), as the tables."""
     runs = collect_runs(root)
     if runs.empty:
-        return pd.DataFrame(columns=[*COLUMNS, "points", "subset", "budget_params", "variant"])
+        return pd.DataFrame(columns=[*COLUMNS, "points", "subset", "budget_params", "variant", "chance"])
     d = runs[runs["complete"] & runs["value"].notna() & runs["transfer_kind"].isna()
              & ~runs["family"].isin(DECODER_FAMILIES)].copy()  # Table 3's random-weight decoder: plumbing only
     d = split_variants(d)
     d, _ = select_lr(d, ("model", "label", "variant", "task"))
     keys = d["config_keys"].map(lambda c: c if isinstance(c, dict) else {})
+    bounds = [chance_bound(str(r.task), str(r.metric), str(r.split), k.get("data.eval_subset"))
+              for r, k in zip(d.itertuples(), keys)]
     return d.assign(points=d["value"].astype(float) * 100, subset=keys.map(lambda c: c.get("data.train_subset", "?")),
-                    budget_params=keys.map(lambda c: c.get("budget.params", "null")))
+                    budget_params=keys.map(lambda c: c.get("budget.params", "null")),
+                    chance=[math.nan if b is None else 100 * b for b in bounds])
 
 
 def one_config(arm: pd.DataFrame) -> pd.DataFrame:
@@ -73,10 +81,30 @@ def per_pair(arm: pd.DataFrame) -> pd.Series:
     return arm.groupby(list(PAIR))["points"].mean() if not arm.empty else pd.Series(dtype=float)
 
 
-def differences(a: pd.DataFrame, b: pd.DataFrame) -> list[float]:
-    """a − b per pair where both finished (same model, task, seed and training subset)."""
+def differences(a: pd.DataFrame, b: pd.DataFrame, informative: bool = False) -> list[float]:
+    """a − b per pair where both finished (same model, task, seed and training subset); `informative`:
+    without the pairs where both arms are at chance (report.chance), whose difference is noise by construction."""
     pa, pb = per_pair(a), per_pair(b)
-    return [float(pa[k] - pb[k]) for k in sorted(set(pa.index) & set(pb.index), key=str)]
+    keys = sorted(set(pa.index) & set(pb.index), key=str)
+    if informative:
+        bound = per_pair(a.assign(points=a["chance"]))
+        keys = [k for k in keys if not both_at_chance(pa[k], pb[k], bound.get(k, math.nan))]
+    return [float(pa[k] - pb[k]) for k in keys]
+
+
+def both_at_chance(x: float, y: float, bound: float) -> bool:
+    """Both arms' points below the no-signal bound of their dev split (NaN bound: unknown, never at chance)."""
+    return bound == bound and x < bound and y < bound
+
+
+def with_informative(v: Verdict, diffs: list[float], informative: list[float], rule: str, what: str) -> Verdict:
+    """`v` with the reading without chance-level pairs beside it, where that drops any pair."""
+    dropped = len(diffs) - len(informative)
+    if dropped:
+        verdict, detail = decide(informative, rule, what)
+        v.informative = (f"without the {dropped} pair(s) where both arms are at chance (sensitivity, not the "
+                         f"pre-registered verdict): {verdict} {detail}")
+    return v
 
 
 def detectable(diffs: list[float]) -> float:
@@ -141,23 +169,32 @@ def claims(d: pd.DataFrame) -> list[Verdict]:
     uniform = {m: one_config(base[(base["label"] == BASELINE_LABELS[m]) & base["budget_params"].isin(["null", None])])
                for m in UNIFORM}
     best, listed = best_of(hybrid, uniform)
-    v, detail = decide(differences(hybrid, uniform[best] if best else base.iloc[0:0]), "noninferior", f"hybrid − {best}")
-    out.append(Verdict("a", "PrunePEFT ≥ the best uniform PEFT at equal budget", v,
-                       detail + (f"; best uniform by mean over the pairs: {listed}" if listed else missing(hybrid, uniform, "uniform"))))
+    other, what = uniform[best] if best else base.iloc[0:0], f"hybrid − {best}"
+    v, detail = decide(differences(hybrid, other), "noninferior", what)
+    out.append(with_informative(
+        Verdict("a", "PrunePEFT ≥ the best uniform PEFT at equal budget", v,
+                detail + (f"; best uniform by mean over the pairs: {listed}" if listed else missing(hybrid, uniform, "uniform"))),
+        differences(hybrid, other), differences(hybrid, other, informative=True), "noninferior", what))
 
-    out.append(Verdict("a'", "PrunePEFT ≥ uniform LoRA at equal parameters",
-                       *decide(equal_params(hybrid, base), "noninferior", "hybrid − LoRA (hybrid's parameters)")))
+    diffs, what = equal_params(hybrid, base), "hybrid − LoRA (hybrid's parameters)"
+    out.append(with_informative(Verdict("a'", "PrunePEFT ≥ uniform LoRA at equal parameters",
+                                        *decide(diffs, "noninferior", what)),
+                                diffs, equal_params(hybrid, base, informative=True), "noninferior", what))
 
     for label, text in (("Random pruning", "hybrid > random"), ("Random, type-matched", "hybrid > type-matched random")):
-        other = one_config(search[search["label"] == label])
-        out.append(Verdict("b", text, *decide(differences(hybrid, other), "better", f"hybrid − {label.lower()}")))
+        other, what = one_config(search[search["label"] == label]), f"hybrid − {label.lower()}"
+        out.append(with_informative(Verdict("b", text, *decide(differences(hybrid, other), "better", what)),
+                                    differences(hybrid, other), differences(hybrid, other, informative=True),
+                                    "better", what))
 
     singles = {c: one_config(g) for c, g in search[search["strategy"] == "single"].groupby("criterion")}
     best, listed = best_of(hybrid, singles)
-    v, detail = decide(differences(hybrid, singles[best] if best else search.iloc[0:0]), "better",
-                       f"hybrid − single {best}")
-    out.append(Verdict("c", "hybrid > the best single criterion", v,
-                       detail + (f"; singles by mean over the pairs: {listed}" if listed else missing(hybrid, singles, "single-criterion"))))
+    other, what = singles[best] if best else search.iloc[0:0], f"hybrid − single {best}"
+    v, detail = decide(differences(hybrid, other), "better", what)
+    out.append(with_informative(
+        Verdict("c", "hybrid > the best single criterion", v,
+                detail + (f"; singles by mean over the pairs: {listed}" if listed else missing(hybrid, singles, "single-criterion"))),
+        differences(hybrid, other), differences(hybrid, other, informative=True), "better", what))
 
     out.append(cost_verdict(search[search["label"] == "PrunePEFT"]["search_over_retrain"].dropna().tolist()))
     return out
@@ -175,9 +212,10 @@ def missing(hybrid: pd.DataFrame, others: dict[str, pd.DataFrame], what: str) ->
     return f"; no (task, seed) where both PrunePEFT and a {what} run finished"
 
 
-def equal_params(hybrid: pd.DataFrame, base: pd.DataFrame) -> list[float]:
+def equal_params(hybrid: pd.DataFrame, base: pd.DataFrame, informative: bool = False) -> list[float]:
     """hybrid − the uniform LoRA sized to that hybrid run's found parameters: Table 2's "LoRA, equal parameters"
-    (`match_params`), or a LoRA run given budget.params = its params.peft (the stage-B arms)."""
+    (`match_params`), or a LoRA run given budget.params = its params.peft (the stage-B arms); `informative`:
+    without the pairs where both are at chance (see `differences`)."""
     lora = base[base["method"] == "lora"]
     matched = lora["match_params"].map(lambda m: str(m["params"]) if isinstance(m, dict) else None) \
         if "match_params" in lora else pd.Series(None, index=lora.index, dtype=object)
@@ -188,7 +226,7 @@ def equal_params(hybrid: pd.DataFrame, base: pd.DataFrame) -> list[float]:
         count = str(int(row.params_peft))
         match = lora[(lora["model"] == row.model) & (lora["task"] == row.task) & (lora["seed"] == row.seed)
                      & (lora["subset"] == row.subset) & ((lora["budget_params"] == count) | (matched == count))]
-        if not match.empty:
+        if not match.empty and not (informative and both_at_chance(row.points, match["points"].mean(), row.chance)):
             diffs.append(float(row.points - match["points"].mean()))
     return diffs
 

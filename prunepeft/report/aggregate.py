@@ -25,6 +25,7 @@ class Cell:
     seeds: tuple[int, ...] = ()
     digits: int = 1
     show_std: bool = True  # False: print the mean only (averages, parameter %)
+    at_chance: bool = False  # inside the no-signal range of its dev split (report.chance): marked †, never ranked
 
     @property
     def missing(self) -> bool:

@@ -68,13 +68,15 @@ class Table:
         """{(row, column): "best" | "second"}, ranked on the displayed (rounded) means.
 
         Rows are ranked within their model (the first index column): comparing a 6-layer MiniLM
-        with Llama-3-8B in one column says nothing. Ties share a mark; one value is never marked.
+        with Llama-3-8B in one column says nothing. Ties share a mark; one value is never marked;
+        a cell at chance (†) is never ranked: which of several runs that learned nothing is "best" is noise.
         """
         out: dict[tuple[Row, str], str] = {}
         for model in dict.fromkeys(r[0] for r in self.rows):
             rows = [r for r in self.rows if r[0] == model]
             for col in self.columns:
-                vals = {r: round(c.mean, c.digits) for r in rows if not (c := self.cell(r, col.name)).missing}
+                vals = {r: round(c.mean, c.digits) for r in rows
+                        if not (c := self.cell(r, col.name)).missing and not c.at_chance}
                 if col.better is None or len(vals) < 2:
                     continue
                 ranked = sorted(set(vals.values()), reverse=col.better == "higher")
@@ -87,7 +89,8 @@ class Table:
 
 
 def fmt(cell: Cell, signed: bool = False, tex: bool = False) -> str:
-    """`71.0 ± 1.2 (n=3)`; one seed: `71.0 (n=1)`; `show_std=False`: `71.0`; missing: `—`."""
+    """`71.0 ± 1.2 (n=3)`; one seed: `71.0 (n=1)`; at chance: `0.0 (n=1) †`; `show_std=False`: `71.0`;
+    missing: `—`."""
     if cell.missing:
         return "--" if tex else MISSING
     num = f"{cell.mean:+.{cell.digits}f}" if signed else f"{cell.mean:.{cell.digits}f}"
@@ -96,7 +99,8 @@ def fmt(cell: Cell, signed: bool = False, tex: bool = False) -> str:
     pm = " $\\pm$ " if tex else " ± "
     std = "" if math.isnan(cell.std) else f"{pm}{cell.std:.{cell.digits}f}"
     n = f" {{\\scriptsize ({cell.n})}}" if tex else f" (n={cell.n})"
-    return f"{num}{std}{n}"
+    dagger = ("$^\\dagger$" if tex else " †") if cell.at_chance else ""
+    return f"{num}{std}{n}{dagger}"
 
 
 def _md_table(header: list[str], rows: list[list[str]], n_index: int) -> list[str]:
@@ -143,7 +147,7 @@ def to_markdown(t: Table) -> str:
 
 def _tex(s: str) -> str:
     for a, b in (("\\", "\\textbackslash{}"), ("_", "\\_"), ("%", "\\%"), ("&", "\\&"), ("#", "\\#"),
-                 ("—", "--"), ("−", "-"), ("±", "$\\pm$"), ("×", "$\\times$"), ("Δ", "$\\Delta$")):
+                 ("—", "--"), ("−", "-"), ("±", "$\\pm$"), ("×", "$\\times$"), ("Δ", "$\\Delta$"), ("†", "$^\\dagger$")):
         s = s.replace(a, b)
     return s
 
@@ -170,7 +174,7 @@ def _plain(s: str) -> str:
 
 
 def to_csv(t: Table) -> str:
-    """Long CSV: one line per (row, column) with mean, sd (`std`), n, seeds, mark, the paired delta to
+    """Long CSV: one line per (row, column) with mean, sd (`std`), n, seeds, mark, at_chance, the paired delta to
     PrunePEFT, and the paper's number with Δ = ours − paper (empty where the paper has none)."""
     marks, recs = t.marks(), []
     for r in t.rows:
@@ -179,11 +183,12 @@ def to_csv(t: Table) -> str:
             recs.append({"table": t.key, **{k.lower().replace(" ", "_"): v for k, v in zip(t.index, r)},
                          "column": col.name, "mean": c.mean, "std": c.std, "n": c.n,
                          "seeds": ";".join(map(str, c.seeds)), "mark": marks.get((r, col.name), ""),
+                         "at_chance": c.at_chance,
                          "delta_mean": d.mean, "delta_std": d.std, "delta_n": d.n,
                          "paper": t.paper.get((r, col.name), ""),
                          "delta_paper": (t.paper_delta(r, col.name) or (math.nan,))[0]})
     cols = ["table", *(k.lower().replace(" ", "_") for k in t.index), "column", "mean", "std", "n", "seeds",
-            "mark", "delta_mean", "delta_std", "delta_n", "paper", "delta_paper"]
+            "mark", "at_chance", "delta_mean", "delta_std", "delta_n", "paper", "delta_paper"]
     buf = io.StringIO()
     pd.DataFrame(recs, columns=cols).round(4).to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue()

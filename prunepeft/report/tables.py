@@ -13,11 +13,14 @@ each. Beside each row stands the paper's number for its method and Δ = ours −
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
 from prunepeft.errors import UserError
 from prunepeft.report.aggregate import Cell, paired_delta, seed_cell, select_lr, stats
 from prunepeft.report.backbone_check import check_one_backbone
+from prunepeft.report.chance import at_chance, chance_bound
 from prunepeft.report.collect import DECODER_FAMILIES, EQUAL_PARAMS, TASK_ORDER, task_name
 from prunepeft.report.configs import row_label, split_notes, split_variants, variant_order
 from prunepeft.report.paper import base_label, load_reference, paper_numbers
@@ -37,6 +40,9 @@ LEGEND = ("Cells: dev-set metric ×100 (last epoch), mean ± sd (sample standard
 PAPER_LEGEND = ("paper = the number arXiv 2506.07587 ({models}) reports for the row's method beside each of our "
                 "columns it has (a single run on the paper's backbone, not measured here, never ranked or averaged "
                 "with ours; — where it reports none); Δ = ours − paper, in {unit}.")
+CHANCE_LEGEND = ("† = at chance: below the upper end of the 95 % range that a predictor with no signal (the majority "
+                 "class; 0 for MCC and correlations) reaches on this dev split (prunepeft/report/chance.py), so these "
+                 "runs show no evidence of learning the task; never ranked.")
 
 
 def _task_rank(task: str) -> int:
@@ -46,6 +52,17 @@ def _task_rank(task: str) -> int:
 
 def _order(labels: list[str], preferred: list[str]) -> list[str]:
     return [l for l in preferred if l in labels] + sorted(l for l in labels if l not in preferred)
+
+
+def _chance_cell(runs: pd.DataFrame) -> Cell:
+    """The seed cell of one (row, task), marked at chance where its mean is inside the no-signal range."""
+    c = seed_cell(runs)
+    if c.missing:
+        return c
+    first = runs.iloc[0]
+    keys = first["config_keys"] if isinstance(first.get("config_keys"), dict) else {}
+    bound = chance_bound(str(first["task"]), str(first["metric"]), str(first["split"]), keys.get("data.eval_subset"))
+    return replace(c, at_chance=at_chance(c.mean, None if bound is None else 100 * bound))
 
 
 def _variants(dl: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -76,7 +93,7 @@ def _metric_table(key: str, title: str, d: pd.DataFrame, preferred: list[str], l
                 row, means = (shown, row_label(label, variant)), []
                 t.labels[row] = label
                 for task in tasks:
-                    t.cells[(row, task_name(task))] = c = seed_cell(dl[dl["task"] == task])
+                    t.cells[(row, task_name(task))] = c = _chance_cell(dl[dl["task"] == task])
                     means.append(c.mean)
                     ref = dm[(dm["label"] == "PrunePEFT") & (dm["task"] == task)]
                     if label == "PrunePEFT" or c.missing or ref.empty:
@@ -90,6 +107,8 @@ def _metric_table(key: str, title: str, d: pd.DataFrame, preferred: list[str], l
                 if params:
                     t.cells[(row, "Params (%)")] = stats(dl["params_percent"].dropna(), digits=2, show_std=False)
                 t.rows.append(row)
+    if any(c.at_chance for c in t.cells.values()):
+        t.legend += " " + CHANCE_LEGEND
     t.notes += split_notes(d)
     if unpaired:
         t.notes.append("No paired difference to PrunePEFT where PrunePEFT ran in several configurations: "

@@ -1,0 +1,47 @@
+"""Which results sit at chance: the run did not learn the task (the tables' † mark, docs/method.md#chance).
+
+A predictor with no signal — the dev split's majority class, or a constant score — reaches `level` on a
+task's metric: accuracy = the majority share p0 of the split, MCC, Pearson and Spearman = 0. Its result
+on n dev examples still scatters by sampling alone, with sd √(p0(1−p0)/n) for accuracy (binomial) and
+≈ 1/√n for a correlation (Fisher). A result is *at chance* when it is below level + 1.96 sd: the upper
+end of the 95 % range of a predictor with no signal, so a run there shows no evidence that it learned.
+
+Why the tables need it: at `scale=cpu` every CoLA run, FFT included, predicts the majority class (MCC 0.0,
+accuracy = p0), and ranking or pairing such cells reads noise as a result. The mark is a statement about
+the dev split, not a threshold fitted to the runs: `VALIDATION` holds the split's size and majority share
+(tests/test_chance.py checks them against the GLUE parquet files).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+Z95 = 1.96
+# GLUE validation split per task: (examples, majority-class share; None for regression). Tasks missing here
+# (no local data to check against) are never marked.
+VALIDATION: dict[str, tuple[int, Optional[float]]] = {
+    "rte": (277, 0.5271), "sst2": (872, 0.5092), "cola": (1043, 0.6913), "stsb": (1500, None), "wnli": (71, 0.5634),
+}
+CORRELATIONS = ("mcc", "pearson", "spearman")
+
+
+def chance_bound(task: str, metric: str, split: str = "validation", eval_subset: object = None) -> Optional[float]:
+    """The upper end (metric units, e.g. 0.587 for RTE accuracy) of the 95 % range of a predictor with no
+    signal on `task`'s dev split, or None where it is not known (another split, metric or task).
+
+    `eval_subset` (the run's `data.eval_subset`) shrinks n; a stratified subset keeps the majority share.
+    """
+    if split != "validation" or task not in VALIDATION:
+        return None
+    size, majority = VALIDATION[task]
+    n = size if eval_subset in (None, "null", "None") else min(size, int(eval_subset))
+    if metric == "accuracy" and majority is not None:
+        return majority + Z95 * math.sqrt(majority * (1 - majority) / n)
+    if metric in CORRELATIONS:
+        return Z95 / math.sqrt(n)
+    return None
+
+
+def at_chance(value: float, bound: Optional[float]) -> bool:
+    """True when `value` (same units as `bound`) is inside the no-signal range; False where none is known."""
+    return bound is not None and value == value and value < bound
