@@ -249,3 +249,32 @@ def test_sweep_summary_lists_dead_jobs_as_stale(tmp_path):
     rows = write_summary(sweep, "s1")
     assert [r["status"] for r in rows] == ["stale", "stale"]
     assert "2 jobs: 0 done, 0 failed, 2 stale" in (record / "sweep_summary.md").read_text()
+
+
+def test_two_sweeps_side_by_side_into_one_dir_keep_their_own_jobs(tmp_path, monkeypatch):
+    """`make table2 & make table5` into one runs root: each job is recorded in its own sweep, not in the one
+    the shared `sweeps/current.json` names (the other sweep's, once it started later)."""
+    from omegaconf import OmegaConf
+
+    from prunepeft.run.sweep import SWEEP_ID_ENV, SweepSummary, summary_dir
+
+    monkeypatch.delenv(SWEEP_ID_ENV, raising=False)  # restored after the test
+    sweep, callback = tmp_path / "runs", SweepSummary()
+
+    def start() -> str:
+        callback.on_multirun_start(OmegaConf.create(
+            {"hydra": {"sweep": {"dir": str(sweep)}, "overrides": {"task": ["seed=1"]}, "sweeper": {"params": {}}}}))
+        return os.environ[SWEEP_ID_ENV]
+
+    first = start()
+    second = start()  # another process's sweep starts: the pointer now names it
+    assert read_json(sweep / "sweeps" / "current.json")["id"] == second != first
+    monkeypatch.setenv(SWEEP_ID_ENV, first)  # a job of the first sweep's process
+    job = OmegaConf.create({"sweep": {"dir": str(sweep)}, "job": {"num": 0}, "overrides": {"task": ["seed=1"]},
+                            "runtime": {"output_dir": str(sweep / "a-s1")}})
+    assert callback._record(job, status="finished", error=None) == (sweep, first)
+    assert (summary_dir(sweep, first) / "job-00000.json").exists()
+    assert not (summary_dir(sweep, second) / "job-00000.json").exists()
+    # a job whose process never saw a sweep start (no variable, or one naming no sweep here): the pointer
+    monkeypatch.setenv(SWEEP_ID_ENV, "20000101-000000-1")
+    assert SweepSummary._current(job) == (sweep, second)
