@@ -126,48 +126,47 @@ def test_cpu_table_cola_is_majority_class():
 
 
 def test_cpu_table_sst2_column_paragraph():
-    """"The SST-2 column at scale=cpu, seed 1": every number from the committed tables (reports/tables_cpu/*.csv,
-    themselves rebuilt byte for byte from the runs by test_committed_tables)."""
+    """"The SST-2 column at scale=cpu, seed 1": every number from the seed-1 runs the committed tables are built
+    from (benchmarks/results/tables_cpu, read as `prunepeft report` reads them; later seeds do not change it)."""
     import math
 
-    import pandas as pd
+    from prunepeft.report.collect import collect_runs
 
-    reports = ROOT / "reports" / "tables_cpu"
-    cells = pd.concat([pd.read_csv(reports / f"table{t}.csv") for t in (2, 4, 5, 6)])
-    sst2 = cells[(cells["column"] == "SST-2") & (cells["model"] == "minilm_l6")].set_index(["table", "method"])
+    runs = collect_runs(RESULTS / "tables_cpu")
+    seed1 = runs[runs["complete"] & (runs["task"] == "sst2") & (runs["model"] == "minilm_l6") & (runs["seed"] == 1)]
+    assert seed1["label"].is_unique  # one run per row at seed 1
+    by_label = seed1.set_index("label")
     text = " ".join(README.split())
-    assert (sst2["n"] == 1).all()  # "one run per cell"
 
-    def at(table: str, method: str) -> str:
-        return f"{sst2.loc[(table, method), 'mean']:.1f} %"
+    def at(label: str) -> str:
+        return f"{100 * by_label.loc[label, 'value']:.1f} %"
 
-    # the single criteria from their runs: Table 5 ranks them over every task they share, which CoLA joins later
-    search = RESULTS / "tables_cpu" / "sst2" / "minilm_l6" / "search"
-    singles = {r.parent.name.split("-")[1]: 100 * _dev(r) for r in search.glob("single-*-high-from_none/*-s1")}
+    singles = {label.removeprefix("Single: "): 100 * v for label, v in by_label["value"].items()
+               if label.startswith("Single: ")}
     assert len(singles) == 6
     best = max(singles, key=singles.get)
     expected = [
-        f"PrunePEFT {at('table2', 'PrunePEFT')}, its low-fidelity search {at('table2', 'PrunePEFT (low fidelity)')}",
-        f"uniform LoRA {at('table2', 'LoRA')} at the table's budget and {at('table2', 'LoRA, equal parameters')} at",
-        f"adapter {at('table2', 'Adapter')}, DoRA {at('table2', 'DoRA')}, FFT {at('table2', 'FFT')}",
-        f"random pruning {at('table5', 'Random pruning')}, type-matched random {at('table5', 'Random, type-matched')}, "
-        f"no partition {at('table5', 'No partition')}, the best single criterion on SST-2 ({best}) {singles[best]:.1f} %",
-        f"(9 epochs, \"LoRA, equal compute\") reaches {at('table5', 'LoRA, equal compute')}",
-        f"strategy transfer from RTE {at('table6', 'Strategy transfer from RTE')} and from CoLA "
-        f"{at('table6', 'Strategy transfer from CoLA')}, architecture transfer from RTE "
-        f"{at('table6', 'Architecture transfer from RTE')} and from CoLA {at('table6', 'Architecture transfer from CoLA')}",
-        f"PrunePEFT retrained from the search's trained units (warm retrain) {at('table5', 'PrunePEFT, warm retrain')}",
+        f"PrunePEFT {at('PrunePEFT')}, its low-fidelity search {at('PrunePEFT (low fidelity)')}",
+        f"uniform LoRA {at('LoRA')} at the table's budget and {at('LoRA, equal parameters')} at",
+        f"adapter {at('Adapter')}, DoRA {at('DoRA')}, FFT {at('FFT')}",
+        f"random pruning {at('Random pruning')}, type-matched random {at('Random, type-matched')}, "
+        f"no partition {at('No partition')}, the best single criterion on SST-2 ({best}) {singles[best]:.1f} %",
+        f"(9 epochs, \"LoRA, equal compute\") reaches {at('LoRA, equal compute')}",
+        f"strategy transfer from RTE {at('Strategy transfer from RTE')} and from CoLA "
+        f"{at('Strategy transfer from CoLA')}, architecture transfer from RTE "
+        f"{at('Architecture transfer from RTE')} and from CoLA {at('Architecture transfer from CoLA')}",
+        f"PrunePEFT retrained from the search's trained units (warm retrain) {at('PrunePEFT, warm retrain')}",
     ]
     missing = [e for e in expected if e not in text]
     assert not missing, missing
-    spread = [*sst2.loc[[r for r in sst2.index if r[0] in ("table2", "table5") and "equal compute" not in r[1]
-                         and "warm" not in r[1] and not r[1].startswith("Single")], "mean"], singles[best]]
+    rows = ["FFT", "Adapter", "LoRA", "LoRA, equal parameters", "DoRA", "PrunePEFT", "PrunePEFT (low fidelity)",
+            "No pruning", "Random pruning", "Random, type-matched", "No partition"]  # Tables 2 and 5, as quoted
+    spread = [*(100 * by_label.loc[r, "value"] for r in rows), singles[best]]
     assert f"within {max(spread) - min(spread):.1f} points" in text
     half = 100 * 1.96 * math.sqrt(0.79 * 0.21 / 872)  # a binomial accuracy's 95 % half-width on SST-2's dev rows
     assert f"±{half:.1f} points (95 %)" in text
-    ratio = cells[(cells["table"] == "table4") & (cells["task"] == "SST-2") & (cells["method"] == "PrunePEFT")
-                  & (cells["column"] == "Search / retrain")]
-    assert f"The search costs {ratio['mean'].item():.1f} × its retrain" in text
+    hybrid = by_label.loc["PrunePEFT"]
+    assert f"The search costs {hybrid['cost_search_s'] / hybrid['cost_retrain_s']:.1f} × its retrain" in text
     lora = json.loads((RESULTS / "tables_cpu" / "sst2" / "minilm_l6" / "baseline" / "lora-equal_compute-from_none"
                        / "lr0.001-5e-05-s1" / outputs.SUMMARY).read_text())
     assert lora["train"]["epochs"] == 9
