@@ -170,3 +170,15 @@ def test_cpu_table_sst2_column_paragraph():
     lora = json.loads((RESULTS / "tables_cpu" / "sst2" / "minilm_l6" / "baseline" / "lora-equal_compute-from_none"
                        / "lr0.001-5e-05-s1" / outputs.SUMMARY).read_text())
     assert lora["train"]["epochs"] == 9
+
+
+def test_cells_at_chance_sentence():
+    """README: "every RTE and CoLA cell at seed 1" is marked † in the committed tables (and an SST-2 cell never)."""
+    import pandas as pd
+
+    assert "every RTE and CoLA cell at seed 1" in " ".join(README.split())
+    cells = pd.concat([pd.read_csv(ROOT / "reports" / "tables_cpu" / f"table{t}.csv") for t in (2, 5, 6)])
+    cells = cells[cells["model"] == "minilm_l6"]
+    rte_cola = cells[cells["column"].isin(["RTE", "CoLA"]) & (cells["n"] > 0)]
+    assert len(rte_cola) >= 14 and rte_cola["at_chance"].all()
+    assert not cells[(cells["column"] == "SST-2") & (cells["n"] > 0)]["at_chance"].any()
