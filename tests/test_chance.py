@@ -100,6 +100,64 @@ def test_claims_print_the_reading_without_chance_level_pairs(tmp_path, capsys):
     # detectable 3.795 · 2.8 / 1.96 = 5.42
     assert lines[a + 1] == ("    without the 3 pair(s) where both arms are at chance (sensitivity, not the "
                             "pre-registered verdict): undecided — hybrid − lora +2.33 points, 95 % [-1.46, +6.13], "
-                            "n=3 pairs (detectable ≥ 5.4 points)")
+                            "n=3 pairs (detectable ≥ 5.4 points); the verdicts differ: the pre-registered one "
+                            "(supported) rests on chance-level pairs")
     # no pair at chance: no second line
     assert not lines[a + 2].startswith("    ")
+
+
+def test_a_pair_with_one_arm_at_chance_is_kept(tmp_path, capsys):
+    """Only pairs where BOTH arms are at chance are left out: on RTE hybrid 57.0 is at chance (bound 58.59) but
+    LoRA 60.0 is not, so hybrid's failure to learn counts against it. The same for (a'), equal parameters."""
+    values = {("sst2", 1): (0.80, 0.79), ("sst2", 2): (0.82, 0.80), ("sst2", 3): (0.84, 0.80),  # +1, +2, +4
+              ("cola", 1): (0.69, 0.69), ("cola", 2): (0.69, 0.69), ("cola", 3): (0.69, 0.69),  # both at chance
+              ("rte", 1): (0.57, 0.60)}  # -3: one arm at chance
+    for (task, seed), (h, l) in values.items():
+        make_run(tmp_path, f"{task}/hybrid-s{seed}", command="search", task=task, seed=seed, value=h)
+        make_run(tmp_path, f"{task}/lora-s{seed}", command="baseline", method="lora", task=task, seed=seed, value=l)
+        make_run(tmp_path, f"{task}/lora-eq-s{seed}", command="baseline", method="lora", task=task, seed=seed, value=l,
+                 config_over={"budget": {"params": 170000}})  # sized to hybrid's 170,000 found parameters
+    assert claims_mod.main([f"runs={tmp_path}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for claim in ("(a) ", "(a') "):
+        i = lines.index(next(l for l in lines if l.startswith(claim)))
+        # 7 pairs {1, 2, 4, 0, 0, 0, -3}: mean 0.571, sd 2.149, half 2.4469 · 2.149 / √7 = 1.988
+        assert "+0.57 points, 95 % [-1.42, +2.56], n=7 pairs" in lines[i]
+        # 4 pairs {1, 2, 4, -3}: mean 1, sd 2.944, half 3.1824 · 2.944 / 2 = 4.684; detectable 4.684 · 2.8 / 1.96
+        assert lines[i + 1].startswith("    without the 3 pair(s) where both arms are at chance")
+        assert lines[i + 1].endswith("+1.00 points, 95 % [-3.68, +5.68], n=4 pairs (detectable ≥ 6.7 points)")
+
+
+def test_eval_subset_forms_and_negative_correlations():
+    from prunepeft.report.chance import eval_rows
+
+    assert eval_rows(None, 277) == eval_rows("null", 277) == eval_rows("1", 277) == eval_rows(1.0, 277) == 277
+    assert eval_rows("0.5", 277) == 138 and eval_rows("100", 277) == 100 and eval_rows("1e+06", 277) == 277
+    assert eval_rows("0.001", 277) is None and eval_rows("all", 277) is None
+    assert chance_bound("rte", "accuracy", eval_subset="0.5") == pytest.approx(0.5271 + 1.96 * math.sqrt(
+        0.5271 * 0.4729 / 138))
+    assert chance_bound("rte", "accuracy", eval_subset="all") is None  # unreadable: never marked
+    # a correlation is at chance inside ±1.96/√n: clearly below 0 is a signal (a wrong one), not chance
+    bound = chance_bound("stsb", "pearson")
+    assert at_chance(-0.04, bound, "pearson") and not at_chance(-0.06, bound, "pearson")
+    assert at_chance(-0.06, chance_bound("rte", "accuracy"), "accuracy")  # accuracy: anything below the bound
+
+
+def test_avg_and_paired_differences_carry_the_mark(tmp_path):
+    # CoLA: both FFT and PrunePEFT at chance (MCC-like accuracy under 71.9); SST-2: both learn
+    for method, cola, sst2 in (("fft", 0.69, 0.80), (None, 0.69, 0.78)):
+        command = "baseline" if method else "search"
+        make_run(tmp_path, f"cola/{command}", command=command, method=method, task="cola", seed=1, value=cola)
+        make_run(tmp_path, f"sst2/{command}", command=command, method=method, task="sst2", seed=1, value=sst2)
+    make_run(tmp_path, "sst2/lora", command="baseline", method="lora", task="sst2", seed=1, value=0.79)
+    make_run(tmp_path, "cola/lora", command="baseline", method="lora", task="cola", seed=1, value=0.75)
+    (t2,) = build_tables(collect_runs(tmp_path), ["table2"])
+    md = to_markdown(t2)
+    # FFT's Avg includes a † cell: † and unranked; LoRA's (CoLA 75.0 learned) is the only ranked Avg
+    assert "| 74.5 † |" in _md_row(md, "FFT")
+    assert "| 77.0 |" in _md_row(md, "LoRA")
+    delta_rows = md.split("Paired per-seed difference")[1]
+    fft = next(l for l in delta_rows.splitlines() if l.startswith("| minilm_l6 | FFT |"))
+    lora = next(l for l in delta_rows.splitlines() if l.startswith("| minilm_l6 | LoRA |"))
+    assert fft == "| minilm_l6 | FFT | +0.0 (n=1) † | +2.0 (n=1) |"
+    assert lora == "| minilm_l6 | LoRA | +6.0 (n=1) | +1.0 (n=1) |"  # one side learned: no mark

@@ -251,30 +251,36 @@ def test_sweep_summary_lists_dead_jobs_as_stale(tmp_path):
     assert "2 jobs: 0 done, 0 failed, 2 stale" in (record / "sweep_summary.md").read_text()
 
 
-def test_two_sweeps_side_by_side_into_one_dir_keep_their_own_jobs(tmp_path, monkeypatch):
-    """`make table2 & make table5` into one runs root: each job is recorded in its own sweep, not in the one
-    the shared `sweeps/current.json` names (the other sweep's, once it started later)."""
+def test_two_sweeps_side_by_side_into_one_dir_keep_their_own_jobs(tmp_path):
+    """`make table2 & make table5` into one runs root: each job is recorded in its own sweep, named in the job's
+    own config, not in the one the shared `sweeps/current.json` names (the other sweep's, once it started)."""
     from omegaconf import OmegaConf
 
     from prunepeft.run.sweep import SWEEP_ID_ENV, SweepSummary, summary_dir
 
-    monkeypatch.delenv(SWEEP_ID_ENV, raising=False)  # restored after the test
-    sweep, callback = tmp_path / "runs", SweepSummary()
+    sweep = tmp_path / "runs"
 
-    def start() -> str:
-        callback.on_multirun_start(OmegaConf.create(
-            {"hydra": {"sweep": {"dir": str(sweep)}, "overrides": {"task": ["seed=1"]}, "sweeper": {"params": {}}}}))
-        return os.environ[SWEEP_ID_ENV]
+    def start() -> tuple[SweepSummary, str]:
+        callback = SweepSummary()
+        master = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}, "overrides": {"task": ["seed=1"], "hydra": []},
+                                             "sweeper": {"params": {}}}})
+        callback.on_multirun_start(master)
+        (added,) = master.hydra.overrides.hydra  # every job of this sweep is composed with it
+        key, value = added.split("=", 1)
+        assert key == f"++hydra.job.env_set.{SWEEP_ID_ENV}"
+        return callback, value.strip("'")
 
-    first = start()
-    second = start()  # another process's sweep starts: the pointer now names it
+    def job(sweep_id: str | None) -> object:
+        env = {SWEEP_ID_ENV: sweep_id} if sweep_id else {}
+        return OmegaConf.create({"sweep": {"dir": str(sweep)}, "job": {"num": 0, "env_set": env},
+                                 "overrides": {"task": ["seed=1"]}, "runtime": {"output_dir": str(sweep / "a-s1")}})
+
+    first_cb, first = start()
+    _, second = start()  # another process's sweep starts: the pointer now names it
     assert read_json(sweep / "sweeps" / "current.json")["id"] == second != first
-    monkeypatch.setenv(SWEEP_ID_ENV, first)  # a job of the first sweep's process
-    job = OmegaConf.create({"sweep": {"dir": str(sweep)}, "job": {"num": 0}, "overrides": {"task": ["seed=1"]},
-                            "runtime": {"output_dir": str(sweep / "a-s1")}})
-    assert callback._record(job, status="finished", error=None) == (sweep, first)
+    assert first_cb._record(job(first), status="finished", error=None) == (sweep, first)
     assert (summary_dir(sweep, first) / "job-00000.json").exists()
     assert not (summary_dir(sweep, second) / "job-00000.json").exists()
-    # a job whose process never saw a sweep start (no variable, or one naming no sweep here): the pointer
-    monkeypatch.setenv(SWEEP_ID_ENV, "20000101-000000-1")
-    assert SweepSummary._current(job) == (sweep, second)
+    # a job launched without the override (or naming no sweep here) falls back to the pointer
+    assert SweepSummary._current(job(None)) == (sweep, second)
+    assert SweepSummary._current(job("20000101-000000-1")) == (sweep, second)

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy.stats import t as student_t
 
 from prunepeft.report.aggregate import select_lr
-from prunepeft.report.chance import chance_bound
+from prunepeft.report.chance import at_chance, chance_bound
 from prunepeft.report.collect import BASELINE_LABELS, DECODER_FAMILIES, collect_runs
 from prunepeft.report.configs import split_variants
 from prunepeft.analysis.stats import mde, mean_ci
@@ -81,29 +81,38 @@ def per_pair(arm: pd.DataFrame) -> pd.Series:
     return arm.groupby(list(PAIR))["points"].mean() if not arm.empty else pd.Series(dtype=float)
 
 
-def differences(a: pd.DataFrame, b: pd.DataFrame, informative: bool = False) -> list[float]:
-    """a − b per pair where both finished (same model, task, seed and training subset); `informative`:
-    without the pairs where both arms are at chance (report.chance), whose difference is noise by construction."""
+def differences(a: pd.DataFrame, b: pd.DataFrame) -> list[float]:
+    """a − b per pair where both finished (same model, task, seed and training subset)."""
     pa, pb = per_pair(a), per_pair(b)
-    keys = sorted(set(pa.index) & set(pb.index), key=str)
-    if informative:
-        bound = per_pair(a.assign(points=a["chance"]))
-        keys = [k for k in keys if not both_at_chance(pa[k], pb[k], bound.get(k, math.nan))]
-    return [float(pa[k] - pb[k]) for k in keys]
+    return [float(pa[k] - pb[k]) for k in sorted(set(pa.index) & set(pb.index), key=str)]
 
 
-def both_at_chance(x: float, y: float, bound: float) -> bool:
-    """Both arms' points below the no-signal bound of their dev split (NaN bound: unknown, never at chance)."""
-    return bound == bound and x < bound and y < bound
+def both_at_chance(x: float, y: float, bound: float, metric: str) -> bool:
+    """Both arms' points inside the no-signal range of their dev split (NaN bound: unknown, never at chance)."""
+    bound = None if bound != bound else bound
+    return at_chance(x, bound, metric) and at_chance(y, bound, metric)
 
 
-def with_informative(v: Verdict, diffs: list[float], informative: list[float], rule: str, what: str) -> Verdict:
+def informative_only(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """b's runs without the pairs where both a and b are at chance (report.chance): two runs that both show no
+    evidence of learning the task say nothing about which configuration learns it better."""
+    if a.empty or b.empty:
+        return b
+    pa, pb = per_pair(a), per_pair(b)
+    first = a.groupby(list(PAIR))[["chance", "metric"]].first()
+    drop = {k for k in set(pa.index) & set(pb.index)
+            if both_at_chance(pa[k], pb[k], first.loc[k, "chance"], str(first.loc[k, "metric"]))}
+    return b[[k not in drop for k in zip(*(b[c] for c in PAIR))]]
+
+
+def with_informative(v: Verdict, n_all: int, informative: list[float], rule: str, what: str) -> Verdict:
     """`v` with the reading without chance-level pairs beside it, where that drops any pair."""
-    dropped = len(diffs) - len(informative)
+    dropped = n_all - len(informative)
     if dropped:
         verdict, detail = decide(informative, rule, what)
+        differ = "" if verdict == v.verdict else f"; the verdicts differ: the pre-registered one ({v.verdict}) rests on chance-level pairs"
         v.informative = (f"without the {dropped} pair(s) where both arms are at chance (sensitivity, not the "
-                         f"pre-registered verdict): {verdict} {detail}")
+                         f"pre-registered verdict): {verdict} {detail}{differ}")
     return v
 
 
@@ -170,34 +179,43 @@ def claims(d: pd.DataFrame) -> list[Verdict]:
                for m in UNIFORM}
     best, listed = best_of(hybrid, uniform)
     other, what = uniform[best] if best else base.iloc[0:0], f"hybrid − {best}"
-    v, detail = decide(differences(hybrid, other), "noninferior", what)
-    out.append(with_informative(
-        Verdict("a", "PrunePEFT ≥ the best uniform PEFT at equal budget", v,
-                detail + (f"; best uniform by mean over the pairs: {listed}" if listed else missing(hybrid, uniform, "uniform"))),
-        differences(hybrid, other), differences(hybrid, other, informative=True), "noninferior", what))
+    diffs = differences(hybrid, other)
+    v, detail = decide(diffs, "noninferior", what)
+    v = Verdict("a", "PrunePEFT ≥ the best uniform PEFT at equal budget", v,
+                detail + (f"; best uniform by mean over the pairs: {listed}" if listed else missing(hybrid, uniform, "uniform")))
+    out.append(sensitivity(v, len(diffs), hybrid, uniform, "noninferior"))
 
     diffs, what = equal_params(hybrid, base), "hybrid − LoRA (hybrid's parameters)"
     out.append(with_informative(Verdict("a'", "PrunePEFT ≥ uniform LoRA at equal parameters",
                                         *decide(diffs, "noninferior", what)),
-                                diffs, equal_params(hybrid, base, informative=True), "noninferior", what))
+                                len(diffs), equal_params(hybrid, base, informative=True), "noninferior", what))
 
     for label, text in (("Random pruning", "hybrid > random"), ("Random, type-matched", "hybrid > type-matched random")):
         other, what = one_config(search[search["label"] == label]), f"hybrid − {label.lower()}"
-        out.append(with_informative(Verdict("b", text, *decide(differences(hybrid, other), "better", what)),
-                                    differences(hybrid, other), differences(hybrid, other, informative=True),
-                                    "better", what))
+        diffs = differences(hybrid, other)
+        out.append(with_informative(Verdict("b", text, *decide(diffs, "better", what)), len(diffs),
+                                    differences(hybrid, informative_only(hybrid, other)), "better", what))
 
     singles = {c: one_config(g) for c, g in search[search["strategy"] == "single"].groupby("criterion")}
     best, listed = best_of(hybrid, singles)
-    other, what = singles[best] if best else search.iloc[0:0], f"hybrid − single {best}"
-    v, detail = decide(differences(hybrid, other), "better", what)
-    out.append(with_informative(
-        Verdict("c", "hybrid > the best single criterion", v,
-                detail + (f"; singles by mean over the pairs: {listed}" if listed else missing(hybrid, singles, "single-criterion"))),
-        differences(hybrid, other), differences(hybrid, other, informative=True), "better", what))
+    other = singles[best] if best else search.iloc[0:0]
+    diffs = differences(hybrid, other)
+    v, detail = decide(diffs, "better", f"hybrid − single {best}")
+    v = Verdict("c", "hybrid > the best single criterion", v,
+                detail + (f"; singles by mean over the pairs: {listed}" if listed else missing(hybrid, singles, "single-criterion")))
+    out.append(sensitivity(v, len(diffs), hybrid, singles, "better", prefix="single "))
 
     out.append(cost_verdict(search[search["label"] == "PrunePEFT"]["search_over_retrain"].dropna().tolist()))
     return out
+
+
+def sensitivity(v: Verdict, n_all: int, hybrid: pd.DataFrame, candidates: dict[str, pd.DataFrame], rule: str,
+                prefix: str = "") -> Verdict:
+    """`v` with the reading without chance-level pairs, the best candidate chosen again over the pairs kept."""
+    kept = {name: informative_only(hybrid, arm) for name, arm in candidates.items()}
+    best, _ = best_of(hybrid, kept)
+    diffs = differences(hybrid, kept[best]) if best else []
+    return with_informative(v, n_all, diffs, rule, f"hybrid − {prefix}{best}")
 
 
 def missing(hybrid: pd.DataFrame, others: dict[str, pd.DataFrame], what: str) -> str:
@@ -226,7 +244,8 @@ def equal_params(hybrid: pd.DataFrame, base: pd.DataFrame, informative: bool = F
         count = str(int(row.params_peft))
         match = lora[(lora["model"] == row.model) & (lora["task"] == row.task) & (lora["seed"] == row.seed)
                      & (lora["subset"] == row.subset) & ((lora["budget_params"] == count) | (matched == count))]
-        if not match.empty and not (informative and both_at_chance(row.points, match["points"].mean(), row.chance)):
+        if not match.empty and not (informative and both_at_chance(row.points, match["points"].mean(), row.chance,
+                                                                   str(row.metric))):
             diffs.append(float(row.points - match["points"].mean()))
     return diffs
 

@@ -94,12 +94,12 @@ def fmt(cell: Cell, signed: bool = False, tex: bool = False) -> str:
     if cell.missing:
         return "--" if tex else MISSING
     num = f"{cell.mean:+.{cell.digits}f}" if signed else f"{cell.mean:.{cell.digits}f}"
+    dagger = ("$^\\dagger$" if tex else " †") if cell.at_chance else ""
     if not cell.show_std:
-        return num
+        return num + dagger
     pm = " $\\pm$ " if tex else " ± "
     std = "" if math.isnan(cell.std) else f"{pm}{cell.std:.{cell.digits}f}"
     n = f" {{\\scriptsize ({cell.n})}}" if tex else f" (n={cell.n})"
-    dagger = ("$^\\dagger$" if tex else " †") if cell.at_chance else ""
     return f"{num}{std}{n}{dagger}"
 
 

@@ -40,9 +40,10 @@ LEGEND = ("Cells: dev-set metric ×100 (last epoch), mean ± sd (sample standard
 PAPER_LEGEND = ("paper = the number arXiv 2506.07587 ({models}) reports for the row's method beside each of our "
                 "columns it has (a single run on the paper's backbone, not measured here, never ranked or averaged "
                 "with ours; — where it reports none); Δ = ours − paper, in {unit}.")
-CHANCE_LEGEND = ("† = at chance: below the upper end of the 95 % range that a predictor with no signal (the majority "
-                 "class; 0 for MCC and correlations) reaches on this dev split (prunepeft/report/chance.py), so these "
-                 "runs show no evidence of learning the task; never ranked.")
+CHANCE_LEGEND = ("† = at chance: inside the 95 % range that a predictor with no signal (the majority class; 0 for MCC "
+                 "and correlations) reaches on this dev split (docs/method.md#results-at-chance), so these runs show no "
+                 "evidence of learning the task; never ranked (an Avg over a † cell, and a paired difference between "
+                 "two † cells, carry † too).")
 
 
 def _task_rank(task: str) -> int:
@@ -61,8 +62,9 @@ def _chance_cell(runs: pd.DataFrame) -> Cell:
         return c
     first = runs.iloc[0]
     keys = first["config_keys"] if isinstance(first.get("config_keys"), dict) else {}
-    bound = chance_bound(str(first["task"]), str(first["metric"]), str(first["split"]), keys.get("data.eval_subset"))
-    return replace(c, at_chance=at_chance(c.mean, None if bound is None else 100 * bound))
+    metric = str(first["metric"])
+    bound = chance_bound(str(first["task"]), metric, str(first["split"]), keys.get("data.eval_subset"))
+    return replace(c, at_chance=at_chance(c.mean, None if bound is None else 100 * bound, metric))
 
 
 def _variants(dl: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -101,9 +103,13 @@ def _metric_table(key: str, title: str, d: pd.DataFrame, preferred: list[str], l
                     if ref["variant"].nunique() > 1:
                         unpaired.add(f"{model} on {task_name(task)}")
                         continue
-                    t.deltas[(row, task_name(task))] = paired_delta(dl[dl["task"] == task], ref)
+                    delta = paired_delta(dl[dl["task"] == task], ref)
+                    # two runs that both show no evidence of learning: their difference says nothing (†)
+                    t.deltas[(row, task_name(task))] = replace(delta, at_chance=c.at_chance and _chance_cell(ref).at_chance)
                 if len(tasks) > 1 and all(m == m for m in means):  # Avg only over complete rows
-                    t.cells[(row, "Avg")] = Cell(sum(means) / len(means), n=len(means), digits=1, show_std=False)
+                    chance = any(t.cells[(row, task_name(k))].at_chance for k in tasks)  # never ranked either
+                    t.cells[(row, "Avg")] = Cell(sum(means) / len(means), n=len(means), digits=1, show_std=False,
+                                                 at_chance=chance)
                 if params:
                     t.cells[(row, "Params (%)")] = stats(dl["params_percent"].dropna(), digits=2, show_std=False)
                 t.rows.append(row)

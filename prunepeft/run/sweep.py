@@ -12,10 +12,11 @@
   `sweep_summary.{json,md}` after every job (`on_job_end`, which runs in the job's own process under
   joblib/submitit), so it exists even when the sweep is cut short. A later sweep into the same sweep
   dir gets a directory of its own: earlier summaries are kept. `sweeps/current.json` names the
-  latest (`latest_summary`). A job finds its own sweep through `PRUNEPEFT_SWEEP_ID`, set by the sweep's
-  process before any job starts (job processes inherit it), never through that shared pointer: two
-  sweeps run side by side into one sweep dir (`make table2 & make table5`) would otherwise record each
-  other's jobs, and the first to end would count the other's running job as its own failure.
+  latest (`latest_summary`). A job finds its own sweep in its own config, `hydra.job.env_set.
+  PRUNEPEFT_SWEEP_ID` (a hydra override the sweep adds for its jobs), never through that shared pointer:
+  two sweeps run side by side into one sweep dir (`make table2 & make table5`) would otherwise record
+  each other's jobs, and the first to end would count the other's running job as its own failure. Not
+  the process environment either: joblib's workers outlive a sweep and keep the environment they began with.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from prunepeft.run import outputs
 from prunepeft.errors import UserError
@@ -45,7 +46,7 @@ DIRNAME_IGNORED = ("seed", "task", "model", "strategy", "method", "train.progres
 _IGNORED_PREFIXES = ("debug.", "extra.", "hydra.", "logger.")
 _SWEEP_RECORD = outputs.SWEEP_RECORD
 _MAX_TAG = 80
-SWEEP_ID_ENV = "PRUNEPEFT_SWEEP_ID"  # this process's sweep (see the module docstring)
+SWEEP_ID_ENV = "PRUNEPEFT_SWEEP_ID"  # a job's sweep, in its hydra.job.env_set (see the module docstring)
 _last_failures = 0
 
 
@@ -224,10 +225,10 @@ class SweepSummary(Callback):
     def _current(hydra: Any) -> tuple[Path, str | None]:
         """(the sweep directory, this sweep's id) from the job's `hydra` node."""
         sweep_dir = Path(str(hydra.sweep.dir))
-        own = os.environ.get(SWEEP_ID_ENV)
-        if own and (summary_dir(sweep_dir, own) / outputs.SWEEP_META).exists():
-            return sweep_dir, own
-        pointer = sweep_dir / _SWEEP_RECORD / outputs.SWEEP_CURRENT  # a job started outside this sweep's processes
+        own = OmegaConf.select(hydra, f"job.env_set.{SWEEP_ID_ENV}", default=None)
+        if own and (summary_dir(sweep_dir, str(own)) / outputs.SWEEP_META).exists():
+            return sweep_dir, str(own)
+        pointer = sweep_dir / _SWEEP_RECORD / outputs.SWEEP_CURRENT  # a job launched without the override
         sweep_id = read_json(pointer)["id"] if pointer.exists() else None
         return sweep_dir, sweep_id
 
@@ -246,9 +247,11 @@ class SweepSummary(Callback):
         swept = list(dict.fromkeys([*(str(k) for k in params), *swept_keys(task)]))
         atomic_write_json(sweep_dir / _SWEEP_RECORD / sweep_id / outputs.SWEEP_META,
                           {"id": sweep_id, "swept": swept, "overrides": task, "started_at": time.time()})
-        # Jobs find the sweep they belong to by the environment (inherited by job processes); the pointer
-        # names the latest sweep for `latest_summary`.
-        os.environ[SWEEP_ID_ENV] = sweep_id
+        # Each job's config names the sweep it belongs to (the launcher composes every job from these
+        # overrides); the pointer names the latest sweep for `latest_summary`.
+        with read_write(config.hydra.overrides):
+            config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{SWEEP_ID_ENV}='{sweep_id}'")
+        self._sweep_id = sweep_id
         atomic_write_json(sweep_dir / _SWEEP_RECORD / outputs.SWEEP_CURRENT, {"id": sweep_id})
 
     def _record(self, hydra: Any, **fields: Any) -> tuple[Path, str | None]:
@@ -288,6 +291,7 @@ class SweepSummary(Callback):
         """Write the final summary and remember the failures for the CLI's exit code."""
         global _last_failures
         sweep_dir, sweep_id = self._current(config.hydra)
+        sweep_id = getattr(self, "_sweep_id", None) or sweep_id  # this process started it
         if sweep_id is None:
             return
         rows = write_summary(sweep_dir, sweep_id)
