@@ -236,6 +236,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from prunepeft.data import build_task_data
     from prunepeft.config.typed import RunSettings
     from prunepeft.models.families import get_family
+    from prunepeft.models.head import start_regression_head
     from prunepeft.models.loading import load_backbone
     from prunepeft.arms import backbone_stage
     from prunepeft.train import build_param_groups, fit, resolve_device
@@ -248,6 +249,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     backbone_stage.reprune_found(model, family, cfg.get("method"), cfg.get("run"))  # method=found on a pruned search: prune the same way
     settings = RunSettings.from_config(cfg)  # typed once: the data stage and summary.json's labels
     data = build_task_data(settings.data, tokenizer)
+    start_regression_head(model, family, data.train["labels"], cfg.train.regression_head_bias)
     equal_params = matched_params(cfg.match_params) if cfg.get("match_params") else None  # before run.json: nothing half-written
     model, groups, params, supernet = prepare(cfg, model, family, equal_params["params"] if equal_params else None)
     log.info("baseline %s on %s (%s): %d train examples, eval %s; trainable %s", cfg.method, cfg.task.name,

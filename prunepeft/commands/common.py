@@ -41,10 +41,12 @@ def check_run_inputs(cfg: DictConfig) -> None:
 
     Raises:
         UserError: a subset size that is neither a count nor a fraction in (0, 1] (naming its
-            key), a negative `train.max_nonfinite_steps`, a malformed `debug.kill_at`, or a
-            `logger` whose library is not installed.
+            key), a negative `train.max_nonfinite_steps`, a malformed `debug.kill_at`, an unknown
+            `train.regression_head_bias`, or a `logger` whose library is not installed.
     """
     from prunepeft.data.subsets import check_subset_size
+    from prunepeft.errors import check_choice
+    from prunepeft.models.head import HEAD_BIAS
     from prunepeft.run.faults import parse_kill_at
     from prunepeft.run.trackers import check_logger
 
@@ -54,6 +56,8 @@ def check_run_inputs(cfg: DictConfig) -> None:
     if allowed is not None and int(allowed) < 0:
         raise UserError(f"train.max_nonfinite_steps must be >= 0, got {allowed}")
     parse_kill_at(OmegaConf.select(cfg, "debug.kill_at", default=None))
+    check_choice("train.regression_head_bias", str(OmegaConf.select(cfg, "train.regression_head_bias",
+                                                                      default="label_mean")), HEAD_BIAS)
     check_logger(str(OmegaConf.select(cfg, "logger.name", default="none")))
 
 

@@ -98,6 +98,10 @@ class TrainConfig:
     # far less: 2.6x fewer tokens on short-sentence tasks like SST-2 (BENCHMARKS §6). Changes the
     # order of training rows, so off by default; the demo turns it on.
     group_by_length: bool = False
+    # Where a regression head's output bias starts: `label_mean` (the training labels' mean) or `zero`
+    # (as initialised). At 1e-3 a bias at 0 needs thousands of steps to reach STS-B's mean of 2.7, and the
+    # units learn little until it does (prunepeft/models/head.py, docs/method.md#regression-head).
+    regression_head_bias: str = "label_mean"
 
 
 @dataclass

@@ -10,6 +10,7 @@ from prunepeft.models.families import (
     site_linear,
     transformer_layers,
 )
+from prunepeft.models.head import start_regression_head
 from prunepeft.models.loading import load_backbone, resolve_local, resolve_source
 from prunepeft.models.tiny import build_tiny, build_tokenizer
 
@@ -26,6 +27,7 @@ __all__ = [
     "resolve_local",
     "resolve_source",
     "set_site_linear",
+    "start_regression_head",
     "site_linear",
     "transformer_layers",
 ]

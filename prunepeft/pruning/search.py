@@ -26,7 +26,7 @@ from prunepeft.run import outputs
 from prunepeft.config.typed import SearchSettings
 from prunepeft.data import build_task_data, stratified_subset
 from prunepeft.run.io import read_jsonl
-from prunepeft.models import get_family, load_backbone
+from prunepeft.models import get_family, load_backbone, start_regression_head
 from prunepeft.peft import Supernet, UnitSizes
 from prunepeft.peft.found_config import FoundConfig
 from prunepeft.pruning import arms, cost, matched
@@ -64,6 +64,7 @@ def build_supernet(setup: SearchSetup, run: RunDir | None = None) -> tuple[Super
     seed_everything(seed)
     model, tokenizer = load_backbone(m.model, m.num_labels, seed)
     data = build_task_data(settings.data, tokenizer)
+    start_regression_head(model, get_family(m.family), data.train["labels"], settings.train.loop.regression_head_bias)
     if any(arms.each(setup.arms, "prepare_backbone", settings, model, data.train, run)):  # e.g. backbone_prune
         seed_everything(seed)  # the units start as they would on an unpruned backbone
     supernet = Supernet.build(model, get_family(m.family), list(m.search_space), UnitSizes.from_model(m.model),

@@ -23,7 +23,7 @@ from prunepeft.run import outputs
 from prunepeft.config.typed import SearchSettings
 from prunepeft.errors import UserError
 from prunepeft.run.io import atomic_write_text, read_json, read_jsonl
-from prunepeft.models import get_family, load_backbone
+from prunepeft.models import get_family, load_backbone, start_regression_head
 from prunepeft.peft import count_parameters, parse_unit_key, unit_key
 from prunepeft.peft.found_config import FoundConfig, build_from_found
 from prunepeft.peft.weights import save_trained
@@ -149,6 +149,8 @@ def retrain(setup: Any, run: Any, found: FoundConfig, supernet: Any, state: Sear
     seed_everything(seed)
     model, tokenizer = load_backbone(model_settings.model, model_settings.num_labels, seed)
     family = get_family(model_settings.family)
+    # a fresh head, as the baseline's (a warm retrain then copies the search's trained head over it)
+    start_regression_head(model, family, data.train["labels"], setup.run.train.loop.regression_head_bias)
     arms.call_all("on_backbone_loaded", model, family, run.path)  # re-pruned as the search's
     final = build_from_found(model, family, found, int(model.config.hidden_size))
     arms.call_all("start_retrain", final, supernet, s.retrain_init)  # fresh | warm (Light-PEFT's stage 2)

@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from prunepeft.run.identity import with_implied
+
 # Keys (and sections) that never change a result: identity (the seed is the cell's own axis), paths,
 # progress and logging, trackers, the run's bookkeeping, where it ran, and measurements the search does
 # not act on (docs/method.md#diagnostics: "the search is the same with diagnostics on or off").
@@ -64,7 +66,8 @@ def _text(value: Any) -> str:
 # differs between code versions whose default changed, e.g. type_norm_criteria gained output_ratio).
 READ_ONLY_WHEN = {"search.type_norm_criteria": ("search.type_norm", lambda v: v not in (None, "none")),
                   "search.warmup.agreement_probe": ("search.warmup.assign", lambda v: v == "agreement"),
-                  "search.rank_ratio": ("search.granularity", lambda v: v == "rank")}
+                  "search.rank_ratio": ("search.granularity", lambda v: v == "rank"),
+                  "train.regression_head_bias": ("task.num_labels", lambda v: str(v) == "1")}
 
 
 def fingerprint(config: dict | None, command: str | None, method: str | None,
@@ -77,6 +80,9 @@ def fingerprint(config: dict | None, command: str | None, method: str | None,
     every precision runs as fp32 (train/device.py). An empty config gives {} (unknown).
     """
     flat = {k: v for k, v in _flatten(config or {}).items() if not _ignored(k, command)}
+    # a key added with a change of behaviour: an older run gets the value it implied (run.identity), so that
+    # it is split from later runs, never pooled with them (a key merely absent is unknown: `differing_keys`)
+    flat = with_implied(flat) if flat else flat
     for key, (switch, on) in READ_ONLY_WHEN.items():
         if key in flat and switch in flat and not on(flat[switch]):
             del flat[key]

@@ -15,6 +15,22 @@ from typing import Any
 # content is checked instead (`TaskData.identity`).
 # `logger` (the experiment tracker, prunepeft.run.trackers) only watches a run.
 VOLATILE_KEYS = ("debug", "train.progress", "train.log_every", "data.dir", "extra", "restart", "logger", "arm")
+# The exceptions to that convention: a key added together with a change of behaviour. A run recorded before
+# it did what `value` does, wherever `applies(its flattened config)` holds; so such a run is a different
+# configuration (refused on resume, split in the report), never silently reused or pooled.
+IMPLIED_WHEN_ABSENT: dict[str, tuple[str, Any]] = {
+    # every head started at 0 before 2026-12-05 (prunepeft/models/head.py); read by regression heads only
+    "train.regression_head_bias": ("zero", lambda flat: str(flat.get("task.num_labels")) == "1"),
+}
+
+
+def with_implied(flat: dict[str, Any]) -> dict[str, Any]:
+    """`flat` (a flattened config) with the values IMPLIED_WHEN_ABSENT gives the keys it lacks."""
+    out = dict(flat)
+    for key, (value, applies) in IMPLIED_WHEN_ABSENT.items():
+        if key not in out and applies(out):
+            out[key] = value
+    return out
 
 
 def data_differences(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
@@ -42,9 +58,10 @@ def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
     A key the old record lacks is not a difference: the run predates the key, and a new key's default
     keeps the behaviour it had before the key existed (the convention for every key added), so runs
-    committed by an earlier version stay reusable (`make tables` skips them, studies accumulate).
+    committed by an earlier version stay reusable (`make tables` skips them, studies accumulate). The
+    exceptions (IMPLIED_WHEN_ABSENT) are compared with the value the old run implied.
     """
-    a, b = _flatten(old), _flatten(new)
+    a, b = with_implied(_flatten(old)), _flatten(new)
     volatile = lambda key: any(key == v or key.startswith(v + ".") for v in VOLATILE_KEYS)  # noqa: E731
     return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}"
             for k in sorted(a) if not volatile(k) and a.get(k) != b.get(k)]
