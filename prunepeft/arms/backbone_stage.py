@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from prunepeft.data import stratified_subset
-from prunepeft.models import get_family, load_backbone
+from prunepeft.models import get_family, load_backbone, start_regression_head
 from prunepeft.arms.backbone_prune import FILE, BackboneMasks, KeptStructures, L1Penalty, estimation_steps, prune, select
 from prunepeft.arms.backbone_prune import summary_fields as _summary_fields
 from prunepeft.models.families import base_model_parameter_count
@@ -116,6 +116,7 @@ def estimate(bp: Any, settings: Any, train_ds: Any, run: Any = None) -> KeptStru
     seed_everything(seed)
     model, tokenizer = load_backbone(model_settings.model, model_settings.num_labels, seed)
     family = get_family(model_settings.family)
+    start_regression_head(model, family, train_ds["labels"], loop.regression_head_bias)  # as every fresh head
     masks = BackboneMasks.install(model, family)  # before the units: the hooks sit on blocks, not Linears
     supernet = Supernet.build(model, family, list(model_settings.search_space), UnitSizes.from_model(model_settings.model),
                               int(model.config.hidden_size))
