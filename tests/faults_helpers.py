@@ -9,6 +9,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from prunepeft import cli
 from prunepeft.run.io import read_json, read_jsonl
 
@@ -65,3 +67,16 @@ def _truncate(path: Path) -> None:
 
 def _finished_copy(reference: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(reference, tmp_path / "done", ignore=shutil.ignore_patterns(".lock")))
+
+
+# Fixtures shared by the fault tests (imported by name there; pytest finds them in the test module).
+@pytest.fixture(scope="module")
+def search_args(glue_dir) -> list[str]:
+    return search_command(glue_dir)
+
+
+@pytest.fixture(scope="module")
+def reference(search_args, tmp_path_factory) -> Path:
+    """One uninterrupted search: every resumed run must end exactly like it, and the finished run whose
+    files the tests damage, read or export."""
+    return finished_search(search_args, tmp_path_factory.mktemp("faults") / "ref")

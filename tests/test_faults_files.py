@@ -20,16 +20,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from faults_helpers import (
-    TINY,
-    _finished_copy,
-    _truncate,
-    finished_search,
-    one_line,
-    run_cli,
-    same_result,
-    search_command,
-)
+from faults_helpers import TINY, _finished_copy, _truncate, one_line, run_cli, same_result
+from faults_helpers import reference, search_args  # noqa: F401  (pytest fixtures)
 
 from conftest import Killed  # and the simulated_kill fixture
 from prunepeft import cli
@@ -38,15 +30,6 @@ from prunepeft.run import io as pio
 from prunepeft.run import record as runs
 
 
-@pytest.fixture(scope="module")
-def search_args(glue_dir) -> list[str]:
-    return search_command(glue_dir)
-
-
-@pytest.fixture(scope="module")
-def reference(search_args, tmp_path_factory) -> Path:
-    """One uninterrupted search: the finished run whose files the tests damage, read or export."""
-    return finished_search(search_args, tmp_path_factory.mktemp("faults") / "ref")
 
 
 # -- P11-P13: a report over an unreadable run, read-only output directories -----------------------

@@ -11,16 +11,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from faults_helpers import TINY, one_line, run_cli, search_command
+from faults_helpers import TINY, one_line, run_cli
+from faults_helpers import search_args  # noqa: F401  (a pytest fixture)
 
 from prunepeft import cli
 from prunepeft.run import record as runs
 from prunepeft.run.io import read_json, read_jsonl
 
-
-@pytest.fixture(scope="module")
-def search_args(glue_dir) -> list[str]:
-    return search_command(glue_dir)
 
 
 # -- P14, P15: NaN ---------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from faults_helpers import _finished_copy, _truncate, finished_search, one_line, run_cli, same_result, search_command
+from faults_helpers import _finished_copy, _truncate, one_line, run_cli, same_result
+from faults_helpers import reference, search_args  # noqa: F401  (pytest fixtures)
 
 from conftest import Killed  # and the simulated_kill fixture
 from prunepeft import cli
@@ -31,15 +32,6 @@ from prunepeft.run import record as runs
 from prunepeft.run.io import read_json, read_jsonl
 
 
-@pytest.fixture(scope="module")
-def search_args(glue_dir) -> list[str]:
-    return search_command(glue_dir)
-
-
-@pytest.fixture(scope="module")
-def reference(search_args, tmp_path_factory) -> Path:
-    """One uninterrupted search: every resumed run must end exactly like it."""
-    return finished_search(search_args, tmp_path_factory.mktemp("faults") / "ref")
 
 
 def killed_run(search_args, run_dir: Path, point: str, capsys) -> None:
