@@ -7,7 +7,8 @@
 the small files a table needs are committed, at the same relative paths, so `make tables` finds them
 finished next time (copy them back into outputs/<scale>/ to resume a sweep elsewhere) and
 `prunepeft report runs=benchmarks/results/tables_<scale>` rebuilds reports/tables_<scale>/ byte for byte
-(tests/test_committed_tables.py). Unfinished runs (no DONE) are not copied.
+(tests/test_committed_tables.py), and `python -m benchmarks.paper_claims runs=...` its claims.txt (the verdicts
+of benchmarks/rules/paper_claims.md on the same runs). Unfinished runs (no DONE) are not copied.
 """
 from __future__ import annotations
 
@@ -43,6 +44,16 @@ def report(runs: Path, out: Path) -> None:
                    check=True, cwd=ROOT)
 
 
+CLAIMS = "claims.txt"  # the verdicts of benchmarks/rules/paper_claims.md on the same runs
+
+
+def claims(runs: Path, out: Path) -> None:
+    """`python -m benchmarks.paper_claims runs=<runs>`'s verdicts, committed beside the tables they judge."""
+    text = subprocess.run([sys.executable, "-m", "benchmarks.paper_claims", f"runs={runs.relative_to(ROOT)}"],
+                          check=True, cwd=ROOT, capture_output=True, text=True).stdout
+    (out / CLAIMS).write_text(text, encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="cpu")
@@ -53,6 +64,7 @@ def main() -> None:
     copied = collect(args.src or ROOT / "outputs" / args.scale, runs)
     print(f"{len(copied)} finished runs in {runs.relative_to(ROOT)}")
     report(runs, ROOT / "reports" / f"tables_{args.scale}")
+    claims(runs, ROOT / "reports" / f"tables_{args.scale}")
 
 
 if __name__ == "__main__":

@@ -21,3 +21,12 @@ def test_committed_tables_rebuild_byte_for_byte(scale, tmp_path):
                     f"out={tmp_path}", "figures=false"], cwd=REPO, check=True, capture_output=True)
     for name in names:
         assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("scale", SCALES or [pytest.param(None, marks=pytest.mark.skip(reason="no committed table runs"))])
+def test_committed_claims_rebuild_byte_for_byte(scale):
+    """reports/tables_<scale>/claims.txt: the pre-registered verdicts on the committed runs, as printed."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.paper_claims", f"runs=benchmarks/results/tables_{scale}"],
+                         cwd=REPO, check=True, capture_output=True, text=True).stdout
+    assert out == (REPO / "reports" / f"tables_{scale}" / "claims.txt").read_text(encoding="utf-8")
+    assert out.count("\n(") == 6  # (a), (a'), (b) twice, (c), (d)
