@@ -187,3 +187,37 @@ def test_cells_at_chance_sentence():
     rte_cola = cells[cells["column"].isin(["RTE", "CoLA"]) & (cells["n"] > 0)]
     assert len(rte_cola) >= 14 and rte_cola["at_chance"].all()
     assert not cells[(cells["column"] == "SST-2") & (cells["n"] > 0)]["at_chance"].any()
+
+
+def test_claims_sentence_and_head_bias_reading():
+    """README's claims sentence from reports/tables_cpu/claims.txt (itself rebuilt from the runs by
+    test_committed_tables); BENCHMARKS §16's reading from the same runs as its rebuilt table."""
+    import re
+
+    from benchmarks.lib.head_bias import TABLES, pearson_by_label
+
+    claims = (ROOT / "reports" / "tables_cpu" / "claims.txt").read_text(encoding="utf-8").splitlines()
+    text = " ".join(README.split())
+
+    def interval(prefix: str) -> tuple[str, str, str, str]:
+        line = next(l for l in claims if l.startswith(prefix))
+        m = re.search(r"([+-]\d+\.\d+) points, 95 % \[([+-]\d+\.\d+), ([+-]\d+\.\d+)\], n=(\d+) pairs", line)
+        return tuple(x.replace("-", "−") for x in m.groups())
+
+    mean, low, high, n = interval("(a') ")
+    assert f"(a′) {mean} points, 95 % [{low}, {high}] over {n} pairs" in text
+    mean, low, high, n = interval("(b) hybrid > type-matched")
+    assert f"(b) {mean}, 95 % [{low}, {high}] over {n}" in text
+    d = next(l for l in claims if l.startswith("(d) "))
+    median, runs = re.search(r"median search/retrain (\d+\.\d+), max \d+\.\d+, n=(\d+) runs", d).groups()
+    assert "(d) search ≤ 0.3 × retrain, wall-clock: not met" in d and f"(median search/retrain {median} over {runs} runs)" in text
+    verdicts = [l for l in claims if l.startswith(("(a)", "(a')", "(b)", "(c)"))]
+    assert len(verdicts) == 5 and all(": undecided" in l for l in verdicts)  # "none of (a)–(c) is decided"
+
+    pearson = pearson_by_label(TABLES)
+    uniform = [pearson[k] for k in ("LoRA", "DoRA", "LoRA, equal parameters")]
+    transfers = [v for k, v in pearson.items() if "transfer" in k]
+    bench = " ".join((ROOT / "BENCHMARKS.md").read_text(encoding="utf-8").split())
+    assert (f"uniform methods at {min(uniform):.1f}–{max(uniform):.1f} (LoRA, DoRA, LoRA at PrunePEFT's parameter "
+            f"count) stand above PrunePEFT's {pearson['PrunePEFT']:.1f} and its transfers "
+            f"({min(transfers):.1f}–{max(transfers):.1f})") in bench
