@@ -1,4 +1,4 @@
-"""Which results sit at chance: the run did not learn the task (the tables' † mark, docs/method.md#chance).
+"""Which results sit at chance: the run did not learn the task (the tables' † mark, docs/method.md#results-at-chance).
 
 A predictor with no signal — the dev split's majority class, or a constant score — reaches `level` on a
 task's metric: accuracy = the majority share p0 of the split, MCC, Pearson and Spearman = 0. Its result
